@@ -7,6 +7,7 @@
 //! - [`header`]: request and response header versions.
 //! - [`batch`]: the v2 record-batch format (header parsing, CRC-32C
 //!   validation, base-offset rewriting). It is also the on-disk format.
+//! - [`legacy`]: just enough of Produce v0-v2 to refuse it properly.
 //! - [`compression`]: gzip, snappy, lz4 and zstd with Kafka's framing.
 #![forbid(unsafe_code)]
 
@@ -14,5 +15,6 @@ pub mod batch;
 pub mod compression;
 pub mod frame;
 pub mod header;
+pub mod legacy;
 
 pub use kafka_protocol;
