@@ -1,1 +1,22 @@
-//! The log engine.
+//! Wharf's log engine: one directory per partition, holding segments of
+//! Kafka v2 record batches exactly as they travel on the wire.
+//!
+//! It knows batches, offsets and files, and nothing of requests, sockets or
+//! topic metadata. All I/O is synchronous `std::fs`; the broker decides which
+//! threads call it.
+//!
+//! - [`log`]: the `Log` type, one partition's log: append, read, truncate, roll, recover.
+//! - [`format`]: every on-disk detail (file names, index entry layout).
+//! - `segment`: one `.log` file with its sparse offset index.
+//! - `recovery`: opening a directory and repairing a torn tail.
+//! - [`error`]: the one error type, `StorageError`.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod format;
+pub mod log;
+mod recovery;
+mod segment;
+
+pub use error::StorageError;
+pub use log::{AppendInfo, Log, LogConfig};

@@ -1,0 +1,82 @@
+//! The one error type of the log engine.
+
+use std::io;
+use std::path::PathBuf;
+
+use wharf_protocol::batch::BatchError;
+
+/// Everything that can go wrong in `wharf-storage`.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A file-system call failed; `context` says which and on what.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, e.g. "writing 00000000000000000000.log".
+        context: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A batch handed to `append` is not a valid v2 batch.
+    #[error("invalid record batch: {0}")]
+    CorruptBatch(#[from] BatchError),
+    /// An append carries a batch with no records, which cannot take offsets.
+    #[error("record batch at byte {position} of the append holds no records")]
+    EmptyBatch {
+        /// Byte position of the batch in the appended buffer.
+        position: usize,
+    },
+    /// An append holds no batches at all.
+    #[error("append holds no record batches")]
+    EmptyAppend,
+    /// The requested offset is not in the log.
+    #[error("offset {requested} is out of range: the log holds offsets {log_start}..{log_end}")]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        requested: i64,
+        /// First offset in the log.
+        log_start: i64,
+        /// Offset the next append will get.
+        log_end: i64,
+    },
+    /// An append is larger than a segment may be.
+    #[error("append of {size} bytes exceeds the segment size limit of {max} bytes")]
+    BatchTooLarge {
+        /// Bytes in the append.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Assigning offsets would overflow i64.
+    #[error("offset overflow: cannot assign {count} offsets after {log_end}")]
+    OffsetOverflow {
+        /// The log end offset.
+        log_end: i64,
+        /// Records being appended.
+        count: u64,
+    },
+    /// Bytes already on disk are not what the log wrote (found while reading,
+    /// outside recovery, which repairs instead).
+    #[error("corrupt segment {path} at byte {position}: {reason}")]
+    CorruptSegment {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte position in the file.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl StorageError {
+    /// Wraps an I/O error with what was being done.
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> StorageError {
+        StorageError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for `Result<T, StorageError>`.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,151 @@
+//! Every on-disk detail of a log directory, and nothing else.
+//!
+//! A partition's directory holds segments. A segment is named after its base
+//! offset (the first offset it may hold), zero-padded to 20 digits:
+//!
+//! - `<base>.log`: concatenated v2 record batches, exactly as produced (with
+//!   offsets and leader epoch assigned). The record format is the disk format.
+//! - `<base>.index`: the sparse offset index, Kafka's layout: 8-byte entries of
+//!   relative offset (offset - base, u32 BE) and byte position in the `.log`
+//!   (u32 BE), both strictly increasing. An entry says "the batch starting at
+//!   this position has this base offset".
+
+use std::path::{Path, PathBuf};
+
+/// Extension of segment data files.
+pub const LOG_SUFFIX: &str = ".log";
+/// Extension of offset index files.
+pub const INDEX_SUFFIX: &str = ".index";
+/// Bytes per offset index entry.
+pub const INDEX_ENTRY_LEN: usize = 8;
+/// Digits in a segment file name.
+const NAME_DIGITS: usize = 20;
+
+/// What a file in a log directory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A `.log` segment file.
+    Log,
+    /// An `.index` file.
+    Index,
+}
+
+/// `00000000000000000042.log` for base offset 42.
+pub fn log_file_name(base_offset: i64) -> String {
+    format!("{base_offset:0NAME_DIGITS$}{LOG_SUFFIX}")
+}
+
+/// `00000000000000000042.index` for base offset 42.
+pub fn index_file_name(base_offset: i64) -> String {
+    format!("{base_offset:0NAME_DIGITS$}{INDEX_SUFFIX}")
+}
+
+/// Path of the segment data file in `dir`.
+pub fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(log_file_name(base_offset))
+}
+
+/// Path of the index file in `dir`.
+pub fn index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(index_file_name(base_offset))
+}
+
+/// Parses a file name written by [`log_file_name`] or [`index_file_name`];
+/// `None` for anything else.
+pub fn parse_file_name(name: &str) -> Option<(i64, FileKind)> {
+    let (digits, kind) = if let Some(d) = name.strip_suffix(LOG_SUFFIX) {
+        (d, FileKind::Log)
+    } else {
+        (name.strip_suffix(INDEX_SUFFIX)?, FileKind::Index)
+    };
+    if digits.len() != NAME_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let base = digits.parse::<i64>().ok()?;
+    Some((base, kind))
+}
+
+/// One offset index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Offset minus the segment's base offset.
+    pub relative_offset: u32,
+    /// Byte position of the batch in the `.log` file.
+    pub position: u32,
+}
+
+impl IndexEntry {
+    /// The 8 bytes on disk.
+    pub fn encode(self) -> [u8; INDEX_ENTRY_LEN] {
+        let mut out = [0u8; INDEX_ENTRY_LEN];
+        let (rel, pos) = out.split_at_mut(4);
+        rel.copy_from_slice(&self.relative_offset.to_be_bytes());
+        pos.copy_from_slice(&self.position.to_be_bytes());
+        out
+    }
+
+    /// Reads one entry from 8 bytes.
+    pub fn decode(bytes: &[u8; INDEX_ENTRY_LEN]) -> IndexEntry {
+        let [a, b, c, d, e, f, g, h] = *bytes;
+        IndexEntry {
+            relative_offset: u32::from_be_bytes([a, b, c, d]),
+            position: u32::from_be_bytes([e, f, g, h]),
+        }
+    }
+
+    /// Decodes a whole index file; `None` when its length is not a multiple of 8.
+    pub fn decode_all(bytes: &[u8]) -> Option<Vec<IndexEntry>> {
+        let chunks = bytes.chunks_exact(INDEX_ENTRY_LEN);
+        if !chunks.remainder().is_empty() {
+            return None;
+        }
+        chunks
+            .map(|c| c.try_into().ok().map(IndexEntry::decode))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_twenty_digit_zero_padded() {
+        assert_eq!(log_file_name(0), "00000000000000000000.log");
+        assert_eq!(index_file_name(1234), "00000000000000001234.index");
+        assert_eq!(log_file_name(i64::MAX).len(), 24);
+    }
+
+    #[test]
+    fn parses_only_well_formed_names() {
+        assert_eq!(
+            parse_file_name("00000000000000001234.log"),
+            Some((1234, FileKind::Log))
+        );
+        assert_eq!(
+            parse_file_name(&index_file_name(77)),
+            Some((77, FileKind::Index))
+        );
+        for bad in [
+            "1234.log",
+            "0000000000000000123x.log",
+            "00000000000000001234.tmp",
+            "x",
+        ] {
+            assert_eq!(parse_file_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn index_entries_use_kafka_layout() {
+        let e = IndexEntry {
+            relative_offset: 0x0102_0304,
+            position: 0x0A0B_0C0D,
+        };
+        assert_eq!(e.encode(), [1, 2, 3, 4, 0xA, 0xB, 0xC, 0xD]);
+        assert_eq!(IndexEntry::decode(&e.encode()), e);
+        assert_eq!(IndexEntry::decode_all(&[0; 12]), None);
+        assert_eq!(IndexEntry::decode_all(&e.encode()), Some(vec![e]));
+    }
+}

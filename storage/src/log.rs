@@ -1,0 +1,372 @@
+//! One partition's log: an ordered list of segments, the last one active.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use wharf_protocol::batch::{self, BatchHeader};
+
+use crate::error::{Result, StorageError};
+use crate::recovery;
+use crate::segment::{PlacedBatch, Segment};
+
+/// Tuning for one log.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Roll to a new segment when an append would push the active one past this
+    /// size. Capped at `i32::MAX`, since index positions are 32-bit.
+    pub segment_bytes: u64,
+    /// Bytes between sparse offset-index entries.
+    pub index_interval_bytes: u64,
+    /// Largest decompressed records section accepted when validating a compressed batch.
+    pub max_decompressed_batch_bytes: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            index_interval_bytes: 4096,
+            max_decompressed_batch_bytes: 64 << 20,
+        }
+    }
+}
+
+impl LogConfig {
+    /// `segment_bytes`, capped so every position fits the index.
+    fn segment_limit(&self) -> u64 {
+        self.segment_bytes.min(i32::MAX as u64)
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset given to the first record.
+    pub base_offset: i64,
+    /// Offset given to the last record.
+    pub last_offset: i64,
+    /// Largest record timestamp appended.
+    pub max_timestamp: i64,
+    /// Offset of the first record carrying `max_timestamp`.
+    pub offset_of_max_timestamp: i64,
+    /// Records appended.
+    pub record_count: u64,
+    /// Bytes appended.
+    pub bytes: u64,
+}
+
+/// One partition's log. Appends take `&mut self`; reads take `&self`.
+#[derive(Debug)]
+pub struct Log {
+    /// The partition's directory, holding nothing but this log's files.
+    pub(crate) dir: PathBuf,
+    /// Limits and intervals.
+    pub(crate) config: LogConfig,
+    /// Segments before the active one, sorted by base offset.
+    pub(crate) older: Vec<Segment>,
+    /// The segment appends go to; the newest.
+    pub(crate) active: Segment,
+    /// Offset the next record will get (log end offset).
+    pub(crate) next_offset: i64,
+    /// Largest timestamp in the log and the offset carrying it.
+    pub(crate) max_timestamp: Option<(i64, i64)>,
+    /// A segment file was created or removed since the directory was last fsynced.
+    pub(crate) dir_dirty: bool,
+}
+
+impl Log {
+    /// Opens the log in `dir` (creating it if missing) and recovers it: every
+    /// segment's index is loaded or rebuilt, and the last segment is validated
+    /// batch by batch, its torn or corrupt tail cut off.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Log> {
+        recovery::open(dir, config)
+    }
+
+    /// Appends the concatenated v2 batches in `records` (a Produce request's
+    /// records field). All are validated before anything is written; offsets
+    /// are then assigned from the log end by rewriting each batch's base
+    /// offset in place, and `leader_epoch` is stamped on each. The bytes are
+    /// written (not fsynced) before this returns.
+    pub fn append(&mut self, records: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
+        let validated = self.validate_append(records)?;
+        let size = records.len() as u64;
+        let limit = self.config.segment_limit();
+        if size > limit {
+            return Err(StorageError::BatchTooLarge { size, max: limit });
+        }
+        let record_count: u64 = validated
+            .iter()
+            .map(|(_, v)| u64::from(v.header.records_count().unsigned_abs()))
+            .sum();
+        let base_offset = self.next_offset;
+        let overflow = StorageError::OffsetOverflow {
+            log_end: base_offset,
+            count: record_count,
+        };
+        let end_offset = i64::try_from(record_count)
+            .ok()
+            .and_then(|n| base_offset.checked_add(n))
+            .ok_or(overflow)?;
+
+        let active = &self.active;
+        let relative_end = end_offset.saturating_sub(active.base_offset());
+        if active.size() > 0
+            && (active.size().saturating_add(size) > limit || relative_end > i64::from(i32::MAX))
+        {
+            self.roll()?;
+        }
+
+        let mut placed = Vec::with_capacity(validated.len());
+        let mut offset = base_offset;
+        let mut max = None::<(i64, i64)>;
+        for (start, v) in &validated {
+            let len = v.header.total_len();
+            let bytes = start
+                .checked_add(len)
+                .and_then(|end| records.get_mut(*start..end))
+                .ok_or(batch::BatchError::Truncated {
+                    needed: len,
+                    available: 0,
+                })?;
+            batch::set_base_offset(bytes, offset)?;
+            batch::set_partition_leader_epoch(bytes, leader_epoch)?;
+            let header = BatchHeader::parse(bytes)?;
+            let ts_offset = offset.saturating_add(i64::from(v.max_timestamp_offset_delta));
+            if max.is_none_or(|(ts, _)| v.max_timestamp > ts) {
+                max = Some((v.max_timestamp, ts_offset));
+            }
+            placed.push(PlacedBatch {
+                start: *start,
+                header,
+            });
+            offset = header.next_offset();
+        }
+
+        self.active
+            .append(records, &placed, self.config.index_interval_bytes)?;
+        self.next_offset = end_offset;
+        let (max_timestamp, offset_of_max_timestamp) = max.unwrap_or((-1, base_offset));
+        if self.max_timestamp.is_none_or(|(ts, _)| max_timestamp > ts) {
+            self.max_timestamp = Some((max_timestamp, offset_of_max_timestamp));
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: end_offset.saturating_sub(1),
+            max_timestamp,
+            offset_of_max_timestamp,
+            record_count,
+            bytes: size,
+        })
+    }
+
+    /// Validates every batch of an append; returns each one's start position and summary.
+    fn validate_append(&self, records: &[u8]) -> Result<Vec<(usize, batch::ValidatedBatch)>> {
+        let max = self.config.max_decompressed_batch_bytes;
+        let mut out = Vec::new();
+        let mut batches = batch::batches(records);
+        loop {
+            let start = batches.position();
+            let Some(item) = batches.next() else { break };
+            let (_, bytes) = item?;
+            let validated = batch::validate_batch(bytes, max)?;
+            if validated.header.records_count() == 0 {
+                return Err(StorageError::EmptyBatch { position: start });
+            }
+            out.push((start, validated));
+        }
+        if out.is_empty() {
+            return Err(StorageError::EmptyAppend);
+        }
+        Ok(out)
+    }
+
+    /// Whole batches starting with the one holding `offset`, at most
+    /// `max_bytes` in total, from a single segment; or the first batch alone
+    /// when it is bigger and `min_one` is set. Empty at the log end offset.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Bytes> {
+        self.check_range(offset)?;
+        if offset == self.next_offset {
+            return Ok(Bytes::new());
+        }
+        let first = if offset >= self.active.base_offset() {
+            self.older.len()
+        } else {
+            self.older
+                .partition_point(|s| s.base_offset() <= offset)
+                .saturating_sub(1)
+        };
+        for segment in self.segments().skip(first) {
+            if let Some((position, header)) = segment.find_batch(offset)? {
+                let bytes = segment.read_batches(position, &header, max_bytes, min_one)?;
+                return Ok(Bytes::from(bytes));
+            }
+        }
+        Ok(Bytes::new())
+    }
+
+    fn check_range(&self, offset: i64) -> Result<()> {
+        let (log_start, log_end) = (self.log_start_offset(), self.next_offset);
+        if offset < log_start || offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start,
+                log_end,
+            });
+        }
+        Ok(())
+    }
+
+    /// First offset in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.older.first().unwrap_or(&self.active).base_offset()
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// The earliest record whose timestamp is >= `ts`: its offset and timestamp.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
+        for segment in self.segments() {
+            for item in segment.headers_from(0) {
+                let (position, header) = item?;
+                if header.max_timestamp() < ts {
+                    continue;
+                }
+                let found = find_record(segment, position, &header, &self.config, |t| t >= ts)?;
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the offset of the first record carrying it.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.max_timestamp
+    }
+
+    /// fsyncs every segment written since the last flush, and the directory if
+    /// segments were created or removed.
+    pub fn flush(&mut self) -> Result<()> {
+        for segment in self.older.iter_mut() {
+            segment.flush()?;
+        }
+        self.active.flush()?;
+        if self.dir_dirty {
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StorageError::io(format!("syncing {}", self.dir.display()), e))?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Drops every record at or after `offset`. Batches are never split: a
+    /// batch straddling `offset` is dropped whole, so the log end becomes the
+    /// largest batch boundary <= `offset`. Truncating below the log start
+    /// empties the log and restarts it at `offset`.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        if offset >= self.next_offset {
+            return Ok(());
+        }
+        if offset <= self.log_start_offset() {
+            return self.restart_at(offset);
+        }
+        while self.active.base_offset() >= offset {
+            let Some(previous) = self.older.pop() else {
+                break; // unreachable: offset > log start
+            };
+            std::mem::replace(&mut self.active, previous).delete(&self.dir)?;
+            self.dir_dirty = true;
+        }
+        self.next_offset = match self.active.find_batch(offset)? {
+            Some((position, header)) => {
+                self.active.truncate_to(position)?;
+                header.base_offset()
+            }
+            None => recovery::segment_end_offset(&self.active)?,
+        };
+        self.max_timestamp = recovery::scan_max_timestamp(self.segments(), &self.config)?;
+        Ok(())
+    }
+
+    /// Deletes every segment and starts an empty log at `offset`.
+    fn restart_at(&mut self, offset: i64) -> Result<()> {
+        for segment in self.older.drain(..) {
+            segment.delete(&self.dir)?;
+        }
+        if self.active.base_offset() == offset {
+            self.active.truncate_to(0)?;
+        } else {
+            let fresh = Segment::create(&self.dir, offset)?;
+            std::mem::replace(&mut self.active, fresh).delete(&self.dir)?;
+        }
+        self.next_offset = offset;
+        self.max_timestamp = None;
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Removes the log's directory and everything in it.
+    pub fn delete(self) -> Result<()> {
+        let dir = self.dir;
+        drop(self.older);
+        drop(self.active);
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| StorageError::io(format!("removing {}", dir.display()), e))
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Number of segments (at least one).
+    pub fn segment_count(&self) -> usize {
+        self.older.len().saturating_add(1)
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments().map(Segment::base_offset).collect()
+    }
+
+    /// Starts a new active segment at the log end offset.
+    pub fn roll(&mut self) -> Result<()> {
+        if self.active.size() == 0 {
+            return Ok(());
+        }
+        let fresh = Segment::create(&self.dir, self.next_offset)?;
+        let previous = std::mem::replace(&mut self.active, fresh);
+        self.older.push(previous);
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Every segment, oldest first, the active one last.
+    pub(crate) fn segments(&self) -> impl Iterator<Item = &Segment> + Clone {
+        self.older.iter().chain(std::iter::once(&self.active))
+    }
+}
+
+/// The first record of the batch at `position` whose timestamp satisfies `pred`.
+pub(crate) fn find_record(
+    segment: &Segment,
+    position: u64,
+    header: &BatchHeader,
+    config: &LogConfig,
+    pred: impl Fn(i64) -> bool,
+) -> Result<Option<(i64, i64)>> {
+    let bytes = segment.read_exact(position, header.total_len())?;
+    let payload = batch::records_payload(&bytes, header, config.max_decompressed_batch_bytes)?;
+    for record in batch::records(header, &payload) {
+        let record = record?;
+        if pred(record.timestamp) {
+            return Ok(Some((record.offset, record.timestamp)));
+        }
+    }
+    Ok(None)
+}

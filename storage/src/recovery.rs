@@ -1,0 +1,178 @@
+//! Opening a log directory and bringing it back to a consistent state.
+//!
+//! Recovery trusts every segment but the last (they were complete when the
+//! log rolled past them) and only rebuilds their index when it is missing or
+//! implausible. The last segment may end in a torn write or garbage after a
+//! crash: it is validated batch by batch (sizes, CRC, records, increasing
+//! offsets) and cut at the end of the last good batch; its index is rebuilt
+//! from that scan.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use tracing::{info, warn};
+use wharf_protocol::batch::{self, BatchHeader, HEADER_LEN};
+
+use crate::error::{Result, StorageError};
+use crate::format::{self, FileKind};
+use crate::log::{find_record, Log, LogConfig};
+use crate::segment::{file_len, open_rw, IndexBuilder, Segment};
+
+/// See [`Log::open`].
+pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
+    fs::create_dir_all(dir)
+        .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+    let (logs, indexes) = list_segments(dir)?;
+    for orphan in indexes.difference(&logs) {
+        let path = format::index_path(dir, *orphan);
+        warn!(path = %path.display(), "removing index without a segment");
+        fs::remove_file(&path)
+            .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
+    }
+    let mut bases: Vec<i64> = logs.into_iter().collect();
+    let (older, active, next_offset) = match bases.pop() {
+        None => (Vec::new(), Segment::create(dir, 0)?, 0),
+        Some(last) => {
+            let older = bases
+                .iter()
+                .map(|base| Segment::open(dir, *base, config.index_interval_bytes))
+                .collect::<Result<Vec<_>>>()?;
+            let (active, next_offset) = recover_last(dir, last, &config)?;
+            (older, active, next_offset)
+        }
+    };
+    let segments = older.iter().chain(std::iter::once(&active));
+    let max_timestamp = scan_max_timestamp(segments, &config)?;
+    info!(
+        dir = %dir.display(),
+        segments = older.len() + 1,
+        log_end_offset = next_offset,
+        "log opened"
+    );
+    Ok(Log {
+        dir: dir.to_path_buf(),
+        config,
+        older,
+        active,
+        next_offset,
+        max_timestamp,
+        dir_dirty: true,
+    })
+}
+
+/// Base offsets of the `.log` files and of the `.index` files in `dir`.
+fn list_segments(dir: &Path) -> Result<(BTreeSet<i64>, BTreeSet<i64>)> {
+    let listing_error = |e| StorageError::io(format!("listing {}", dir.display()), e);
+    let mut logs = BTreeSet::new();
+    let mut indexes = BTreeSet::new();
+    for entry in fs::read_dir(dir).map_err(listing_error)? {
+        let entry = entry.map_err(listing_error)?;
+        let name = entry.file_name();
+        match name.to_str().and_then(format::parse_file_name) {
+            Some((base, FileKind::Log)) => {
+                logs.insert(base);
+            }
+            Some((base, FileKind::Index)) => {
+                indexes.insert(base);
+            }
+            None => {}
+        }
+    }
+    Ok((logs, indexes))
+}
+
+/// Validates the last segment batch by batch, cuts it after the last good
+/// batch, and rebuilds its index. Returns the segment and the log end offset.
+fn recover_last(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Segment, i64)> {
+    let path = format::log_path(dir, base_offset);
+    let file = open_rw(&path, false)?;
+    let size = file_len(&file, &path)?;
+    let read = |position: u64, len: u64| -> Result<Vec<u8>> {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let mut buf = vec![0u8; len];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, position)
+            .map_err(|e| StorageError::io(format!("recovering {}", path.display()), e))?;
+        Ok(buf)
+    };
+    let mut index = IndexBuilder::new(base_offset, config.index_interval_bytes);
+    let mut position = 0u64;
+    let mut next_offset = base_offset;
+    let problem = loop {
+        let remaining = size.saturating_sub(position);
+        if remaining == 0 {
+            break None;
+        }
+        let head = read(position, remaining.min(HEADER_LEN as u64))?;
+        let header = match BatchHeader::parse(&head) {
+            Ok(h) => h,
+            Err(e) => break Some(e.to_string()),
+        };
+        let total = header.total_len() as u64;
+        if total > remaining {
+            break Some(format!(
+                "batch of {total} bytes but only {remaining} remain"
+            ));
+        }
+        let bytes = read(position, total)?;
+        if let Err(e) = batch::validate(&bytes, config.max_decompressed_batch_bytes) {
+            break Some(e.to_string());
+        }
+        if header.base_offset() < next_offset {
+            break Some(format!(
+                "batch base offset {} is below the expected {next_offset}",
+                header.base_offset()
+            ));
+        }
+        index.add(position, &header);
+        next_offset = header.next_offset();
+        position = position.saturating_add(total);
+    };
+    if let Some(reason) = problem {
+        warn!(
+            path = %path.display(),
+            position,
+            bytes_cut = size.saturating_sub(position),
+            log_end_offset = next_offset,
+            %reason,
+            "truncating torn or corrupt tail of the last segment"
+        );
+        file.set_len(position)
+            .map_err(|e| StorageError::io(format!("truncating {}", path.display()), e))?;
+    }
+    let segment = Segment::from_recovered(dir, base_offset, file, position, index.finish())?;
+    Ok((segment, next_offset))
+}
+
+/// The offset after the last batch of `segment` (its base offset when empty).
+pub(crate) fn segment_end_offset(segment: &Segment) -> Result<i64> {
+    let mut end = segment.base_offset();
+    for item in segment.headers_from(segment.last_indexed_position()) {
+        end = item?.1.next_offset();
+    }
+    Ok(end)
+}
+
+/// The largest batch maxTimestamp over `segments`, with the offset of the
+/// first record carrying it; `None` for an empty log.
+pub(crate) fn scan_max_timestamp<'a>(
+    segments: impl Iterator<Item = &'a Segment>,
+    config: &LogConfig,
+) -> Result<Option<(i64, i64)>> {
+    let mut best: Option<(&Segment, u64, BatchHeader)> = None;
+    for segment in segments {
+        for item in segment.headers_from(0) {
+            let (position, header) = item?;
+            if best.is_none_or(|(_, _, b)| header.max_timestamp() > b.max_timestamp()) {
+                best = Some((segment, position, header));
+            }
+        }
+    }
+    let Some((segment, position, header)) = best else {
+        return Ok(None);
+    };
+    let ts = header.max_timestamp();
+    let found = find_record(segment, position, &header, config, |t| t == ts)?;
+    let offset = found.map_or(header.last_offset(), |(offset, _)| offset);
+    Ok(Some((ts, offset)))
+}

@@ -1,0 +1,406 @@
+//! One segment: a `.log` file of batches and its sparse offset index.
+//!
+//! Reads use positioned I/O (`pread`) on a shared `&File`, so any number of
+//! readers can work while holding only a shared reference; appends need
+//! `&mut`.
+
+mod index;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use tracing::warn;
+use wharf_protocol::batch::{self, BatchHeader, HEADER_LEN};
+
+use crate::error::{Result, StorageError};
+use crate::format::{self, IndexEntry};
+pub(crate) use index::open_rw;
+use index::OffsetIndex;
+
+/// A batch appended to a segment: where it starts in the appended buffer, and its header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlacedBatch {
+    /// Byte position within the appended buffer.
+    pub(crate) start: usize,
+    /// Header after offsets were assigned.
+    pub(crate) header: BatchHeader,
+}
+
+/// An open segment.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    /// First offset this segment may hold; also its file name.
+    base_offset: i64,
+    /// Path of the `.log` file, for messages and deletion.
+    log_path: PathBuf,
+    /// The `.log` file.
+    file: File,
+    /// Bytes of whole batches in the file; appends go here.
+    size: u64,
+    /// Sparse offset index.
+    index: OffsetIndex,
+    /// Bytes appended since the last index entry.
+    bytes_since_index: u64,
+    /// Written to since the last fsync.
+    dirty: bool,
+}
+
+impl Segment {
+    /// Creates an empty segment at `base_offset`, replacing stale files of that name.
+    pub(crate) fn create(dir: &Path, base_offset: i64) -> Result<Segment> {
+        let log_path = format::log_path(dir, base_offset);
+        let file = open_rw(&log_path, true)?;
+        let index = OffsetIndex::create(&format::index_path(dir, base_offset), Vec::new())?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            file,
+            size: 0,
+            index,
+            bytes_since_index: 0,
+            dirty: true,
+        })
+    }
+
+    /// Opens an existing segment whose bytes are trusted (not the last one),
+    /// loading its index or rebuilding it when missing or implausible.
+    pub(crate) fn open(dir: &Path, base_offset: i64, index_interval: u64) -> Result<Segment> {
+        let log_path = format::log_path(dir, base_offset);
+        let file = open_rw(&log_path, false)?;
+        let size = file_len(&file, &log_path)?;
+        let index_path = format::index_path(dir, base_offset);
+        let index = match OffsetIndex::load(&index_path, size)? {
+            Some(index) => index,
+            None => {
+                warn!(path = %index_path.display(), "offset index missing or corrupt; rebuilding");
+                let entries =
+                    scan_index_entries(&file, &log_path, base_offset, size, index_interval)?;
+                OffsetIndex::create(&index_path, entries)?
+            }
+        };
+        let bytes_since_index =
+            size.saturating_sub(index.last().map_or(0, |e| u64::from(e.position)));
+        Ok(Segment {
+            base_offset,
+            log_path,
+            file,
+            size,
+            index,
+            bytes_since_index,
+            dirty: false,
+        })
+    }
+
+    /// Wraps an already-recovered file with a freshly written index (used by recovery).
+    pub(crate) fn from_recovered(
+        dir: &Path,
+        base_offset: i64,
+        file: File,
+        size: u64,
+        entries: Vec<IndexEntry>,
+    ) -> Result<Segment> {
+        let index = OffsetIndex::create(&format::index_path(dir, base_offset), entries)?;
+        let bytes_since_index =
+            size.saturating_sub(index.last().map_or(0, |e| u64::from(e.position)));
+        Ok(Segment {
+            base_offset,
+            log_path: format::log_path(dir, base_offset),
+            file,
+            size,
+            index,
+            bytes_since_index,
+            dirty: true,
+        })
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Position of the last index entry (0 without one): a batch starts there.
+    pub(crate) fn last_indexed_position(&self) -> u64 {
+        self.index.last().map_or(0, |e| u64::from(e.position))
+    }
+
+    /// Writes `bytes` (whole batches, offsets assigned) at the end of the
+    /// file and indexes them. On a failed write the file is cut back.
+    pub(crate) fn append(
+        &mut self,
+        bytes: &[u8],
+        batches: &[PlacedBatch],
+        index_interval: u64,
+    ) -> Result<()> {
+        let start = self.size;
+        if let Err(e) = self.file.write_all_at(bytes, start) {
+            let _ = self.file.set_len(start);
+            return Err(StorageError::io(
+                format!("writing {}", self.log_path.display()),
+                e,
+            ));
+        }
+        self.dirty = true;
+        self.size = start.saturating_add(bytes.len() as u64);
+        for placed in batches {
+            if self.bytes_since_index >= index_interval {
+                let relative = placed.header.base_offset().saturating_sub(self.base_offset);
+                let position = start.saturating_add(placed.start as u64);
+                if let (Ok(relative_offset), Ok(position)) =
+                    (u32::try_from(relative), u32::try_from(position))
+                {
+                    self.index.append(IndexEntry {
+                        relative_offset,
+                        position,
+                    })?;
+                    self.bytes_since_index = 0;
+                }
+            }
+            self.bytes_since_index = self
+                .bytes_since_index
+                .saturating_add(placed.header.total_len() as u64);
+        }
+        Ok(())
+    }
+
+    /// The header of the batch at byte `position`, `None` at the end of the segment.
+    pub(crate) fn header_at(&self, position: u64) -> Result<Option<BatchHeader>> {
+        if position >= self.size {
+            return Ok(None);
+        }
+        let want = (self.size - position).min(HEADER_LEN as u64) as usize;
+        let buf = self.read_exact(position, want)?;
+        let header = BatchHeader::parse(&buf).map_err(|e| self.corrupt(position, e))?;
+        if position.saturating_add(header.total_len() as u64) > self.size {
+            return Err(self.corrupt(position, "batch runs past the end of the segment"));
+        }
+        Ok(Some(header))
+    }
+
+    /// Headers of the batches from byte `position` to the end, with their positions.
+    pub(crate) fn headers_from(&self, position: u64) -> Headers<'_> {
+        Headers {
+            segment: self,
+            position,
+            failed: false,
+        }
+    }
+
+    /// Position and header of the first batch whose last offset is >= `offset`.
+    pub(crate) fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
+        let relative =
+            u32::try_from(offset.saturating_sub(self.base_offset).max(0)).unwrap_or(u32::MAX);
+        let start = self
+            .index
+            .floor(relative)
+            .map_or(0, |e| u64::from(e.position));
+        for item in self.headers_from(start) {
+            let (position, header) = item?;
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from `position` (where `first` starts), at most `max_bytes`
+    /// in total, or just `first` if it alone is larger and `min_one` is set.
+    pub(crate) fn read_batches(
+        &self,
+        position: u64,
+        first: &BatchHeader,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<Vec<u8>> {
+        let first_len = first.total_len();
+        if first_len > max_bytes {
+            return if min_one {
+                self.read_exact(position, first_len)
+            } else {
+                Ok(Vec::new())
+            };
+        }
+        let available = self.size.saturating_sub(position);
+        let window = usize::try_from(available)
+            .unwrap_or(usize::MAX)
+            .min(max_bytes);
+        let mut buf = self.read_exact(position, window)?;
+        let mut batches = batch::batches(&buf);
+        while let Some(Ok(_)) = batches.next() {}
+        let end = batches.position();
+        buf.truncate(end);
+        Ok(buf)
+    }
+
+    /// Reads `len` bytes at `position`.
+    pub(crate) fn read_exact(&self, position: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, position).map_err(|e| {
+            StorageError::io(
+                format!(
+                    "reading {len} bytes at {position} of {}",
+                    self.log_path.display()
+                ),
+                e,
+            )
+        })?;
+        Ok(buf)
+    }
+
+    /// Cuts the segment at byte `size` (a batch boundary) and drops index entries past it.
+    pub(crate) fn truncate_to(&mut self, size: u64) -> Result<()> {
+        self.file
+            .set_len(size)
+            .map_err(|e| StorageError::io(format!("truncating {}", self.log_path.display()), e))?;
+        self.size = size;
+        self.index.truncate_to_position(size)?;
+        self.bytes_since_index =
+            size.saturating_sub(self.index.last().map_or(0, |e| u64::from(e.position)));
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// fsyncs the data and index files if written since the last flush.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if self.dirty {
+            self.file
+                .sync_data()
+                .map_err(|e| StorageError::io(format!("syncing {}", self.log_path.display()), e))?;
+            self.index.sync()?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Removes both files.
+    pub(crate) fn delete(self, dir: &Path) -> Result<()> {
+        let index_path = format::index_path(dir, self.base_offset);
+        drop(self.index);
+        drop(self.file);
+        for path in [&self.log_path, &index_path] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(format!("removing {}", path.display()), e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, position: u64, reason: impl std::fmt::Display) -> StorageError {
+        StorageError::CorruptSegment {
+            path: self.log_path.clone(),
+            position,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Iterator over `(position, header)` of a segment's batches; see [`Segment::headers_from`].
+pub(crate) struct Headers<'a> {
+    segment: &'a Segment,
+    position: u64,
+    failed: bool,
+}
+
+impl Iterator for Headers<'_> {
+    type Item = Result<(u64, BatchHeader)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.segment.header_at(self.position) {
+            Ok(None) => None,
+            Ok(Some(header)) => {
+                let position = self.position;
+                self.position = position.saturating_add(header.total_len() as u64);
+                Some(Ok((position, header)))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Length of an open file.
+pub(crate) fn file_len(file: &File, path: &Path) -> Result<u64> {
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(|e| StorageError::io(format!("reading metadata of {}", path.display()), e))
+}
+
+/// Index entries for a trusted segment file, one per `index_interval` bytes.
+fn scan_index_entries(
+    file: &File,
+    path: &Path,
+    base_offset: i64,
+    size: u64,
+    index_interval: u64,
+) -> Result<Vec<IndexEntry>> {
+    let mut builder = IndexBuilder::new(base_offset, index_interval);
+    let mut position = 0u64;
+    while position < size {
+        let want = (size - position).min(HEADER_LEN as u64) as usize;
+        let mut buf = vec![0u8; want];
+        file.read_exact_at(&mut buf, position)
+            .map_err(|e| StorageError::io(format!("scanning {}", path.display()), e))?;
+        let Ok(header) = BatchHeader::parse(&buf) else {
+            warn!(path = %path.display(), position, "unreadable batch while rebuilding index; index stops here");
+            break;
+        };
+        builder.add(position, &header);
+        position = position.saturating_add(header.total_len() as u64);
+    }
+    Ok(builder.finish())
+}
+
+/// Builds sparse index entries the same way appends do.
+pub(crate) struct IndexBuilder {
+    base_offset: i64,
+    interval: u64,
+    since_last: u64,
+    entries: Vec<IndexEntry>,
+}
+
+impl IndexBuilder {
+    pub(crate) fn new(base_offset: i64, interval: u64) -> IndexBuilder {
+        IndexBuilder {
+            base_offset,
+            interval,
+            since_last: 0,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Notes the batch at `position`.
+    pub(crate) fn add(&mut self, position: u64, header: &BatchHeader) {
+        if self.since_last >= self.interval {
+            let relative = header.base_offset().saturating_sub(self.base_offset);
+            if let (Ok(relative_offset), Ok(position)) =
+                (u32::try_from(relative), u32::try_from(position))
+            {
+                let increasing = self.entries.last().is_none_or(|last| {
+                    relative_offset > last.relative_offset && position > last.position
+                });
+                if increasing {
+                    self.entries.push(IndexEntry {
+                        relative_offset,
+                        position,
+                    });
+                    self.since_last = 0;
+                }
+            }
+        }
+        self.since_last = self.since_last.saturating_add(header.total_len() as u64);
+    }
+
+    pub(crate) fn finish(self) -> Vec<IndexEntry> {
+        self.entries
+    }
+}

@@ -1,0 +1,187 @@
+//! Starts the real `wharf` binary on a free loopback port with a fresh data
+//! directory, and speaks Kafka to it with `kafka-protocol`'s client codecs.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tempfile::TempDir;
+
+pub struct TestBroker {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    args: Vec<String>,
+}
+
+impl TestBroker {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut broker = Self {
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir: tempfile::tempdir().unwrap(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        broker.spawn();
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .arg("serve")
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(self.addr).is_err() {
+            assert!(Instant::now() < deadline, "broker did not start listening");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the broker (SIGTERM, expecting exit 0; or SIGKILL) and starts it
+    /// again on the same port and data directory.
+    pub fn restart(&mut self, graceful: bool) {
+        self.stop(graceful);
+        self.spawn();
+    }
+
+    pub fn stop(&mut self, graceful: bool) {
+        let mut child = self.child.take().expect("broker running");
+        if graceful {
+            let status = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let status = child.wait().unwrap();
+            assert_eq!(status.code(), Some(0), "graceful shutdown exits 0");
+        } else {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr)
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub struct Client {
+    pub stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        Self {
+            stream,
+            correlation_id: 0,
+        }
+    }
+
+    /// Sends a request and decodes its response.
+    pub fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Resp {
+        let correlation_id = self.send(key, version, request);
+        let mut body = self.read_frame().expect("a response");
+        let header = ResponseHeader::decode(&mut body, response_header_version(key, version)).unwrap();
+        assert_eq!(header.correlation_id, correlation_id);
+        let response = Resp::decode(&mut body, version).unwrap();
+        assert!(body.is_empty(), "{} bytes left after the response", body.len());
+        response
+    }
+
+    /// Sends a request without waiting for an answer; returns its correlation id.
+    pub fn send<Req: Encodable>(&mut self, key: ApiKey, version: i16, request: &Req) -> i32 {
+        self.correlation_id += 1;
+        let mut header = RequestHeader::default();
+        header.request_api_key = key as i16;
+        header.request_api_version = version;
+        header.correlation_id = self.correlation_id;
+        header.client_id = Some(StrBytes::from_static_str("wharf-tests"));
+        let mut frame = BytesMut::new();
+        header
+            .encode(&mut frame, key.request_header_version(version))
+            .unwrap();
+        request.encode(&mut frame, version).unwrap();
+        self.send_frame(&frame);
+        self.correlation_id
+    }
+
+    pub fn send_frame(&mut self, body: &[u8]) {
+        let mut out = Vec::with_capacity(body.len() + 4);
+        out.put_i32(body.len() as i32);
+        out.extend_from_slice(body);
+        self.stream.write_all(&out).unwrap();
+    }
+
+    /// The next response frame, or `None` if the broker closed the connection.
+    pub fn read_frame(&mut self) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        if self.stream.read_exact(&mut size).is_err() {
+            return None;
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Bytes::from(body))
+    }
+
+    /// True if the broker has closed this connection.
+    pub fn is_closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.read(&mut byte), Ok(0) | Err(_))
+    }
+}
+
+fn response_header_version(key: ApiKey, version: i16) -> i16 {
+    if key == ApiKey::ApiVersions {
+        0
+    } else {
+        key.response_header_version(version)
+    }
+}
+
+/// Reads a big-endian i16 error code at the start of `body` (v0 layouts).
+pub fn leading_i16(body: &mut Bytes) -> i16 {
+    body.get_i16()
+}
