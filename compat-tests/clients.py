@@ -1,0 +1,147 @@
+"""Thin helpers around the three client stacks the compat tests drive."""
+
+import subprocess
+import time
+
+from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import TopicPartition as CTopicPartition
+
+
+# --- kcat ------------------------------------------------------------------------
+def kcat(bootstrap, *args, stdin=None, timeout=30, check=True):
+    """Run kcat against the broker; returns CompletedProcess with text output."""
+    cmd = ["kcat", "-b", bootstrap, "-m", "10", *args]
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited with {proc.returncode}\n"
+            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    return proc
+
+
+# --- confluent-kafka ---------------------------------------------------------------
+def c_producer(bootstrap, **conf):
+    base = {
+        "bootstrap.servers": bootstrap,
+        "linger.ms": 5,
+        "message.timeout.ms": 15000,
+        "socket.timeout.ms": 10000,
+    }
+    base.update({k.replace("_", "."): v for k, v in conf.items()})
+    return Producer(base)
+
+
+def c_produce(producer, topic, records, flush_timeout=20):
+    """Produce records (dicts with any of key, value, headers, timestamp,
+    partition) and wait for all delivery reports.
+
+    Returns a list, in production order, of (error, Message)."""
+    reports = [None] * len(records)
+
+    def on_delivery(idx):
+        def cb(err, msg):
+            reports[idx] = (err, msg)
+        return cb
+
+    for i, rec in enumerate(records):
+        kwargs = {k: v for k, v in rec.items() if v is not None or k == "value"}
+        producer.produce(topic, on_delivery=on_delivery(i), **kwargs)
+        producer.poll(0)
+    left = producer.flush(flush_timeout)
+    assert left == 0, f"{left} messages still undelivered after {flush_timeout}s"
+    assert all(r is not None for r in reports), "a delivery report is missing"
+    return reports
+
+
+def assert_delivered(reports):
+    errors = [(i, err) for i, (err, _m) in enumerate(reports) if err is not None]
+    assert not errors, f"delivery failed: {errors[:5]}"
+
+
+def c_consumer(bootstrap, **conf):
+    base = {
+        "bootstrap.servers": bootstrap,
+        "group.id": "wharf-compat",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "fetch.wait.max.ms": 200,
+        "socket.timeout.ms": 10000,
+    }
+    base.update(conf)
+    return Consumer(base)
+
+
+def c_read_until_eof(consumer, partitions, timeout=20):
+    """Poll an assigned consumer until every partition in `partitions` (a
+    set of (topic, partition)) has reported end-of-partition.
+
+    Returns (messages, other_errors)."""
+    waiting = set(partitions)
+    msgs, errors = [], []
+    deadline = time.monotonic() + timeout
+    while waiting:
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no end-of-partition for {sorted(waiting)} within {timeout}s; "
+                f"got {len(msgs)} messages, errors: {errors[:5]}")
+        m = consumer.poll(0.2)
+        if m is None:
+            continue
+        err = m.error()
+        if err is None:
+            msgs.append(m)
+        elif err.code() == KafkaError._PARTITION_EOF:
+            waiting.discard((m.topic(), m.partition()))
+        else:
+            errors.append(err)
+            if err.fatal():
+                raise AssertionError(f"fatal consumer error: {err}")
+    return msgs, errors
+
+
+def c_consume(bootstrap, topic, partition=0, offset=None, timeout=20, **conf):
+    """Read one partition from `offset` (default: beginning) up to its end."""
+    from confluent_kafka import OFFSET_BEGINNING
+
+    consumer = c_consumer(bootstrap, **conf)
+    try:
+        start = OFFSET_BEGINNING if offset is None else offset
+        consumer.assign([CTopicPartition(topic, partition, start)])
+        msgs, errors = c_read_until_eof(consumer, {(topic, partition)}, timeout)
+        relevant = [e for e in errors if topic in str(e)]
+        assert not relevant, f"consumer errors for {topic}: {relevant}"
+        return msgs
+    finally:
+        consumer.close()
+
+
+# --- kafka-python -------------------------------------------------------------------
+def k_consume(bootstrap, topic, partition=0, offset=None, expect=None, timeout=20):
+    """Assign one partition, seek (default: beginning), poll until `expect`
+    records arrived (or, if expect is None, until the end offset)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, request_timeout_ms=15000,
+                             fetch_max_wait_ms=200)
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        if offset is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, offset)
+        if expect is None:
+            end = consumer.end_offsets([tp])[tp]
+            start = consumer.position(tp)
+            expect = max(0, end - start)
+        out = []
+        deadline = time.monotonic() + timeout
+        while len(out) < expect:
+            assert time.monotonic() < deadline, \
+                f"got {len(out)} of {expect} records from {topic}/{partition} in {timeout}s"
+            for recs in consumer.poll(timeout_ms=200).values():
+                out.extend(recs)
+        return out
+    finally:
+        consumer.close()
