@@ -142,8 +142,7 @@ impl Log {
             offset = header.next_offset();
         }
 
-        self.active
-            .append(records, &placed, self.config.index_interval_bytes)?;
+        self.active.append(records, &placed)?;
         self.next_offset = end_offset;
         let (max_timestamp, offset_of_max_timestamp) = max.unwrap_or((-1, base_offset));
         if self.max_timestamp.is_none_or(|(ts, _)| max_timestamp > ts) {
@@ -228,7 +227,10 @@ impl Log {
 
     /// The earliest record whose timestamp is >= `ts`: its offset and timestamp.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
-        for segment in self.segments() {
+        let candidates = self
+            .segments()
+            .filter(|s| s.max_timestamp().is_some_and(|(max, _)| max >= ts));
+        for segment in candidates {
             for item in segment.headers_from(0) {
                 let (position, header) = item?;
                 if header.max_timestamp() < ts {
@@ -289,7 +291,7 @@ impl Log {
             }
             None => recovery::segment_end_offset(&self.active)?,
         };
-        self.max_timestamp = recovery::scan_max_timestamp(self.segments(), &self.config)?;
+        self.max_timestamp = recovery::log_max_timestamp(self.segments(), &self.config)?;
         Ok(())
     }
 
@@ -301,7 +303,7 @@ impl Log {
         if self.active.base_offset() == offset {
             self.active.truncate_to(0)?;
         } else {
-            let fresh = Segment::create(&self.dir, offset)?;
+            let fresh = Segment::create(&self.dir, offset, self.config.index_interval_bytes)?;
             std::mem::replace(&mut self.active, fresh).delete(&self.dir)?;
         }
         self.next_offset = offset;
@@ -339,7 +341,11 @@ impl Log {
         if self.active.size() == 0 {
             return Ok(());
         }
-        let fresh = Segment::create(&self.dir, self.next_offset)?;
+        let fresh = Segment::create(
+            &self.dir,
+            self.next_offset,
+            self.config.index_interval_bytes,
+        )?;
         let previous = std::mem::replace(&mut self.active, fresh);
         self.older.push(previous);
         self.dir_dirty = true;

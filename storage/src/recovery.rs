@@ -17,7 +17,7 @@ use wharf_protocol::batch::{self, BatchHeader, HEADER_LEN};
 use crate::error::{Result, StorageError};
 use crate::format::{self, FileKind};
 use crate::log::{find_record, Log, LogConfig};
-use crate::segment::{file_len, open_rw, IndexBuilder, Segment};
+use crate::segment::{file_len, open_rw, BatchTracker, Segment};
 
 /// See [`Log::open`].
 pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
@@ -32,7 +32,11 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
     }
     let mut bases: Vec<i64> = logs.into_iter().collect();
     let (older, active, next_offset) = match bases.pop() {
-        None => (Vec::new(), Segment::create(dir, 0)?, 0),
+        None => (
+            Vec::new(),
+            Segment::create(dir, 0, config.index_interval_bytes)?,
+            0,
+        ),
         Some(last) => {
             let older = bases
                 .iter()
@@ -43,7 +47,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         }
     };
     let segments = older.iter().chain(std::iter::once(&active));
-    let max_timestamp = scan_max_timestamp(segments, &config)?;
+    let max_timestamp = log_max_timestamp(segments, &config)?;
     info!(
         dir = %dir.display(),
         segments = older.len() + 1,
@@ -95,7 +99,8 @@ fn recover_last(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Seg
             .map_err(|e| StorageError::io(format!("recovering {}", path.display()), e))?;
         Ok(buf)
     };
-    let mut index = IndexBuilder::new(base_offset, config.index_interval_bytes);
+    let mut tracker = BatchTracker::new(base_offset, config.index_interval_bytes);
+    let mut entries = Vec::new();
     let mut position = 0u64;
     let mut next_offset = base_offset;
     let problem = loop {
@@ -124,7 +129,7 @@ fn recover_last(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Seg
                 header.base_offset()
             ));
         }
-        index.add(position, &header);
+        entries.extend(tracker.observe(position, &header));
         next_offset = header.next_offset();
         position = position.saturating_add(total);
     };
@@ -140,7 +145,7 @@ fn recover_last(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Seg
         file.set_len(position)
             .map_err(|e| StorageError::io(format!("truncating {}", path.display()), e))?;
     }
-    let segment = Segment::from_recovered(dir, base_offset, file, position, index.finish())?;
+    let segment = Segment::from_recovered(dir, base_offset, file, position, entries, tracker)?;
     Ok((segment, next_offset))
 }
 
@@ -155,23 +160,24 @@ pub(crate) fn segment_end_offset(segment: &Segment) -> Result<i64> {
 
 /// The largest batch maxTimestamp over `segments`, with the offset of the
 /// first record carrying it; `None` for an empty log.
-pub(crate) fn scan_max_timestamp<'a>(
+pub(crate) fn log_max_timestamp<'a>(
     segments: impl Iterator<Item = &'a Segment>,
     config: &LogConfig,
 ) -> Result<Option<(i64, i64)>> {
-    let mut best: Option<(&Segment, u64, BatchHeader)> = None;
+    let mut best: Option<(&Segment, i64, u64)> = None;
     for segment in segments {
-        for item in segment.headers_from(0) {
-            let (position, header) = item?;
-            if best.is_none_or(|(_, _, b)| header.max_timestamp() > b.max_timestamp()) {
-                best = Some((segment, position, header));
+        if let Some((ts, position)) = segment.max_timestamp() {
+            if best.is_none_or(|(_, best_ts, _)| ts > best_ts) {
+                best = Some((segment, ts, position));
             }
         }
     }
-    let Some((segment, position, header)) = best else {
+    let Some((segment, ts, position)) = best else {
         return Ok(None);
     };
-    let ts = header.max_timestamp();
+    let Some(header) = segment.header_at(position)? else {
+        return Ok(None);
+    };
     let found = find_record(segment, position, &header, config, |t| t == ts)?;
     let offset = found.map_or(header.last_offset(), |(offset, _)| offset);
     Ok(Some((ts, offset)))

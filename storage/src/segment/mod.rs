@@ -5,6 +5,7 @@
 //! `&mut`.
 
 mod index;
+mod tracker;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -17,6 +18,7 @@ use crate::error::{Result, StorageError};
 use crate::format::{self, IndexEntry};
 pub(crate) use index::open_rw;
 use index::OffsetIndex;
+pub(crate) use tracker::BatchTracker;
 
 /// A batch appended to a segment: where it starts in the appended buffer, and its header.
 #[derive(Debug, Clone, Copy)]
@@ -40,15 +42,15 @@ pub(crate) struct Segment {
     size: u64,
     /// Sparse offset index.
     index: OffsetIndex,
-    /// Bytes appended since the last index entry.
-    bytes_since_index: u64,
+    /// Index spacing and the batch with the largest timestamp.
+    tracker: BatchTracker,
     /// Written to since the last fsync.
     dirty: bool,
 }
 
 impl Segment {
     /// Creates an empty segment at `base_offset`, replacing stale files of that name.
-    pub(crate) fn create(dir: &Path, base_offset: i64) -> Result<Segment> {
+    pub(crate) fn create(dir: &Path, base_offset: i64, index_interval: u64) -> Result<Segment> {
         let log_path = format::log_path(dir, base_offset);
         let file = open_rw(&log_path, true)?;
         let index = OffsetIndex::create(&format::index_path(dir, base_offset), Vec::new())?;
@@ -58,58 +60,63 @@ impl Segment {
             file,
             size: 0,
             index,
-            bytes_since_index: 0,
+            tracker: BatchTracker::new(base_offset, index_interval),
             dirty: true,
         })
     }
 
-    /// Opens an existing segment whose bytes are trusted (not the last one),
-    /// loading its index or rebuilding it when missing or implausible.
+    /// Opens an existing segment whose bytes are trusted (not the last one).
+    /// Scans its batch headers, and rebuilds the index from that scan when
+    /// the index file is missing or implausible.
     pub(crate) fn open(dir: &Path, base_offset: i64, index_interval: u64) -> Result<Segment> {
         let log_path = format::log_path(dir, base_offset);
         let file = open_rw(&log_path, false)?;
         let size = file_len(&file, &log_path)?;
+        let (tracker, entries, scanned) =
+            scan_headers(&file, &log_path, base_offset, size, index_interval)?;
+        if scanned < size {
+            warn!(
+                path = %log_path.display(),
+                position = scanned,
+                "unreadable batch in a closed segment; reads stop there"
+            );
+        }
         let index_path = format::index_path(dir, base_offset);
         let index = match OffsetIndex::load(&index_path, size)? {
             Some(index) => index,
             None => {
                 warn!(path = %index_path.display(), "offset index missing or corrupt; rebuilding");
-                let entries =
-                    scan_index_entries(&file, &log_path, base_offset, size, index_interval)?;
                 OffsetIndex::create(&index_path, entries)?
             }
         };
-        let bytes_since_index =
-            size.saturating_sub(index.last().map_or(0, |e| u64::from(e.position)));
         Ok(Segment {
             base_offset,
             log_path,
             file,
             size,
             index,
-            bytes_since_index,
+            tracker,
             dirty: false,
         })
     }
 
-    /// Wraps an already-recovered file with a freshly written index (used by recovery).
+    /// Wraps a file recovery has validated up to `size`, writing a fresh index.
     pub(crate) fn from_recovered(
         dir: &Path,
         base_offset: i64,
         file: File,
         size: u64,
         entries: Vec<IndexEntry>,
+        tracker: BatchTracker,
     ) -> Result<Segment> {
         let index = OffsetIndex::create(&format::index_path(dir, base_offset), entries)?;
-        let bytes_since_index =
-            size.saturating_sub(index.last().map_or(0, |e| u64::from(e.position)));
         Ok(Segment {
             base_offset,
             log_path: format::log_path(dir, base_offset),
             file,
             size,
             index,
-            bytes_since_index,
+            tracker,
             dirty: true,
         })
     }
@@ -128,42 +135,39 @@ impl Segment {
     }
 
     /// Writes `bytes` (whole batches, offsets assigned) at the end of the
-    /// file and indexes them. On a failed write the file is cut back.
-    pub(crate) fn append(
-        &mut self,
-        bytes: &[u8],
-        batches: &[PlacedBatch],
-        index_interval: u64,
-    ) -> Result<()> {
+    /// file and indexes them. On failure the segment is cut back to where it
+    /// was, so memory and disk stay in step.
+    pub(crate) fn append(&mut self, bytes: &[u8], batches: &[PlacedBatch]) -> Result<()> {
         let start = self.size;
-        if let Err(e) = self.file.write_all_at(bytes, start) {
+        let tracker = self.tracker.clone();
+        let result = self.write_and_index(start, bytes, batches);
+        if result.is_err() {
+            self.tracker = tracker;
+            self.size = start;
             let _ = self.file.set_len(start);
-            return Err(StorageError::io(
-                format!("writing {}", self.log_path.display()),
-                e,
-            ));
+            let _ = self.index.truncate_to_position(start);
         }
+        result
+    }
+
+    fn write_and_index(&mut self, start: u64, bytes: &[u8], batches: &[PlacedBatch]) -> Result<()> {
         self.dirty = true;
+        self.file
+            .write_all_at(bytes, start)
+            .map_err(|e| StorageError::io(format!("writing {}", self.log_path.display()), e))?;
         self.size = start.saturating_add(bytes.len() as u64);
         for placed in batches {
-            if self.bytes_since_index >= index_interval {
-                let relative = placed.header.base_offset().saturating_sub(self.base_offset);
-                let position = start.saturating_add(placed.start as u64);
-                if let (Ok(relative_offset), Ok(position)) =
-                    (u32::try_from(relative), u32::try_from(position))
-                {
-                    self.index.append(IndexEntry {
-                        relative_offset,
-                        position,
-                    })?;
-                    self.bytes_since_index = 0;
-                }
+            let position = start.saturating_add(placed.start as u64);
+            if let Some(entry) = self.tracker.observe(position, &placed.header) {
+                self.index.append(entry)?;
             }
-            self.bytes_since_index = self
-                .bytes_since_index
-                .saturating_add(placed.header.total_len() as u64);
         }
         Ok(())
+    }
+
+    /// Largest batch maxTimestamp and the position of the first batch carrying it.
+    pub(crate) fn max_timestamp(&self) -> Option<(i64, u64)> {
+        self.tracker.max_timestamp()
     }
 
     /// The header of the batch at byte `position`, `None` at the end of the segment.
@@ -257,8 +261,14 @@ impl Segment {
             .map_err(|e| StorageError::io(format!("truncating {}", self.log_path.display()), e))?;
         self.size = size;
         self.index.truncate_to_position(size)?;
-        self.bytes_since_index =
-            size.saturating_sub(self.index.last().map_or(0, |e| u64::from(e.position)));
+        let (tracker, _, _) = scan_headers(
+            &self.file,
+            &self.log_path,
+            self.base_offset,
+            size,
+            self.tracker.interval(),
+        )?;
+        self.tracker = tracker;
         self.dirty = true;
         Ok(())
     }
@@ -335,15 +345,18 @@ pub(crate) fn file_len(file: &File, path: &Path) -> Result<u64> {
         .map_err(|e| StorageError::io(format!("reading metadata of {}", path.display()), e))
 }
 
-/// Index entries for a trusted segment file, one per `index_interval` bytes.
-fn scan_index_entries(
+/// Scans the batch headers of a trusted segment file of `size` bytes.
+/// Returns the tracker after the last batch, the index entries it produced,
+/// and where the scan stopped (`size` unless a header was unreadable).
+fn scan_headers(
     file: &File,
     path: &Path,
     base_offset: i64,
     size: u64,
     index_interval: u64,
-) -> Result<Vec<IndexEntry>> {
-    let mut builder = IndexBuilder::new(base_offset, index_interval);
+) -> Result<(BatchTracker, Vec<IndexEntry>, u64)> {
+    let mut tracker = BatchTracker::new(base_offset, index_interval);
+    let mut entries = Vec::new();
     let mut position = 0u64;
     while position < size {
         let want = (size - position).min(HEADER_LEN as u64) as usize;
@@ -351,56 +364,10 @@ fn scan_index_entries(
         file.read_exact_at(&mut buf, position)
             .map_err(|e| StorageError::io(format!("scanning {}", path.display()), e))?;
         let Ok(header) = BatchHeader::parse(&buf) else {
-            warn!(path = %path.display(), position, "unreadable batch while rebuilding index; index stops here");
             break;
         };
-        builder.add(position, &header);
+        entries.extend(tracker.observe(position, &header));
         position = position.saturating_add(header.total_len() as u64);
     }
-    Ok(builder.finish())
-}
-
-/// Builds sparse index entries the same way appends do.
-pub(crate) struct IndexBuilder {
-    base_offset: i64,
-    interval: u64,
-    since_last: u64,
-    entries: Vec<IndexEntry>,
-}
-
-impl IndexBuilder {
-    pub(crate) fn new(base_offset: i64, interval: u64) -> IndexBuilder {
-        IndexBuilder {
-            base_offset,
-            interval,
-            since_last: 0,
-            entries: Vec::new(),
-        }
-    }
-
-    /// Notes the batch at `position`.
-    pub(crate) fn add(&mut self, position: u64, header: &BatchHeader) {
-        if self.since_last >= self.interval {
-            let relative = header.base_offset().saturating_sub(self.base_offset);
-            if let (Ok(relative_offset), Ok(position)) =
-                (u32::try_from(relative), u32::try_from(position))
-            {
-                let increasing = self.entries.last().is_none_or(|last| {
-                    relative_offset > last.relative_offset && position > last.position
-                });
-                if increasing {
-                    self.entries.push(IndexEntry {
-                        relative_offset,
-                        position,
-                    });
-                    self.since_last = 0;
-                }
-            }
-        }
-        self.since_last = self.since_last.saturating_add(header.total_len() as u64);
-    }
-
-    pub(crate) fn finish(self) -> Vec<IndexEntry> {
-        self.entries
-    }
+    Ok((tracker, entries, position.min(size)))
 }
