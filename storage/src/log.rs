@@ -268,9 +268,17 @@ impl Log {
 
     /// Drops every record at or after `offset`. Batches are never split: a
     /// batch straddling `offset` is dropped whole, so the log end becomes the
-    /// largest batch boundary <= `offset`. Truncating below the log start
-    /// empties the log and restarts it at `offset`.
+    /// largest batch boundary <= `offset`. Truncating to or below the log
+    /// start empties the log and restarts it at `offset`. Negative offsets
+    /// are out of range.
     pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset(),
+                log_end: self.next_offset,
+            });
+        }
         if offset >= self.next_offset {
             return Ok(());
         }

@@ -402,6 +402,10 @@ fn truncate_to_drops_later_records_and_segments() {
     let mut log = Log::open(dir.path(), small_segments()).unwrap();
     assert_eq!(log.log_end_offset(), 7);
     log.truncate_to(0).unwrap();
+    assert!(matches!(
+        log.truncate_to(-1),
+        Err(StorageError::OffsetOutOfRange { requested: -1, .. })
+    ));
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
     assert_eq!(log.max_timestamp(), None);
 }

@@ -1,0 +1,258 @@
+//! Operation-sequence test: random appends, rolls, reads, reopens and
+//! truncations against a plain in-memory model of the log.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use proptest::prelude::*;
+use wharf_protocol::batch::{self, build_batch};
+use wharf_protocol::compression::Compression;
+use wharf_storage::{Log, LogConfig};
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Append one batch with these record timestamps.
+    Append(Vec<i64>, Compression),
+    Roll,
+    Reopen,
+    /// Read at start + (n % (len + 1)).
+    Read(u64, usize, bool),
+    /// Truncate at start + (n % (len + 2)) - 1 (so sometimes below the start).
+    Truncate(u64),
+    /// offset_for_timestamp.
+    FindTimestamp(i64),
+    /// Crash simulation: append these garbage bytes to the last segment, reopen.
+    Garbage(Vec<u8>),
+    /// Crash simulation: cut the last batch short by 1 + n % (len - 1) bytes, reopen.
+    TornWrite(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let codec =
+        proptest::sample::select(vec![Compression::None, Compression::Gzip, Compression::Lz4]);
+    prop_oneof![
+        6 => (proptest::collection::vec(0i64..1000, 1..6), codec).prop_map(|(t, c)| Op::Append(t, c)),
+        1 => Just(Op::Roll),
+        1 => Just(Op::Reopen),
+        3 => (any::<u64>(), 0usize..600, any::<bool>()).prop_map(|(o, m, b)| Op::Read(o, m, b)),
+        1 => any::<u64>().prop_map(Op::Truncate),
+        1 => (0i64..1100).prop_map(Op::FindTimestamp),
+        1 => proptest::collection::vec(any::<u8>(), 1..100).prop_map(Op::Garbage),
+        1 => any::<usize>().prop_map(Op::TornWrite),
+    ]
+}
+
+/// One batch as the log stored it.
+#[derive(Debug, Clone)]
+struct StoredBatch {
+    base: i64,
+    timestamps: Vec<i64>,
+    bytes: Vec<u8>,
+}
+
+impl StoredBatch {
+    fn last(&self) -> i64 {
+        self.base + self.timestamps.len() as i64 - 1
+    }
+}
+
+#[derive(Debug, Default)]
+struct Model {
+    start: i64,
+    end: i64,
+    batches: Vec<StoredBatch>,
+}
+
+impl Model {
+    fn records(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.batches.iter().flat_map(|b| {
+            b.timestamps
+                .iter()
+                .enumerate()
+                .map(move |(i, ts)| (b.base + i as i64, *ts))
+        })
+    }
+
+    fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let mut best: Option<(i64, i64)> = None;
+        for (offset, ts) in self.records() {
+            if best.is_none_or(|(b, _)| ts > b) {
+                best = Some((ts, offset));
+            }
+        }
+        best
+    }
+
+    fn truncate(&mut self, offset: i64) {
+        if offset >= self.end {
+            return;
+        }
+        if offset <= self.start {
+            *self = Model {
+                start: offset,
+                end: offset,
+                batches: Vec::new(),
+            };
+            return;
+        }
+        let keep = self
+            .batches
+            .iter()
+            .take_while(|b| b.last() < offset)
+            .count();
+        self.end = self.batches[keep].base;
+        self.batches.truncate(keep);
+    }
+}
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 400,
+        index_interval_bytes: 150,
+        ..LogConfig::default()
+    }
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    let mut model = Model::default();
+    for op in ops {
+        match op {
+            Op::Append(timestamps, codec) => {
+                let records: Vec<_> = timestamps
+                    .iter()
+                    .map(|ts| (None, Some(&b"some value"[..]), *ts))
+                    .collect();
+                let mut bytes = build_batch(0, &records, codec).unwrap();
+                let info = log.append(&mut bytes, 1).unwrap();
+                prop_assert_eq!(info.base_offset, model.end);
+                model.batches.push(StoredBatch {
+                    base: model.end,
+                    timestamps,
+                    bytes,
+                });
+                model.end = info.last_offset + 1;
+            }
+            Op::Roll => log.roll().unwrap(),
+            Op::Reopen => {
+                drop(log);
+                log = Log::open(dir.path(), config()).unwrap();
+            }
+            Op::Read(n, max_bytes, min_one) => {
+                let span = (model.end - model.start) as u64 + 1;
+                let offset = model.start + (n % span) as i64;
+                let got = log.read(offset, max_bytes, min_one).unwrap();
+                check_read(&model, offset, max_bytes, min_one, &got)?;
+            }
+            Op::Truncate(n) => {
+                let span = (model.end - model.start) as u64 + 2;
+                let offset = (model.start + (n % span) as i64 - 1).max(0);
+                log.truncate_to(offset).unwrap();
+                model.truncate(offset);
+            }
+            Op::Garbage(bytes) => {
+                drop(log);
+                let path = last_segment(dir.path());
+                let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+                std::io::Write::write_all(&mut file, &bytes).unwrap();
+                log = Log::open(dir.path(), config()).unwrap();
+            }
+            Op::TornWrite(n) => {
+                let path = last_segment(dir.path());
+                let len = std::fs::metadata(&path).unwrap().len();
+                if let Some(last) = model.batches.last().filter(|_| len > 0) {
+                    drop(log);
+                    let cut = 1 + n % (last.bytes.len() - 1);
+                    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+                    file.set_len(len - cut as u64).unwrap();
+                    model.end = last.base;
+                    model.batches.pop();
+                    log = Log::open(dir.path(), config()).unwrap();
+                }
+            }
+            Op::FindTimestamp(ts) => {
+                let expected = model.records().find(|(_, t)| *t >= ts);
+                prop_assert_eq!(log.offset_for_timestamp(ts).unwrap(), expected);
+            }
+        }
+        prop_assert_eq!(log.log_start_offset(), model.start);
+        prop_assert_eq!(log.log_end_offset(), model.end);
+        prop_assert_eq!(log.max_timestamp(), model.max_timestamp());
+    }
+    // Everything reads back exactly, from every offset.
+    for offset in model.start..model.end {
+        let got = log.read(offset, 0, true).unwrap();
+        let want = model.batches.iter().find(|b| b.last() >= offset).unwrap();
+        prop_assert_eq!(&got[..], &want.bytes[..]);
+    }
+    Ok(())
+}
+
+/// The `.log` file with the largest base offset.
+fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs.pop().unwrap()
+}
+
+/// A read returns whole batches from the one holding `offset`, in order,
+/// within `max_bytes` (or exactly one when `min_one` lets it overflow).
+fn check_read(
+    model: &Model,
+    offset: i64,
+    max_bytes: usize,
+    min_one: bool,
+    got: &[u8],
+) -> Result<(), TestCaseError> {
+    let expected: Vec<&StoredBatch> = model
+        .batches
+        .iter()
+        .filter(|b| b.last() >= offset)
+        .collect();
+    let Some(first) = expected.first() else {
+        prop_assert!(got.is_empty());
+        return Ok(());
+    };
+    if first.bytes.len() > max_bytes {
+        if min_one {
+            prop_assert_eq!(got, &first.bytes[..]);
+        } else {
+            prop_assert!(got.is_empty());
+        }
+        return Ok(());
+    }
+    prop_assert!(!got.is_empty() && got.len() <= max_bytes);
+    let mut pos = 0;
+    for want in expected {
+        if pos == got.len() {
+            break;
+        }
+        prop_assert!(got.len() >= pos + want.bytes.len(), "read cut a batch");
+        prop_assert_eq!(&got[pos..pos + want.bytes.len()], &want.bytes[..]);
+        pos += want.bytes.len();
+    }
+    prop_assert_eq!(pos, got.len());
+    for item in batch::batches(got) {
+        let (_, slice) = item.unwrap();
+        batch::validate(slice, 1 << 20).unwrap();
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn log_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
+        run(ops)?;
+    }
+}
+
+#[test]
+fn log_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Log>();
+}
