@@ -161,3 +161,52 @@ def test_list_offsets_earliest_latest_by_time_and_max_timestamp(broker):
 
         r = kw.list_offsets(conn, lv, "times", 9, kw.LATEST)
         assert r["error_code"] == kw.UNKNOWN_TOPIC_OR_PARTITION
+
+
+# Every version the broker advertises must actually work: clients pick the
+# highest version both sides know, so an advertised but broken version breaks
+# some client (librdkafka 2.0.2 in kcat, for instance, uses ListOffsets v2).
+@pytest.mark.parametrize("version", range(1, 8))
+def test_list_offsets_every_advertised_version(broker, version):
+    kw.topic_metadata(broker.bootstrap, ["lo"], allow_auto_create=True)
+    with kw.Conn(broker.bootstrap) as conn:
+        if kw.negotiated(conn, kw.LIST_OFFSETS, version, version) is None:
+            pytest.skip(f"ListOffsets v{version} not advertised")
+        pv = kw.negotiated(conn, kw.PRODUCE, 3, 8)
+        res = kw.produce(conn, pv, "lo", 0, kw.record_batch(
+            [(None, b"a", [], 1000), (None, b"b", [], 2000)]))
+        assert res["error_code"] == kw.NONE
+        earliest = kw.list_offsets(conn, version, "lo", 0, kw.EARLIEST)
+        latest = kw.list_offsets(conn, version, "lo", 0, kw.LATEST)
+        by_time = kw.list_offsets(conn, version, "lo", 0, 1500)
+    assert (earliest["error_code"], earliest["offset"]) == (kw.NONE, 0)
+    assert (latest["error_code"], latest["offset"]) == (kw.NONE, 2)
+    assert (by_time["error_code"], by_time["offset"], by_time["timestamp"]) == (kw.NONE, 1, 2000)
+
+
+@pytest.mark.parametrize("version", range(1, 13))
+def test_metadata_every_advertised_version(broker, version):
+    with kw.Conn(broker.bootstrap) as conn:
+        if kw.negotiated(conn, kw.METADATA, version, version) is None:
+            pytest.skip(f"Metadata v{version} not advertised")
+        # v1-v3 cannot ask for auto-creation; create through v4+ first if possible
+        md = kw.metadata(conn, version, ["mdv"], allow_auto_create=True)
+        if version < 4:
+            assert [t["name"] for t in md["topics"]] == ["mdv"]
+            return
+    (topic,) = md["topics"]
+    assert (topic["name"], topic["error_code"]) == ("mdv", kw.NONE)
+    assert [p["index"] for p in topic["partitions"]] == [0]
+    assert [(b["node_id"], b["port"]) for b in md["brokers"]] == [(1, broker.port)]
+
+
+@pytest.mark.parametrize("version", range(3, 9))
+def test_produce_every_advertised_version(broker, version):
+    kw.topic_metadata(broker.bootstrap, ["pv"], allow_auto_create=True)
+    with kw.Conn(broker.bootstrap) as conn:
+        if kw.negotiated(conn, kw.PRODUCE, version, version) is None:
+            pytest.skip(f"Produce v{version} not advertised")
+        for expect_offset in (0, 2):
+            res = kw.produce(conn, version, "pv", 0, kw.record_batch(
+                [(b"k", b"v1", [], None), (b"k", b"v2", [], None)]))
+            assert (res["error_code"], res["base_offset"]) == (kw.NONE, expect_offset)
