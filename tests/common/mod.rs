@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tempfile::TempDir;
@@ -124,10 +124,15 @@ impl Client {
     ) -> Resp {
         let correlation_id = self.send(key, version, request);
         let mut body = self.read_frame().expect("a response");
-        let header = ResponseHeader::decode(&mut body, response_header_version(key, version)).unwrap();
+        let header =
+            ResponseHeader::decode(&mut body, response_header_version(key, version)).unwrap();
         assert_eq!(header.correlation_id, correlation_id);
         let response = Resp::decode(&mut body, version).unwrap();
-        assert!(body.is_empty(), "{} bytes left after the response", body.len());
+        assert!(
+            body.is_empty(),
+            "{} bytes left after the response",
+            body.len()
+        );
         response
     }
 
@@ -179,9 +184,4 @@ fn response_header_version(key: ApiKey, version: i16) -> i16 {
     } else {
         key.response_header_version(version)
     }
-}
-
-/// Reads a big-endian i16 error code at the start of `body` (v0 layouts).
-pub fn leading_i16(body: &mut Bytes) -> i16 {
-    body.get_i16()
 }

@@ -1,0 +1,321 @@
+//! The broker's state: topics, their partitions and logs, the metadata log
+//! that makes topics durable, and the wake-up that long-polling fetches wait
+//! on.
+
+mod error;
+mod meta_properties;
+pub mod metadata_log;
+mod partition;
+pub mod topic;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use tokio::sync::watch;
+use uuid::Uuid;
+use wharf_storage::LogConfig;
+
+pub use error::{storage_error_code, BrokerError};
+pub use partition::Partition;
+pub use topic::Topic;
+
+use metadata_log::{MetadataLog, MetadataRecord};
+
+/// Suffix of partition directories being deleted; cleaned up on start.
+const DELETE_SUFFIX: &str = "-delete";
+const LOCK_FILE: &str = ".lock";
+
+/// Broker-wide settings the request handlers need.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    pub node_id: i32,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub data_dir: PathBuf,
+    pub default_partitions: i32,
+    pub auto_create_topics: bool,
+    pub segment_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct TopicTable {
+    by_name: HashMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
+#[derive(Debug)]
+pub struct Broker {
+    pub settings: BrokerSettings,
+    pub cluster_id: String,
+    topics: RwLock<TopicTable>,
+    /// Serialises topic creation and deletion, and owns the metadata file.
+    metadata: Mutex<MetadataLog>,
+    /// Bumped after every append; long-polling fetches wait for a change.
+    appends: watch::Sender<u64>,
+    /// Held open for the broker's life: the data directory's exclusive lock.
+    _lock: File,
+}
+
+/// What a topic creation asks for, already defaulted.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Broker {
+    /// Opens the data directory: locks it, reads or writes its identity,
+    /// replays the metadata log and recovers every partition's log.
+    pub fn open(settings: BrokerSettings) -> Result<Self, BrokerError> {
+        let dir = settings.data_dir.clone();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BrokerError::io("creating the data directory", &dir, e))?;
+        let lock = lock_data_dir(&dir)?;
+        let cluster_id = meta_properties::load_or_create(&dir, settings.node_id)?;
+        remove_deleted_partition_dirs(&dir);
+
+        let (metadata, records) = MetadataLog::open(&dir)
+            .map_err(|e| BrokerError::io("opening the metadata log", &dir, e))?;
+        let mut live: BTreeMap<Uuid, NewTopic> = BTreeMap::new();
+        for record in records {
+            match record {
+                MetadataRecord::TopicCreated {
+                    id,
+                    name,
+                    partitions,
+                    configs,
+                } => {
+                    live.insert(
+                        id,
+                        NewTopic {
+                            name,
+                            partitions,
+                            configs,
+                        },
+                    );
+                }
+                MetadataRecord::TopicDeleted { id } => {
+                    live.remove(&id);
+                }
+            }
+        }
+        let broker = Self {
+            settings,
+            cluster_id,
+            topics: RwLock::new(TopicTable::default()),
+            metadata: Mutex::new(metadata),
+            appends: watch::Sender::new(0),
+            _lock: lock,
+        };
+        {
+            let mut table = broker
+                .topics
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (id, new) in live {
+                let topic = Arc::new(broker.open_topic(id, &new)?);
+                table.by_name.insert(new.name.clone(), topic.clone());
+                table.by_id.insert(id, topic);
+            }
+            tracing::info!(topics = table.by_name.len(), dir = %dir.display(), "data directory opened");
+        }
+        Ok(broker)
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_table().by_name.get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
+        self.read_table().by_id.get(id).cloned()
+    }
+
+    /// Every topic, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self.read_table().by_name.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Checks a creation without performing it (CreateTopics validate_only).
+    pub fn validate_new_topic(&self, new: &NewTopic) -> Result<(), BrokerError> {
+        topic::validate_name(&new.name)?;
+        if new.partitions < 1 {
+            return Err(BrokerError::InvalidPartitions(new.partitions));
+        }
+        topic::validate_configs(&new.configs)?;
+        if self.topic(&new.name).is_some() {
+            return Err(BrokerError::TopicAlreadyExists(new.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Creates a topic: opens its partition logs, then records it durably.
+    pub fn create_topic(&self, new: NewTopic) -> Result<Arc<Topic>, BrokerError> {
+        let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
+        self.validate_new_topic(&new)?;
+        let id = Uuid::new_v4();
+        let topic = match self.open_topic(id, &new) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                self.remove_partition_dirs(&new.name, new.partitions);
+                return Err(e);
+            }
+        };
+        let record = MetadataRecord::TopicCreated {
+            id,
+            name: new.name.clone(),
+            partitions: new.partitions,
+            configs: new.configs.clone(),
+        };
+        if let Err(e) = metadata.append(&record) {
+            self.remove_partition_dirs(&new.name, new.partitions);
+            return Err(BrokerError::io("recording a new topic", metadata.path(), e));
+        }
+        let mut table = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+        table.by_name.insert(new.name.clone(), topic.clone());
+        table.by_id.insert(id, topic.clone());
+        tracing::info!(topic = %new.name, %id, partitions = new.partitions, "topic created");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: forgets it durably, then removes its data from disk.
+    pub fn delete_topic(&self, topic: &Topic) -> Result<(), BrokerError> {
+        let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.topic_by_id(&topic.id).is_none() {
+            return Err(BrokerError::UnknownTopic(topic.name.to_string()));
+        }
+        metadata
+            .append(&MetadataRecord::TopicDeleted { id: topic.id })
+            .map_err(|e| BrokerError::io("recording a topic deletion", metadata.path(), e))?;
+        {
+            let mut table = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+            table.by_name.remove(&*topic.name);
+            table.by_id.remove(&topic.id);
+        }
+        self.remove_partition_dirs(&topic.name, topic.partition_count());
+        tracing::info!(topic = %topic.name, id = %topic.id, "topic deleted");
+        Ok(())
+    }
+
+    /// Wakes long-polling fetches: called after every append.
+    pub fn notify_append(&self) {
+        self.appends.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a change after each later append.
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appends.subscribe()
+    }
+
+    /// Flushes every partition to disk; used at shutdown.
+    pub fn flush_all(&self) {
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                if let Err(e) = partition.flush() {
+                    tracing::error!(topic = %topic.name, partition = partition.index, "flush failed: {e}");
+                }
+            }
+        }
+    }
+
+    fn open_topic(&self, id: Uuid, new: &NewTopic) -> Result<Topic, BrokerError> {
+        let config = self.log_config(&new.configs);
+        let mut partitions = Vec::new();
+        for index in 0..new.partitions {
+            let dir = partition_dir(&self.settings.data_dir, &new.name, index);
+            let partition = Partition::open(index, &dir, config.clone()).map_err(|source| {
+                BrokerError::Storage {
+                    context: format!("opening {}", dir.display()),
+                    source,
+                }
+            })?;
+            partitions.push(Arc::new(partition));
+        }
+        Ok(Topic {
+            name: new.name.as_str().into(),
+            id,
+            partitions,
+            configs: new.configs.clone(),
+        })
+    }
+
+    fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
+        let segment_bytes = configs
+            .get("segment.bytes")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(self.settings.segment_bytes);
+        LogConfig {
+            segment_bytes,
+            ..LogConfig::default()
+        }
+    }
+
+    /// Renames each partition directory out of the way, then removes it. A
+    /// crash in between leaves `*-delete` directories that the next start
+    /// removes.
+    fn remove_partition_dirs(&self, name: &str, partitions: i32) {
+        for index in 0..partitions {
+            let dir = partition_dir(&self.settings.data_dir, name, index);
+            if !dir.exists() {
+                continue;
+            }
+            let doomed = self.settings.data_dir.join(format!(
+                "{name}-{index}.{}{DELETE_SUFFIX}",
+                Uuid::new_v4().simple()
+            ));
+            let target = match std::fs::rename(&dir, &doomed) {
+                Ok(()) => doomed,
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), "could not rename before deleting: {e}");
+                    dir
+                }
+            };
+            if let Err(e) = std::fs::remove_dir_all(&target) {
+                tracing::error!(dir = %target.display(), "could not delete partition data: {e}");
+            }
+        }
+    }
+
+    fn read_table(&self) -> std::sync::RwLockReadGuard<'_, TopicTable> {
+        self.topics.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `<data dir>/<topic>-<partition>`, as Kafka names it.
+pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{partition}"))
+}
+
+fn lock_data_dir(dir: &Path) -> Result<File, BrokerError> {
+    let path = dir.join(LOCK_FILE);
+    let file =
+        File::create(&path).map_err(|e| BrokerError::io("creating the lock file", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BrokerError::DataDirInUse(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(BrokerError::io("locking the data directory", &path, e))
+        }
+    }
+}
+
+fn remove_deleted_partition_dirs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with(DELETE_SUFFIX) && entry.path().is_dir() {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(dir = %entry.path().display(), "removed data of a deleted topic")
+                }
+                Err(e) => tracing::warn!(dir = %entry.path().display(), "could not remove: {e}"),
+            }
+        }
+    }
+}

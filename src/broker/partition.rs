@@ -1,0 +1,95 @@
+//! One partition: its log plus the replication concepts that sit beside it.
+//!
+//! On a single node the high watermark equals the log end offset after every
+//! append, and the leader epoch stays 0; both are kept as values of their own
+//! so replication can move them independently later.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::{PoisonError, RwLock};
+
+use bytes::Bytes;
+use wharf_storage::{AppendInfo, Log, LogConfig, StorageError};
+
+#[derive(Debug)]
+pub struct Partition {
+    pub index: i32,
+    /// The log. Appends take the write lock; reads share it.
+    log: RwLock<Log>,
+    /// Epoch of the current leader; stamped into every appended batch.
+    leader_epoch: AtomicI32,
+    /// Offsets below this are committed and visible to consumers.
+    high_watermark: AtomicI64,
+}
+
+impl Partition {
+    pub fn open(index: i32, dir: &Path, config: LogConfig) -> Result<Self, StorageError> {
+        let log = Log::open(dir, config)?;
+        let end = log.log_end_offset();
+        Ok(Self {
+            index,
+            log: RwLock::new(log),
+            leader_epoch: AtomicI32::new(0),
+            high_watermark: AtomicI64::new(end),
+        })
+    }
+
+    /// Validates and appends the batches in `records`, assigning offsets.
+    pub fn append(&self, records: &mut [u8]) -> Result<AppendInfo, StorageError> {
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        let info = log.append(records, self.leader_epoch())?;
+        // One node: everything in the log is committed once written.
+        self.high_watermark
+            .store(log.log_end_offset(), Ordering::Release);
+        Ok(info)
+    }
+
+    /// Whole batches from `offset`, up to `max_bytes` (at least one batch if
+    /// `min_one`), never past the high watermark.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<Bytes, StorageError> {
+        let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
+        if offset >= self.high_watermark() && offset <= log.log_end_offset() {
+            // Nothing committed to return yet (and not out of range).
+            return Ok(Bytes::new());
+        }
+        log.read(offset, max_bytes, min_one)
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.with_log(|log| log.log_start_offset())
+    }
+
+    /// (offset, timestamp) of the first record with a timestamp at or after `ts`.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        self.with_log(|log| log.offset_for_timestamp(ts))
+    }
+
+    /// (timestamp, offset) of the record with the largest timestamp.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.with_log(|log| log.max_timestamp())
+    }
+
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.log
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush()
+    }
+
+    fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> T {
+        f(&self.log.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}

@@ -1,0 +1,72 @@
+//! One `Config` for the broker, built from the command line (and the
+//! environment, through clap's `env` support).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Settings of one broker process. Every field is a `wharf serve` flag.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on. A host name is resolved and every address it
+    /// resolves to is bound (`localhost` gives both 127.0.0.1 and ::1).
+    /// Port 0 picks a free port.
+    #[arg(long, env = "WHARF_LISTEN", default_value = "localhost:9092")]
+    pub listen: String,
+
+    /// host:port that Metadata tells clients to connect to. Defaults to the
+    /// listen host and the port actually bound.
+    #[arg(long, env = "WHARF_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+
+    /// Where logs and metadata live. Defaults to ~/.wharf/data, or ./data
+    /// when there is no home directory.
+    #[arg(long, env = "WHARF_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// This broker's node id.
+    #[arg(long, env = "WHARF_NODE_ID", default_value_t = 1)]
+    pub node_id: i32,
+
+    /// Partitions of a topic created without an explicit count.
+    #[arg(long, env = "WHARF_NUM_PARTITIONS", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..=100_000))]
+    pub num_partitions: i32,
+
+    /// Create unknown topics when a client's Metadata request asks for it.
+    #[arg(long, env = "WHARF_AUTO_CREATE_TOPICS", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Largest request frame accepted; larger ones close the connection
+    /// (Kafka's socket.request.max.bytes).
+    #[arg(long, env = "WHARF_MAX_REQUEST_SIZE", default_value_t = wharf_protocol::frame::DEFAULT_MAX_REQUEST_SIZE)]
+    pub max_request_size: usize,
+
+    /// Segment size at which a partition's log rolls to a new segment
+    /// (Kafka's log.segment.bytes).
+    #[arg(long, env = "WHARF_SEGMENT_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub segment_bytes: u64,
+
+    /// Most client connections served at once; more wait to be accepted.
+    #[arg(long, env = "WHARF_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or a
+    /// tracing-subscriber directive such as `wharf=debug`.
+    #[arg(long, env = "WHARF_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+impl Config {
+    /// The data directory to use: the flag, else ~/.wharf/data, else ./data.
+    pub fn resolved_data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        match std::env::var_os("HOME") {
+            Some(home) if !home.is_empty() => PathBuf::from(home).join(".wharf").join("data"),
+            _ => PathBuf::from("data"),
+        }
+    }
+}

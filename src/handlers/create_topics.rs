@@ -1,0 +1,141 @@
+//! CreateTopics: partitions, replication factor 1, configs, validate_only.
+
+use std::collections::{BTreeMap, HashSet};
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{HandlerResult, Request};
+use crate::broker::{Broker, BrokerError, NewTopic};
+
+pub const MIN_VERSION: i16 = 2;
+pub const MAX_VERSION: i16 = 7;
+
+/// DescribeConfigs' source code for a config set on the topic itself.
+const SOURCE_TOPIC_CONFIG: i8 = 1;
+
+pub async fn handle(request: Request) -> HandlerResult {
+    let body: CreateTopicsRequest = request.decode()?;
+    let broker = &request.broker;
+    let mut seen = HashSet::new();
+    let duplicates: HashSet<String> = body
+        .topics
+        .iter()
+        .map(|t| t.name.0.to_string())
+        .filter(|n| !seen.insert(n.clone()))
+        .collect();
+
+    let mut results = Vec::with_capacity(body.topics.len());
+    for topic in &body.topics {
+        let name = topic.name.0.to_string();
+        let mut result = CreatableTopicResult::default();
+        result.name = topic.name.clone();
+        result.error_message = None;
+        let outcome = if duplicates.contains(&name) {
+            Err((
+                ResponseError::InvalidRequest,
+                format!("topic {name:?} appears more than once in the request"),
+            ))
+        } else {
+            create(broker, topic, body.validate_only)
+        };
+        match outcome {
+            Ok((id, new)) => {
+                if request.api_version >= 7 {
+                    result.topic_id = id;
+                }
+                // Partition count, replication factor and configs exist from v5.
+                if request.api_version >= 5 {
+                    result.num_partitions = new.partitions;
+                    result.replication_factor = 1;
+                    result.configs = Some(
+                        new.configs
+                            .iter()
+                            .map(|(k, v)| {
+                                let mut c = CreatableTopicConfigs::default();
+                                c.name = StrBytes::from_string(k.clone());
+                                c.value = Some(StrBytes::from_string(v.clone()));
+                                c.config_source = SOURCE_TOPIC_CONFIG;
+                                c
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            Err((err, message)) => {
+                tracing::info!(topic = %name, "topic not created: {message}");
+                result.error_code = err.code();
+                result.error_message = Some(StrBytes::from_string(message));
+            }
+        }
+        results.push(result);
+    }
+    let mut response = CreateTopicsResponse::default();
+    response.topics = results;
+    request.respond(&response)
+}
+
+type Outcome = Result<(Uuid, NewTopic), (ResponseError, String)>;
+
+fn create(broker: &Broker, topic: &CreatableTopic, validate_only: bool) -> Outcome {
+    let fail = |e: BrokerError| (e.kafka_error(), e.to_string());
+    let node = broker.settings.node_id;
+    let partitions = if topic.assignments.is_empty() {
+        match topic.num_partitions {
+            -1 => broker.settings.default_partitions,
+            n => n,
+        }
+    } else {
+        if topic.num_partitions != -1 || topic.replication_factor != -1 {
+            return Err((
+                ResponseError::InvalidRequest,
+                "both manual assignments and a partition count or replication factor were given"
+                    .to_string(),
+            ));
+        }
+        for a in &topic.assignments {
+            if a.broker_ids.len() != 1 || a.broker_ids.first().map(|b| b.0) != Some(node) {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "partition {} must be assigned to broker {node} alone",
+                        a.partition_index
+                    ),
+                ));
+            }
+        }
+        i32::try_from(topic.assignments.len()).unwrap_or(i32::MAX)
+    };
+    if !matches!(topic.replication_factor, -1 | 1) {
+        return Err(fail(BrokerError::InvalidReplicationFactor(i32::from(
+            topic.replication_factor,
+        ))));
+    }
+    let mut configs = BTreeMap::new();
+    for c in &topic.configs {
+        let Some(value) = &c.value else {
+            return Err((
+                ResponseError::InvalidConfig,
+                format!("config {} has a null value", c.name.as_str()),
+            ));
+        };
+        configs.insert(c.name.to_string(), value.to_string());
+    }
+    let new = NewTopic {
+        name: topic.name.0.to_string(),
+        partitions,
+        configs,
+    };
+    if validate_only {
+        broker.validate_new_topic(&new).map_err(fail)?;
+        return Ok((Uuid::nil(), new));
+    }
+    let created = broker.create_topic(new.clone()).map_err(fail)?;
+    Ok((created.id, new))
+}

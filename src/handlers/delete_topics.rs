@@ -1,0 +1,68 @@
+//! DeleteTopics: by name (v1-v5) or by name or topic id (v6+). The data is
+//! removed from disk before the response is sent.
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{HandlerResult, Request};
+
+pub const MIN_VERSION: i16 = 1;
+pub const MAX_VERSION: i16 = 6;
+
+pub async fn handle(request: Request) -> HandlerResult {
+    let body: DeleteTopicsRequest = request.decode()?;
+    let broker = &request.broker;
+    // Both forms become (name, id) pairs; exactly one of the two is set.
+    let wanted: Vec<(Option<TopicName>, Uuid)> = if request.api_version >= 6 {
+        body.topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
+    } else {
+        body.topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let mut result = DeletableTopicResult::default();
+        let topic = match &name {
+            Some(n) => broker.topic(n.0.as_str()),
+            None => broker.topic_by_id(&id),
+        };
+        result.name = name.clone();
+        if request.api_version >= 6 {
+            result.topic_id = id;
+        }
+        match topic {
+            None => {
+                result.error_code = if name.is_some() {
+                    ResponseError::UnknownTopicOrPartition.code()
+                } else {
+                    ResponseError::UnknownTopicId.code()
+                };
+            }
+            Some(topic) => {
+                result.name = Some(TopicName(StrBytes::from_string(topic.name.to_string())));
+                if request.api_version >= 6 {
+                    result.topic_id = topic.id;
+                }
+                if let Err(e) = broker.delete_topic(&topic) {
+                    tracing::warn!(topic = %topic.name, "delete failed: {e}");
+                    result.error_code = e.kafka_error().code();
+                    if request.api_version >= 5 {
+                        result.error_message = Some(StrBytes::from_string(e.to_string()));
+                    }
+                }
+            }
+        }
+        responses.push(result);
+    }
+    let mut response = DeleteTopicsResponse::default();
+    response.responses = responses;
+    request.respond(&response)
+}

@@ -1,0 +1,141 @@
+//! Fetch: stored batches returned as they are, with long-polling.
+//!
+//! A fetch that finds fewer than `min_bytes` waits up to `max_wait_ms` for an
+//! append anywhere on the broker, re-reading when one happens; it does not
+//! poll. Fetch sessions (KIP-227) are not kept: every response carries
+//! session id 0, which tells clients to send full fetches.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::FetchResponse;
+use kafka_protocol::ResponseError;
+use tokio::time::Instant;
+
+use super::{HandlerResult, Request};
+use crate::broker::{storage_error_code, Broker, Partition};
+
+pub const MIN_VERSION: i16 = 4;
+pub const MAX_VERSION: i16 = 18;
+
+/// Most bytes one fetch response carries, whatever the client asks for
+/// (Kafka's broker-side `fetch.max.bytes` default, 55 MiB). A single batch
+/// larger than this is still returned whole when it comes first.
+const FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
+
+pub async fn handle(mut request: Request) -> HandlerResult {
+    let body: FetchRequest = request.decode()?;
+    let broker = request.broker.clone();
+    let wait = Duration::from_millis(u64::try_from(body.max_wait_ms).unwrap_or(0));
+    let deadline = Instant::now() + wait;
+    let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);
+    let mut appends = broker.subscribe_appends();
+    loop {
+        // Mark the current append count seen before reading, so an append
+        // that lands after the read wakes the wait below.
+        appends.borrow_and_update();
+        let (responses, bytes, errors) = read_all(&broker, &body, request.api_version);
+        let done = bytes >= min_bytes
+            || errors
+            || Instant::now() >= deadline
+            || *request.shutdown.borrow();
+        if done {
+            let mut response = FetchResponse::default();
+            response.responses = responses;
+            return request.respond(&response);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {}
+            // Cannot fail: the sender lives in the broker this request holds.
+            _ = appends.changed() => {}
+            _ = request.shutdown.changed() => {}
+        }
+    }
+}
+
+/// Reads every requested partition once. Returns the topic responses, the
+/// number of record bytes, and whether any partition had an error.
+fn read_all(
+    broker: &Broker,
+    body: &FetchRequest,
+    version: i16,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let by_id = version >= 13;
+    let max_bytes = usize::try_from(body.max_bytes)
+        .unwrap_or(0)
+        .min(FETCH_MAX_BYTES);
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut responses = Vec::with_capacity(body.topics.len());
+    for fetch_topic in &body.topics {
+        let topic = if by_id {
+            broker.topic_by_id(&fetch_topic.topic_id)
+        } else {
+            broker.topic(fetch_topic.topic.0.as_str())
+        };
+        let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
+        for fp in &fetch_topic.partitions {
+            let mut out = PartitionData::default();
+            out.partition_index = fp.partition;
+            out.high_watermark = -1;
+            out.aborted_transactions = None;
+            out.records = Some(Bytes::new());
+            let partition = topic.as_ref().and_then(|t| t.partition(fp.partition));
+            match partition {
+                None => {
+                    out.error_code = if topic.is_none() && by_id {
+                        ResponseError::UnknownTopicId.code()
+                    } else {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    };
+                }
+                Some(p) => {
+                    let budget = usize::try_from(fp.partition_max_bytes)
+                        .unwrap_or(0)
+                        .min(max_bytes.saturating_sub(total));
+                    match read_partition(
+                        p,
+                        fp.fetch_offset,
+                        fp.current_leader_epoch,
+                        budget,
+                        total == 0,
+                    ) {
+                        Ok(records) => {
+                            total += records.len();
+                            out.records = Some(records);
+                        }
+                        Err(err) => out.error_code = err.code(),
+                    }
+                    out.high_watermark = p.high_watermark();
+                    out.last_stable_offset = out.high_watermark;
+                    if version >= 5 {
+                        out.log_start_offset = p.log_start_offset();
+                    }
+                }
+            }
+            any_error |= out.error_code != 0;
+            partitions.push(out);
+        }
+        let mut response = FetchableTopicResponse::default();
+        response.topic = fetch_topic.topic.clone();
+        response.topic_id = fetch_topic.topic_id;
+        response.partitions = partitions;
+        responses.push(response);
+    }
+    (responses, total, any_error)
+}
+
+fn read_partition(
+    partition: &Partition,
+    offset: i64,
+    current_leader_epoch: i32,
+    budget: usize,
+    first: bool,
+) -> Result<Bytes, ResponseError> {
+    super::check_leader_epoch(partition, current_leader_epoch)?;
+    partition
+        .read(offset, budget, first)
+        .map_err(|e| storage_error_code(&e))
+}

@@ -1,0 +1,133 @@
+//! Metadata: the broker, and the topics asked for (all when none are named),
+//! creating unknown ones when the client allows it and the broker does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{HandlerResult, Request};
+use crate::broker::{Broker, BrokerError, NewTopic, Topic};
+
+pub const MIN_VERSION: i16 = 0;
+pub const MAX_VERSION: i16 = 13;
+
+/// Sent when authorized operations were not requested.
+const OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub async fn handle(request: Request) -> HandlerResult {
+    let body: MetadataRequest = request.decode()?;
+    let broker = &request.broker;
+    let version = request.api_version;
+    // Before v4 every Metadata request may auto-create.
+    let allow_create =
+        broker.settings.auto_create_topics && (version < 4 || body.allow_auto_topic_creation);
+
+    let describe = |topic: &Arc<Topic>| describe(broker, topic, version);
+    let topics = match body.topics {
+        // v0 uses an empty list for "all topics"; later versions use null.
+        None => broker.topics().iter().map(describe).collect(),
+        Some(list) if list.is_empty() && version == 0 => {
+            broker.topics().iter().map(describe).collect()
+        }
+        Some(list) => list
+            .into_iter()
+            .map(|t| match t.name {
+                Some(name) => by_name(broker, name.0.as_str(), allow_create).map_or_else(
+                    |err| topic_error(Some(&name.0), Uuid::nil(), err),
+                    |t| describe(&t),
+                ),
+                None => broker.topic_by_id(&t.topic_id).map_or_else(
+                    || topic_error(None, t.topic_id, ResponseError::UnknownTopicId),
+                    |t| describe(&t),
+                ),
+            })
+            .collect(),
+    };
+
+    let settings = &broker.settings;
+    let mut me = MetadataResponseBroker::default();
+    me.node_id = settings.node_id.into();
+    me.host = StrBytes::from_string(settings.advertised_host.clone());
+    me.port = settings.advertised_port;
+
+    let mut response = MetadataResponse::default();
+    response.brokers = vec![me];
+    if version >= 2 {
+        response.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
+    }
+    if version >= 1 {
+        response.controller_id = settings.node_id.into();
+    }
+    response.cluster_authorized_operations = OPERATIONS_OMITTED;
+    response.topics = topics;
+    request.respond(&response)
+}
+
+/// The topic named `name`, created first when it is unknown and creation is
+/// allowed.
+fn by_name(broker: &Broker, name: &str, allow_create: bool) -> Result<Arc<Topic>, ResponseError> {
+    if let Some(topic) = broker.topic(name) {
+        return Ok(topic);
+    }
+    if !allow_create {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    let new = NewTopic {
+        name: name.to_string(),
+        partitions: broker.settings.default_partitions,
+        configs: BTreeMap::new(),
+    };
+    match broker.create_topic(new) {
+        Ok(topic) => Ok(topic),
+        // Another request created it first.
+        Err(BrokerError::TopicAlreadyExists(_)) => broker
+            .topic(name)
+            .ok_or(ResponseError::UnknownTopicOrPartition),
+        Err(e) => {
+            tracing::warn!(topic = name, "auto-creation failed: {e}");
+            Err(e.kafka_error())
+        }
+    }
+}
+
+fn describe(broker: &Broker, topic: &Arc<Topic>, version: i16) -> MetadataResponseTopic {
+    let node = broker.settings.node_id;
+    let mut t = MetadataResponseTopic::default();
+    t.name = Some(TopicName(StrBytes::from_string(topic.name.to_string())));
+    if version >= 10 {
+        t.topic_id = topic.id;
+    }
+    t.topic_authorized_operations = OPERATIONS_OMITTED;
+    t.partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut m = MetadataResponsePartition::default();
+            m.partition_index = p.index;
+            m.leader_id = node.into();
+            if version >= 7 {
+                m.leader_epoch = p.leader_epoch();
+            }
+            m.replica_nodes = vec![node.into()];
+            m.isr_nodes = vec![node.into()];
+            m
+        })
+        .collect();
+    t
+}
+
+fn topic_error(name: Option<&str>, id: Uuid, err: ResponseError) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.error_code = err.code();
+    t.name = name.map(|n| TopicName(StrBytes::from_string(n.to_string())));
+    t.topic_id = id;
+    t.topic_authorized_operations = OPERATIONS_OMITTED;
+    t
+}

@@ -1,0 +1,98 @@
+//! One module per Kafka API. Each declares the versions it serves and an
+//! async `handle` that decodes the body, does the work and encodes the
+//! response body. Per-partition problems become error codes inside the
+//! response; an `Err` means "close this connection".
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+
+/// A decoded request header and the still-encoded body, with what a handler
+/// may need from the connection.
+#[derive(Debug)]
+pub struct Request {
+    pub broker: Arc<Broker>,
+    pub api_key: ApiKey,
+    pub api_version: i16,
+    pub body: Bytes,
+    /// Flips to true when the broker shuts down; long waits end early.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The encoded response body, or `None` when the client expects no answer
+/// (Produce with acks=0).
+pub type HandlerResult = Result<Option<Bytes>, HandlerError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("malformed {api:?} v{version} request: {reason}")]
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("could not encode the {api:?} v{version} response: {reason}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+impl Request {
+    /// Decodes the body as `T` at the request's version.
+    pub fn decode<T: Decodable>(&self) -> Result<T, HandlerError> {
+        let mut body = self.body.clone();
+        T::decode(&mut body, self.api_version).map_err(|e| HandlerError::Malformed {
+            api: self.api_key,
+            version: self.api_version,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Encodes `response` at the request's version.
+    pub fn respond<T: Encodable>(&self, response: &T) -> HandlerResult {
+        let encode_err = |e: anyhow::Error| HandlerError::Encode {
+            api: self.api_key,
+            version: self.api_version,
+            reason: e.to_string(),
+        };
+        let size = response
+            .compute_size(self.api_version)
+            .map_err(encode_err)?;
+        let mut out = BytesMut::with_capacity(size);
+        response
+            .encode(&mut out, self.api_version)
+            .map_err(encode_err)?;
+        Ok(Some(out.freeze()))
+    }
+}
+
+/// Kafka's check of a client's view of the leader epoch: -1 skips it, an
+/// older epoch is fenced, a newer one is not yet known here.
+pub fn check_leader_epoch(
+    partition: &crate::broker::Partition,
+    client_epoch: i32,
+) -> Result<(), ResponseError> {
+    let ours = partition.leader_epoch();
+    match client_epoch {
+        e if e < 0 || e == ours => Ok(()),
+        e if e < ours => Err(ResponseError::FencedLeaderEpoch),
+        _ => Err(ResponseError::UnknownLeaderEpoch),
+    }
+}

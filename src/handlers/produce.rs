@@ -1,0 +1,109 @@
+//! Produce: validate each partition's batches and append them to its log.
+//!
+//! Produce v0-v2 are listed in ApiVersions (librdkafka disables compression
+//! when they are missing, as Apache Kafka 4 knows) but answered with
+//! UNSUPPORTED_VERSION for every partition.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+use wharf_protocol::legacy;
+
+use super::{HandlerError, HandlerResult, Request};
+use crate::broker::storage_error_code;
+
+pub const MIN_VERSION: i16 = 0;
+pub const MAX_VERSION: i16 = 13;
+
+/// The first version the codec decodes; older ones are refused.
+const FIRST_DECODED_VERSION: i16 = 3;
+
+pub async fn handle(request: Request) -> HandlerResult {
+    if request.api_version < FIRST_DECODED_VERSION {
+        tracing::warn!(
+            version = request.api_version,
+            "refusing Produce below v3 (message formats v0/v1)"
+        );
+        return legacy::unsupported_produce_response(&request.body, request.api_version)
+            .map(|body| body.map(Bytes::from))
+            .map_err(|e| HandlerError::Malformed {
+                api: request.api_key,
+                version: request.api_version,
+                reason: e.to_string(),
+            });
+    }
+    let body: ProduceRequest = request.decode()?;
+    let broker = &request.broker;
+    let acks_valid = (-1..=1).contains(&body.acks);
+    let by_id = request.api_version >= 13;
+    let mut appended = false;
+
+    let mut responses = Vec::with_capacity(body.topic_data.len());
+    for topic_data in body.topic_data {
+        let topic = if by_id {
+            broker.topic_by_id(&topic_data.topic_id)
+        } else {
+            broker.topic(topic_data.name.0.as_str())
+        };
+        let unknown = if by_id {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let mut out = PartitionProduceResponse::default();
+            out.index = data.index;
+            out.base_offset = -1;
+            out.log_append_time_ms = -1;
+            out.log_start_offset = -1;
+            let partition = topic.as_ref().and_then(|t| t.partition(data.index));
+            let result = match (partition, data.records) {
+                _ if !acks_valid => Err(ResponseError::InvalidRequiredAcks),
+                (None, _) if topic.is_none() => Err(unknown),
+                (None, _) => Err(ResponseError::UnknownTopicOrPartition),
+                (Some(_), None) => Err(ResponseError::CorruptMessage),
+                (Some(partition), Some(records)) => {
+                    let mut buf = BytesMut::from(&records[..]);
+                    partition
+                        .append(&mut buf)
+                        .map_err(|e| {
+                            tracing::warn!(
+                                topic = topic.as_ref().map(|t| &*t.name),
+                                partition = data.index,
+                                "produce rejected: {e}"
+                            );
+                            storage_error_code(&e)
+                        })
+                        .map(|info| (info, partition.log_start_offset()))
+                }
+            };
+            match result {
+                Ok((info, log_start)) => {
+                    appended = true;
+                    out.base_offset = info.base_offset;
+                    if request.api_version >= 5 {
+                        out.log_start_offset = log_start;
+                    }
+                }
+                Err(err) => out.error_code = err.code(),
+            }
+            partitions.push(out);
+        }
+        let mut topic_response = TopicProduceResponse::default();
+        topic_response.name = topic_data.name;
+        topic_response.topic_id = topic_data.topic_id;
+        topic_response.partition_responses = partitions;
+        responses.push(topic_response);
+    }
+    if appended {
+        broker.notify_append();
+    }
+    if body.acks == 0 {
+        return Ok(None);
+    }
+    let mut response = ProduceResponse::default();
+    response.responses = responses;
+    request.respond(&response)
+}

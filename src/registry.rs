@@ -1,0 +1,87 @@
+//! The one table of supported APIs: key -> version range -> handler.
+//! ApiVersions answers from it and the connection dispatches through it;
+//! nothing else lists APIs.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use kafka_protocol::messages::ApiKey;
+
+use crate::handlers::{self, HandlerResult, Request};
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
+
+/// One supported API.
+#[derive(Debug)]
+pub struct Api {
+    pub key: ApiKey,
+    /// Versions listed in ApiVersions.
+    pub min_version: i16,
+    pub max_version: i16,
+    pub handle: fn(Request) -> HandlerFuture,
+}
+
+impl Api {
+    pub fn supports(&self, version: i16) -> bool {
+        (self.min_version..=self.max_version).contains(&version)
+    }
+}
+
+macro_rules! api {
+    ($key:ident, $module:ident) => {
+        Api {
+            key: ApiKey::$key,
+            min_version: handlers::$module::MIN_VERSION,
+            max_version: handlers::$module::MAX_VERSION,
+            handle: |request| Box::pin(handlers::$module::handle(request)),
+        }
+    };
+}
+
+/// Every API this broker serves, in key order.
+pub static APIS: &[Api] = &[
+    api!(Produce, produce),
+    api!(Fetch, fetch),
+    api!(ListOffsets, list_offsets),
+    api!(Metadata, metadata),
+    api!(ApiVersions, api_versions),
+    api!(CreateTopics, create_topics),
+    api!(DeleteTopics, delete_topics),
+    api!(DescribeCluster, describe_cluster),
+];
+
+pub fn lookup(key: ApiKey) -> Option<&'static Api> {
+    APIS.iter().find(|api| api.key == key)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_each_api_once_in_key_order_within_codec_ranges() {
+        let keys: Vec<i16> = APIS.iter().map(|a| a.key as i16).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(keys, sorted);
+        for api in APIS {
+            let codec = api.key.valid_versions();
+            assert!(api.min_version <= api.max_version, "{:?}", api.key);
+            // Versions the codec cannot decode must be handled by hand;
+            // only Produce v0-v2 are, and only to refuse them.
+            if api.key != ApiKey::Produce {
+                assert!(api.min_version >= codec.min, "{:?}", api.key);
+            }
+            assert_eq!(api.max_version, codec.max, "{:?}", api.key);
+        }
+    }
+
+    #[test]
+    fn lists_produce_from_v0_so_librdkafka_keeps_compression() {
+        let produce = lookup(ApiKey::Produce).unwrap();
+        assert_eq!(produce.min_version, 0);
+        assert!(lookup(ApiKey::JoinGroup).is_none());
+    }
+}

@@ -1,0 +1,185 @@
+//! One client connection: read a frame, dispatch it through the registry,
+//! write the response, in order. Kafka's own rule is one request at a time
+//! per connection, so responses leave in request order by construction; a
+//! slow request (a long-polling fetch) holds only its own connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::Instrument;
+use wharf_protocol::frame::{self, FrameDecoder, FrameError};
+use wharf_protocol::header::{self, HeaderError};
+
+use crate::broker::Broker;
+use crate::handlers::{self, HandlerError, Request};
+use crate::registry;
+
+/// Why a connection is closed early. Each is logged once, at warn level.
+#[derive(Debug, thiserror::Error)]
+enum CloseReason {
+    #[error("bad frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("bad request header: {0}")]
+    Header(#[from] HeaderError),
+    #[error("API {0:?} is not supported")]
+    UnsupportedApi(ApiKey),
+    #[error("{api:?} v{version} is not supported (this broker serves v{min}-v{max})")]
+    UnsupportedVersion {
+        api: ApiKey,
+        version: i16,
+        min: i16,
+        max: i16,
+    },
+    #[error(transparent)]
+    Handler(#[from] HandlerError),
+    #[error("connection ended in the middle of a request frame")]
+    TruncatedFrame,
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Connection {
+    reader: OwnedReadHalf,
+    writer: BufWriter<OwnedWriteHalf>,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    decoder: FrameDecoder,
+    /// Bytes read but not yet consumed as frames.
+    buffer: BytesMut,
+}
+
+impl Connection {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        broker: Arc<Broker>,
+        max_request_size: usize,
+    ) -> Self {
+        // Small responses should leave at once rather than wait for more.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
+        }
+        let (reader, writer) = stream.into_split();
+        Self {
+            reader,
+            writer: BufWriter::new(writer),
+            peer,
+            broker,
+            decoder: FrameDecoder::new(max_request_size),
+            buffer: BytesMut::with_capacity(8 * 1024),
+        }
+    }
+
+    /// Serves requests until the client leaves, sends something invalid, or
+    /// the broker shuts down (between requests).
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let peer = self.peer;
+        tracing::debug!(%peer, "connection opened");
+        loop {
+            let frame = tokio::select! {
+                f = self.read_frame() => f,
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            let result = match frame {
+                Ok(Some(frame)) => self.serve(frame, stop.clone()).await,
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            if let Err(reason) = result {
+                tracing::warn!(%peer, "closing connection: {reason}");
+                break;
+            }
+        }
+        tracing::debug!(%peer, "connection closed");
+    }
+
+    /// The next whole frame, or `None` on a clean end of stream.
+    async fn read_frame(&mut self) -> Result<Option<Bytes>, CloseReason> {
+        loop {
+            if let Some(frame) = self.decoder.decode(&mut self.buffer)? {
+                return Ok(Some(frame));
+            }
+            let needed = self.decoder.needed(&self.buffer)?;
+            self.buffer.reserve(needed.min(1024 * 1024));
+            if self.reader.read_buf(&mut self.buffer).await? == 0 {
+                return if self.buffer.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(CloseReason::TruncatedFrame)
+                };
+            }
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        mut frame: Bytes,
+        stop: watch::Receiver<bool>,
+    ) -> Result<(), CloseReason> {
+        let parsed = header::decode_request_header(&mut frame)?;
+        let version = parsed.header.request_api_version;
+        let correlation_id = parsed.header.correlation_id;
+        let span = tracing::debug_span!(
+            "request",
+            api_key = ?parsed.api_key,
+            api_version = version,
+            correlation_id,
+            client_id = parsed.header.client_id.as_deref().unwrap_or(""),
+        );
+        let api =
+            registry::lookup(parsed.api_key).ok_or(CloseReason::UnsupportedApi(parsed.api_key))?;
+        let body = if api.supports(version) {
+            let request = Request {
+                broker: self.broker.clone(),
+                api_key: parsed.api_key,
+                api_version: version,
+                body: frame,
+                shutdown: stop,
+            };
+            (api.handle)(request).instrument(span.clone()).await?
+        } else if parsed.api_key == ApiKey::ApiVersions {
+            // Tell the client which versions we know, in the v0 layout
+            // every client can read.
+            span.in_scope(|| tracing::debug!("unknown ApiVersions version; answering with v0"));
+            Some(handlers::api_versions::unsupported_version_response())
+        } else {
+            return Err(CloseReason::UnsupportedVersion {
+                api: parsed.api_key,
+                version,
+                min: api.min_version,
+                max: api.max_version,
+            });
+        };
+        match body {
+            Some(body) => {
+                self.write_response(parsed.api_key, version, correlation_id, body)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn write_response(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        body: Bytes,
+    ) -> Result<(), CloseReason> {
+        let mut head = BytesMut::with_capacity(16);
+        header::encode_response_header(&mut head, api_key, version, correlation_id)?;
+        self.writer
+            .write_all(&frame::size_prefix(head.len() + body.len()))
+            .await?;
+        self.writer.write_all(&head).await?;
+        self.writer.write_all(&body).await?;
+        self.writer.flush().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! The listener side: bind, accept, one task per connection, and graceful
+//! shutdown (stop accepting, let in-flight requests finish, flush, exit).
+
+mod connection;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::broker::{Broker, BrokerSettings};
+use crate::config::Config;
+use connection::Connection;
+
+/// How long shutdown waits for connections to finish their requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a broker from `config` until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listeners = bind(&config.listen).await?;
+    let bound: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let port = bound
+        .first()
+        .map(|a| a.port())
+        .context("no address bound")?;
+    let (advertised_host, advertised_port) = advertised(&config, port)?;
+    let settings = BrokerSettings {
+        node_id: config.node_id,
+        advertised_host,
+        advertised_port,
+        data_dir: config.resolved_data_dir(),
+        default_partitions: config.num_partitions,
+        auto_create_topics: config.auto_create_topics,
+        segment_bytes: config.segment_bytes,
+    };
+    let broker = tokio::task::spawn_blocking(move || Broker::open(settings))
+        .await
+        .context("opening the data directory")??;
+    let broker = Arc::new(broker);
+    tracing::info!(
+        listen = ?bound,
+        advertised = %format!("{}:{}", broker.settings.advertised_host, broker.settings.advertised_port),
+        node_id = broker.settings.node_id,
+        cluster_id = %broker.cluster_id,
+        "wharf is ready"
+    );
+    let limits = Limits {
+        max_connections: config.max_connections,
+        max_request_size: config.max_request_size,
+    };
+    run(listeners, broker, limits, shutdown_signal()).await
+}
+
+/// Per-server limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_request_size: usize,
+}
+
+/// Serves `listeners` until `shutdown` completes, then drains connections and
+/// flushes the broker's logs.
+pub async fn run(
+    listeners: Vec<TcpListener>,
+    broker: Arc<Broker>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection holds a clone; when all are dropped, recv() ends.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut acceptors = Vec::new();
+    for listener in listeners {
+        acceptors.push(tokio::spawn(accept_loop(
+            listener,
+            broker.clone(),
+            limits,
+            permits.clone(),
+            stop_rx.clone(),
+            alive_tx.clone(),
+        )));
+    }
+    drop(alive_tx);
+    shutdown.await;
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    // The receiver half lives on in every connection, so this cannot fail.
+    let _ = stop_tx.send(true);
+    for acceptor in acceptors {
+        let _ = acceptor.await;
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, alive_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish within {DRAIN_TIMEOUT:?}");
+    }
+    let flushing = broker.clone();
+    tokio::task::spawn_blocking(move || flushing.flush_all())
+        .await
+        .context("flushing logs")?;
+    tracing::info!("wharf stopped cleanly");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let connection =
+                    Connection::new(stream, peer, broker.clone(), limits.max_request_size);
+                let stop = stop.clone();
+                let alive = alive.clone();
+                tokio::spawn(async move {
+                    connection.run(stop).await;
+                    drop(permit);
+                    drop(alive);
+                });
+            }
+            Err(e) => {
+                // Typically EMFILE: back off rather than spin.
+                tracing::error!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Binds every address `listen` resolves to. Port 0 binds the first address
+/// to a free port and the others to the same one.
+async fn bind(listen: &str) -> anyhow::Result<Vec<TcpListener>> {
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .with_context(|| format!("resolving --listen {listen:?}"))?
+        .collect();
+    addrs.dedup();
+    if addrs.is_empty() {
+        bail!("--listen {listen:?} resolves to no address");
+    }
+    let mut listeners = Vec::new();
+    let mut port = None;
+    let mut last_err = None;
+    for mut addr in addrs {
+        if let Some(p) = port {
+            addr.set_port(p);
+        }
+        match TcpListener::bind(addr).await {
+            Ok(l) => {
+                port = l.local_addr().ok().map(|a| a.port());
+                listeners.push(l);
+            }
+            Err(e) => {
+                tracing::warn!(%addr, "could not bind: {e}");
+                last_err = Some(e);
+            }
+        }
+    }
+    match (listeners.is_empty(), last_err) {
+        (true, Some(e)) => Err(e).with_context(|| format!("binding {listen}")),
+        _ => Ok(listeners),
+    }
+}
+
+/// The host and port Metadata advertises: the flag, or the listen host with
+/// the bound port (`localhost` for a wildcard listen address).
+fn advertised(config: &Config, bound_port: u16) -> anyhow::Result<(String, i32)> {
+    let source = config
+        .advertised_listener
+        .as_deref()
+        .unwrap_or(&config.listen);
+    let (host, port) = source
+        .rsplit_once(':')
+        .with_context(|| format!("{source:?} is not host:port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let mut port: i32 = port
+        .parse()
+        .with_context(|| format!("bad port in {source:?}"))?;
+    if config.advertised_listener.is_none() {
+        port = i32::from(bound_port);
+    }
+    let host = match host {
+        "" | "0.0.0.0" | "::" => {
+            tracing::warn!("listening on a wildcard address; advertising localhost (set --advertised-listener for remote clients)");
+            "localhost".to_string()
+        }
+        h => h.to_string(),
+    };
+    Ok((host, port))
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
