@@ -479,3 +479,19 @@ fn bad_frames_close_only_their_own_connection() {
         (0, 0)
     );
 }
+
+#[test]
+fn localhost_listener_serves_ipv4_and_ipv6() {
+    let broker = TestBroker::start_on("localhost", &[]);
+    let port = broker.addr.port();
+    for addr in ["127.0.0.1", "::1"] {
+        let addr = std::net::SocketAddr::new(addr.parse().unwrap(), port);
+        let mut client = Client::connect(addr);
+        let resp: ApiVersionsResponse =
+            client.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        assert_eq!(resp.error_code, 0, "over {addr}");
+        // Metadata advertises the name clients used, not one address family.
+        let meta = metadata(&mut client, None, false);
+        assert_eq!(meta.brokers[0].host.as_str(), "localhost");
+    }
+}

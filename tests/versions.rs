@@ -79,8 +79,23 @@ fn every_advertised_version_round_trips() {
         t.name = Some(name("c7"));
         let mut req = MetadataRequest::default();
         req.topics = Some(vec![t]);
+        req.include_topic_authorized_operations = v >= 8;
+        req.include_cluster_authorized_operations = (8..=10).contains(&v);
         let resp: MetadataResponse = client.call(ApiKey::Metadata, v, &req);
         assert_eq!(resp.topics[0].error_code, 0, "Metadata v{v}");
+        if v >= 8 {
+            // No authorizer: every topic operation is allowed (READ=3, WRITE=4).
+            let ops = resp.topics[0].topic_authorized_operations;
+            assert_eq!(ops & 0b11000, 0b11000, "Metadata v{v} topic ops {ops:#x}");
+        }
+        if (8..=10).contains(&v) {
+            // DESCRIBE=8 on the cluster.
+            assert_ne!(
+                resp.cluster_authorized_operations & (1 << 8),
+                0,
+                "Metadata v{v}"
+            );
+        }
         assert_eq!(resp.topics[0].partitions.len(), 2, "Metadata v{v}");
         assert_eq!(resp.brokers.len(), 1);
         if v >= 10 {

@@ -4,7 +4,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{HandlerResult, Request};
+use super::{authorized_ops, HandlerResult, Request};
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 2;
@@ -13,9 +13,8 @@ pub const MAX_VERSION: i16 = 2;
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
 
 pub async fn handle(request: Request) -> HandlerResult {
-    // Nothing in the body changes the answer: there are no ACLs to report
-    // and no fenced brokers to include.
-    let _: DescribeClusterRequest = request.decode()?;
+    // No broker is ever fenced, so include_fenced_brokers changes nothing.
+    let body: DescribeClusterRequest = request.decode()?;
     let settings = &request.broker.settings;
     let mut broker = DescribeClusterBroker::default();
     broker.broker_id = settings.node_id.into();
@@ -26,6 +25,10 @@ pub async fn handle(request: Request) -> HandlerResult {
     response.controller_id = settings.node_id.into();
     response.endpoint_type = ENDPOINT_TYPE_BROKERS;
     response.brokers = vec![broker];
-    response.cluster_authorized_operations = i32::MIN;
+    response.cluster_authorized_operations = if body.include_cluster_authorized_operations {
+        authorized_ops::CLUSTER
+    } else {
+        authorized_ops::OMITTED
+    };
     request.respond(&response)
 }

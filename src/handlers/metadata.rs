@@ -12,14 +12,11 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{HandlerResult, Request};
+use super::{authorized_ops, HandlerResult, Request};
 use crate::broker::{Broker, BrokerError, NewTopic, Topic};
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 13;
-
-/// Sent when authorized operations were not requested.
-const OPERATIONS_OMITTED: i32 = i32::MIN;
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: MetadataRequest = request.decode()?;
@@ -29,7 +26,12 @@ pub async fn handle(request: Request) -> HandlerResult {
     let allow_create =
         broker.settings.auto_create_topics && (version < 4 || body.allow_auto_topic_creation);
 
-    let describe = |topic: &Arc<Topic>| describe(broker, topic, version);
+    let topic_ops = if body.include_topic_authorized_operations {
+        authorized_ops::TOPIC
+    } else {
+        authorized_ops::OMITTED
+    };
+    let describe = |topic: &Arc<Topic>| describe(broker, topic, version, topic_ops);
     let topics = match body.topics {
         // v0 uses an empty list for "all topics"; later versions use null.
         None => broker.topics().iter().map(describe).collect(),
@@ -65,7 +67,10 @@ pub async fn handle(request: Request) -> HandlerResult {
     if version >= 1 {
         response.controller_id = settings.node_id.into();
     }
-    response.cluster_authorized_operations = OPERATIONS_OMITTED;
+    // The request flag exists only in v8-v10, as does the response field.
+    if body.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = authorized_ops::CLUSTER;
+    }
     response.topics = topics;
     request.respond(&response)
 }
@@ -97,14 +102,14 @@ fn by_name(broker: &Broker, name: &str, allow_create: bool) -> Result<Arc<Topic>
     }
 }
 
-fn describe(broker: &Broker, topic: &Arc<Topic>, version: i16) -> MetadataResponseTopic {
+fn describe(broker: &Broker, topic: &Arc<Topic>, version: i16, ops: i32) -> MetadataResponseTopic {
     let node = broker.settings.node_id;
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(StrBytes::from_string(topic.name.to_string())));
     if version >= 10 {
         t.topic_id = topic.id;
     }
-    t.topic_authorized_operations = OPERATIONS_OMITTED;
+    t.topic_authorized_operations = ops;
     t.partitions = topic
         .partitions
         .iter()
@@ -128,6 +133,6 @@ fn topic_error(name: Option<&str>, id: Uuid, err: ResponseError) -> MetadataResp
     t.error_code = err.code();
     t.name = name.map(|n| TopicName(StrBytes::from_string(n.to_string())));
     t.topic_id = id;
-    t.topic_authorized_operations = OPERATIONS_OMITTED;
+    t.topic_authorized_operations = authorized_ops::OMITTED;
     t
 }

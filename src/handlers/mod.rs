@@ -96,3 +96,26 @@ pub fn check_leader_epoch(
         _ => Err(ResponseError::UnknownLeaderEpoch),
     }
 }
+
+/// Authorized-operations bitfields (bit N set = ACL operation N allowed).
+/// Wharf has no authorizer, so, as Kafka does without one, a client that
+/// asks is told every operation that applies to the resource type.
+pub mod authorized_ops {
+    /// Sent when the client did not ask.
+    pub const OMITTED: i32 = i32::MIN;
+    /// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+    pub const TOPIC: i32 = bits(&[3, 4, 5, 6, 7, 8, 10, 11]);
+    /// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
+    /// IDEMPOTENT_WRITE.
+    pub const CLUSTER: i32 = bits(&[5, 7, 8, 9, 10, 11, 12]);
+
+    const fn bits(ops: &[u32]) -> i32 {
+        let mut out = 0i32;
+        let mut i = 0;
+        while i < ops.len() {
+            out |= 1 << ops[i];
+            i += 1;
+        }
+        out
+    }
+}

@@ -151,13 +151,26 @@ async fn accept_loop(
     }
 }
 
-/// Binds every address `listen` resolves to. Port 0 binds the first address
-/// to a free port and the others to the same one.
+/// Binds every address `listen` resolves to. `localhost` always means both
+/// loopback addresses, whatever this machine's resolver says, because
+/// clients resolve it to either. Port 0 binds the first address to a free
+/// port and the others to the same one.
 async fn bind(listen: &str) -> anyhow::Result<Vec<TcpListener>> {
-    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
-        .await
-        .with_context(|| format!("resolving --listen {listen:?}"))?
-        .collect();
+    let mut addrs: Vec<SocketAddr> = match listen.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") => {
+            let port: u16 = port
+                .parse()
+                .with_context(|| format!("bad port in --listen {listen:?}"))?;
+            vec![
+                SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+            ]
+        }
+        _ => tokio::net::lookup_host(listen)
+            .await
+            .with_context(|| format!("resolving --listen {listen:?}"))?
+            .collect(),
+    };
     addrs.dedup();
     if addrs.is_empty() {
         bail!("--listen {listen:?} resolves to no address");

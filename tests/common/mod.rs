@@ -15,6 +15,8 @@ use tempfile::TempDir;
 pub struct TestBroker {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// What `--listen` is given: `127.0.0.1:PORT` unless a test asks otherwise.
+    listen: String,
     pub dir: TempDir,
     args: Vec<String>,
 }
@@ -25,6 +27,11 @@ impl TestBroker {
     }
 
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_on("127.0.0.1", args)
+    }
+
+    /// Starts with `--listen HOST:PORT` for a free port.
+    pub fn start_on(host: &str, args: &[&str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -33,6 +40,7 @@ impl TestBroker {
         let mut broker = Self {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            listen: format!("{host}:{port}"),
             dir: tempfile::tempdir().unwrap(),
             args: args.iter().map(|s| s.to_string()).collect(),
         };
@@ -44,7 +52,7 @@ impl TestBroker {
         let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
             .arg("serve")
             .arg("--listen")
-            .arg(self.addr.to_string())
+            .arg(&self.listen)
             .arg("--data-dir")
             .arg(self.dir.path())
             .args(&self.args)
