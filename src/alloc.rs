@@ -21,15 +21,23 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
 
-/// Allocations at least this large go to `mmap`.
-const HUGE: usize = 1 << 30;
 /// mmap returns page-aligned memory; larger alignments stay with System.
 const PAGE: usize = 4096;
 
-pub struct Allocator;
+pub struct Allocator {
+    /// Allocations at least this large go to `mmap`.
+    huge: usize,
+}
 
-fn is_huge(layout: &Layout) -> bool {
-    layout.size() >= HUGE && layout.align() <= PAGE
+impl Allocator {
+    /// The broker's allocator: 1 GiB and up is mapped.
+    pub const fn new() -> Self {
+        Self { huge: 1 << 30 }
+    }
+
+    fn is_huge(&self, layout: &Layout) -> bool {
+        layout.size() >= self.huge && layout.align() <= PAGE
+    }
 }
 
 // SAFETY: every pointer handed out is either from `System` (and returned to
@@ -39,7 +47,7 @@ fn is_huge(layout: &Layout) -> bool {
 // and callers pass the same layout to `dealloc` as to `alloc`.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if is_huge(&layout) {
+        if self.is_huge(&layout) {
             map(layout.size())
         } else {
             // SAFETY: forwarded with the caller's guarantees.
@@ -48,7 +56,7 @@ unsafe impl GlobalAlloc for Allocator {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if is_huge(&layout) {
+        if self.is_huge(&layout) {
             // Anonymous mappings are zero-filled.
             map(layout.size())
         } else {
@@ -58,7 +66,7 @@ unsafe impl GlobalAlloc for Allocator {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if is_huge(&layout) {
+        if self.is_huge(&layout) {
             // SAFETY: `ptr` came from `map(layout.size())` (same layout).
             unsafe {
                 libc::munmap(ptr.cast(), layout.size());
@@ -73,7 +81,7 @@ unsafe impl GlobalAlloc for Allocator {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return ptr::null_mut();
         };
-        if !is_huge(&layout) && !is_huge(&new_layout) {
+        if !self.is_huge(&layout) && !self.is_huge(&new_layout) {
             // SAFETY: forwarded with the caller's guarantees.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
@@ -126,16 +134,33 @@ mod tests {
     }
 
     #[test]
-    fn huge_blocks_hold_data_through_growth_and_shrink() {
-        let mut v: Vec<u8> = Vec::with_capacity(HUGE);
-        v.extend_from_slice(b"start");
-        v.resize(HUGE + 10, 7);
-        v.push(9);
-        assert_eq!(&v[..5], b"start");
-        assert_eq!(v[HUGE + 5], 7);
-        v.truncate(16);
-        v.shrink_to_fit();
-        assert_eq!(&v[..5], b"start");
-        assert_eq!(v.len(), 16);
+    fn mapped_blocks_keep_data_across_realloc_both_ways() {
+        // A low threshold sends these small blocks down the mmap path.
+        let a = Allocator { huge: 2 * PAGE };
+        let small = Layout::from_size_align(100, 8).unwrap();
+        let big = Layout::from_size_align(3 * PAGE, 8).unwrap();
+        // SAFETY: every access stays inside its block's current size, and
+        // each block is reallocated or freed once with its current layout.
+        unsafe {
+            let p = a.alloc(small);
+            p.write_bytes(0xab, 100);
+            // System -> mapped.
+            let q = a.realloc(p, small, big.size());
+            assert!(!q.is_null());
+            assert_eq!(*q.add(99), 0xab);
+            q.add(big.size() - 1).write(0xcd);
+            // Mapped -> larger mapping.
+            let r = a.realloc(q, big, 5 * PAGE);
+            assert_eq!(*r.add(99), 0xab);
+            assert_eq!(*r.add(big.size() - 1), 0xcd);
+            // Mapped -> System.
+            let bigger = Layout::from_size_align(5 * PAGE, 8).unwrap();
+            let s = a.realloc(r, bigger, 100);
+            assert_eq!(*s.add(0), 0xab);
+            a.dealloc(s, small);
+            let z = a.alloc_zeroed(big);
+            assert_eq!(*z.add(big.size() / 2), 0);
+            a.dealloc(z, big);
+        }
     }
 }

@@ -17,7 +17,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::Config;
 
 #[global_allocator]
-static ALLOCATOR: alloc::Allocator = alloc::Allocator;
+static ALLOCATOR: alloc::Allocator = alloc::Allocator::new();
 
 #[derive(Debug, Parser)]
 #[command(
