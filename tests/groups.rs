@@ -378,8 +378,17 @@ fn a_waiting_join_does_not_block_other_connections() {
     hb.group_id = gid("g");
     hb.generation_id = generation;
     hb.member_id = member_a.clone();
-    let resp: HeartbeatResponse = a.call(ApiKey::Heartbeat, 4, &hb);
-    assert_eq!(resp.error_code, REBALANCE_IN_PROGRESS);
+    // (b's join may not have arrived yet: ask until it has.)
+    let mut code = 0;
+    for _ in 0..100 {
+        let resp: HeartbeatResponse = a.call(ApiKey::Heartbeat, 4, &hb);
+        code = resp.error_code;
+        if code != 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(code, REBALANCE_IN_PROGRESS);
 
     let resp: JoinGroupResponse = a.call(ApiKey::JoinGroup, 9, &join_request(9, "g", &member_a));
     assert_eq!(resp.error_code, 0);
