@@ -59,12 +59,14 @@ pub struct Config {
     pub offsets_topic_num_partitions: i32,
 
     /// How long the first rebalance of an empty group waits for more members
-    /// (Kafka's group.initial.rebalance.delay.ms). Kafka's default is 3000;
-    /// Wharf defaults to 0, the value Kafka's own shipped server.properties
-    /// uses for development: a single developer's consumer should start
-    /// reading at once, and the few extra rebalances when several members
-    /// start together are cheap on one node.
-    #[arg(long, env = "WHARF_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 0,
+    /// (Kafka's group.initial.rebalance.delay.ms), extended by each newcomer
+    /// up to the rebalance timeout. Kafka's default of 3000 is tuned for
+    /// fleets of consumers restarting together; 0 (Kafka's shipped
+    /// development config) sends consumers started together by one script
+    /// through one rebalance per arrival, re-reading whatever was not yet
+    /// committed. Wharf's 1000 covers consumers started together while a
+    /// lone consumer starts reading after one second.
+    #[arg(long, env = "WHARF_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 1_000,
           value_parser = clap::value_parser!(i64).range(0..=3_600_000))]
     pub group_initial_rebalance_delay_ms: i64,
 

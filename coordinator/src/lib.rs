@@ -66,7 +66,7 @@ pub struct GroupConfig {
 impl Default for GroupConfig {
     fn default() -> Self {
         GroupConfig {
-            initial_rebalance_delay_ms: 0,
+            initial_rebalance_delay_ms: 1_000,
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
