@@ -85,7 +85,20 @@ mod tests {
             if api.key != ApiKey::Produce {
                 assert!(api.min_version >= codec.min, "{:?}", api.key);
             }
-            assert_eq!(api.max_version, codec.max, "{:?}", api.key);
+            assert_eq!(api.max_version, request_codec_max(api.key), "{:?}", api.key);
+        }
+    }
+
+    /// The newest version the request codec decodes. `ApiKey::valid_versions`
+    /// lists OffsetCommit and OffsetFetch up to v10 (topic ids), but their
+    /// request types stop at v9, so v9 is the most a broker can serve.
+    fn request_codec_max(key: ApiKey) -> i16 {
+        use kafka_protocol::messages::{OffsetCommitRequest, OffsetFetchRequest};
+        use kafka_protocol::protocol::Message;
+        match key {
+            ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS.max,
+            ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS.max,
+            other => other.valid_versions().max,
         }
     }
 

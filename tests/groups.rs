@@ -176,7 +176,12 @@ fn versions(client: &mut Client, key: ApiKey) -> std::ops::RangeInclusive<i16> {
 
 #[test]
 fn every_group_api_version_round_trips() {
-    let broker = TestBroker::start_with(&["--offsets-topic-num-partitions", "3"]);
+    let broker = TestBroker::start_with(&[
+        "--offsets-topic-num-partitions",
+        "3",
+        "--group-initial-rebalance-delay-ms",
+        "0",
+    ]);
     let mut c = broker.client();
     create_topic(&mut c, "t", 2);
 
@@ -361,7 +366,12 @@ fn read_response<R: Decodable>(client: &mut Client, key: ApiKey, v: i16) -> R {
 
 #[test]
 fn a_waiting_join_does_not_block_other_connections() {
-    let broker = TestBroker::start_with(&["--offsets-topic-num-partitions", "2"]);
+    let broker = TestBroker::start_with(&[
+        "--offsets-topic-num-partitions",
+        "2",
+        "--group-initial-rebalance-delay-ms",
+        "0",
+    ]);
     let mut a = broker.client();
     let mut b = broker.client();
     create_topic(&mut a, "t", 1);
@@ -402,7 +412,12 @@ fn a_waiting_join_does_not_block_other_connections() {
 
 #[test]
 fn committed_offsets_and_groups_survive_a_restart() {
-    let mut broker = TestBroker::start_with(&["--offsets-topic-num-partitions", "4"]);
+    let mut broker = TestBroker::start_with(&[
+        "--offsets-topic-num-partitions",
+        "4",
+        "--group-initial-rebalance-delay-ms",
+        "0",
+    ]);
     let mut c = broker.client();
     create_topic(&mut c, "t", 1);
     let resp = commit(&mut c, 9, "keep", "", -1, 1234);
