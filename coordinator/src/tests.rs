@@ -654,3 +654,48 @@ fn coordinator_partition_matches_kafka_hashing() {
     assert_eq!(partition_for("", 50), 0);
     assert_eq!(partition_for("x", 1), 0);
 }
+
+#[test]
+fn join_validates_group_id_and_session_timeout() {
+    let c = coordinator(0);
+    let mut req = join_req("", &["range"]);
+    req.group_id = String::new();
+    assert_eq!(done(c.join(req, 0)).error, Some(GroupError::InvalidGroupId));
+    let mut req = join_req("", &["range"]);
+    req.session_timeout_ms = 1_000;
+    assert_eq!(
+        done(c.join(req, 0)).error,
+        Some(GroupError::InvalidSessionTimeout)
+    );
+    let mut req = join_req("", &["range"]);
+    req.protocol_type = String::new();
+    assert_eq!(
+        done(c.join(req, 0)).error,
+        Some(GroupError::InconsistentGroupProtocol)
+    );
+}
+
+#[test]
+fn unused_member_ids_expire_after_the_session_timeout() {
+    let c = coordinator(0);
+    let first = done(c.join(join_req("", &["range"]), 0));
+    assert_eq!(first.error, Some(GroupError::MemberIdRequired));
+    c.tick(i64::from(SESSION) + 1);
+    let late = done(c.join(
+        join_req(&first.member_id, &["range"]),
+        i64::from(SESSION) + 2,
+    ));
+    assert_eq!(late.error, Some(GroupError::UnknownMemberId));
+}
+
+#[test]
+fn retried_join_during_completing_rebalance_gets_the_same_generation() {
+    let c = coordinator(0);
+    let (a, mut rx) = join_new(&c, &["range"], 0);
+    let first = rx.try_recv().unwrap();
+    assert_eq!(state(&c), GroupState::CompletingRebalance);
+    let again = done(c.join(join_req(&a, &["range"]), 1));
+    assert_eq!(again.generation_id, first.generation_id);
+    assert_eq!(again.members.len(), 1, "still the leader's view");
+    assert_eq!(state(&c), GroupState::CompletingRebalance);
+}
