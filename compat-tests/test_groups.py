@@ -449,6 +449,13 @@ def test_admin_list_describe_offsets_and_delete_groups(broker):
         res = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("idle-group")])
         offsets = {tp.partition: tp.offset for tp in res["idle-group"].result(timeout=10).topic_partitions}
         assert offsets == {1: 4}
+        # Reset (AlterConsumerGroupOffsets is an OffsetCommit outside membership).
+        altered = a.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(
+            "idle-group", [TopicPartition("adm", 1, 1)])])
+        altered["idle-group"].result(timeout=10)
+        res = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("idle-group")])
+        offsets = {tp.partition: tp.offset for tp in res["idle-group"].result(timeout=10).topic_partitions}
+        assert offsets == {1: 1}
 
         deleted = a.delete_consumer_groups(["idle-group", "live-group"])
         deleted["idle-group"].result(timeout=10)
