@@ -27,7 +27,9 @@
 
 mod coordinator;
 mod group;
+mod messages;
 mod offsets;
+mod rebalance;
 pub mod records;
 #[cfg(test)]
 mod tests;
