@@ -144,6 +144,7 @@ def test_three_consumers_share_six_partitions_and_survivors_take_over(broker):
                               stdout=subprocess.PIPE, text=True)
     time.sleep(0.3)
     a, b = consumer(broker, "app"), consumer(broker, "app")
+    d = None
     try:
         a.subscribe(["six"])
         b.subscribe(["six"])
@@ -190,12 +191,20 @@ def test_three_consumers_share_six_partitions_and_survivors_take_over(broker):
         reread = [(p, o) for c in t.consumers for p, o, _ in t.received(c)
                   if p in victim_parts and o < 10]
         assert reread == []
+
+        # A newcomer: the load is spread over three again.
+        a.commit(asynchronous=False)
+        b.commit(asynchronous=False)
+        d = consumer(broker, "app")
+        d.subscribe(["six"])
+        t = Tracker([a, b, d])
+        t.poll_until(lambda: t.balanced(6) and all(len(s) == 2 for s in t.assignments()), timeout=40)
     finally:
         if victim.poll() is None:
             victim.kill()
             victim.wait()
         victim.stdout.close()
-        close_all([a, b])
+        close_all([c for c in (a, b, d) if c is not None])
 
 
 @pytest.mark.parametrize("assignor", ["range", "roundrobin", "cooperative-sticky"])
