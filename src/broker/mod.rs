@@ -3,6 +3,7 @@
 //! on.
 
 mod error;
+pub mod groups;
 mod meta_properties;
 pub mod metadata_log;
 mod partition;
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::sync::watch;
 use uuid::Uuid;
+use wharf_coordinator::{GroupConfig, GroupCoordinator};
 use wharf_storage::LogConfig;
 
 pub use error::{storage_error_code, BrokerError};
@@ -37,6 +39,8 @@ pub struct BrokerSettings {
     pub default_partitions: i32,
     pub auto_create_topics: bool,
     pub segment_bytes: u64,
+    /// Consumer groups and the __consumer_offsets topic.
+    pub groups: GroupConfig,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +58,8 @@ pub struct Broker {
     metadata: Mutex<MetadataLog>,
     /// Bumped after every append; long-polling fetches wait for a change.
     appends: watch::Sender<u64>,
+    /// Consumer groups and their committed offsets.
+    pub groups: GroupCoordinator,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -103,6 +109,7 @@ impl Broker {
             }
         }
         let broker = Self {
+            groups: GroupCoordinator::new(settings.groups.clone()),
             settings,
             cluster_id,
             topics: RwLock::new(TopicTable::default()),
