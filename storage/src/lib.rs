@@ -9,6 +9,7 @@
 //! - [`format`]: every on-disk detail (file names, index entry layout).
 //! - `segment`: one `.log` file with its sparse offset index.
 //! - `recovery`: opening a directory and repairing a torn tail.
+//! - `retention`: deleting expired segments and moving the log start offset.
 //! - [`error`]: the one error type, `StorageError`.
 #![forbid(unsafe_code)]
 
@@ -16,7 +17,9 @@ pub mod error;
 pub mod format;
 pub mod log;
 mod recovery;
+mod retention;
 mod segment;
 
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig};
+pub use retention::RetentionOutcome;

@@ -19,6 +19,16 @@ pub struct LogConfig {
     pub index_interval_bytes: u64,
     /// Largest decompressed records section accepted when validating a compressed batch.
     pub max_decompressed_batch_bytes: usize,
+    /// Largest single batch an append may carry (Kafka's max.message.bytes).
+    pub max_batch_bytes: u64,
+    /// Segments whose newest record is older than this many milliseconds are
+    /// deleted by [`Log::apply_retention`]; negative keeps them forever.
+    pub retention_ms: i64,
+    /// [`Log::apply_retention`] deletes the oldest segments while the log is
+    /// larger than this; negative means no limit.
+    pub retention_bytes: i64,
+    /// Whether retention deletes segments at all (cleanup.policy has delete).
+    pub delete_retention_enabled: bool,
 }
 
 impl Default for LogConfig {
@@ -27,6 +37,10 @@ impl Default for LogConfig {
             segment_bytes: 1 << 30,
             index_interval_bytes: 4096,
             max_decompressed_batch_bytes: 64 << 20,
+            max_batch_bytes: u64::from(u32::MAX),
+            retention_ms: -1,
+            retention_bytes: -1,
+            delete_retention_enabled: true,
         }
     }
 }
@@ -68,6 +82,9 @@ pub struct Log {
     pub(crate) active: Segment,
     /// Offset the next record will get (log end offset).
     pub(crate) next_offset: i64,
+    /// First offset readable: at or after the first segment's base offset,
+    /// moved by retention and [`Log::advance_log_start`].
+    pub(crate) log_start: i64,
     /// Largest timestamp in the log and the offset carrying it.
     pub(crate) max_timestamp: Option<(i64, i64)>,
     /// A segment file was created or removed since the directory was last fsynced.
@@ -167,6 +184,13 @@ impl Log {
             let start = batches.position();
             let Some(item) = batches.next() else { break };
             let (_, bytes) = item?;
+            let len = bytes.len() as u64;
+            if len > self.config.max_batch_bytes {
+                return Err(StorageError::BatchTooLarge {
+                    size: len,
+                    max: self.config.max_batch_bytes,
+                });
+            }
             let validated = batch::validate_batch(bytes, max)?;
             if validated.header.records_count() == 0 {
                 return Err(StorageError::EmptyBatch { position: start });
@@ -217,7 +241,19 @@ impl Log {
 
     /// First offset in the log.
     pub fn log_start_offset(&self) -> i64 {
-        self.older.first().unwrap_or(&self.active).base_offset()
+        self.log_start
+            .max(self.older.first().unwrap_or(&self.active).base_offset())
+    }
+
+    /// The log's settings.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the log's settings; later appends, rolls and retention
+    /// checks follow them.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
     }
 
     /// Offset the next appended record will get.
@@ -315,6 +351,7 @@ impl Log {
             std::mem::replace(&mut self.active, fresh).delete(&self.dir)?;
         }
         self.next_offset = offset;
+        self.log_start = offset;
         self.max_timestamp = None;
         self.dir_dirty = true;
         Ok(())

@@ -60,6 +60,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         older,
         active,
         next_offset,
+        log_start: 0,
         max_timestamp,
         dir_dirty: true,
     })

@@ -285,6 +285,13 @@ impl Segment {
         Ok(())
     }
 
+    /// When the segment file was last written, in milliseconds since the epoch.
+    pub(crate) fn last_modified_ms(&self) -> Option<i64> {
+        let modified = std::fs::metadata(&self.log_path).ok()?.modified().ok()?;
+        let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+        i64::try_from(since.as_millis()).ok()
+    }
+
     /// Removes both files.
     pub(crate) fn delete(self, dir: &Path) -> Result<()> {
         let index_path = format::index_path(dir, self.base_offset);
