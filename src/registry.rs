@@ -47,6 +47,10 @@ pub static APIS: &[Api] = &[
     api!(ApiVersions, api_versions),
     api!(CreateTopics, create_topics),
     api!(DeleteTopics, delete_topics),
+    api!(DeleteRecords, delete_records),
+    api!(DescribeConfigs, describe_configs),
+    api!(AlterConfigs, alter_configs),
+    api!(IncrementalAlterConfigs, incremental_alter_configs),
     api!(DescribeCluster, describe_cluster),
 ];
 

@@ -2,10 +2,12 @@
 //! that makes topics durable, and the wake-up that long-polling fetches wait
 //! on.
 
+pub mod configs;
 mod error;
 mod meta_properties;
 pub mod metadata_log;
 mod partition;
+pub mod retention;
 pub mod topic;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +23,7 @@ pub use error::{storage_error_code, BrokerError};
 pub use partition::Partition;
 pub use topic::Topic;
 
+use configs::BrokerConfigs;
 use metadata_log::{MetadataLog, MetadataRecord};
 
 /// Suffix of partition directories being deleted; cleaned up on start.
@@ -36,7 +39,10 @@ pub struct BrokerSettings {
     pub data_dir: PathBuf,
     pub default_partitions: i32,
     pub auto_create_topics: bool,
-    pub segment_bytes: u64,
+    /// Broker configs from flags: log defaults and static settings.
+    pub configs: BrokerConfigs,
+    /// How often the retention task runs.
+    pub retention_check_interval: std::time::Duration,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +76,7 @@ impl Broker {
     /// Opens the data directory: locks it, reads or writes its identity,
     /// replays the metadata log and recovers every partition's log.
     pub fn open(settings: BrokerSettings) -> Result<Self, BrokerError> {
+        settings.configs.validate()?;
         let dir = settings.data_dir.clone();
         std::fs::create_dir_all(&dir)
             .map_err(|e| BrokerError::io("creating the data directory", &dir, e))?;
@@ -100,6 +107,11 @@ impl Broker {
                 MetadataRecord::TopicDeleted { id } => {
                     live.remove(&id);
                 }
+                MetadataRecord::TopicConfigsChanged { id, configs } => {
+                    if let Some(topic) = live.get_mut(&id) {
+                        topic.configs = configs;
+                    }
+                }
             }
         }
         let broker = Self {
@@ -122,6 +134,7 @@ impl Broker {
             }
             tracing::info!(topics = table.by_name.len(), dir = %dir.display(), "data directory opened");
         }
+        broker.restore_log_start_offsets();
         Ok(broker)
     }
 
@@ -146,7 +159,7 @@ impl Broker {
         if new.partitions < 1 {
             return Err(BrokerError::InvalidPartitions(new.partitions));
         }
-        topic::validate_configs(&new.configs)?;
+        configs::validate_topic_configs(&new.configs)?;
         if self.topic(&new.name).is_some() {
             return Err(BrokerError::TopicAlreadyExists(new.name.clone()));
         }
@@ -201,6 +214,33 @@ impl Broker {
         Ok(())
     }
 
+    /// Replaces a topic's config overrides: checks them, records them
+    /// durably, then applies them to every partition's log.
+    pub fn set_topic_configs(
+        &self,
+        topic: &Topic,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<(), BrokerError> {
+        configs::validate_topic_configs(&overrides)?;
+        let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.topic_by_id(&topic.id).is_none() {
+            return Err(BrokerError::UnknownTopic(topic.name.to_string()));
+        }
+        metadata
+            .append(&MetadataRecord::TopicConfigsChanged {
+                id: topic.id,
+                configs: overrides.clone(),
+            })
+            .map_err(|e| BrokerError::io("recording a topic config change", metadata.path(), e))?;
+        let log_config = self.settings.configs.log_config(&overrides);
+        for partition in &topic.partitions {
+            partition.set_config(log_config.clone());
+        }
+        tracing::info!(topic = %topic.name, configs = ?overrides, "topic configs changed");
+        topic.set_configs(overrides);
+        Ok(())
+    }
+
     /// Wakes long-polling fetches: called after every append.
     pub fn notify_append(&self) {
         self.appends.send_modify(|n| *n = n.wrapping_add(1));
@@ -239,19 +279,12 @@ impl Broker {
             name: new.name.as_str().into(),
             id,
             partitions,
-            configs: new.configs.clone(),
+            configs: RwLock::new(new.configs.clone()),
         })
     }
 
     fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
-        let segment_bytes = configs
-            .get("segment.bytes")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(self.settings.segment_bytes);
-        LogConfig {
-            segment_bytes,
-            ..LogConfig::default()
-        }
+        self.settings.configs.log_config(configs)
     }
 
     /// Renames each partition directory out of the way, then removes it. A

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use bytes::Bytes;
-use wharf_storage::{AppendInfo, Log, LogConfig, StorageError};
+use wharf_storage::{AppendInfo, Log, LogConfig, RetentionOutcome, StorageError};
 
 #[derive(Debug)]
 pub struct Partition {
@@ -80,6 +80,37 @@ impl Partition {
     /// (timestamp, offset) of the record with the largest timestamp.
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
         self.with_log(|log| log.max_timestamp())
+    }
+
+    /// Applies new log settings (a topic config change).
+    pub fn set_config(&self, config: LogConfig) {
+        self.log
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set_config(config);
+    }
+
+    /// Deletes the segments retention no longer keeps.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
+        self.log
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .apply_retention(now_ms)
+    }
+
+    /// Moves the log start offset forward (DeleteRecords); returns the new
+    /// log start. Offsets past the high watermark are out of range.
+    pub fn advance_log_start(&self, offset: i64) -> Result<i64, StorageError> {
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        let hw = self.high_watermark();
+        if offset > hw {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: log.log_start_offset(),
+                log_end: hw,
+            });
+        }
+        log.advance_log_start(offset)
     }
 
     pub fn flush(&self) -> Result<(), StorageError> {

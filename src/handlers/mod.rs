@@ -3,11 +3,16 @@
 //! response body. Per-partition problems become error codes inside the
 //! response; an `Err` means "close this connection".
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod config_resources;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_configs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;

@@ -38,7 +38,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         data_dir: config.resolved_data_dir(),
         default_partitions: config.num_partitions,
         auto_create_topics: config.auto_create_topics,
-        segment_bytes: config.segment_bytes,
+        configs: config.broker_configs(),
+        retention_check_interval: Duration::from_millis(config.log_retention_check_interval_ms),
     };
     let broker = tokio::task::spawn_blocking(move || Broker::open(settings))
         .await
@@ -89,6 +90,10 @@ pub async fn run(
         )));
     }
     drop(alive_tx);
+    let retention = tokio::spawn(crate::broker::retention::run(
+        broker.clone(),
+        stop_rx.clone(),
+    ));
     shutdown.await;
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     // The receiver half lives on in every connection, so this cannot fail.
@@ -96,6 +101,7 @@ pub async fn run(
     for acceptor in acceptors {
         let _ = acceptor.await;
     }
+    let _ = retention.await;
     if tokio::time::timeout(DRAIN_TIMEOUT, alive_rx.recv())
         .await
         .is_err()
