@@ -276,6 +276,10 @@ impl BrokerConfigs {
             max_batch_bytes: num("max.message.bytes")
                 .and_then(|v| u64::try_from(v).ok())
                 .unwrap_or(base.max_batch_bytes),
+            index_max_bytes: num("segment.index.bytes")
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or(base.index_max_bytes),
+            segment_ms: num("segment.ms").unwrap_or(base.segment_ms),
             retention_ms: num("retention.ms").unwrap_or(base.retention_ms),
             retention_bytes: num("retention.bytes").unwrap_or(base.retention_bytes),
             delete_retention_enabled: policy.split(',').any(|p| p.trim() == "delete"),

@@ -17,6 +17,13 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// Bytes between sparse offset-index entries.
     pub index_interval_bytes: u64,
+    /// Largest size of a segment's offset or time index; an append that
+    /// would need more rolls the segment first (Kafka's segment.index.bytes).
+    pub index_max_bytes: u64,
+    /// Age in milliseconds after which a non-empty active segment rolls on
+    /// the next append (Kafka's segment.ms, counted from the segment's
+    /// creation).
+    pub segment_ms: i64,
     /// Largest decompressed records section accepted when validating a compressed batch.
     pub max_decompressed_batch_bytes: usize,
     /// Largest single batch an append may carry (Kafka's max.message.bytes).
@@ -36,6 +43,8 @@ impl Default for LogConfig {
         LogConfig {
             segment_bytes: 1 << 30,
             index_interval_bytes: 4096,
+            index_max_bytes: 10 << 20,
+            segment_ms: 7 * 24 * 3600 * 1000,
             max_decompressed_batch_bytes: 64 << 20,
             max_batch_bytes: u64::from(u32::MAX),
             retention_ms: -1,
@@ -127,8 +136,13 @@ impl Log {
 
         let active = &self.active;
         let relative_end = end_offset.saturating_sub(active.base_offset());
+        let aged =
+            crate::segment::now_ms().saturating_sub(active.created_ms()) > self.config.segment_ms;
         if active.size() > 0
-            && (active.size().saturating_add(size) > limit || relative_end > i64::from(i32::MAX))
+            && (active.size().saturating_add(size) > limit
+                || relative_end > i64::from(i32::MAX)
+                || active.index_full(self.config.index_max_bytes)
+                || aged)
         {
             self.roll()?;
         }
@@ -267,7 +281,8 @@ impl Log {
             .segments()
             .filter(|s| s.max_timestamp().is_some_and(|(max, _)| max >= ts));
         for segment in candidates {
-            for item in segment.headers_from(0) {
+            let start = segment.timestamp_search_start(ts)?;
+            for item in segment.headers_from(start) {
                 let (position, header) = item?;
                 if header.max_timestamp() < ts {
                     continue;

@@ -109,6 +109,11 @@ impl OffsetIndex {
             .map_err(|e| StorageError::io(format!("truncating index {}", self.path.display()), e))
     }
 
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// fsyncs the index file.
     pub(crate) fn sync(&self) -> Result<()> {
         self.file
