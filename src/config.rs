@@ -75,6 +75,29 @@ pub struct Config {
     #[arg(long, env = "WHARF_MESSAGE_MAX_BYTES")]
     pub message_max_bytes: Option<i64>,
 
+    /// fsync a partition's log after this many unflushed records (Kafka's
+    /// log.flush.interval.messages). Topic config: flush.messages.
+    #[arg(long, env = "WHARF_LOG_FLUSH_INTERVAL_MESSAGES")]
+    pub log_flush_interval_messages: Option<i64>,
+
+    /// fsync a partition's log when its unflushed records are older than
+    /// this many milliseconds (Kafka's log.flush.interval.ms), checked every
+    /// --log-flush-scheduler-interval-ms. Topic config: flush.ms.
+    #[arg(long, env = "WHARF_LOG_FLUSH_INTERVAL_MS")]
+    pub log_flush_interval_ms: Option<i64>,
+
+    /// How often the flush.ms check runs, in milliseconds.
+    #[arg(long, env = "WHARF_LOG_FLUSH_SCHEDULER_INTERVAL_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_flush_scheduler_interval_ms: u64,
+
+    /// Answer an acks=all produce only once its records are fsynced.
+    /// Concurrent produces to a partition share one fsync (group commit), so
+    /// the cost is one fsync per partition per burst, not per request.
+    #[arg(long, env = "WHARF_FSYNC_BEFORE_ACK", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub fsync_before_ack: bool,
+
     /// How often retention runs over every partition, in milliseconds
     /// (Kafka's log.retention.check.interval.ms).
     #[arg(long, env = "WHARF_LOG_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000,

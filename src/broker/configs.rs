@@ -282,6 +282,11 @@ impl BrokerConfigs {
             segment_ms: num("segment.ms").unwrap_or(base.segment_ms),
             retention_ms: num("retention.ms").unwrap_or(base.retention_ms),
             retention_bytes: num("retention.bytes").unwrap_or(base.retention_bytes),
+            flush_messages: num("flush.messages")
+                .and_then(|v| u64::try_from(v).ok())
+                .filter(|v| *v < i64::MAX as u64)
+                .unwrap_or(base.flush_messages),
+            flush_ms: num("flush.ms").unwrap_or(base.flush_ms),
             delete_retention_enabled: policy.split(',').any(|p| p.trim() == "delete"),
             ..base
         }

@@ -43,6 +43,10 @@ pub struct BrokerSettings {
     pub configs: BrokerConfigs,
     /// How often the retention task runs.
     pub retention_check_interval: std::time::Duration,
+    /// How often logs are checked for a flush.ms flush.
+    pub flush_check_interval: std::time::Duration,
+    /// acks=all produces wait for an fsync of their records.
+    pub fsync_before_ack: bool,
 }
 
 #[derive(Debug, Default)]

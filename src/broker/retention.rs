@@ -1,4 +1,5 @@
-//! The retention task and the log start offset checkpoint.
+//! The log maintenance task (retention, and flush.ms flushes) and the log
+//! start offset checkpoint.
 //!
 //! Every `log.retention.check.interval.ms` the task applies each partition's
 //! retention settings (the storage engine deletes expired segments), then
@@ -32,20 +33,27 @@ const CHECKPOINT_VERSION: &str = "0";
 
 /// Runs retention periodically until `stop` flips to true.
 pub async fn run(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let period = broker.settings.retention_check_interval;
+    let mut retention = ticker(broker.settings.retention_check_interval).await;
+    let mut flush = ticker(broker.settings.flush_check_interval).await;
+    loop {
+        let b = broker.clone();
+        let task = tokio::select! {
+            _ = retention.tick() => tokio::task::spawn_blocking(move || b.apply_retention()),
+            _ = flush.tick() => tokio::task::spawn_blocking(move || b.flush_due()),
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        if let Err(e) = task.await {
+            tracing::error!("log maintenance task failed: {e}");
+        }
+    }
+}
+
+/// An interval timer whose first tick is one period from now.
+async fn ticker(period: std::time::Duration) -> tokio::time::Interval {
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick is immediate; skip it
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        let b = broker.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || b.apply_retention()).await {
-            tracing::error!("retention task failed: {e}");
-        }
-    }
+    ticker
 }
 
 /// Milliseconds since the Unix epoch.
@@ -80,6 +88,19 @@ impl Broker {
         }
         if let Err(e) = self.write_log_start_checkpoint() {
             tracing::error!("{e}");
+        }
+    }
+
+    /// Flushes every partition whose unflushed records are older than its
+    /// flush.ms.
+    pub fn flush_due(&self) {
+        let now = now_ms();
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                if let Err(e) = partition.flush_if_due(now) {
+                    tracing::error!(topic = %topic.name, partition = partition.index, "flush failed: {e}");
+                }
+            }
         }
     }
 

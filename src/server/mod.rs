@@ -40,6 +40,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         auto_create_topics: config.auto_create_topics,
         configs: config.broker_configs(),
         retention_check_interval: Duration::from_millis(config.log_retention_check_interval_ms),
+        flush_check_interval: Duration::from_millis(config.log_flush_scheduler_interval_ms),
+        fsync_before_ack: config.fsync_before_ack,
     };
     let broker = tokio::task::spawn_blocking(move || Broker::open(settings))
         .await

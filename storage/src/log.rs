@@ -36,6 +36,12 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// Whether retention deletes segments at all (cleanup.policy has delete).
     pub delete_retention_enabled: bool,
+    /// fsync after an append leaves this many records unflushed (Kafka's
+    /// flush.messages); `u64::MAX` leaves flushing to the OS.
+    pub flush_messages: u64,
+    /// [`Log::flush_if_due`] fsyncs when unflushed data is older than this
+    /// many milliseconds (Kafka's flush.ms).
+    pub flush_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -50,6 +56,8 @@ impl Default for LogConfig {
             retention_ms: -1,
             retention_bytes: -1,
             delete_retention_enabled: true,
+            flush_messages: u64::MAX,
+            flush_ms: i64::MAX,
         }
     }
 }
@@ -98,6 +106,10 @@ pub struct Log {
     pub(crate) max_timestamp: Option<(i64, i64)>,
     /// A segment file was created or removed since the directory was last fsynced.
     pub(crate) dir_dirty: bool,
+    /// Records appended since the last flush.
+    pub(crate) unflushed_messages: u64,
+    /// When the log was last flushed (or opened), in ms since the epoch.
+    pub(crate) last_flush_ms: i64,
 }
 
 impl Log {
@@ -175,6 +187,10 @@ impl Log {
 
         self.active.append(records, &placed)?;
         self.next_offset = end_offset;
+        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+        }
         let (max_timestamp, offset_of_max_timestamp) = max.unwrap_or((-1, base_offset));
         if self.max_timestamp.is_none_or(|(ts, _)| max_timestamp > ts) {
             self.max_timestamp = Some((max_timestamp, offset_of_max_timestamp));
@@ -304,6 +320,30 @@ impl Log {
     /// fsyncs every segment written since the last flush, and the directory if
     /// segments were created or removed.
     pub fn flush(&mut self) -> Result<()> {
+        self.flush_segments()?;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = crate::segment::now_ms();
+        Ok(())
+    }
+
+    /// Flushes when records have been waiting longer than `flush_ms` at
+    /// time `now_ms`; returns whether it did.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<bool> {
+        if self.unflushed_messages == 0
+            || now_ms.saturating_sub(self.last_flush_ms) < self.config.flush_ms
+        {
+            return Ok(false);
+        }
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// Records appended since the last flush.
+    pub fn unflushed_messages(&self) -> u64 {
+        self.unflushed_messages
+    }
+
+    fn flush_segments(&mut self) -> Result<()> {
         for segment in self.older.iter_mut() {
             segment.flush()?;
         }

@@ -69,6 +69,8 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         log_start: 0,
         max_timestamp,
         dir_dirty: true,
+        unflushed_messages: 0,
+        last_flush_ms: crate::segment::now_ms(),
     })
 }
 

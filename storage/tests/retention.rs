@@ -129,3 +129,37 @@ fn batches_over_max_batch_bytes_are_refused() {
     log.set_config(cfg);
     assert_eq!(log.append(&mut big, 0).unwrap().base_offset, 0);
 }
+
+#[test]
+fn flush_messages_and_flush_ms_trigger_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        flush_messages: 5,
+        flush_ms: 1_000,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), cfg).unwrap();
+    log.append(&mut batch_at(3, 0), 0).unwrap();
+    assert_eq!(log.unflushed_messages(), 3);
+    log.append(&mut batch_at(3, 0), 0).unwrap();
+    assert_eq!(log.unflushed_messages(), 0, "6 >= flush.messages flushed");
+    log.append(&mut batch_at(1, 0), 0).unwrap();
+    let now = wharf_now();
+    assert!(!log.flush_if_due(now).unwrap(), "not yet due");
+    assert!(log.flush_if_due(now + 2_000).unwrap());
+    assert_eq!(log.unflushed_messages(), 0);
+    assert!(
+        !log.flush_if_due(now + 10_000).unwrap(),
+        "nothing left to flush"
+    );
+}
+
+fn wharf_now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
