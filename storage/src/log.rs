@@ -291,8 +291,10 @@ impl Log {
         self.next_offset
     }
 
-    /// The earliest record whose timestamp is >= `ts`: its offset and timestamp.
+    /// The earliest record at or after the log start whose timestamp is
+    /// >= `ts`: its offset and timestamp.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
+        let log_start = self.log_start_offset();
         let candidates = self
             .segments()
             .filter(|s| s.max_timestamp().is_some_and(|(max, _)| max >= ts));
@@ -303,7 +305,12 @@ impl Log {
                 if header.max_timestamp() < ts {
                     continue;
                 }
-                let found = find_record(segment, position, &header, &self.config, |t| t >= ts)?;
+                if header.last_offset() < log_start {
+                    continue;
+                }
+                let found = find_record(segment, position, &header, &self.config, |o, t| {
+                    o >= log_start && t >= ts
+                })?;
                 if found.is_some() {
                     return Ok(found);
                 }
@@ -390,6 +397,8 @@ impl Log {
             }
             None => recovery::segment_end_offset(&self.active)?,
         };
+        // A batch straddling both the log start and `offset` went whole.
+        self.log_start = self.log_start.min(self.next_offset);
         self.max_timestamp = recovery::log_max_timestamp(self.segments(), &self.config)?;
         Ok(())
     }
@@ -458,19 +467,19 @@ impl Log {
     }
 }
 
-/// The first record of the batch at `position` whose timestamp satisfies `pred`.
+/// The first record of the batch at `position` whose (offset, timestamp) satisfies `pred`.
 pub(crate) fn find_record(
     segment: &Segment,
     position: u64,
     header: &BatchHeader,
     config: &LogConfig,
-    pred: impl Fn(i64) -> bool,
+    pred: impl Fn(i64, i64) -> bool,
 ) -> Result<Option<(i64, i64)>> {
     let bytes = segment.read_exact(position, header.total_len())?;
     let payload = batch::records_payload(&bytes, header, config.max_decompressed_batch_bytes)?;
     for record in batch::records(header, &payload) {
         let record = record?;
-        if pred(record.timestamp) {
+        if pred(record.offset, record.timestamp) {
             return Ok(Some((record.offset, record.timestamp)));
         }
     }

@@ -198,7 +198,7 @@ pub(crate) fn log_max_timestamp<'a>(
     let Some(header) = segment.header_at(position)? else {
         return Ok(None);
     };
-    let found = find_record(segment, position, &header, config, |t| t == ts)?;
+    let found = find_record(segment, position, &header, config, |_, t| t == ts)?;
     let offset = found.map_or(header.last_offset(), |(offset, _)| offset);
     Ok(Some((ts, offset)))
 }

@@ -23,6 +23,12 @@ enum Op {
     Garbage(Vec<u8>),
     /// Crash simulation: cut the last batch short by 1 + n % (len - 1) bytes, reopen.
     TornWrite(usize),
+    /// Move the log start to start + (n % (len + 1)) (DeleteRecords).
+    DeleteRecords(u64),
+    /// Retention by size: keep at most n % (size + 1) bytes.
+    RetainBytes(u64),
+    /// Retention by time: expire segments whose newest record is older than this.
+    Expire(i64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -37,6 +43,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0i64..1100).prop_map(Op::FindTimestamp),
         1 => proptest::collection::vec(any::<u8>(), 1..100).prop_map(Op::Garbage),
         1 => any::<usize>().prop_map(Op::TornWrite),
+        1 => any::<u64>().prop_map(Op::DeleteRecords),
+        1 => any::<u64>().prop_map(Op::RetainBytes),
+        1 => (0i64..1100).prop_map(Op::Expire),
     ]
 }
 
@@ -59,16 +68,33 @@ struct Model {
     start: i64,
     end: i64,
     batches: Vec<StoredBatch>,
+    /// DeleteRecords hid records whose segments may stay on disk; the log's
+    /// max timestamp may count them, and the model knows no segment bounds.
+    hidden: bool,
 }
 
 impl Model {
+    /// Every readable record (at or after the log start): (offset, timestamp).
     fn records(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.batches.iter().flat_map(|b| {
-            b.timestamps
-                .iter()
-                .enumerate()
-                .map(move |(i, ts)| (b.base + i as i64, *ts))
-        })
+        let start = self.start;
+        self.batches
+            .iter()
+            .flat_map(|b| {
+                b.timestamps
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, ts)| (b.base + i as i64, *ts))
+            })
+            .filter(move |(o, _)| *o >= start)
+    }
+
+    /// Moves the start forward to `offset`, dropping batches wholly below it.
+    fn advance_start(&mut self, offset: i64) {
+        if offset <= self.start {
+            return;
+        }
+        self.start = offset;
+        self.batches.retain(|b| b.last() >= offset);
     }
 
     fn max_timestamp(&self) -> Option<(i64, i64)> {
@@ -90,6 +116,7 @@ impl Model {
                 start: offset,
                 end: offset,
                 batches: Vec::new(),
+                hidden: false,
             };
             return;
         }
@@ -100,6 +127,7 @@ impl Model {
             .count();
         self.end = self.batches[keep].base;
         self.batches.truncate(keep);
+        self.start = self.start.min(self.end);
     }
 }
 
@@ -135,7 +163,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Roll => log.roll().unwrap(),
             Op::Reopen => {
                 drop(log);
-                log = Log::open(dir.path(), config()).unwrap();
+                log = reopen(dir.path(), &model);
             }
             Op::Read(n, max_bytes, min_one) => {
                 let span = (model.end - model.start) as u64 + 1;
@@ -154,7 +182,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let path = last_segment(dir.path());
                 let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
                 std::io::Write::write_all(&mut file, &bytes).unwrap();
-                log = Log::open(dir.path(), config()).unwrap();
+                log = reopen(dir.path(), &model);
             }
             Op::TornWrite(n) => {
                 let path = last_segment(dir.path());
@@ -166,8 +194,44 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     file.set_len(len - cut as u64).unwrap();
                     model.end = last.base;
                     model.batches.pop();
-                    log = Log::open(dir.path(), config()).unwrap();
+                    if model.start > model.end {
+                        // The torn batch held the log start: the log restarts
+                        // at its base, as the broker's checkpoint is clamped.
+                        model.start = model.end;
+                    }
+                    log = reopen(dir.path(), &model);
                 }
+            }
+            Op::DeleteRecords(n) => {
+                let span = (model.end - model.start) as u64 + 1;
+                let offset = model.start + (n % span) as i64;
+                prop_assert_eq!(log.advance_log_start(offset).unwrap(), offset);
+                model.hidden |= offset > model.start;
+                model.advance_start(offset);
+            }
+            Op::RetainBytes(n) => {
+                let size = log.size_bytes();
+                let limit = n % (size + 1);
+                log.set_config(LogConfig {
+                    retention_bytes: limit as i64,
+                    ..config()
+                });
+                let out = log.apply_retention(0).unwrap();
+                log.set_config(config());
+                check_retention(&mut model, out.log_start_offset, |_| true)?;
+                prop_assert!(log.size_bytes() <= size);
+            }
+            Op::Expire(threshold) => {
+                log.set_config(LogConfig {
+                    retention_ms: 0,
+                    ..config()
+                });
+                let out = log.apply_retention(threshold).unwrap();
+                log.set_config(config());
+                // Only records older than the threshold may go.
+                check_retention(&mut model, out.log_start_offset, |b| {
+                    b.timestamps.iter().all(|t| *t < threshold)
+                })?;
             }
             Op::FindTimestamp(ts) => {
                 let expected = model.records().find(|(_, t)| *t >= ts);
@@ -176,7 +240,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
         prop_assert_eq!(log.log_start_offset(), model.start);
         prop_assert_eq!(log.log_end_offset(), model.end);
-        prop_assert_eq!(log.max_timestamp(), model.max_timestamp());
+        if !model.hidden {
+            prop_assert_eq!(log.max_timestamp(), model.max_timestamp());
+        }
     }
     // Everything reads back exactly, from every offset.
     for offset in model.start..model.end {
@@ -184,6 +250,43 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let want = model.batches.iter().find(|b| b.last() >= offset).unwrap();
         prop_assert_eq!(&got[..], &want.bytes[..]);
     }
+    Ok(())
+}
+
+/// Opens the log as the broker does: then moves its start to the
+/// checkpointed one (the model's), which the storage alone does not keep.
+fn reopen(dir: &std::path::Path, model: &Model) -> Log {
+    let mut log = Log::open(dir, config()).unwrap();
+    if model.start > log.log_start_offset() {
+        log.advance_log_start(model.start).unwrap();
+    }
+    log
+}
+
+/// After retention moved the start to `new_start`: it must be a batch
+/// boundary no lower than before, and every dropped batch must satisfy
+/// `may_drop`. The model then forgets the dropped batches.
+fn check_retention(
+    model: &mut Model,
+    new_start: i64,
+    may_drop: impl Fn(&StoredBatch) -> bool,
+) -> Result<(), TestCaseError> {
+    prop_assert!(new_start >= model.start);
+    if new_start > model.start {
+        prop_assert!(
+            new_start == model.end || model.batches.iter().any(|b| b.base == new_start),
+            "retention cut inside a batch at {}",
+            new_start
+        );
+        for b in model.batches.iter().filter(|b| b.last() < new_start) {
+            prop_assert!(
+                may_drop(b),
+                "dropped a batch it must keep: {:?}",
+                b.timestamps
+            );
+        }
+    }
+    model.advance_start(new_start);
     Ok(())
 }
 
