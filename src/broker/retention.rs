@@ -143,6 +143,8 @@ impl Broker {
             else {
                 continue;
             };
+            // A crash may have cut the log below its checkpointed start.
+            let offset = offset.min(partition.high_watermark());
             if offset <= partition.log_start_offset() {
                 continue;
             }
