@@ -124,6 +124,16 @@ def test_max_message_bytes_gives_message_too_large(broker):
     assert errs[1] is None
 
 
+def test_compacted_topic_refuses_keyless_records(broker):
+    from clients import c_produce, c_producer
+    create(broker, "compacted", {"cleanup.policy": "compact"})
+    reports = c_produce(c_producer(broker.bootstrap, batch_num_messages=1), "compacted",
+                        [dict(value=b"no key"), dict(key=b"k", value=b"keyed")])
+    errs = [err for err, _m in reports]
+    assert errs[0] is not None and errs[0].code() == 87, errs[0]  # INVALID_RECORD
+    assert errs[1] is None
+
+
 def test_kafka_python_describe_and_alter_configs(broker):
     from kafka.admin import ConfigResource as KRes
     from kafka.admin import ConfigResourceType, KafkaAdminClient

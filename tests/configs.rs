@@ -105,9 +105,19 @@ fn incremental(
 }
 
 fn produce(client: &mut Client, topic: &str, values: &[&str], ts: i64) -> (i16, i64) {
+    produce_keyed(client, topic, Some(b"k"), values, ts)
+}
+
+fn produce_keyed(
+    client: &mut Client,
+    topic: &str,
+    key: Option<&[u8]>,
+    values: &[&str],
+    ts: i64,
+) -> (i16, i64) {
     let records: Vec<_> = values
         .iter()
-        .map(|v| (Some(&b"k"[..]), Some(v.as_bytes()), ts))
+        .map(|v| (key, Some(v.as_bytes()), ts))
         .collect();
     let mut p = PartitionProduceData::default();
     p.records = Some(Bytes::from(
@@ -447,4 +457,30 @@ fn delete_records_moves_log_start_across_restarts() {
         ResponseError::OffsetOutOfRange.code()
     );
     assert_eq!(produce(&mut client, "d", &["c"], 0).1, 10);
+}
+
+#[test]
+fn compacted_topics_refuse_keyless_records_until_the_policy_changes() {
+    let broker = TestBroker::start();
+    let mut client = broker.client();
+    create(&mut client, "c", &[("cleanup.policy", "compact")]);
+    assert_eq!(
+        produce_keyed(&mut client, "c", None, &["v"], 0).0,
+        ResponseError::InvalidRecord.code()
+    );
+    assert_eq!(
+        produce_keyed(&mut client, "c", Some(b"k"), &["v"], 0),
+        (0, 0)
+    );
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            "c",
+            &[("cleanup.policy", 0, Some("delete"))]
+        )
+        .0,
+        0
+    );
+    assert_eq!(produce_keyed(&mut client, "c", None, &["v"], 0), (0, 1));
 }

@@ -288,6 +288,7 @@ impl BrokerConfigs {
                 .unwrap_or(base.flush_messages),
             flush_ms: num("flush.ms").unwrap_or(base.flush_ms),
             delete_retention_enabled: policy.split(',').any(|p| p.trim() == "delete"),
+            require_keys: policy.split(',').any(|p| p.trim() == "compact"),
             ..base
         }
     }
@@ -514,9 +515,11 @@ mod tests {
             ("retention.bytes", "4096"),
         ]));
         assert!(!cfg.delete_retention_enabled);
+        assert!(cfg.require_keys);
         assert_eq!(cfg.segment_bytes, 1000);
         assert_eq!(cfg.max_batch_bytes, 500);
         assert_eq!(cfg.retention_bytes, 4096);
-        assert!(broker.log_config(&BTreeMap::new()).delete_retention_enabled);
+        let default = broker.log_config(&BTreeMap::new());
+        assert!(default.delete_retention_enabled && !default.require_keys);
     }
 }

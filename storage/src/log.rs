@@ -36,6 +36,8 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// Whether retention deletes segments at all (cleanup.policy has delete).
     pub delete_retention_enabled: bool,
+    /// Refuse records without a key (cleanup.policy has compact, as Kafka).
+    pub require_keys: bool,
     /// fsync after an append leaves this many records unflushed (Kafka's
     /// flush.messages); `u64::MAX` leaves flushing to the OS.
     pub flush_messages: u64,
@@ -56,6 +58,7 @@ impl Default for LogConfig {
             retention_ms: -1,
             retention_bytes: -1,
             delete_retention_enabled: true,
+            require_keys: false,
             flush_messages: u64::MAX,
             flush_ms: i64::MAX,
         }
@@ -222,6 +225,19 @@ impl Log {
                 });
             }
             let validated = batch::validate_batch(bytes, max)?;
+            if self.config.require_keys && !validated.header.is_control() {
+                let payload = batch::records_payload(bytes, &validated.header, max)?;
+                for record in batch::records(&validated.header, &payload) {
+                    let record = record?;
+                    if record.key.is_none() {
+                        return Err(StorageError::KeylessRecord {
+                            offset_delta: record
+                                .offset
+                                .saturating_sub(validated.header.base_offset()),
+                        });
+                    }
+                }
+            }
             if validated.header.records_count() == 0 {
                 return Err(StorageError::EmptyBatch { position: start });
             }

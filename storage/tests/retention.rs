@@ -163,3 +163,28 @@ fn wharf_now() -> i64 {
     )
     .unwrap()
 }
+
+#[test]
+fn logs_requiring_keys_refuse_keyless_records_even_compressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        require_keys: true,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), cfg).unwrap();
+    let keyless = [
+        (Some(&b"k"[..]), Some(&b"v"[..]), 0),
+        (None, Some(&b"v"[..]), 0),
+    ];
+    for codec in [Compression::None, Compression::Gzip] {
+        let mut bytes = build_batch(0, &keyless, codec).unwrap();
+        assert!(matches!(
+            log.append(&mut bytes, 0),
+            Err(StorageError::KeylessRecord { offset_delta: 1 })
+        ));
+    }
+    assert_eq!(log.log_end_offset(), 0);
+    // A tombstone has a key and is accepted.
+    let mut tombstone = build_batch(0, &[(Some(&b"k"[..]), None, 0)], Compression::None).unwrap();
+    assert_eq!(log.append(&mut tombstone, 0).unwrap().base_offset, 0);
+}
