@@ -130,6 +130,18 @@ impl Partition {
         Ok(())
     }
 
+    /// Like [`Partition::flush`], but fsyncs after releasing the log lock,
+    /// so appends carry on during the fsync.
+    fn sync_without_lock(&self) -> Result<(), StorageError> {
+        let (end, pending) = {
+            let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+            (log.log_end_offset(), log.prepare_sync()?)
+        };
+        pending.sync()?;
+        self.durable_offset.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// Flushes if unflushed records are older than flush.ms.
     pub fn flush_if_due(&self, now_ms: i64) -> Result<(), StorageError> {
         let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
@@ -152,7 +164,7 @@ impl Partition {
             return Ok(());
         }
         let partition = self.clone();
-        tokio::task::spawn_blocking(move || partition.flush())
+        tokio::task::spawn_blocking(move || partition.sync_without_lock())
             .await
             .map_err(|e| StorageError::Io {
                 context: "fsync task".to_string(),

@@ -21,5 +21,5 @@ mod retention;
 mod segment;
 
 pub use error::StorageError;
-pub use log::{AppendInfo, Log, LogConfig};
+pub use log::{AppendInfo, Log, LogConfig, PendingSync};
 pub use retention::RetentionOutcome;

@@ -72,6 +72,31 @@ impl LogConfig {
     }
 }
 
+/// The fsyncs a flush still owes; see [`Log::prepare_sync`].
+#[derive(Debug)]
+pub struct PendingSync {
+    /// Duplicated handles of the files written since the previous flush.
+    files: Vec<(std::fs::File, PathBuf)>,
+    /// The log directory, when segment files were created or removed.
+    dir: Option<PathBuf>,
+}
+
+impl PendingSync {
+    /// fsyncs the files, then the directory.
+    pub fn sync(self) -> Result<()> {
+        for (file, path) in &self.files {
+            file.sync_data()
+                .map_err(|e| StorageError::io(format!("syncing {}", path.display()), e))?;
+        }
+        if let Some(dir) = &self.dir {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StorageError::io(format!("syncing {}", dir.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -364,6 +389,29 @@ impl Log {
     /// Records appended since the last flush.
     pub fn unflushed_messages(&self) -> u64 {
         self.unflushed_messages
+    }
+
+    /// Starts a flush that finishes without `&mut self`: takes duplicate
+    /// handles of every file written since the last flush (and of the
+    /// directory, if segments were created or removed) and counts the log as
+    /// flushed. Calling [`PendingSync::sync`] afterwards, with no lock held,
+    /// makes everything appended before this call durable, so appends need
+    /// not wait for the disk.
+    pub fn prepare_sync(&mut self) -> Result<PendingSync> {
+        let mut files = Vec::new();
+        for segment in self.older.iter_mut() {
+            files.extend(segment.take_sync_handles()?);
+        }
+        files.extend(self.active.take_sync_handles()?);
+        let dir = if self.dir_dirty {
+            self.dir_dirty = false;
+            Some(self.dir.clone())
+        } else {
+            None
+        };
+        self.unflushed_messages = 0;
+        self.last_flush_ms = crate::segment::now_ms();
+        Ok(PendingSync { files, dir })
     }
 
     fn flush_segments(&mut self) -> Result<()> {

@@ -188,3 +188,18 @@ fn logs_requiring_keys_refuse_keyless_records_even_compressed() {
     let mut tombstone = build_batch(0, &[(Some(&b"k"[..]), None, 0)], Compression::None).unwrap();
     assert_eq!(log.append(&mut tombstone, 0).unwrap().base_offset, 0);
 }
+
+#[test]
+fn a_prepared_sync_completes_after_more_appends_and_segment_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = filled(dir.path(), config(10, -1));
+    let pending = log.prepare_sync().unwrap();
+    assert_eq!(log.unflushed_messages(), 0);
+    log.append(&mut batch_at(2, 0), 0).unwrap();
+    assert_eq!(log.unflushed_messages(), 2);
+    // Retention deletes every file the pending sync holds handles to.
+    log.apply_retention(1_000_000).unwrap();
+    pending.sync().unwrap();
+    log.prepare_sync().unwrap().sync().unwrap();
+    assert_eq!(log.log_end_offset(), 20);
+}

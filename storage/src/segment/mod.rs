@@ -345,6 +345,26 @@ impl Segment {
         Ok(())
     }
 
+    /// Duplicate handles of the files to fsync, if written since the last
+    /// flush; the segment then counts as flushed.
+    pub(crate) fn take_sync_handles(&mut self) -> Result<Vec<(File, PathBuf)>> {
+        if !self.dirty {
+            return Ok(Vec::new());
+        }
+        let dup = |file: &File, path: &Path| {
+            file.try_clone()
+                .map(|f| (f, path.to_path_buf()))
+                .map_err(|e| StorageError::io(format!("duplicating {}", path.display()), e))
+        };
+        let handles = vec![
+            dup(&self.file, &self.log_path)?,
+            self.index.sync_handle()?,
+            self.time_index.sync_handle()?,
+        ];
+        self.dirty = false;
+        Ok(handles)
+    }
+
     /// When the segment file was last written, in milliseconds since the epoch.
     pub(crate) fn last_modified_ms(&self) -> Option<i64> {
         modified_ms(&self.file)
