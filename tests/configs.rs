@@ -484,3 +484,33 @@ fn compacted_topics_refuse_keyless_records_until_the_policy_changes() {
     );
     assert_eq!(produce_keyed(&mut client, "c", None, &["v"], 0), (0, 1));
 }
+
+#[test]
+fn a_recreated_topic_does_not_inherit_the_deleted_ones_log_start() {
+    let mut broker = TestBroker::start();
+    let mut client = broker.client();
+    create(&mut client, "re", &[]);
+    for _ in 0..5 {
+        produce(&mut client, "re", &["a", "b"], 0);
+    }
+    let mut p = DeleteRecordsPartition::default();
+    p.offset = 8;
+    let mut t = DeleteRecordsTopic::default();
+    t.name = TopicName(s("re"));
+    t.partitions = vec![p];
+    let mut req = DeleteRecordsRequest::default();
+    req.topics = vec![t];
+    let resp: DeleteRecordsResponse = client.call(ApiKey::DeleteRecords, 2, &req);
+    assert_eq!(resp.topics[0].partitions[0].low_watermark, 8);
+    let mut del = DeleteTopicsRequest::default();
+    del.topic_names = vec![TopicName(s("re"))];
+    let resp: DeleteTopicsResponse = client.call(ApiKey::DeleteTopics, 5, &del);
+    assert_eq!(resp.responses[0].error_code, 0);
+    create(&mut client, "re", &[]);
+    for _ in 0..5 {
+        produce(&mut client, "re", &["c", "d"], 0);
+    }
+    broker.restart(false);
+    let mut client = broker.client();
+    assert_eq!(fetch(&mut client, "re", 0), (0, 0));
+}

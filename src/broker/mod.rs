@@ -195,6 +195,11 @@ impl Broker {
         let mut table = self.topics.write().unwrap_or_else(PoisonError::into_inner);
         table.by_name.insert(new.name.clone(), topic.clone());
         table.by_id.insert(id, topic.clone());
+        drop(table);
+        // Replace any entries a deleted namesake left in the checkpoint.
+        if let Err(e) = self.write_log_start_checkpoint() {
+            tracing::error!("{e}");
+        }
         tracing::info!(topic = %new.name, %id, partitions = new.partitions, "topic created");
         Ok(topic)
     }
@@ -214,6 +219,11 @@ impl Broker {
             table.by_id.remove(&topic.id);
         }
         self.remove_partition_dirs(&topic.name, topic.partition_count());
+        // Forget its log start offsets, so a topic of the same name created
+        // later does not inherit them.
+        if let Err(e) = self.write_log_start_checkpoint() {
+            tracing::error!("{e}");
+        }
         tracing::info!(topic = %topic.name, id = %topic.id, "topic deleted");
         Ok(())
     }

@@ -66,7 +66,10 @@ pub async fn handle(request: Request) -> HandlerResult {
         topics
     })
     .await
-    .unwrap_or_default();
+    .unwrap_or_else(|e| {
+        tracing::error!("DeleteRecords task failed: {e}");
+        Vec::new()
+    });
     let mut response = DeleteRecordsResponse::default();
     response.topics = topics;
     request.respond(&response)
