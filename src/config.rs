@@ -98,6 +98,12 @@ pub struct Config {
           action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub fsync_before_ack: bool,
 
+    /// Pause between log cleaner passes over compacted topics, in
+    /// milliseconds (Kafka's log.cleaner.backoff.ms).
+    #[arg(long, env = "WHARF_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_cleaner_backoff_ms: u64,
+
     /// How often retention runs over every partition, in milliseconds
     /// (Kafka's log.retention.check.interval.ms).
     #[arg(long, env = "WHARF_LOG_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000,

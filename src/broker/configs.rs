@@ -288,7 +288,10 @@ impl BrokerConfigs {
                 .unwrap_or(base.flush_messages),
             flush_ms: num("flush.ms").unwrap_or(base.flush_ms),
             delete_retention_enabled: policy.split(',').any(|p| p.trim() == "delete"),
-            require_keys: policy.split(',').any(|p| p.trim() == "compact"),
+            compact: policy.split(',').any(|p| p.trim() == "compact"),
+            min_compaction_lag_ms: num("min.compaction.lag.ms")
+                .unwrap_or(base.min_compaction_lag_ms),
+            delete_retention_ms: num("delete.retention.ms").unwrap_or(base.delete_retention_ms),
             ..base
         }
     }
@@ -515,11 +518,11 @@ mod tests {
             ("retention.bytes", "4096"),
         ]));
         assert!(!cfg.delete_retention_enabled);
-        assert!(cfg.require_keys);
+        assert!(cfg.compact);
         assert_eq!(cfg.segment_bytes, 1000);
         assert_eq!(cfg.max_batch_bytes, 500);
         assert_eq!(cfg.retention_bytes, 4096);
         let default = broker.log_config(&BTreeMap::new());
-        assert!(default.delete_retention_enabled && !default.require_keys);
+        assert!(default.delete_retention_enabled && !default.compact);
     }
 }

@@ -47,6 +47,8 @@ pub struct BrokerSettings {
     pub flush_check_interval: std::time::Duration,
     /// acks=all produces wait for an fsync of their records.
     pub fsync_before_ack: bool,
+    /// Pause between log cleaner (compaction) passes.
+    pub cleaner_interval: std::time::Duration,
 }
 
 #[derive(Debug, Default)]

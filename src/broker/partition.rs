@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
-use wharf_storage::{AppendInfo, Log, LogConfig, RetentionOutcome, StorageError};
+use wharf_storage::{
+    AppendInfo, CompactionOutcome, Log, LogConfig, RetentionOutcome, StorageError,
+};
 
 #[derive(Debug)]
 pub struct Partition {
@@ -104,6 +106,15 @@ impl Partition {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .apply_retention(now_ms)
+    }
+
+    /// One compaction pass (a no-op unless the topic is compacted). Holds
+    /// the log's write lock throughout: appends wait for it.
+    pub fn compact(&self, now_ms: i64) -> Result<CompactionOutcome, StorageError> {
+        self.log
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .compact(now_ms)
     }
 
     /// Moves the log start offset forward (DeleteRecords); returns the new

@@ -1,5 +1,5 @@
-//! The log maintenance task (retention, and flush.ms flushes) and the log
-//! start offset checkpoint.
+//! The log maintenance task (retention, flush.ms flushes and the log
+//! cleaner's compaction passes) and the log start offset checkpoint.
 //!
 //! Every `log.retention.check.interval.ms` the task applies each partition's
 //! retention settings (the storage engine deletes expired segments), then
@@ -35,11 +35,13 @@ const CHECKPOINT_VERSION: &str = "0";
 pub async fn run(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let mut retention = ticker(broker.settings.retention_check_interval).await;
     let mut flush = ticker(broker.settings.flush_check_interval).await;
+    let mut cleaner = ticker(broker.settings.cleaner_interval).await;
     loop {
         let b = broker.clone();
         let task = tokio::select! {
             _ = retention.tick() => tokio::task::spawn_blocking(move || b.apply_retention()),
             _ = flush.tick() => tokio::task::spawn_blocking(move || b.flush_due()),
+            _ = cleaner.tick() => tokio::task::spawn_blocking(move || b.compact_logs()),
             _ = stop.wait_for(|s| *s) => return,
         };
         if let Err(e) = task.await {
@@ -88,6 +90,30 @@ impl Broker {
         }
         if let Err(e) = self.write_log_start_checkpoint() {
             tracing::error!("{e}");
+        }
+    }
+
+    /// One compaction pass over every compacted partition.
+    pub fn compact_logs(&self) {
+        let now = now_ms();
+        for topic in self.topics() {
+            for partition in &topic.partitions {
+                match partition.compact(now) {
+                    Ok(out) if out.records_removed > 0 => tracing::info!(
+                        topic = %topic.name,
+                        partition = partition.index,
+                        segments = out.segments_rewritten,
+                        records = out.records_removed,
+                        "compaction removed records"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(
+                        topic = %topic.name,
+                        partition = partition.index,
+                        "compaction failed: {e}"
+                    ),
+                }
+            }
         }
     }
 

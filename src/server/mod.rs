@@ -42,6 +42,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         retention_check_interval: Duration::from_millis(config.log_retention_check_interval_ms),
         flush_check_interval: Duration::from_millis(config.log_flush_scheduler_interval_ms),
         fsync_before_ack: config.fsync_before_ack,
+        cleaner_interval: Duration::from_millis(config.log_cleaner_backoff_ms),
     };
     let broker = tokio::task::spawn_blocking(move || Broker::open(settings))
         .await

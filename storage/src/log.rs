@@ -36,8 +36,16 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// Whether retention deletes segments at all (cleanup.policy has delete).
     pub delete_retention_enabled: bool,
-    /// Refuse records without a key (cleanup.policy has compact, as Kafka).
-    pub require_keys: bool,
+    /// A compacted log (cleanup.policy has compact): records without a key
+    /// are refused, as Kafka does, and [`Log::compact`] keeps only each
+    /// key's latest record.
+    pub compact: bool,
+    /// Records younger than this many milliseconds are not compacted
+    /// (Kafka's min.compaction.lag.ms).
+    pub min_compaction_lag_ms: i64,
+    /// Tombstones older than this many milliseconds are removed by
+    /// compaction (Kafka's delete.retention.ms).
+    pub delete_retention_ms: i64,
     /// fsync after an append leaves this many records unflushed (Kafka's
     /// flush.messages); `u64::MAX` leaves flushing to the OS.
     pub flush_messages: u64,
@@ -58,7 +66,9 @@ impl Default for LogConfig {
             retention_ms: -1,
             retention_bytes: -1,
             delete_retention_enabled: true,
-            require_keys: false,
+            compact: false,
+            min_compaction_lag_ms: 0,
+            delete_retention_ms: 86_400_000,
             flush_messages: u64::MAX,
             flush_ms: i64::MAX,
         }
@@ -250,7 +260,7 @@ impl Log {
                 });
             }
             let validated = batch::validate_batch(bytes, max)?;
-            if self.config.require_keys && !validated.header.is_control() {
+            if self.config.compact && !validated.header.is_control() {
                 let payload = batch::records_payload(bytes, &validated.header, max)?;
                 for record in batch::records(&validated.header, &payload) {
                     let record = record?;

@@ -89,6 +89,14 @@ fn list_segments(dir: &Path) -> Result<(BTreeSet<i64>, BTreeSet<i64>)> {
             Some((base, FileKind::Index | FileKind::TimeIndex)) => {
                 indexes.insert(base);
             }
+            None if name
+                .to_str()
+                .is_some_and(|n| n.ends_with(crate::compaction::CLEANED_SUFFIX)) =>
+            {
+                // A compaction interrupted before its rename: the original stands.
+                warn!(path = %entry.path().display(), "removing an unfinished compaction output");
+                fs::remove_file(entry.path()).map_err(listing_error)?;
+            }
             None => {}
         }
     }

@@ -35,9 +35,15 @@ impl Log {
             } else {
                 0
             };
+            let active_base = self.active.base_offset();
             for segment in self.segments() {
                 if segment.size() == 0 {
-                    break; // only the active segment can be empty
+                    if segment.base_offset() == active_base {
+                        break;
+                    }
+                    // Compaction emptied it: nothing in it to keep.
+                    deletable += 1;
+                    continue;
                 }
                 let newest = segment
                     .max_timestamp()

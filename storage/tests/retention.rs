@@ -168,7 +168,7 @@ fn wharf_now() -> i64 {
 fn logs_requiring_keys_refuse_keyless_records_even_compressed() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = LogConfig {
-        require_keys: true,
+        compact: true,
         ..LogConfig::default()
     };
     let mut log = Log::open(dir.path(), cfg).unwrap();
