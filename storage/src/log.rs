@@ -464,13 +464,27 @@ impl Log {
             std::mem::replace(&mut self.active, previous).delete(&self.dir)?;
             self.dir_dirty = true;
         }
+        // The batch holding `offset` goes whole; when `offset` falls in a
+        // gap left by compaction, the log ends at `offset` itself.
         self.next_offset = match self.active.find_batch(offset)? {
             Some((position, header)) => {
                 self.active.truncate_to(position)?;
-                header.base_offset()
+                header.base_offset().min(offset)
             }
-            None => recovery::segment_end_offset(&self.active)?,
+            None => offset,
         };
+        if recovery::segment_end_offset(&self.active)? < self.next_offset {
+            // The log now ends in a gap: an empty segment named after the
+            // log end keeps that end across a reopen.
+            let fresh = Segment::create(
+                &self.dir,
+                self.next_offset,
+                self.config.index_interval_bytes,
+            )?;
+            let previous = std::mem::replace(&mut self.active, fresh);
+            self.older.push(previous);
+            self.dir_dirty = true;
+        }
         // A batch straddling both the log start and `offset` went whole.
         self.log_start = self.log_start.min(self.next_offset);
         self.max_timestamp = recovery::log_max_timestamp(self.segments(), &self.config)?;
