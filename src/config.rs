@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::broker::configs::BrokerConfigs;
+
 /// Settings of one broker process. Every field is a `wharf serve` flag.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -44,9 +46,69 @@ pub struct Config {
     pub max_request_size: usize,
 
     /// Segment size at which a partition's log rolls to a new segment
-    /// (Kafka's log.segment.bytes).
-    #[arg(long, env = "WHARF_SEGMENT_BYTES", default_value_t = 1024 * 1024 * 1024)]
-    pub segment_bytes: u64,
+    /// (Kafka's log.segment.bytes; default 1 GiB). Topic config: segment.bytes.
+    #[arg(long, alias = "log-segment-bytes", env = "WHARF_SEGMENT_BYTES")]
+    pub segment_bytes: Option<u64>,
+
+    /// Default retention time in milliseconds (Kafka's log.retention.ms;
+    /// -1 keeps data forever). Topic config: retention.ms.
+    #[arg(long, env = "WHARF_LOG_RETENTION_MS", allow_negative_numbers = true)]
+    pub log_retention_ms: Option<i64>,
+
+    /// Default retention time in hours (Kafka's log.retention.hours, default
+    /// 168); --log-retention-ms wins when both are given.
+    #[arg(long, env = "WHARF_LOG_RETENTION_HOURS")]
+    pub log_retention_hours: Option<i64>,
+
+    /// Default size limit of a partition's log in bytes (Kafka's
+    /// log.retention.bytes; -1, the default, means none). Topic config: retention.bytes.
+    #[arg(long, env = "WHARF_LOG_RETENTION_BYTES", allow_negative_numbers = true)]
+    pub log_retention_bytes: Option<i64>,
+
+    /// Default cleanup policy: delete, compact or compact,delete (Kafka's
+    /// log.cleanup.policy). Topic config: cleanup.policy.
+    #[arg(long, env = "WHARF_LOG_CLEANUP_POLICY")]
+    pub log_cleanup_policy: Option<String>,
+
+    /// Largest record batch accepted by default (Kafka's message.max.bytes,
+    /// default 1048588). Topic config: max.message.bytes.
+    #[arg(long, env = "WHARF_MESSAGE_MAX_BYTES")]
+    pub message_max_bytes: Option<i64>,
+
+    /// fsync a partition's log after this many unflushed records (Kafka's
+    /// log.flush.interval.messages). Topic config: flush.messages.
+    #[arg(long, env = "WHARF_LOG_FLUSH_INTERVAL_MESSAGES")]
+    pub log_flush_interval_messages: Option<i64>,
+
+    /// fsync a partition's log when its unflushed records are older than
+    /// this many milliseconds (Kafka's log.flush.interval.ms), checked every
+    /// --log-flush-scheduler-interval-ms. Topic config: flush.ms.
+    #[arg(long, env = "WHARF_LOG_FLUSH_INTERVAL_MS")]
+    pub log_flush_interval_ms: Option<i64>,
+
+    /// How often the flush.ms check runs, in milliseconds.
+    #[arg(long, env = "WHARF_LOG_FLUSH_SCHEDULER_INTERVAL_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_flush_scheduler_interval_ms: u64,
+
+    /// Answer an acks=all produce only once its records are fsynced.
+    /// Concurrent produces to a partition share one fsync (group commit), so
+    /// the cost is one fsync per partition per burst, not per request.
+    #[arg(long, env = "WHARF_FSYNC_BEFORE_ACK", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub fsync_before_ack: bool,
+
+    /// Pause between log cleaner passes over compacted topics, in
+    /// milliseconds (Kafka's log.cleaner.backoff.ms).
+    #[arg(long, env = "WHARF_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_cleaner_backoff_ms: u64,
+
+    /// How often retention runs over every partition, in milliseconds
+    /// (Kafka's log.retention.check.interval.ms).
+    #[arg(long, env = "WHARF_LOG_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_retention_check_interval_ms: u64,
 
     /// Most client connections served at once; more wait to be accepted.
     #[arg(long, env = "WHARF_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -110,6 +172,58 @@ impl Config {
             offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
             offsets_partitions: self.offsets_topic_num_partitions,
         }
+    }
+
+    /// The broker configs these flags set, under Kafka's names: the log
+    /// defaults given explicitly, and the broker's other settings.
+    pub fn broker_configs(&self) -> BrokerConfigs {
+        let mut out = BrokerConfigs::default();
+        let mut log = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                out.log_overrides.insert(name.to_string(), v);
+            }
+        };
+        log(
+            "log.segment.bytes",
+            self.segment_bytes.map(|v| v.to_string()),
+        );
+        log(
+            "log.retention.ms",
+            self.log_retention_ms.map(|v| v.to_string()),
+        );
+        log(
+            "log.retention.hours",
+            self.log_retention_hours.map(|v| v.to_string()),
+        );
+        log(
+            "log.retention.bytes",
+            self.log_retention_bytes.map(|v| v.to_string()),
+        );
+        log("log.cleanup.policy", self.log_cleanup_policy.clone());
+        log(
+            "message.max.bytes",
+            self.message_max_bytes.map(|v| v.to_string()),
+        );
+        let other = [
+            ("node.id", self.node_id.to_string()),
+            ("broker.id", self.node_id.to_string()),
+            ("num.partitions", self.num_partitions.to_string()),
+            (
+                "auto.create.topics.enable",
+                self.auto_create_topics.to_string(),
+            ),
+            (
+                "socket.request.max.bytes",
+                self.max_request_size.to_string(),
+            ),
+            ("log.dirs", self.resolved_data_dir().display().to_string()),
+            (
+                "log.retention.check.interval.ms",
+                self.log_retention_check_interval_ms.to_string(),
+            ),
+        ];
+        out.other = other.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        out
     }
 
     /// The data directory to use: the flag, else ~/.wharf/data, else ./data.

@@ -56,7 +56,11 @@ pub static APIS: &[Api] = &[
     api!(ApiVersions, api_versions),
     api!(CreateTopics, create_topics),
     api!(DeleteTopics, delete_topics),
+    api!(DeleteRecords, delete_records),
+    api!(DescribeConfigs, describe_configs),
+    api!(AlterConfigs, alter_configs),
     api!(DeleteGroups, delete_groups),
+    api!(IncrementalAlterConfigs, incremental_alter_configs),
     api!(OffsetDelete, offset_delete),
     api!(DescribeCluster, describe_cluster),
 ];

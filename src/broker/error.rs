@@ -70,6 +70,7 @@ pub fn storage_error_code(err: &StorageError) -> ResponseError {
         | StorageError::EmptyAppend => ResponseError::CorruptMessage,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::KeylessRecord { .. } => ResponseError::InvalidRecord,
         _ => ResponseError::KafkaStorageError,
     }
 }

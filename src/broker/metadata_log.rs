@@ -10,6 +10,8 @@
 //! - 1 `TopicCreated`: topic id (16 bytes), name, partition count (i32),
 //!   config count (u32), then each config's key and value.
 //! - 2 `TopicDeleted`: topic id (16 bytes).
+//! - 3 `TopicConfigsChanged`: topic id (16 bytes), config count (u32), then
+//!   each config's key and value: the topic's complete new set of overrides.
 //!
 //! A torn or corrupt tail (a crash mid-append) is cut off on open.
 
@@ -24,9 +26,12 @@ pub const FILE_NAME: &str = "metadata.log";
 
 const KIND_TOPIC_CREATED: u8 = 1;
 const KIND_TOPIC_DELETED: u8 = 2;
+const KIND_TOPIC_CONFIGS_CHANGED: u8 = 3;
 /// No single record is this large; a length beyond it marks corruption.
 const MAX_RECORD: usize = 64 * 1024 * 1024;
 
+// Every record so far concerns a topic; other kinds will follow.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     TopicCreated {
@@ -37,6 +42,11 @@ pub enum MetadataRecord {
     },
     TopicDeleted {
         id: Uuid,
+    },
+    /// A topic's config overrides were replaced by `configs`.
+    TopicConfigsChanged {
+        id: Uuid,
+        configs: BTreeMap<String, String>,
     },
 }
 
@@ -104,18 +114,27 @@ fn encode_payload(record: &MetadataRecord) -> Vec<u8> {
             out.extend_from_slice(id.as_bytes());
             put_str(&mut out, name);
             out.extend_from_slice(&partitions.to_be_bytes());
-            out.extend_from_slice(&(configs.len() as u32).to_be_bytes());
-            for (k, v) in configs {
-                put_str(&mut out, k);
-                put_str(&mut out, v);
-            }
+            put_configs(&mut out, configs);
         }
         MetadataRecord::TopicDeleted { id } => {
             out.push(KIND_TOPIC_DELETED);
             out.extend_from_slice(id.as_bytes());
         }
+        MetadataRecord::TopicConfigsChanged { id, configs } => {
+            out.push(KIND_TOPIC_CONFIGS_CHANGED);
+            out.extend_from_slice(id.as_bytes());
+            put_configs(&mut out, configs);
+        }
     }
     out
+}
+
+fn put_configs(out: &mut Vec<u8>, configs: &BTreeMap<String, String>) {
+    out.extend_from_slice(&(configs.len() as u32).to_be_bytes());
+    for (k, v) in configs {
+        put_str(out, k);
+        put_str(out, v);
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -152,13 +171,7 @@ fn decode_one(bytes: &[u8]) -> Option<(MetadataRecord, usize)> {
             let id = p.uuid()?;
             let name = p.string()?;
             let partitions = p.i32()?;
-            let count = p.u32()?;
-            let mut configs = BTreeMap::new();
-            for _ in 0..count {
-                let k = p.string()?;
-                let v = p.string()?;
-                configs.insert(k, v);
-            }
+            let configs = p.configs()?;
             MetadataRecord::TopicCreated {
                 id,
                 name,
@@ -167,6 +180,10 @@ fn decode_one(bytes: &[u8]) -> Option<(MetadataRecord, usize)> {
             }
         }
         KIND_TOPIC_DELETED => MetadataRecord::TopicDeleted { id: p.uuid()? },
+        KIND_TOPIC_CONFIGS_CHANGED => MetadataRecord::TopicConfigsChanged {
+            id: p.uuid()?,
+            configs: p.configs()?,
+        },
         _ => return None,
     };
     Some((record, 8 + len))
@@ -199,6 +216,16 @@ impl<'a> Reader<'a> {
     fn uuid(&mut self) -> Option<Uuid> {
         Some(Uuid::from_bytes(self.array()?))
     }
+    fn configs(&mut self) -> Option<BTreeMap<String, String>> {
+        let count = self.u32()?;
+        let mut configs = BTreeMap::new();
+        for _ in 0..count {
+            let k = self.string()?;
+            let v = self.string()?;
+            configs.insert(k, v);
+        }
+        Some(configs)
+    }
     fn string(&mut self) -> Option<String> {
         let len = self.u32()? as usize;
         String::from_utf8(self.take(len)?.to_vec()).ok()
@@ -224,14 +251,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = created("a");
         let del = MetadataRecord::TopicDeleted { id: Uuid::new_v4() };
+        let changed = MetadataRecord::TopicConfigsChanged {
+            id: Uuid::new_v4(),
+            configs: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
+        };
         {
             let (mut log, records) = MetadataLog::open(dir.path()).unwrap();
             assert!(records.is_empty());
             log.append(&a).unwrap();
             log.append(&del).unwrap();
+            log.append(&changed).unwrap();
         }
         let (_, records) = MetadataLog::open(dir.path()).unwrap();
-        assert_eq!(records, vec![a, del]);
+        assert_eq!(records, vec![a, del, changed]);
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! that makes topics durable, and the wake-up that long-polling fetches wait
 //! on.
 
+pub mod configs;
 mod error;
 pub mod groups;
 mod meta_properties;
 pub mod metadata_log;
 mod partition;
+pub mod retention;
 pub mod topic;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +25,7 @@ pub use error::{storage_error_code, BrokerError};
 pub use partition::Partition;
 pub use topic::Topic;
 
+use configs::BrokerConfigs;
 use metadata_log::{MetadataLog, MetadataRecord};
 
 /// Suffix of partition directories being deleted; cleaned up on start.
@@ -38,9 +41,18 @@ pub struct BrokerSettings {
     pub data_dir: PathBuf,
     pub default_partitions: i32,
     pub auto_create_topics: bool,
-    pub segment_bytes: u64,
     /// Consumer groups and the __consumer_offsets topic.
     pub groups: GroupConfig,
+    /// Broker configs from flags: log defaults and static settings.
+    pub configs: BrokerConfigs,
+    /// How often the retention task runs.
+    pub retention_check_interval: std::time::Duration,
+    /// How often logs are checked for a flush.ms flush.
+    pub flush_check_interval: std::time::Duration,
+    /// acks=all produces wait for an fsync of their records.
+    pub fsync_before_ack: bool,
+    /// Pause between log cleaner (compaction) passes.
+    pub cleaner_interval: std::time::Duration,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +88,7 @@ impl Broker {
     /// Opens the data directory: locks it, reads or writes its identity,
     /// replays the metadata log and recovers every partition's log.
     pub fn open(settings: BrokerSettings) -> Result<Self, BrokerError> {
+        settings.configs.validate()?;
         let dir = settings.data_dir.clone();
         std::fs::create_dir_all(&dir)
             .map_err(|e| BrokerError::io("creating the data directory", &dir, e))?;
@@ -106,6 +119,11 @@ impl Broker {
                 MetadataRecord::TopicDeleted { id } => {
                     live.remove(&id);
                 }
+                MetadataRecord::TopicConfigsChanged { id, configs } => {
+                    if let Some(topic) = live.get_mut(&id) {
+                        topic.configs = configs;
+                    }
+                }
             }
         }
         let broker = Self {
@@ -129,6 +147,7 @@ impl Broker {
             }
             tracing::info!(topics = table.by_name.len(), dir = %dir.display(), "data directory opened");
         }
+        broker.restore_log_start_offsets();
         Ok(broker)
     }
 
@@ -153,7 +172,7 @@ impl Broker {
         if new.partitions < 1 {
             return Err(BrokerError::InvalidPartitions(new.partitions));
         }
-        topic::validate_configs(&new.configs)?;
+        configs::validate_topic_configs(&new.configs)?;
         if self.topic(&new.name).is_some() {
             return Err(BrokerError::TopicAlreadyExists(new.name.clone()));
         }
@@ -185,6 +204,11 @@ impl Broker {
         let mut table = self.topics.write().unwrap_or_else(PoisonError::into_inner);
         table.by_name.insert(new.name.clone(), topic.clone());
         table.by_id.insert(id, topic.clone());
+        drop(table);
+        // Replace any entries a deleted namesake left in the checkpoint.
+        if let Err(e) = self.write_log_start_checkpoint() {
+            tracing::error!("{e}");
+        }
         tracing::info!(topic = %new.name, %id, partitions = new.partitions, "topic created");
         Ok(topic)
     }
@@ -204,7 +228,39 @@ impl Broker {
             table.by_id.remove(&topic.id);
         }
         self.remove_partition_dirs(&topic.name, topic.partition_count());
+        // Forget its log start offsets, so a topic of the same name created
+        // later does not inherit them.
+        if let Err(e) = self.write_log_start_checkpoint() {
+            tracing::error!("{e}");
+        }
         tracing::info!(topic = %topic.name, id = %topic.id, "topic deleted");
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides: checks them, records them
+    /// durably, then applies them to every partition's log.
+    pub fn set_topic_configs(
+        &self,
+        topic: &Topic,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<(), BrokerError> {
+        configs::validate_topic_configs(&overrides)?;
+        let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.topic_by_id(&topic.id).is_none() {
+            return Err(BrokerError::UnknownTopic(topic.name.to_string()));
+        }
+        metadata
+            .append(&MetadataRecord::TopicConfigsChanged {
+                id: topic.id,
+                configs: overrides.clone(),
+            })
+            .map_err(|e| BrokerError::io("recording a topic config change", metadata.path(), e))?;
+        let log_config = self.settings.configs.log_config(&overrides);
+        for partition in &topic.partitions {
+            partition.set_config(log_config.clone());
+        }
+        tracing::info!(topic = %topic.name, configs = ?overrides, "topic configs changed");
+        topic.set_configs(overrides);
         Ok(())
     }
 
@@ -246,19 +302,12 @@ impl Broker {
             name: new.name.as_str().into(),
             id,
             partitions,
-            configs: new.configs.clone(),
+            configs: RwLock::new(new.configs.clone()),
         })
     }
 
     fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
-        let segment_bytes = configs
-            .get("segment.bytes")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(self.settings.segment_bytes);
-        LogConfig {
-            segment_bytes,
-            ..LogConfig::default()
-        }
+        self.settings.configs.log_config(configs)
     }
 
     /// Renames each partition directory out of the way, then removes it. A

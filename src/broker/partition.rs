@@ -6,10 +6,12 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
-use wharf_storage::{AppendInfo, Log, LogConfig, StorageError};
+use wharf_storage::{
+    AppendInfo, CompactionOutcome, Log, LogConfig, RetentionOutcome, StorageError,
+};
 
 #[derive(Debug)]
 pub struct Partition {
@@ -20,6 +22,12 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     /// Offsets below this are committed and visible to consumers.
     high_watermark: AtomicI64,
+    /// Offsets below this are known to be fsynced.
+    durable_offset: AtomicI64,
+    /// Serialises fsyncs for [`Partition::wait_durable`]: waiters queue here
+    /// and most find their records already covered by the fsync before
+    /// theirs (group commit).
+    sync: tokio::sync::Mutex<()>,
 }
 
 impl Partition {
@@ -31,6 +39,8 @@ impl Partition {
             log: RwLock::new(log),
             leader_epoch: AtomicI32::new(0),
             high_watermark: AtomicI64::new(end),
+            durable_offset: AtomicI64::new(end),
+            sync: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -82,11 +92,95 @@ impl Partition {
         self.with_log(|log| log.max_timestamp())
     }
 
-    pub fn flush(&self) -> Result<(), StorageError> {
+    /// Applies new log settings (a topic config change).
+    pub fn set_config(&self, config: LogConfig) {
         self.log
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .flush()
+            .set_config(config);
+    }
+
+    /// Deletes the segments retention no longer keeps.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
+        self.log
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .apply_retention(now_ms)
+    }
+
+    /// One compaction pass (a no-op unless the topic is compacted). Holds
+    /// the log's write lock throughout: appends wait for it.
+    pub fn compact(&self, now_ms: i64) -> Result<CompactionOutcome, StorageError> {
+        self.log
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .compact(now_ms)
+    }
+
+    /// Moves the log start offset forward (DeleteRecords); returns the new
+    /// log start. Offsets past the high watermark are out of range.
+    pub fn advance_log_start(&self, offset: i64) -> Result<i64, StorageError> {
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        let hw = self.high_watermark();
+        if offset > hw {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: log.log_start_offset(),
+                log_end: hw,
+            });
+        }
+        log.advance_log_start(offset)
+    }
+
+    /// fsyncs the log; everything appended so far becomes durable.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        let end = log.log_end_offset();
+        log.flush()?;
+        self.durable_offset.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Like [`Partition::flush`], but fsyncs after releasing the log lock,
+    /// so appends carry on during the fsync.
+    fn sync_without_lock(&self) -> Result<(), StorageError> {
+        let (end, pending) = {
+            let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+            (log.log_end_offset(), log.prepare_sync()?)
+        };
+        pending.sync()?;
+        self.durable_offset.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Flushes if unflushed records are older than flush.ms.
+    pub fn flush_if_due(&self, now_ms: i64) -> Result<(), StorageError> {
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        let end = log.log_end_offset();
+        if log.flush_if_due(now_ms)? {
+            self.durable_offset.fetch_max(end, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Returns once every offset below `end` is fsynced. One caller at a
+    /// time fsyncs, covering everything appended by then; callers queued
+    /// behind it usually find their offsets covered and return at once.
+    pub async fn wait_durable(self: &Arc<Self>, end: i64) -> Result<(), StorageError> {
+        if self.durable_offset.load(Ordering::Acquire) >= end {
+            return Ok(());
+        }
+        let _turn = self.sync.lock().await;
+        if self.durable_offset.load(Ordering::Acquire) >= end {
+            return Ok(());
+        }
+        let partition = self.clone();
+        tokio::task::spawn_blocking(move || partition.sync_without_lock())
+            .await
+            .map_err(|e| StorageError::Io {
+                context: "fsync task".to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?
     }
 
     fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> T {

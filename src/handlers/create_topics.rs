@@ -11,14 +11,12 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::config_resources::topic_entries;
 use super::{HandlerResult, Request};
 use crate::broker::{Broker, BrokerError, NewTopic};
 
 pub const MIN_VERSION: i16 = 2;
 pub const MAX_VERSION: i16 = 7;
-
-/// DescribeConfigs' source code for a config set on the topic itself.
-const SOURCE_TOPIC_CONFIG: i8 = 1;
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: CreateTopicsRequest = request.decode()?;
@@ -55,13 +53,15 @@ pub async fn handle(request: Request) -> HandlerResult {
                     result.num_partitions = new.partitions;
                     result.replication_factor = 1;
                     result.configs = Some(
-                        new.configs
-                            .iter()
-                            .map(|(k, v)| {
+                        topic_entries(broker, &new.configs)
+                            .into_iter()
+                            .map(|e| {
                                 let mut c = CreatableTopicConfigs::default();
-                                c.name = StrBytes::from_string(k.clone());
-                                c.value = Some(StrBytes::from_string(v.clone()));
-                                c.config_source = SOURCE_TOPIC_CONFIG;
+                                c.name = StrBytes::from_string(e.name);
+                                c.value = e.value.map(StrBytes::from_string);
+                                c.read_only = e.read_only;
+                                c.config_source = e.source;
+                                c.is_sensitive = false;
                                 c
                             })
                             .collect(),

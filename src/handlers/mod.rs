@@ -3,15 +3,20 @@
 //! response body. Per-partition problems become error codes inside the
 //! response; an `Err` means "close this connection".
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod config_resources;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_configs;
 pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;

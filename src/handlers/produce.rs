@@ -38,6 +38,9 @@ pub async fn handle(request: Request) -> HandlerResult {
     let acks_valid = (-1..=1).contains(&body.acks);
     let by_id = request.api_version >= 13;
     let mut appended = false;
+    let fsync = body.acks == -1 && broker.settings.fsync_before_ack;
+    // (topic index, partition index, partition, end offset) to fsync before answering.
+    let mut durable = Vec::new();
 
     let mut responses = Vec::with_capacity(body.topic_data.len());
     for topic_data in body.topic_data {
@@ -76,12 +79,16 @@ pub async fn handle(request: Request) -> HandlerResult {
                             );
                             storage_error_code(&e)
                         })
-                        .map(|info| (info, partition.log_start_offset()))
+                        .map(|info| (info, partition.log_start_offset(), partition.clone()))
                 }
             };
             match result {
-                Ok((info, log_start)) => {
+                Ok((info, log_start, partition)) => {
                     appended = true;
+                    if fsync {
+                        let end = info.last_offset.saturating_add(1);
+                        durable.push((responses.len(), partitions.len(), partition, end));
+                    }
                     out.base_offset = info.base_offset;
                     if request.api_version >= 5 {
                         out.log_start_offset = log_start;
@@ -99,6 +106,18 @@ pub async fn handle(request: Request) -> HandlerResult {
     }
     if appended {
         broker.notify_append();
+    }
+    for (t, p, partition, end) in durable {
+        if let Err(e) = partition.wait_durable(end).await {
+            tracing::error!(partition = partition.index, "fsync before ack failed: {e}");
+            let slot = responses
+                .get_mut(t)
+                .and_then(|r: &mut TopicProduceResponse| r.partition_responses.get_mut(p));
+            if let Some(out) = slot {
+                out.error_code = ResponseError::KafkaStorageError.code();
+                out.base_offset = -1;
+            }
+        }
     }
     if body.acks == 0 {
         return Ok(None);

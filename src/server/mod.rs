@@ -38,8 +38,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         data_dir: config.resolved_data_dir(),
         default_partitions: config.num_partitions,
         auto_create_topics: config.auto_create_topics,
-        segment_bytes: config.segment_bytes,
         groups: config.group_config(),
+        configs: config.broker_configs(),
+        retention_check_interval: Duration::from_millis(config.log_retention_check_interval_ms),
+        flush_check_interval: Duration::from_millis(config.log_flush_scheduler_interval_ms),
+        fsync_before_ack: config.fsync_before_ack,
+        cleaner_interval: Duration::from_millis(config.log_cleaner_backoff_ms),
     };
     let broker = tokio::task::spawn_blocking(move || Broker::open(settings))
         .await
@@ -95,6 +99,10 @@ pub async fn run(
     }
     drop(alive_tx);
     let ticker = tokio::spawn(group_ticker(broker.clone()));
+    let retention = tokio::spawn(crate::broker::retention::run(
+        broker.clone(),
+        stop_rx.clone(),
+    ));
     shutdown.await;
     ticker.abort();
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
@@ -103,6 +111,7 @@ pub async fn run(
     for acceptor in acceptors {
         let _ = acceptor.await;
     }
+    let _ = retention.await;
     if tokio::time::timeout(DRAIN_TIMEOUT, alive_rx.recv())
         .await
         .is_err()

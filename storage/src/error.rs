@@ -47,6 +47,13 @@ pub enum StorageError {
         /// The limit.
         max: u64,
     },
+    /// A record without a key was appended to a log that requires keys
+    /// (a compacted topic's).
+    #[error("record {offset_delta} of a batch has no key, which a compacted log requires")]
+    KeylessRecord {
+        /// Offset delta of the record within its batch.
+        offset_delta: i64,
+    },
     /// Assigning offsets would overflow i64.
     #[error("offset overflow: cannot assign {count} offsets after {log_end}")]
     OffsetOverflow {

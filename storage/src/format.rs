@@ -9,6 +9,11 @@
 //!   relative offset (offset - base, u32 BE) and byte position in the `.log`
 //!   (u32 BE), both strictly increasing. An entry says "the batch starting at
 //!   this position has this base offset".
+//! - `<base>.timeindex`: the sparse time index, Kafka's layout: 12-byte
+//!   entries of timestamp (i64 BE) and relative offset (u32 BE), both
+//!   strictly increasing. An entry says "the batch with this base offset is
+//!   the first in the segment whose max timestamp reaches this timestamp",
+//!   so every batch before it has a smaller max timestamp.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +23,10 @@ pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
 /// Bytes per offset index entry.
 pub const INDEX_ENTRY_LEN: usize = 8;
+/// Extension of time index files.
+pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Bytes per time index entry.
+pub const TIME_ENTRY_LEN: usize = 12;
 /// Digits in a segment file name.
 const NAME_DIGITS: usize = 20;
 
@@ -28,6 +37,8 @@ pub enum FileKind {
     Log,
     /// An `.index` file.
     Index,
+    /// A `.timeindex` file.
+    TimeIndex,
 }
 
 /// `00000000000000000042.log` for base offset 42.
@@ -38,6 +49,16 @@ pub fn log_file_name(base_offset: i64) -> String {
 /// `00000000000000000042.index` for base offset 42.
 pub fn index_file_name(base_offset: i64) -> String {
     format!("{base_offset:0NAME_DIGITS$}{INDEX_SUFFIX}")
+}
+
+/// `00000000000000000042.timeindex` for base offset 42.
+pub fn time_index_file_name(base_offset: i64) -> String {
+    format!("{base_offset:0NAME_DIGITS$}{TIME_INDEX_SUFFIX}")
+}
+
+/// Path of the time index file in `dir`.
+pub fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(time_index_file_name(base_offset))
 }
 
 /// Path of the segment data file in `dir`.
@@ -55,6 +76,8 @@ pub fn index_path(dir: &Path, base_offset: i64) -> PathBuf {
 pub fn parse_file_name(name: &str) -> Option<(i64, FileKind)> {
     let (digits, kind) = if let Some(d) = name.strip_suffix(LOG_SUFFIX) {
         (d, FileKind::Log)
+    } else if let Some(d) = name.strip_suffix(TIME_INDEX_SUFFIX) {
+        (d, FileKind::TimeIndex)
     } else {
         (name.strip_suffix(INDEX_SUFFIX)?, FileKind::Index)
     };
@@ -105,6 +128,47 @@ impl IndexEntry {
     }
 }
 
+/// One time index entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeEntry {
+    /// A batch's max timestamp, larger than every earlier batch's.
+    pub timestamp: i64,
+    /// That batch's base offset minus the segment's base offset.
+    pub relative_offset: u32,
+}
+
+impl TimeEntry {
+    /// The 12 bytes on disk.
+    pub fn encode(self) -> [u8; TIME_ENTRY_LEN] {
+        let mut out = [0u8; TIME_ENTRY_LEN];
+        let (ts, rel) = out.split_at_mut(8);
+        ts.copy_from_slice(&self.timestamp.to_be_bytes());
+        rel.copy_from_slice(&self.relative_offset.to_be_bytes());
+        out
+    }
+
+    /// Reads one entry from 12 bytes.
+    pub fn decode(bytes: &[u8; TIME_ENTRY_LEN]) -> TimeEntry {
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = *bytes;
+        TimeEntry {
+            timestamp: i64::from_be_bytes([a, b, c, d, e, f, g, h]),
+            relative_offset: u32::from_be_bytes([i, j, k, l]),
+        }
+    }
+
+    /// Decodes a whole time index file; `None` when its length is not a
+    /// multiple of 12.
+    pub fn decode_all(bytes: &[u8]) -> Option<Vec<TimeEntry>> {
+        let chunks = bytes.chunks_exact(TIME_ENTRY_LEN);
+        if !chunks.remainder().is_empty() {
+            return None;
+        }
+        chunks
+            .map(|c| c.try_into().ok().map(TimeEntry::decode))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -147,5 +211,20 @@ mod tests {
         assert_eq!(IndexEntry::decode(&e.encode()), e);
         assert_eq!(IndexEntry::decode_all(&[0; 12]), None);
         assert_eq!(IndexEntry::decode_all(&e.encode()), Some(vec![e]));
+    }
+
+    #[test]
+    fn time_entries_use_kafka_layout() {
+        let e = TimeEntry {
+            timestamp: 0x0102_0304_0506_0708,
+            relative_offset: 0x0A0B_0C0D,
+        };
+        assert_eq!(e.encode(), [1, 2, 3, 4, 5, 6, 7, 8, 0xA, 0xB, 0xC, 0xD]);
+        assert_eq!(TimeEntry::decode(&e.encode()), e);
+        assert_eq!(TimeEntry::decode_all(&[0; 8]), None);
+        assert_eq!(
+            parse_file_name(&time_index_file_name(9)),
+            Some((9, FileKind::TimeIndex))
+        );
     }
 }

@@ -9,14 +9,20 @@
 //! - [`format`]: every on-disk detail (file names, index entry layout).
 //! - `segment`: one `.log` file with its sparse offset index.
 //! - `recovery`: opening a directory and repairing a torn tail.
+//! - `retention`: deleting expired segments and moving the log start offset.
+//! - `compaction`: keeping only each key's latest record in closed segments.
 //! - [`error`]: the one error type, `StorageError`.
 #![forbid(unsafe_code)]
 
+mod compaction;
 pub mod error;
 pub mod format;
 pub mod log;
 mod recovery;
+mod retention;
 mod segment;
 
+pub use compaction::CompactionOutcome;
 pub use error::StorageError;
-pub use log::{AppendInfo, Log, LogConfig};
+pub use log::{AppendInfo, Log, LogConfig, PendingSync};
+pub use retention::RetentionOutcome;

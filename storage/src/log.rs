@@ -17,8 +17,41 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// Bytes between sparse offset-index entries.
     pub index_interval_bytes: u64,
+    /// Largest size of a segment's offset or time index; an append that
+    /// would need more rolls the segment first (Kafka's segment.index.bytes).
+    pub index_max_bytes: u64,
+    /// Age in milliseconds after which a non-empty active segment rolls on
+    /// the next append (Kafka's segment.ms, counted from the segment's
+    /// creation).
+    pub segment_ms: i64,
     /// Largest decompressed records section accepted when validating a compressed batch.
     pub max_decompressed_batch_bytes: usize,
+    /// Largest single batch an append may carry (Kafka's max.message.bytes).
+    pub max_batch_bytes: u64,
+    /// Segments whose newest record is older than this many milliseconds are
+    /// deleted by [`Log::apply_retention`]; negative keeps them forever.
+    pub retention_ms: i64,
+    /// [`Log::apply_retention`] deletes the oldest segments while the log is
+    /// larger than this; negative means no limit.
+    pub retention_bytes: i64,
+    /// Whether retention deletes segments at all (cleanup.policy has delete).
+    pub delete_retention_enabled: bool,
+    /// A compacted log (cleanup.policy has compact): records without a key
+    /// are refused, as Kafka does, and [`Log::compact`] keeps only each
+    /// key's latest record.
+    pub compact: bool,
+    /// Records younger than this many milliseconds are not compacted
+    /// (Kafka's min.compaction.lag.ms).
+    pub min_compaction_lag_ms: i64,
+    /// Tombstones older than this many milliseconds are removed by
+    /// compaction (Kafka's delete.retention.ms).
+    pub delete_retention_ms: i64,
+    /// fsync after an append leaves this many records unflushed (Kafka's
+    /// flush.messages); `u64::MAX` leaves flushing to the OS.
+    pub flush_messages: u64,
+    /// [`Log::flush_if_due`] fsyncs when unflushed data is older than this
+    /// many milliseconds (Kafka's flush.ms).
+    pub flush_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -26,7 +59,18 @@ impl Default for LogConfig {
         LogConfig {
             segment_bytes: 1 << 30,
             index_interval_bytes: 4096,
+            index_max_bytes: 10 << 20,
+            segment_ms: 7 * 24 * 3600 * 1000,
             max_decompressed_batch_bytes: 64 << 20,
+            max_batch_bytes: u64::from(u32::MAX),
+            retention_ms: -1,
+            retention_bytes: -1,
+            delete_retention_enabled: true,
+            compact: false,
+            min_compaction_lag_ms: 0,
+            delete_retention_ms: 86_400_000,
+            flush_messages: u64::MAX,
+            flush_ms: i64::MAX,
         }
     }
 }
@@ -35,6 +79,31 @@ impl LogConfig {
     /// `segment_bytes`, capped so every position fits the index.
     fn segment_limit(&self) -> u64 {
         self.segment_bytes.min(i32::MAX as u64)
+    }
+}
+
+/// The fsyncs a flush still owes; see [`Log::prepare_sync`].
+#[derive(Debug)]
+pub struct PendingSync {
+    /// Duplicated handles of the files written since the previous flush.
+    files: Vec<(std::fs::File, PathBuf)>,
+    /// The log directory, when segment files were created or removed.
+    dir: Option<PathBuf>,
+}
+
+impl PendingSync {
+    /// fsyncs the files, then the directory.
+    pub fn sync(self) -> Result<()> {
+        for (file, path) in &self.files {
+            file.sync_data()
+                .map_err(|e| StorageError::io(format!("syncing {}", path.display()), e))?;
+        }
+        if let Some(dir) = &self.dir {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StorageError::io(format!("syncing {}", dir.display()), e))?;
+        }
+        Ok(())
     }
 }
 
@@ -68,10 +137,17 @@ pub struct Log {
     pub(crate) active: Segment,
     /// Offset the next record will get (log end offset).
     pub(crate) next_offset: i64,
+    /// First offset readable: at or after the first segment's base offset,
+    /// moved by retention and [`Log::advance_log_start`].
+    pub(crate) log_start: i64,
     /// Largest timestamp in the log and the offset carrying it.
     pub(crate) max_timestamp: Option<(i64, i64)>,
     /// A segment file was created or removed since the directory was last fsynced.
     pub(crate) dir_dirty: bool,
+    /// Records appended since the last flush.
+    pub(crate) unflushed_messages: u64,
+    /// When the log was last flushed (or opened), in ms since the epoch.
+    pub(crate) last_flush_ms: i64,
 }
 
 impl Log {
@@ -110,8 +186,13 @@ impl Log {
 
         let active = &self.active;
         let relative_end = end_offset.saturating_sub(active.base_offset());
+        let aged =
+            crate::segment::now_ms().saturating_sub(active.created_ms()) > self.config.segment_ms;
         if active.size() > 0
-            && (active.size().saturating_add(size) > limit || relative_end > i64::from(i32::MAX))
+            && (active.size().saturating_add(size) > limit
+                || relative_end > i64::from(i32::MAX)
+                || active.index_full(self.config.index_max_bytes)
+                || aged)
         {
             self.roll()?;
         }
@@ -144,6 +225,10 @@ impl Log {
 
         self.active.append(records, &placed)?;
         self.next_offset = end_offset;
+        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+        }
         let (max_timestamp, offset_of_max_timestamp) = max.unwrap_or((-1, base_offset));
         if self.max_timestamp.is_none_or(|(ts, _)| max_timestamp > ts) {
             self.max_timestamp = Some((max_timestamp, offset_of_max_timestamp));
@@ -167,7 +252,27 @@ impl Log {
             let start = batches.position();
             let Some(item) = batches.next() else { break };
             let (_, bytes) = item?;
+            let len = bytes.len() as u64;
+            if len > self.config.max_batch_bytes {
+                return Err(StorageError::BatchTooLarge {
+                    size: len,
+                    max: self.config.max_batch_bytes,
+                });
+            }
             let validated = batch::validate_batch(bytes, max)?;
+            if self.config.compact && !validated.header.is_control() {
+                let payload = batch::records_payload(bytes, &validated.header, max)?;
+                for record in batch::records(&validated.header, &payload) {
+                    let record = record?;
+                    if record.key.is_none() {
+                        return Err(StorageError::KeylessRecord {
+                            offset_delta: record
+                                .offset
+                                .saturating_sub(validated.header.base_offset()),
+                        });
+                    }
+                }
+            }
             if validated.header.records_count() == 0 {
                 return Err(StorageError::EmptyBatch { position: start });
             }
@@ -217,7 +322,19 @@ impl Log {
 
     /// First offset in the log.
     pub fn log_start_offset(&self) -> i64 {
-        self.older.first().unwrap_or(&self.active).base_offset()
+        self.log_start
+            .max(self.older.first().unwrap_or(&self.active).base_offset())
+    }
+
+    /// The log's settings.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the log's settings; later appends, rolls and retention
+    /// checks follow them.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
     }
 
     /// Offset the next appended record will get.
@@ -225,18 +342,26 @@ impl Log {
         self.next_offset
     }
 
-    /// The earliest record whose timestamp is >= `ts`: its offset and timestamp.
+    /// The earliest record at or after the log start whose timestamp is
+    /// >= `ts`: its offset and timestamp.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
+        let log_start = self.log_start_offset();
         let candidates = self
             .segments()
             .filter(|s| s.max_timestamp().is_some_and(|(max, _)| max >= ts));
         for segment in candidates {
-            for item in segment.headers_from(0) {
+            let start = segment.timestamp_search_start(ts)?;
+            for item in segment.headers_from(start) {
                 let (position, header) = item?;
                 if header.max_timestamp() < ts {
                     continue;
                 }
-                let found = find_record(segment, position, &header, &self.config, |t| t >= ts)?;
+                if header.last_offset() < log_start {
+                    continue;
+                }
+                let found = find_record(segment, position, &header, &self.config, |o, t| {
+                    o >= log_start && t >= ts
+                })?;
                 if found.is_some() {
                     return Ok(found);
                 }
@@ -253,6 +378,53 @@ impl Log {
     /// fsyncs every segment written since the last flush, and the directory if
     /// segments were created or removed.
     pub fn flush(&mut self) -> Result<()> {
+        self.flush_segments()?;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = crate::segment::now_ms();
+        Ok(())
+    }
+
+    /// Flushes when records have been waiting longer than `flush_ms` at
+    /// time `now_ms`; returns whether it did.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<bool> {
+        if self.unflushed_messages == 0
+            || now_ms.saturating_sub(self.last_flush_ms) < self.config.flush_ms
+        {
+            return Ok(false);
+        }
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// Records appended since the last flush.
+    pub fn unflushed_messages(&self) -> u64 {
+        self.unflushed_messages
+    }
+
+    /// Starts a flush that finishes without `&mut self`: takes duplicate
+    /// handles of every file written since the last flush (and of the
+    /// directory, if segments were created or removed) and counts the log as
+    /// flushed. Calling [`PendingSync::sync`] afterwards, with no lock held,
+    /// makes everything appended before this call durable, so appends need
+    /// not wait for the disk.
+    pub fn prepare_sync(&mut self) -> Result<PendingSync> {
+        let mut files = Vec::new();
+        for segment in self.older.iter_mut() {
+            files.extend(segment.take_sync_handles()?);
+        }
+        files.extend(self.active.take_sync_handles()?);
+        let dir = if self.dir_dirty {
+            self.dir_dirty = false;
+            Some(self.dir.clone())
+        } else {
+            None
+        };
+        self.unflushed_messages = 0;
+        self.last_flush_ms = crate::segment::now_ms();
+        Ok(PendingSync { files, dir })
+    }
+
+    fn flush_segments(&mut self) -> Result<()> {
         for segment in self.older.iter_mut() {
             segment.flush()?;
         }
@@ -292,13 +464,29 @@ impl Log {
             std::mem::replace(&mut self.active, previous).delete(&self.dir)?;
             self.dir_dirty = true;
         }
+        // The batch holding `offset` goes whole; when `offset` falls in a
+        // gap left by compaction, the log ends at `offset` itself.
         self.next_offset = match self.active.find_batch(offset)? {
             Some((position, header)) => {
                 self.active.truncate_to(position)?;
-                header.base_offset()
+                header.base_offset().min(offset)
             }
-            None => recovery::segment_end_offset(&self.active)?,
+            None => offset,
         };
+        if recovery::segment_end_offset(&self.active)? < self.next_offset {
+            // The log now ends in a gap: an empty segment named after the
+            // log end keeps that end across a reopen.
+            let fresh = Segment::create(
+                &self.dir,
+                self.next_offset,
+                self.config.index_interval_bytes,
+            )?;
+            let previous = std::mem::replace(&mut self.active, fresh);
+            self.older.push(previous);
+            self.dir_dirty = true;
+        }
+        // A batch straddling both the log start and `offset` went whole.
+        self.log_start = self.log_start.min(self.next_offset);
         self.max_timestamp = recovery::log_max_timestamp(self.segments(), &self.config)?;
         Ok(())
     }
@@ -315,6 +503,7 @@ impl Log {
             std::mem::replace(&mut self.active, fresh).delete(&self.dir)?;
         }
         self.next_offset = offset;
+        self.log_start = offset;
         self.max_timestamp = None;
         self.dir_dirty = true;
         Ok(())
@@ -366,19 +555,19 @@ impl Log {
     }
 }
 
-/// The first record of the batch at `position` whose timestamp satisfies `pred`.
+/// The first record of the batch at `position` whose (offset, timestamp) satisfies `pred`.
 pub(crate) fn find_record(
     segment: &Segment,
     position: u64,
     header: &BatchHeader,
     config: &LogConfig,
-    pred: impl Fn(i64) -> bool,
+    pred: impl Fn(i64, i64) -> bool,
 ) -> Result<Option<(i64, i64)>> {
     let bytes = segment.read_exact(position, header.total_len())?;
     let payload = batch::records_payload(&bytes, header, config.max_decompressed_batch_bytes)?;
     for record in batch::records(header, &payload) {
         let record = record?;
-        if pred(record.timestamp) {
+        if pred(record.offset, record.timestamp) {
             return Ok(Some((record.offset, record.timestamp)));
         }
     }

@@ -25,10 +25,16 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
     let (logs, indexes) = list_segments(dir)?;
     for orphan in indexes.difference(&logs) {
-        let path = format::index_path(dir, *orphan);
-        warn!(path = %path.display(), "removing index without a segment");
-        fs::remove_file(&path)
-            .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
+        for path in [
+            format::index_path(dir, *orphan),
+            format::time_index_path(dir, *orphan),
+        ] {
+            match fs::remove_file(&path) {
+                Ok(()) => warn!(path = %path.display(), "removed index without a segment"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(format!("removing {}", path.display()), e)),
+            }
+        }
     }
     let mut bases: Vec<i64> = logs.into_iter().collect();
     let (older, active, next_offset) = match bases.pop() {
@@ -60,8 +66,11 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         older,
         active,
         next_offset,
+        log_start: 0,
         max_timestamp,
         dir_dirty: true,
+        unflushed_messages: 0,
+        last_flush_ms: crate::segment::now_ms(),
     })
 }
 
@@ -77,8 +86,16 @@ fn list_segments(dir: &Path) -> Result<(BTreeSet<i64>, BTreeSet<i64>)> {
             Some((base, FileKind::Log)) => {
                 logs.insert(base);
             }
-            Some((base, FileKind::Index)) => {
+            Some((base, FileKind::Index | FileKind::TimeIndex)) => {
                 indexes.insert(base);
+            }
+            None if name
+                .to_str()
+                .is_some_and(|n| n.ends_with(crate::compaction::CLEANED_SUFFIX)) =>
+            {
+                // A compaction interrupted before its rename: the original stands.
+                warn!(path = %entry.path().display(), "removing an unfinished compaction output");
+                fs::remove_file(entry.path()).map_err(listing_error)?;
             }
             None => {}
         }
@@ -101,6 +118,7 @@ fn recover_last(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Seg
     };
     let mut tracker = BatchTracker::new(base_offset, config.index_interval_bytes);
     let mut entries = Vec::new();
+    let mut time_entries = Vec::new();
     let mut position = 0u64;
     let mut next_offset = base_offset;
     let problem = loop {
@@ -129,7 +147,9 @@ fn recover_last(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Seg
                 header.base_offset()
             ));
         }
-        entries.extend(tracker.observe(position, &header));
+        let (entry, time) = tracker.observe(position, &header);
+        entries.extend(entry);
+        time_entries.extend(time);
         next_offset = header.next_offset();
         position = position.saturating_add(total);
     };
@@ -145,7 +165,15 @@ fn recover_last(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Seg
         file.set_len(position)
             .map_err(|e| StorageError::io(format!("truncating {}", path.display()), e))?;
     }
-    let segment = Segment::from_recovered(dir, base_offset, file, position, entries, tracker)?;
+    let segment = Segment::from_recovered(
+        dir,
+        base_offset,
+        file,
+        position,
+        entries,
+        time_entries,
+        tracker,
+    )?;
     Ok((segment, next_offset))
 }
 
@@ -178,7 +206,7 @@ pub(crate) fn log_max_timestamp<'a>(
     let Some(header) = segment.header_at(position)? else {
         return Ok(None);
     };
-    let found = find_record(segment, position, &header, config, |t| t == ts)?;
+    let found = find_record(segment, position, &header, config, |_, t| t == ts)?;
     let offset = found.map_or(header.last_offset(), |(offset, _)| offset);
     Ok(Some((ts, offset)))
 }

@@ -109,6 +109,19 @@ impl OffsetIndex {
             .map_err(|e| StorageError::io(format!("truncating index {}", self.path.display()), e))
     }
 
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// A duplicate handle of the file, for an fsync without the segment.
+    pub(crate) fn sync_handle(&self) -> Result<(File, PathBuf)> {
+        self.file
+            .try_clone()
+            .map(|f| (f, self.path.clone()))
+            .map_err(|e| StorageError::io(format!("duplicating {}", self.path.display()), e))
+    }
+
     /// fsyncs the index file.
     pub(crate) fn sync(&self) -> Result<()> {
         self.file

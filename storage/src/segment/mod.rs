@@ -5,6 +5,7 @@
 //! `&mut`.
 
 mod index;
+mod time_index;
 mod tracker;
 
 use std::fs::File;
@@ -15,9 +16,10 @@ use tracing::warn;
 use wharf_protocol::batch::{self, BatchHeader, HEADER_LEN};
 
 use crate::error::{Result, StorageError};
-use crate::format::{self, IndexEntry};
+use crate::format::{self, IndexEntry, TimeEntry};
 pub(crate) use index::open_rw;
 use index::OffsetIndex;
+use time_index::TimeIndex;
 pub(crate) use tracker::BatchTracker;
 
 /// A batch appended to a segment: where it starts in the appended buffer, and its header.
@@ -42,6 +44,11 @@ pub(crate) struct Segment {
     size: u64,
     /// Sparse offset index.
     index: OffsetIndex,
+    /// Sparse time index.
+    time_index: TimeIndex,
+    /// When the segment was created (or, for one found on disk, last
+    /// modified), in ms since the epoch: segment.ms rolls count from here.
+    created_ms: i64,
     /// Index spacing and the batch with the largest timestamp.
     tracker: BatchTracker,
     /// Written to since the last fsync.
@@ -54,12 +61,15 @@ impl Segment {
         let log_path = format::log_path(dir, base_offset);
         let file = open_rw(&log_path, true)?;
         let index = OffsetIndex::create(&format::index_path(dir, base_offset), Vec::new())?;
+        let time_index = TimeIndex::create(&format::time_index_path(dir, base_offset), Vec::new())?;
         Ok(Segment {
             base_offset,
             log_path,
             file,
             size: 0,
             index,
+            time_index,
+            created_ms: now_ms(),
             tracker: BatchTracker::new(base_offset, index_interval),
             dirty: true,
         })
@@ -72,7 +82,7 @@ impl Segment {
         let log_path = format::log_path(dir, base_offset);
         let file = open_rw(&log_path, false)?;
         let size = file_len(&file, &log_path)?;
-        let (tracker, entries, scanned) =
+        let (tracker, entries, time_entries, scanned) =
             scan_headers(&file, &log_path, base_offset, size, index_interval)?;
         if scanned < size {
             warn!(
@@ -89,12 +99,23 @@ impl Segment {
                 OffsetIndex::create(&index_path, entries)?
             }
         };
+        let time_path = format::time_index_path(dir, base_offset);
+        let time_index = match TimeIndex::load(&time_path, &time_entries)? {
+            Some(index) => index,
+            None => {
+                warn!(path = %time_path.display(), "time index missing or corrupt; rebuilding");
+                TimeIndex::create(&time_path, time_entries)?
+            }
+        };
+        let created_ms = modified_ms(&file).unwrap_or_else(now_ms);
         Ok(Segment {
             base_offset,
             log_path,
             file,
             size,
             index,
+            time_index,
+            created_ms,
             tracker,
             dirty: false,
         })
@@ -107,15 +128,21 @@ impl Segment {
         file: File,
         size: u64,
         entries: Vec<IndexEntry>,
+        time_entries: Vec<TimeEntry>,
         tracker: BatchTracker,
     ) -> Result<Segment> {
         let index = OffsetIndex::create(&format::index_path(dir, base_offset), entries)?;
+        let time_index =
+            TimeIndex::create(&format::time_index_path(dir, base_offset), time_entries)?;
+        let created_ms = modified_ms(&file).unwrap_or_else(now_ms);
         Ok(Segment {
             base_offset,
             log_path: format::log_path(dir, base_offset),
             file,
             size,
             index,
+            time_index,
+            created_ms,
             tracker,
             dirty: true,
         })
@@ -142,10 +169,11 @@ impl Segment {
         let tracker = self.tracker.clone();
         let result = self.write_and_index(start, bytes, batches);
         if result.is_err() {
-            self.tracker = tracker;
             self.size = start;
             let _ = self.file.set_len(start);
             let _ = self.index.truncate_to_position(start);
+            let _ = self.truncate_to(start);
+            self.tracker = tracker;
         }
         result
     }
@@ -158,8 +186,12 @@ impl Segment {
         self.size = start.saturating_add(bytes.len() as u64);
         for placed in batches {
             let position = start.saturating_add(placed.start as u64);
-            if let Some(entry) = self.tracker.observe(position, &placed.header) {
+            let (entry, time) = self.tracker.observe(position, &placed.header);
+            if let Some(entry) = entry {
                 self.index.append(entry)?;
+            }
+            if let Some(time) = time {
+                self.time_index.append(time)?;
             }
         }
         Ok(())
@@ -191,6 +223,32 @@ impl Segment {
             position,
             failed: false,
         }
+    }
+
+    /// Where a search for the first record with a timestamp >= `timestamp`
+    /// may start: the batch the time index names, or the segment's start.
+    pub(crate) fn timestamp_search_start(&self, timestamp: i64) -> Result<u64> {
+        let Some(entry) = self.time_index.floor(timestamp) else {
+            return Ok(0);
+        };
+        let offset = self
+            .base_offset
+            .saturating_add(i64::from(entry.relative_offset));
+        Ok(self.find_batch(offset)?.map_or(0, |(position, _)| position))
+    }
+
+    /// Whether either index has reached `max_bytes` (segment.index.bytes).
+    pub(crate) fn index_full(&self, max_bytes: u64) -> bool {
+        let offset_bytes = (self.index.len() as u64).saturating_mul(format::INDEX_ENTRY_LEN as u64);
+        let time_bytes =
+            (self.time_index.len() as u64).saturating_mul(format::TIME_ENTRY_LEN as u64);
+        offset_bytes.saturating_add(format::INDEX_ENTRY_LEN as u64) > max_bytes
+            || time_bytes.saturating_add(format::TIME_ENTRY_LEN as u64) > max_bytes
+    }
+
+    /// When the segment was created, in ms since the epoch.
+    pub(crate) fn created_ms(&self) -> i64 {
+        self.created_ms
     }
 
     /// Position and header of the first batch whose last offset is >= `offset`.
@@ -261,7 +319,7 @@ impl Segment {
             .map_err(|e| StorageError::io(format!("truncating {}", self.log_path.display()), e))?;
         self.size = size;
         self.index.truncate_to_position(size)?;
-        let (tracker, _, _) = scan_headers(
+        let (tracker, _, time_entries, _) = scan_headers(
             &self.file,
             &self.log_path,
             self.base_offset,
@@ -269,6 +327,7 @@ impl Segment {
             self.tracker.interval(),
         )?;
         self.tracker = tracker;
+        self.time_index.reset(time_entries)?;
         self.dirty = true;
         Ok(())
     }
@@ -280,17 +339,45 @@ impl Segment {
                 .sync_data()
                 .map_err(|e| StorageError::io(format!("syncing {}", self.log_path.display()), e))?;
             self.index.sync()?;
+            self.time_index.sync()?;
             self.dirty = false;
         }
         Ok(())
     }
 
+    /// Duplicate handles of the files to fsync, if written since the last
+    /// flush; the segment then counts as flushed.
+    pub(crate) fn take_sync_handles(&mut self) -> Result<Vec<(File, PathBuf)>> {
+        if !self.dirty {
+            return Ok(Vec::new());
+        }
+        let dup = |file: &File, path: &Path| {
+            file.try_clone()
+                .map(|f| (f, path.to_path_buf()))
+                .map_err(|e| StorageError::io(format!("duplicating {}", path.display()), e))
+        };
+        let handles = vec![
+            dup(&self.file, &self.log_path)?,
+            self.index.sync_handle()?,
+            self.time_index.sync_handle()?,
+        ];
+        self.dirty = false;
+        Ok(handles)
+    }
+
+    /// When the segment file was last written, in milliseconds since the epoch.
+    pub(crate) fn last_modified_ms(&self) -> Option<i64> {
+        modified_ms(&self.file)
+    }
+
     /// Removes both files.
     pub(crate) fn delete(self, dir: &Path) -> Result<()> {
         let index_path = format::index_path(dir, self.base_offset);
+        let time_path = format::time_index_path(dir, self.base_offset);
         drop(self.index);
+        drop(self.time_index);
         drop(self.file);
-        for path in [&self.log_path, &index_path] {
+        for path in [&self.log_path, &index_path, &time_path] {
             match std::fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -338,6 +425,20 @@ impl Iterator for Headers<'_> {
     }
 }
 
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// When `file` was last modified, in ms since the epoch.
+fn modified_ms(file: &File) -> Option<i64> {
+    let modified = file.metadata().ok()?.modified().ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_millis()).ok()
+}
+
 /// Length of an open file.
 pub(crate) fn file_len(file: &File, path: &Path) -> Result<u64> {
     file.metadata()
@@ -346,17 +447,19 @@ pub(crate) fn file_len(file: &File, path: &Path) -> Result<u64> {
 }
 
 /// Scans the batch headers of a trusted segment file of `size` bytes.
-/// Returns the tracker after the last batch, the index entries it produced,
-/// and where the scan stopped (`size` unless a header was unreadable).
+/// Returns the tracker after the last batch, the offset and time index
+/// entries it produced, and where the scan stopped (`size` unless a header
+/// was unreadable).
 fn scan_headers(
     file: &File,
     path: &Path,
     base_offset: i64,
     size: u64,
     index_interval: u64,
-) -> Result<(BatchTracker, Vec<IndexEntry>, u64)> {
+) -> Result<(BatchTracker, Vec<IndexEntry>, Vec<TimeEntry>, u64)> {
     let mut tracker = BatchTracker::new(base_offset, index_interval);
     let mut entries = Vec::new();
+    let mut time_entries = Vec::new();
     let mut position = 0u64;
     while position < size {
         let want = (size - position).min(HEADER_LEN as u64) as usize;
@@ -366,8 +469,10 @@ fn scan_headers(
         let Ok(header) = BatchHeader::parse(&buf) else {
             break;
         };
-        entries.extend(tracker.observe(position, &header));
+        let (entry, time) = tracker.observe(position, &header);
+        entries.extend(entry);
+        time_entries.extend(time);
         position = position.saturating_add(header.total_len() as u64);
     }
-    Ok((tracker, entries, position.min(size)))
+    Ok((tracker, entries, time_entries, position.min(size)))
 }

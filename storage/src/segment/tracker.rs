@@ -4,7 +4,7 @@
 
 use wharf_protocol::batch::BatchHeader;
 
-use crate::format::IndexEntry;
+use crate::format::{IndexEntry, TimeEntry};
 
 /// See the module documentation.
 #[derive(Debug, Clone)]
@@ -15,6 +15,8 @@ pub(crate) struct BatchTracker {
     interval: u64,
     /// Bytes seen since the last index entry.
     since_index: u64,
+    /// Bytes seen since the last time index entry.
+    since_time: u64,
     /// Largest batch maxTimestamp and the position of the first batch carrying it.
     max_timestamp: Option<(i64, u64)>,
 }
@@ -25,24 +27,40 @@ impl BatchTracker {
             base_offset,
             interval,
             since_index: 0,
+            since_time: interval,
             max_timestamp: None,
         }
     }
 
-    /// Notes the batch at `position`; returns the index entry due for it, if any.
-    pub(crate) fn observe(&mut self, position: u64, header: &BatchHeader) -> Option<IndexEntry> {
+    /// Notes the batch at `position`; returns the offset and time index
+    /// entries due for it, if any. A time entry is only ever due for a batch
+    /// that raises the segment's max timestamp, at most one per interval.
+    pub(crate) fn observe(
+        &mut self,
+        position: u64,
+        header: &BatchHeader,
+    ) -> (Option<IndexEntry>, Option<TimeEntry>) {
+        let relative = u32::try_from(header.base_offset().saturating_sub(self.base_offset));
+        let mut time = None;
         if self
             .max_timestamp
             .is_none_or(|(ts, _)| header.max_timestamp() > ts)
         {
             self.max_timestamp = Some((header.max_timestamp(), position));
+            if self.since_time >= self.interval {
+                if let Ok(relative_offset) = relative {
+                    time = Some(TimeEntry {
+                        timestamp: header.max_timestamp(),
+                        relative_offset,
+                    });
+                    self.since_time = 0;
+                }
+            }
         }
+        self.since_time = self.since_time.saturating_add(header.total_len() as u64);
         let mut entry = None;
         if self.since_index >= self.interval {
-            let relative = header.base_offset().saturating_sub(self.base_offset);
-            if let (Ok(relative_offset), Ok(position)) =
-                (u32::try_from(relative), u32::try_from(position))
-            {
+            if let (Ok(relative_offset), Ok(position)) = (relative, u32::try_from(position)) {
                 entry = Some(IndexEntry {
                     relative_offset,
                     position,
@@ -51,7 +69,7 @@ impl BatchTracker {
             }
         }
         self.since_index = self.since_index.saturating_add(header.total_len() as u64);
-        entry
+        (entry, time)
     }
 
     /// Bytes between index entries.

@@ -1,0 +1,50 @@
+"""Compaction as clients see it: on a cleanup.policy=compact topic the log
+cleaner keeps only the latest record per key (at its original offset) in
+closed segments, and tombstones go after delete.retention.ms."""
+
+import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import kafka_wire as kw
+from clients import assert_delivered, c_consume, c_consumer, c_produce, c_producer
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_cleaner_keeps_latest_value_per_key_at_its_offset(broker_factory):
+    b = broker_factory(extra_args=["--log-cleaner-backoff-ms", "200"])
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic("compacted", num_partitions=1, replication_factor=1, config={
+        "cleanup.policy": "compact", "segment.bytes": "2048", "delete.retention.ms": "100"})],
+        request_timeout=15)["compacted"].result(timeout=20)
+    records = [dict(key=f"k{i % 10}".encode(), value=f"v{i}".encode()) for i in range(300)]
+    records.append(dict(key=b"k0", value=None))  # tombstone for k0
+    records += [dict(key=b"tail", value=f"t{i}".encode()) for i in range(40)]  # roll past it
+    reports = c_produce(c_producer(b.bootstrap, batch_num_messages=1), "compacted", records)
+    assert_delivered(reports)
+    acked = {}
+    for rec, (_err, msg) in zip(records, reports):
+        acked[rec["key"]] = (msg.offset(), rec["value"])
+
+    def compacted():
+        return len(c_consume(b.bootstrap, "compacted", timeout=30)) < 100
+    assert kw.wait_until(compacted, timeout=20), "the cleaner removed nothing"
+
+    msgs = c_consume(b.bootstrap, "compacted", timeout=30)
+    got = [(m.key(), m.offset(), m.value()) for m in msgs]
+    offsets = [o for _k, o, _v in got]
+    assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+    by_key = {}
+    for k, o, v in got:
+        by_key.setdefault(k, []).append((o, v))
+    # Every key's latest record is there, at the offset it was acknowledged with.
+    for k in [f"k{i}".encode() for i in range(1, 10)] + [b"tail"]:
+        assert by_key[k][-1] == acked[k], k
+    # k0's tombstone (and its older values) are gone.
+    assert b"k0" not in by_key, by_key.get(b"k0")
+    c = c_consumer(b.bootstrap)
+    try:
+        assert c.get_watermark_offsets(TopicPartition("compacted", 0), timeout=10) == (0, 341)
+    finally:
+        c.close()
