@@ -48,6 +48,18 @@ pub struct Config {
     #[arg(long, env = "WHARF_SEGMENT_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub segment_bytes: u64,
 
+    /// Codec every topic without its own `compression.type` stores batches
+    /// in: producer (keep the producer's), uncompressed, gzip, snappy, lz4
+    /// or zstd (Kafka's broker `compression.type`).
+    #[arg(long, env = "WHARF_COMPRESSION_TYPE", default_value = "producer")]
+    pub compression_type: crate::broker::compression::CompressionType,
+
+    /// Most bytes the records of one compressed batch may decompress to;
+    /// a batch past it is refused with CORRUPT_MESSAGE (decompression-bomb
+    /// protection).
+    #[arg(long, env = "WHARF_MAX_DECOMPRESSED_BATCH_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_decompressed_batch_bytes: usize,
+
     /// Most client connections served at once; more wait to be accepted.
     #[arg(long, env = "WHARF_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,

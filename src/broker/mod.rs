@@ -2,6 +2,7 @@
 //! that makes topics durable, and the wake-up that long-polling fetches wait
 //! on.
 
+pub mod compression;
 mod error;
 mod meta_properties;
 pub mod metadata_log;
@@ -37,6 +38,10 @@ pub struct BrokerSettings {
     pub default_partitions: i32,
     pub auto_create_topics: bool,
     pub segment_bytes: u64,
+    /// The broker's `compression.type`, for topics that set none.
+    pub compression_type: compression::CompressionType,
+    /// Most bytes one compressed batch may decompress to (bomb protection).
+    pub max_decompressed_batch_bytes: usize,
 }
 
 #[derive(Debug, Default)]
@@ -250,6 +255,7 @@ impl Broker {
             .unwrap_or(self.settings.segment_bytes);
         LogConfig {
             segment_bytes,
+            max_decompressed_batch_bytes: self.settings.max_decompressed_batch_bytes,
             ..LogConfig::default()
         }
     }

@@ -63,6 +63,7 @@ pub fn validate_name(name: &str) -> Result<(), BrokerError> {
 /// Topic configs whose values Wharf checks now; others are stored as given.
 pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), BrokerError> {
     for (key, value) in configs {
+        super::compression::validate_config(key, value)?;
         let numeric_min = match key.as_str() {
             "segment.bytes" => Some(14),
             "retention.ms" | "retention.bytes" => Some(-1),

@@ -39,6 +39,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         default_partitions: config.num_partitions,
         auto_create_topics: config.auto_create_topics,
         segment_bytes: config.segment_bytes,
+        compression_type: config.compression_type,
+        max_decompressed_batch_bytes: config.max_decompressed_batch_bytes,
     };
     let broker = tokio::task::spawn_blocking(move || Broker::open(settings))
         .await
