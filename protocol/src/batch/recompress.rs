@@ -36,7 +36,13 @@ pub fn recompress(
         available: batch.len(),
     })?;
     let body = batch.get(HEADER_LEN..header.total_len()).ok_or(truncated)?;
-    let mut decoder = Decoder::new(header.compression(), body, max_decompressed)?;
+    // Only decompression can outgrow the input; uncompressed records are
+    // already bounded by the request that carried them.
+    let limit = match header.compression() {
+        Compression::None => usize::MAX,
+        _ => max_decompressed,
+    };
+    let mut decoder = Decoder::new(header.compression(), body, limit)?;
     let mut out = Vec::with_capacity(batch.len().saturating_add(HEADER_LEN));
     out.extend_from_slice(head);
     let mut out = compression::compress_from(target, level, &mut decoder, out)?;

@@ -202,6 +202,15 @@ fn recompress_refuses_a_batch_with_a_bad_crc_or_bad_records() {
     assert!(recompress(&batch, Compression::Zstd, None, LIMIT).is_err());
 }
 
+#[test]
+fn the_limit_bounds_decompression_not_uncompressed_input() {
+    let (batch, _) = mixed_batch(Compression::None);
+    let limit = 1 << 20;
+    assert!(batch.len() > limit);
+    let out = recompress(&batch, Compression::Lz4, None, limit).unwrap();
+    assert!(recompress(&out, Compression::None, None, limit).is_err());
+}
+
 fn small_batch(codec: Compression, n: usize) -> Vec<u8> {
     let values: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; i * 7]).collect();
     let records: Vec<SimpleRecord<'_>> = values
