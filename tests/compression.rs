@@ -83,6 +83,13 @@ fn produce_partitions(
 
 /// The raw batches stored in `partition` of `topic`, from offset 0.
 fn fetch_raw(client: &mut Client, topic: &str, partition: i32) -> Bytes {
+    let (error, records) = fetch_version(client, 12, topic, partition);
+    assert_eq!(error, 0);
+    records
+}
+
+/// (error code, records) of a Fetch of `version` for `partition` from offset 0.
+fn fetch_version(client: &mut Client, version: i16, topic: &str, partition: i32) -> (i16, Bytes) {
     let mut p = FetchPartition::default();
     p.partition = partition;
     p.fetch_offset = 0;
@@ -95,10 +102,9 @@ fn fetch_raw(client: &mut Client, topic: &str, partition: i32) -> Bytes {
     req.max_bytes = 50 << 20;
     req.session_epoch = -1;
     req.topics = vec![t];
-    let resp: FetchResponse = client.call(ApiKey::Fetch, 12, &req);
+    let resp: FetchResponse = client.call(ApiKey::Fetch, version, &req);
     let part = &resp.responses[0].partitions[0];
-    assert_eq!(part.error_code, 0);
-    part.records.clone().unwrap_or_default()
+    (part.error_code, part.records.clone().unwrap_or_default())
 }
 
 /// (codec, values) of every stored batch.
@@ -302,7 +308,7 @@ fn broker_compression_type_applies_to_topics_without_their_own() {
 }
 
 #[test]
-fn zstd_needs_produce_v7() {
+fn zstd_needs_produce_v7_and_fetch_v10() {
     let broker = TestBroker::start();
     let mut client = broker.client();
     assert_eq!(create_topic(&mut client, "t", 1, &[]).0, 0);

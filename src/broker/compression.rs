@@ -187,6 +187,14 @@ pub fn prepare_records(
     Ok(Some(out))
 }
 
+/// Whether any batch in `records` is zstd-compressed (Kafka refuses those
+/// to Fetch requests older than v10).
+pub fn contains_zstd(records: &[u8]) -> bool {
+    batch::batches(records)
+        .map_while(Result::ok)
+        .any(|(header, _)| header.compression() == Compression::Zstd)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
