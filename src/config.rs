@@ -64,6 +64,48 @@ pub struct Config {
     #[arg(long, env = "WHARF_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Partitions of the internal __consumer_offsets topic, fixed when it is
+    /// first created (Kafka's offsets.topic.num.partitions).
+    #[arg(long, env = "WHARF_OFFSETS_TOPIC_NUM_PARTITIONS", default_value_t = 50,
+          value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub offsets_topic_num_partitions: i32,
+
+    /// How long the first rebalance of an empty group waits for more members
+    /// (Kafka's group.initial.rebalance.delay.ms), extended by each newcomer
+    /// up to the rebalance timeout. Kafka's default of 3000 is tuned for
+    /// fleets of consumers restarting together; 0 (Kafka's shipped
+    /// development config) sends consumers started together by one script
+    /// through one rebalance per arrival, re-reading whatever was not yet
+    /// committed. Wharf's 1000 covers consumers started together while a
+    /// lone consumer starts reading after one second.
+    #[arg(long, env = "WHARF_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 1_000,
+          value_parser = clap::value_parser!(i64).range(0..=3_600_000))]
+    pub group_initial_rebalance_delay_ms: i64,
+
+    /// Smallest session timeout a group member may ask for
+    /// (group.min.session.timeout.ms).
+    #[arg(
+        long,
+        env = "WHARF_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6_000
+    )]
+    pub group_min_session_timeout_ms: i32,
+
+    /// Largest session timeout a group member may ask for
+    /// (group.max.session.timeout.ms).
+    #[arg(
+        long,
+        env = "WHARF_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    pub group_max_session_timeout_ms: i32,
+
+    /// How long the committed offsets of an empty group are kept
+    /// (offsets.retention.minutes).
+    #[arg(long, env = "WHARF_OFFSETS_RETENTION_MINUTES", default_value_t = 10_080,
+          value_parser = clap::value_parser!(i64).range(1..=1_000_000_000))]
+    pub offsets_retention_minutes: i64,
+
     /// Log filter: a level (error, warn, info, debug, trace) or a
     /// tracing-subscriber directive such as `wharf=debug`.
     #[arg(long, env = "WHARF_LOG_LEVEL", default_value = "info")]
@@ -71,6 +113,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The coordinator's settings.
+    pub fn group_config(&self) -> wharf_coordinator::GroupConfig {
+        wharf_coordinator::GroupConfig {
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: self.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_max_session_timeout_ms,
+            offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
+            offsets_partitions: self.offsets_topic_num_partitions,
+        }
+    }
+
     /// The data directory to use: the flag, else ~/.wharf/data, else ./data.
     pub fn resolved_data_dir(&self) -> PathBuf {
         if let Some(dir) = &self.data_dir {

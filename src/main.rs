@@ -1,5 +1,6 @@
 //! The `wharf` command: `wharf serve` runs a broker.
 
+mod alloc;
 mod broker;
 mod config;
 mod handlers;
@@ -14,6 +15,9 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Allocator = alloc::Allocator::new();
 
 #[derive(Debug, Parser)]
 #[command(

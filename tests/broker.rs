@@ -495,3 +495,41 @@ fn localhost_listener_serves_ipv4_and_ipv6() {
         assert_eq!(meta.brokers[0].host.as_str(), "localhost");
     }
 }
+
+#[test]
+fn huge_array_counts_close_the_connection_without_killing_the_broker() {
+    let broker = TestBroker::start();
+    // Each claims ~2^31 (or, compact, ~2^32) elements in a few bytes.
+    let requests: [&[u8]; 3] = [
+        // Metadata v0: header (key 3, v0, correlation 1, null client id),
+        // topics array count i32::MAX.
+        &[
+            0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0, 1, b'x',
+        ],
+        // Produce v3: null transactional id, acks, timeout, then a topic
+        // count of i32::MAX.
+        &[
+            0, 0, 0, 3, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff,
+            0xff,
+        ],
+        // Fetch v12 (flexible): header v2 tags, replica id, max wait,
+        // min bytes, max bytes, isolation, session id, epoch, then a compact
+        // topics count of 2^32-1 (varint ff ff ff ff 0f).
+        &[
+            0, 1, 0, 12, 0, 0, 0, 3, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1,
+            0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f,
+        ],
+    ];
+    for request in requests {
+        let mut client = broker.client();
+        client.send_frame(request);
+        assert!(
+            client.is_closed(),
+            "malformed request closes its connection"
+        );
+    }
+    let mut client = broker.client();
+    let resp: ApiVersionsResponse =
+        client.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(resp.error_code, 0, "the broker is still serving");
+}

@@ -4,6 +4,7 @@
 
 pub mod compression;
 mod error;
+pub mod groups;
 mod meta_properties;
 pub mod metadata_log;
 mod partition;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::sync::watch;
 use uuid::Uuid;
+use wharf_coordinator::{GroupConfig, GroupCoordinator};
 use wharf_storage::LogConfig;
 
 pub use error::{storage_error_code, BrokerError};
@@ -38,6 +40,8 @@ pub struct BrokerSettings {
     pub default_partitions: i32,
     pub auto_create_topics: bool,
     pub segment_bytes: u64,
+    /// Consumer groups and the __consumer_offsets topic.
+    pub groups: GroupConfig,
     /// The broker's `compression.type`, for topics that set none.
     pub compression_type: compression::CompressionType,
     /// Most bytes one compressed batch may decompress to (bomb protection).
@@ -59,6 +63,8 @@ pub struct Broker {
     metadata: Mutex<MetadataLog>,
     /// Bumped after every append; long-polling fetches wait for a change.
     appends: watch::Sender<u64>,
+    /// Consumer groups and their committed offsets.
+    pub groups: GroupCoordinator,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -108,6 +114,7 @@ impl Broker {
             }
         }
         let broker = Self {
+            groups: GroupCoordinator::new(settings.groups.clone()),
             settings,
             cluster_id,
             topics: RwLock::new(TopicTable::default()),

@@ -110,6 +110,9 @@ fn describe(broker: &Broker, topic: &Arc<Topic>, version: i16, ops: i32) -> Meta
         t.topic_id = topic.id;
     }
     t.topic_authorized_operations = ops;
+    if version >= 1 {
+        t.is_internal = crate::broker::groups::is_internal(&topic.name);
+    }
     t.partitions = topic
         .partitions
         .iter()

@@ -5,12 +5,23 @@
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use std::sync::Arc;
 
@@ -32,6 +43,10 @@ pub struct Request {
     pub body: Bytes,
     /// Flips to true when the broker shuts down; long waits end early.
     pub shutdown: watch::Receiver<bool>,
+    /// The client id from the request header ("" when null).
+    pub client_id: String,
+    /// The client's address as Kafka shows it in DescribeGroups ("/ip").
+    pub client_host: String,
 }
 
 /// The encoded response body, or `None` when the client expects no answer

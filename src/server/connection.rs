@@ -141,6 +141,8 @@ impl Connection {
                 api_version: version,
                 body: frame,
                 shutdown: stop,
+                client_id: parsed.header.client_id.as_deref().unwrap_or("").to_string(),
+                client_host: format!("/{}", self.peer.ip()),
             };
             (api.handle)(request).instrument(span.clone()).await?
         } else if parsed.api_key == ApiKey::ApiVersions {

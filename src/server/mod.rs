@@ -39,6 +39,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         default_partitions: config.num_partitions,
         auto_create_topics: config.auto_create_topics,
         segment_bytes: config.segment_bytes,
+        groups: config.group_config(),
         compression_type: config.compression_type,
         max_decompressed_batch_bytes: config.max_decompressed_batch_bytes,
     };
@@ -46,6 +47,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("opening the data directory")??;
     let broker = Arc::new(broker);
+    let loading = broker.clone();
+    tokio::task::spawn_blocking(move || loading.load_groups())
+        .await
+        .context("loading consumer groups")??;
     tracing::info!(
         listen = ?bound,
         advertised = %format!("{}:{}", broker.settings.advertised_host, broker.settings.advertised_port),
@@ -91,7 +96,9 @@ pub async fn run(
         )));
     }
     drop(alive_tx);
+    let ticker = tokio::spawn(group_ticker(broker.clone()));
     shutdown.await;
+    ticker.abort();
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     // The receiver half lives on in every connection, so this cannot fail.
     let _ = stop_tx.send(true);
@@ -110,6 +117,21 @@ pub async fn run(
         .context("flushing logs")?;
     tracing::info!("wharf stopped cleanly");
     Ok(())
+}
+
+/// How often the group coordinator's timers run.
+const GROUP_TICK: Duration = Duration::from_millis(100);
+
+/// Drives the group coordinator's timers (session expiry, rebalance
+/// deadlines, offset retention) and persists what they produce.
+async fn group_ticker(broker: Arc<Broker>) {
+    let mut interval = tokio::time::interval(GROUP_TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        broker.groups.tick(crate::broker::groups::now_ms());
+        broker.flush_group_records();
+    }
 }
 
 async fn accept_loop(

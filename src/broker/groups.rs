@@ -1,0 +1,225 @@
+//! The broker's side of the group coordinator: the `__consumer_offsets`
+//! topic (created on first use, compacted, internal), appending the
+//! coordinator's records to it, and replaying it on start.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use wharf_coordinator::{partition_for, OffsetsRecord, OFFSETS_TOPIC};
+use wharf_protocol::batch::{self, BatchOptions, NewRecord};
+
+use super::{Broker, BrokerError, NewTopic, Topic};
+
+/// Kafka's offsets.topic.segment.bytes: small segments so compaction (when
+/// it arrives) has closed segments to work on.
+const OFFSETS_SEGMENT_BYTES: &str = "104857600";
+
+/// Most bytes read per step while replaying a partition.
+const REPLAY_CHUNK: usize = 1 << 20;
+
+/// Milliseconds since the epoch: the coordinator's clock.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// True for topics clients must see as internal.
+pub fn is_internal(topic: &str) -> bool {
+    topic == OFFSETS_TOPIC
+}
+
+impl Broker {
+    /// `__consumer_offsets`, created with `offsets_partitions` compacted
+    /// partitions the first time it is needed.
+    pub fn offsets_topic(&self) -> Result<Arc<Topic>, BrokerError> {
+        if let Some(topic) = self.topic(OFFSETS_TOPIC) {
+            return Ok(topic);
+        }
+        let new = NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: self.groups.config().offsets_partitions,
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                (
+                    "segment.bytes".to_string(),
+                    OFFSETS_SEGMENT_BYTES.to_string(),
+                ),
+            ]),
+        };
+        match self.create_topic(new) {
+            Ok(topic) => Ok(topic),
+            Err(BrokerError::TopicAlreadyExists(_)) => self
+                .topic(OFFSETS_TOPIC)
+                .ok_or_else(|| BrokerError::UnknownTopic(OFFSETS_TOPIC.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Appends records to the `__consumer_offsets` partitions of their
+    /// groups, one batch per partition.
+    pub fn write_offsets_records(&self, records: &[OffsetsRecord]) -> Result<(), BrokerError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let topic = self.offsets_topic()?;
+        let partitions = topic.partition_count();
+        let mut by_partition: BTreeMap<i32, Vec<&OffsetsRecord>> = BTreeMap::new();
+        for record in records {
+            by_partition
+                .entry(partition_for(&record.group, partitions))
+                .or_default()
+                .push(record);
+        }
+        let now = now_ms();
+        for (index, records) in by_partition {
+            let Some(partition) = topic.partition(index) else {
+                continue;
+            };
+            let new: Vec<NewRecord<'_>> = records
+                .iter()
+                .map(|r| NewRecord {
+                    key: Some(&r.key),
+                    value: r.value.as_deref(),
+                    timestamp: now,
+                    headers: Vec::new(),
+                })
+                .collect();
+            let mut bytes =
+                batch::build_batch_with(0, &new, &BatchOptions::default()).map_err(|e| {
+                    BrokerError::InvalidConfig(format!("building a __consumer_offsets batch: {e}"))
+                })?;
+            partition
+                .append(&mut bytes)
+                .map_err(|source| BrokerError::Storage {
+                    context: format!("appending to {OFFSETS_TOPIC}-{index}"),
+                    source,
+                })?;
+        }
+        self.notify_append();
+        Ok(())
+    }
+
+    /// Writes whatever group metadata the coordinator produced; failures are
+    /// logged (the in-memory state stays authoritative until restart).
+    pub fn flush_group_records(&self) {
+        let records = self.groups.take_records();
+        if let Err(e) = self.write_offsets_records(&records) {
+            tracing::error!("could not persist group metadata: {e}");
+        }
+    }
+
+    /// Replays `__consumer_offsets` into the coordinator, then lets it
+    /// serve requests.
+    pub fn load_groups(&self) -> Result<(), BrokerError> {
+        let now = now_ms();
+        let mut count = 0usize;
+        if let Some(topic) = self.topic(OFFSETS_TOPIC) {
+            for partition in &topic.partitions {
+                let end = partition.high_watermark();
+                let mut offset = partition.log_start_offset();
+                while offset < end {
+                    let chunk = partition
+                        .read(offset, REPLAY_CHUNK, true)
+                        .map_err(|source| BrokerError::Storage {
+                            context: format!("replaying {OFFSETS_TOPIC}-{}", partition.index),
+                            source,
+                        })?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    let mut next = offset;
+                    for item in batch::batches(&chunk) {
+                        let (header, bytes) = match item {
+                            Ok(b) => b,
+                            Err(e) => {
+                                tracing::warn!(
+                                    partition = partition.index,
+                                    "stopping replay at a bad batch: {e}"
+                                );
+                                break;
+                            }
+                        };
+                        next = header.next_offset();
+                        if header.is_control() {
+                            continue;
+                        }
+                        let payload = match batch::records_payload(bytes, &header, 64 << 20) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                tracing::warn!(
+                                    partition = partition.index,
+                                    "skipping an unreadable batch: {e}"
+                                );
+                                continue;
+                            }
+                        };
+                        for record in batch::records(&header, &payload) {
+                            match record {
+                                Ok(r) => {
+                                    if let Some(key) = r.key {
+                                        self.groups.replay(key, r.value, now);
+                                        count += 1;
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::warn!(
+                                        partition = partition.index,
+                                        "skipping bad records: {e}"
+                                    );
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if next <= offset {
+                        break;
+                    }
+                    offset = next;
+                }
+            }
+        }
+        self.groups.finish_loading(now);
+        tracing::info!(records = count, "group coordinator loaded");
+        Ok(())
+    }
+}
+
+/// The one place coordinator errors become Kafka error codes.
+pub fn group_error(e: wharf_coordinator::GroupError) -> kafka_protocol::ResponseError {
+    use kafka_protocol::ResponseError as R;
+    use wharf_coordinator::GroupError as G;
+    match e {
+        G::CoordinatorLoadInProgress => R::CoordinatorLoadInProgress,
+        G::CoordinatorNotAvailable => R::CoordinatorNotAvailable,
+        G::InvalidGroupId => R::InvalidGroupId,
+        G::MemberIdRequired => R::MemberIdRequired,
+        G::UnknownMemberId => R::UnknownMemberId,
+        G::IllegalGeneration => R::IllegalGeneration,
+        G::RebalanceInProgress => R::RebalanceInProgress,
+        G::FencedInstanceId => R::FencedInstanceId,
+        G::InconsistentGroupProtocol => R::InconsistentGroupProtocol,
+        G::InvalidSessionTimeout => R::InvalidSessionTimeout,
+        G::GroupIdNotFound => R::GroupIdNotFound,
+        G::NonEmptyGroup => R::NonEmptyGroup,
+        G::GroupSubscribedToTopic => R::GroupSubscribedToTopic,
+    }
+}
+
+/// The wire code of an optional coordinator error (0 for none).
+pub fn group_error_code(e: Option<wharf_coordinator::GroupError>) -> i16 {
+    e.map_or(0, |e| group_error(e).code())
+}
+
+/// Waits for a delayed JoinGroup/SyncGroup answer; `None` when the broker
+/// shuts down first or the coordinator dropped the waiter.
+pub async fn wait_answer<T>(
+    rx: tokio::sync::oneshot::Receiver<T>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<T> {
+    tokio::select! {
+        answer = rx => answer.ok(),
+        _ = shutdown.wait_for(|s| *s) => None,
+    }
+}

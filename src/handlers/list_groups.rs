@@ -1,0 +1,48 @@
+//! ListGroups: every group, optionally filtered by state (v4+) and type
+//! (v5+; all of Wharf's groups are "classic").
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{HandlerResult, Request};
+use crate::broker::groups::group_error_code;
+
+pub const MIN_VERSION: i16 = 0;
+pub const MAX_VERSION: i16 = 5;
+
+const CLASSIC: &str = "classic";
+
+pub async fn handle(request: Request) -> HandlerResult {
+    let body: ListGroupsRequest = request.decode()?;
+    let version = request.api_version;
+    let states: Vec<String> = body.states_filter.iter().map(|s| s.to_string()).collect();
+    let type_ok = body.types_filter.is_empty()
+        || body
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(CLASSIC));
+    let mut response = ListGroupsResponse::default();
+    match request.broker.groups.list_groups(&states) {
+        Err(e) => response.error_code = group_error_code(Some(e)),
+        Ok(groups) if type_ok => {
+            response.groups = groups
+                .into_iter()
+                .map(|(id, protocol_type, state)| {
+                    let mut g = ListedGroup::default();
+                    g.group_id = GroupId(StrBytes::from_string(id));
+                    g.protocol_type = StrBytes::from_string(protocol_type);
+                    if version >= 4 {
+                        g.group_state = StrBytes::from_static_str(state.name());
+                    }
+                    if version >= 5 {
+                        g.group_type = StrBytes::from_static_str(CLASSIC);
+                    }
+                    g
+                })
+                .collect();
+        }
+        Ok(_) => {}
+    }
+    request.respond(&response)
+}

@@ -1,0 +1,99 @@
+//! OffsetCommit: a member's (or a simple consumer's) offsets, made durable
+//! in `__consumer_offsets` before the answer.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use kafka_protocol::ResponseError;
+use wharf_coordinator::{CommitRequest, OffsetCommitEntry};
+
+use super::{HandlerResult, Request};
+use crate::broker::groups::{group_error, now_ms};
+
+pub const MIN_VERSION: i16 = 2;
+pub const MAX_VERSION: i16 = 9;
+
+/// Kafka's offset.metadata.max.bytes.
+const MAX_METADATA_BYTES: usize = 4096;
+
+pub async fn handle(request: Request) -> HandlerResult {
+    let body: OffsetCommitRequest = request.decode()?;
+    let broker = &request.broker;
+    // Per partition: Ok(entry) to commit, or the error to answer with.
+    let mut outcomes: Vec<Vec<(i32, Result<OffsetCommitEntry, ResponseError>)>> = Vec::new();
+    let mut entries = Vec::new();
+    for topic in &body.topics {
+        let known = broker.topic(&topic.name.0);
+        let mut parts = Vec::new();
+        for p in &topic.partitions {
+            let metadata = p.committed_metadata.as_ref().map(|s| s.to_string());
+            let outcome = if known
+                .as_ref()
+                .and_then(|t| t.partition(p.partition_index))
+                .is_none()
+            {
+                Err(ResponseError::UnknownTopicOrPartition)
+            } else if metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
+            {
+                Err(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                let entry = OffsetCommitEntry {
+                    topic: topic.name.0.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata,
+                };
+                entries.push(entry.clone());
+                Ok(entry)
+            };
+            parts.push((p.partition_index, outcome));
+        }
+        outcomes.push(parts);
+    }
+    let commit = CommitRequest {
+        group_id: body.group_id.0.to_string(),
+        generation_id: body.generation_id_or_member_epoch,
+        member_id: body.member_id.to_string(),
+        group_instance_id: body.group_instance_id.map(|s| s.to_string()),
+        entries,
+    };
+    // One error for every valid partition, if the commit fails as a whole.
+    let overall: Option<ResponseError> = match broker.groups.commit(&commit, now_ms()) {
+        Err(e) => Some(group_error(e)),
+        Ok(records) => match broker.write_offsets_records(&records) {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::error!(group = %commit.group_id, "could not persist committed offsets: {e}");
+                Some(e.kafka_error())
+            }
+        },
+    };
+    let mut response = OffsetCommitResponse::default();
+    response.topics = body
+        .topics
+        .into_iter()
+        .zip(outcomes)
+        .map(|(topic, parts)| {
+            let mut t = OffsetCommitResponseTopic::default();
+            t.name = topic.name;
+            t.partitions = parts
+                .into_iter()
+                .map(|(index, outcome)| {
+                    let mut p = OffsetCommitResponsePartition::default();
+                    p.partition_index = index;
+                    p.error_code = match (outcome, overall) {
+                        (Err(e), _) | (Ok(_), Some(e)) => e.code(),
+                        (Ok(_), None) => 0,
+                    };
+                    p
+                })
+                .collect();
+            t
+        })
+        .collect();
+    request.respond(&response)
+}

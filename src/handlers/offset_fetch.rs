@@ -1,0 +1,152 @@
+//! OffsetFetch: committed offsets of one group (v1-v7) or several (v8+),
+//! of the partitions named or all of them.
+//!
+//! `require_stable` asks to fail with UNSTABLE_OFFSET_COMMIT while
+//! transactional offsets are pending; Wharf has no transactions, so no
+//! offset is ever pending and the flag needs no action.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use wharf_coordinator::{CommittedOffset, GroupError};
+
+use super::{HandlerResult, Request};
+use crate::broker::groups::group_error_code;
+use crate::broker::Broker;
+
+pub const MIN_VERSION: i16 = 1;
+pub const MAX_VERSION: i16 = 9;
+
+type Fetched = Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, GroupError>;
+
+fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    broker.groups.fetch_offsets(group, topics.as_deref())
+}
+
+fn name(s: String) -> TopicName {
+    TopicName(StrBytes::from_string(s))
+}
+
+pub async fn handle(request: Request) -> HandlerResult {
+    let body: OffsetFetchRequest = request.decode()?;
+    let version = request.api_version;
+    let broker = &request.broker;
+    let mut response = OffsetFetchResponse::default();
+    if version >= 8 {
+        response.groups = body
+            .groups
+            .into_iter()
+            .map(|g| {
+                let topics = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let mut out = OffsetFetchResponseGroup::default();
+                match fetch(broker, &g.group_id.0, topics) {
+                    Ok(found) => {
+                        out.topics = found
+                            .into_iter()
+                            .map(|(t, parts)| {
+                                let mut rt = OffsetFetchResponseTopics::default();
+                                rt.name = name(t);
+                                rt.partitions = parts
+                                    .into_iter()
+                                    .map(|(index, o)| {
+                                        let mut p = OffsetFetchResponsePartitions::default();
+                                        p.partition_index = index;
+                                        fill(&o, |off, epoch, meta| {
+                                            p.committed_offset = off;
+                                            p.committed_leader_epoch = epoch;
+                                            p.metadata = Some(meta);
+                                        });
+                                        p
+                                    })
+                                    .collect();
+                                rt
+                            })
+                            .collect();
+                    }
+                    Err(e) => out.error_code = group_error_code(Some(e)),
+                }
+                out.group_id = g.group_id;
+                out
+            })
+            .collect();
+        return request.respond(&response);
+    }
+    let topics = body.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect::<Vec<_>>()
+    });
+    let asked = topics.clone();
+    match fetch(broker, &body.group_id.0, topics) {
+        Ok(found) => {
+            response.topics = found
+                .into_iter()
+                .map(|(t, parts)| {
+                    let mut rt = OffsetFetchResponseTopic::default();
+                    rt.name = name(t);
+                    rt.partitions = parts
+                        .into_iter()
+                        .map(|(index, o)| {
+                            let mut p = OffsetFetchResponsePartition::default();
+                            p.partition_index = index;
+                            fill(&o, |off, epoch, meta| {
+                                p.committed_offset = off;
+                                if version >= 5 {
+                                    p.committed_leader_epoch = epoch;
+                                }
+                                p.metadata = Some(meta);
+                            });
+                            p
+                        })
+                        .collect();
+                    rt
+                })
+                .collect();
+        }
+        Err(e) if version >= 2 => response.error_code = group_error_code(Some(e)),
+        Err(e) => {
+            // v1 has no top-level error: each partition carries it.
+            response.topics = asked
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, parts)| {
+                    let mut rt = OffsetFetchResponseTopic::default();
+                    rt.name = name(t);
+                    rt.partitions = parts
+                        .into_iter()
+                        .map(|index| {
+                            let mut p = OffsetFetchResponsePartition::default();
+                            p.partition_index = index;
+                            p.committed_offset = -1;
+                            p.metadata = Some(StrBytes::default());
+                            p.error_code = group_error_code(Some(e));
+                            p
+                        })
+                        .collect();
+                    rt
+                })
+                .collect();
+        }
+    }
+    request.respond(&response)
+}
+
+/// Offset, leader epoch and metadata of a partition: -1, -1 and "" when
+/// nothing is committed, as Kafka answers.
+fn fill(o: &Option<CommittedOffset>, mut set: impl FnMut(i64, i32, StrBytes)) {
+    match o {
+        Some(o) => set(
+            o.offset,
+            o.leader_epoch,
+            StrBytes::from_string(o.metadata.clone()),
+        ),
+        None => set(-1, -1, StrBytes::default()),
+    }
+}
