@@ -110,6 +110,18 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub log_retention_check_interval_ms: u64,
 
+    /// Codec every topic without its own `compression.type` stores batches
+    /// in: producer (keep the producer's), uncompressed, gzip, snappy, lz4
+    /// or zstd (Kafka's broker `compression.type`).
+    #[arg(long, env = "WHARF_COMPRESSION_TYPE", default_value = "producer")]
+    pub compression_type: crate::broker::compression::CompressionType,
+
+    /// Most bytes the records of one compressed batch may decompress to;
+    /// a batch past it is refused with CORRUPT_MESSAGE (decompression-bomb
+    /// protection).
+    #[arg(long, env = "WHARF_MAX_DECOMPRESSED_BATCH_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_decompressed_batch_bytes: usize,
+
     /// Most client connections served at once; more wait to be accepted.
     #[arg(long, env = "WHARF_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -203,6 +215,12 @@ impl Config {
         log(
             "message.max.bytes",
             self.message_max_bytes.map(|v| v.to_string()),
+        );
+        // The broker's compression.type is the topic config's default.
+        log(
+            "compression.type",
+            (self.compression_type != crate::broker::compression::CompressionType::Producer)
+                .then(|| self.compression_type.to_string()),
         );
         let other = [
             ("node.id", self.node_id.to_string()),

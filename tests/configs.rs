@@ -514,3 +514,21 @@ fn a_recreated_topic_does_not_inherit_the_deleted_ones_log_start() {
     let mut client = broker.client();
     assert_eq!(fetch(&mut client, "re", 0), (0, 0));
 }
+
+#[test]
+fn broker_compression_flag_is_the_described_default() {
+    let broker = TestBroker::start_with(&["--compression-type", "zstd"]);
+    let mut client = broker.client();
+    assert_eq!(create(&mut client, "t", &[]).topics[0].error_code, 0);
+    let r = describe(&mut client, 4, TOPIC, "t");
+    assert_eq!(
+        entry(&r, "compression.type"),
+        (Some("zstd".into()), STATIC_BROKER_CONFIG)
+    );
+    // Kafka allows gzip levels 1-9 or -1, not 0.
+    let bad = create(&mut client, "g", &[("compression.gzip.level", "0")]);
+    assert_eq!(
+        bad.topics[0].error_code,
+        ResponseError::InvalidConfig.code()
+    );
+}

@@ -28,14 +28,18 @@
 #![deny(clippy::indexing_slicing)]
 
 mod builder;
+mod recompress;
 mod records;
+mod stream;
 
 use std::borrow::Cow;
 
 use crate::compression::{self, Compression, CompressionError};
 
 pub use builder::{build_batch, build_batch_with, BatchOptions, NewRecord, SimpleRecord};
+pub use recompress::recompress;
 pub use records::{records, Record, RecordHeader, RecordIter};
+pub use stream::for_each_record;
 
 /// Bytes before the batch-length field counts from: baseOffset + batchLength.
 pub const LOG_OVERHEAD: usize = 12;
@@ -339,8 +343,9 @@ pub fn validate(buf: &[u8], max_decompressed: usize) -> Result<BatchHeader, Batc
 
 /// Fully validates `buf`, which must hold exactly one batch: sizes, magic,
 /// CRC-32C, the record count against lastOffsetDelta, and every record
-/// (decompressing at most `max_decompressed` bytes), whose offset deltas must
-/// run 0, 1, 2, ... in order.
+/// (decompressing at most `max_decompressed` bytes, streamed through a window
+/// rather than copied whole; see [`for_each_record`]), whose offset deltas
+/// must run 0, 1, 2, ... in order.
 pub fn validate_batch(buf: &[u8], max_decompressed: usize) -> Result<ValidatedBatch, BatchError> {
     let header = BatchHeader::parse(buf)?;
     let total = header.total_len();
@@ -372,10 +377,9 @@ pub fn validate_batch(buf: &[u8], max_decompressed: usize) -> Result<ValidatedBa
             records_count: header.records_count,
         });
     }
-    let payload = records_payload(buf, &header, max_decompressed)?;
     let mut max = None::<(i64, i32)>;
-    for (index, record) in records(&header, &payload).enumerate() {
-        let record = record?;
+    let mut index = 0usize;
+    for_each_record(buf, &header, max_decompressed, |record| {
         let delta = record.offset.wrapping_sub(header.base_offset);
         let expected = i64::try_from(index).unwrap_or(i64::MAX);
         if delta != expected {
@@ -384,7 +388,9 @@ pub fn validate_batch(buf: &[u8], max_decompressed: usize) -> Result<ValidatedBa
         if max.is_none_or(|(ts, _)| record.timestamp > ts) {
             max = Some((record.timestamp, i32::try_from(delta).unwrap_or(i32::MAX)));
         }
-    }
+        index = index.saturating_add(1);
+        Ok(())
+    })?;
     let (max_timestamp, max_timestamp_offset_delta) = max.unwrap_or((header.max_timestamp, 0));
     Ok(ValidatedBatch {
         header,
@@ -490,5 +496,7 @@ impl<'a> Iterator for Batches<'a> {
     }
 }
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

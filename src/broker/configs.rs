@@ -38,6 +38,9 @@ pub enum Valid {
     Any,
     /// Inclusive integer range.
     Range(i64, i64),
+    /// Inclusive integer range, or one special value outside it (such as
+    /// -1 for "the codec's default").
+    RangeOr(i64, i64, i64),
     /// Inclusive floating-point range.
     Between(f64, f64),
     /// One of these strings (case-sensitive, as Kafka).
@@ -85,7 +88,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         valid: Valid::ListOf(&["compact", "delete"]), synonyms: &[syn("log.cleanup.policy")],
         doc: "delete: old segments are removed by retention; compact: only the latest record per key is kept." },
     ConfigDef { name: "compression.gzip.level", ty: ConfigType::Int, default: "-1",
-        valid: Valid::Range(-1, 9), synonyms: &[syn("compression.gzip.level")],
+        valid: Valid::RangeOr(1, 9, -1), synonyms: &[syn("compression.gzip.level")],
         doc: "Level of gzip compression when compression.type is gzip (-1: the codec's default)." },
     ConfigDef { name: "compression.lz4.level", ty: ConfigType::Int, default: "9",
         valid: Valid::Range(1, 17), synonyms: &[syn("compression.lz4.level")],
@@ -350,6 +353,13 @@ pub fn validate_value(def: &ConfigDef, value: &str) -> Result<(), BrokerError> {
                 };
                 return bad(format!("Not a number of type {ty} integer"));
             };
+            if let Valid::RangeOr(min, max, special) = def.valid {
+                if v != special && !(min..=max).contains(&v) {
+                    return bad(format!(
+                        "Value must be {special} or between {min} and {max}"
+                    ));
+                }
+            }
             if let Valid::Range(min, max) = def.valid {
                 if v < min {
                     return bad(format!("Value must be at least {min}"));

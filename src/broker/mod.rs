@@ -2,6 +2,7 @@
 //! that makes topics durable, and the wake-up that long-polling fetches wait
 //! on.
 
+pub mod compression;
 pub mod configs;
 mod error;
 pub mod groups;
@@ -53,6 +54,10 @@ pub struct BrokerSettings {
     pub fsync_before_ack: bool,
     /// Pause between log cleaner (compaction) passes.
     pub cleaner_interval: std::time::Duration,
+    /// The broker's `compression.type`, for topics that set none.
+    pub compression_type: compression::CompressionType,
+    /// Most bytes one compressed batch may decompress to (bomb protection).
+    pub max_decompressed_batch_bytes: usize,
 }
 
 #[derive(Debug, Default)]
@@ -307,7 +312,10 @@ impl Broker {
     }
 
     fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
-        self.settings.configs.log_config(configs)
+        LogConfig {
+            max_decompressed_batch_bytes: self.settings.max_decompressed_batch_bytes,
+            ..self.settings.configs.log_config(configs)
+        }
     }
 
     /// Renames each partition directory out of the way, then removes it. A

@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::{HandlerResult, Request};
+use crate::broker::compression::contains_zstd;
 use crate::broker::{storage_error_code, Broker, Partition};
 
 pub const MIN_VERSION: i16 = 4;
@@ -102,6 +103,10 @@ fn read_all(
                         budget,
                         total == 0,
                     ) {
+                        Ok(records) if version < 10 && contains_zstd(&records) => {
+                            // As Kafka: zstd needs Fetch v10 or later.
+                            out.error_code = ResponseError::UnsupportedCompressionType.code();
+                        }
                         Ok(records) => {
                             total += records.len();
                             out.records = Some(records);

@@ -4,6 +4,8 @@
 //! when they are missing, as Apache Kafka 4 knows) but answered with
 //! UNSUPPORTED_VERSION for every partition.
 
+use std::collections::BTreeMap;
+
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -11,7 +13,8 @@ use kafka_protocol::ResponseError;
 use wharf_protocol::legacy;
 
 use super::{HandlerError, HandlerResult, Request};
-use crate::broker::storage_error_code;
+use crate::broker::compression::{compression_for, prepare_records, PrepareError};
+use crate::broker::{storage_error_code, Broker};
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 13;
@@ -68,7 +71,21 @@ pub async fn handle(request: Request) -> HandlerResult {
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
                 (Some(_), None) => Err(ResponseError::CorruptMessage),
                 (Some(partition), Some(records)) => {
-                    let mut buf = BytesMut::from(&records[..]);
+                    let configs = topic.as_ref().map(|t| t.configs());
+                    let mut buf =
+                        match prepare(broker, configs.as_ref(), &records, request.api_version) {
+                            Ok(buf) => buf,
+                            Err((err, message)) => {
+                                tracing::warn!(
+                                    topic = topic.as_ref().map(|t| &*t.name),
+                                    partition = data.index,
+                                    "produce rejected: {message}"
+                                );
+                                out.error_code = err.code();
+                                partitions.push(out);
+                                continue;
+                            }
+                        };
                     partition
                         .append(&mut buf)
                         .map_err(|e| {
@@ -125,4 +142,24 @@ pub async fn handle(request: Request) -> HandlerResult {
     let mut response = ProduceResponse::default();
     response.responses = responses;
     request.respond(&response)
+}
+
+/// The bytes to append for one partition: the records as they arrived, or
+/// recompressed into the topic's `compression.type`.
+fn prepare(
+    broker: &Broker,
+    configs: Option<&BTreeMap<String, String>>,
+    records: &[u8],
+    api_version: i16,
+) -> Result<BytesMut, (ResponseError, String)> {
+    let target = configs.and_then(|c| compression_for(c, broker.settings.compression_type));
+    let max = broker.settings.max_decompressed_batch_bytes;
+    match prepare_records(records, target, api_version, max) {
+        Ok(Some(recompressed)) => Ok(BytesMut::from(&recompressed[..])),
+        Ok(None) => Ok(BytesMut::from(records)),
+        Err(e @ PrepareError::ZstdNeedsV7(_)) => {
+            Err((ResponseError::UnsupportedCompressionType, e.to_string()))
+        }
+        Err(e @ PrepareError::Batch(_)) => Err((ResponseError::CorruptMessage, e.to_string())),
+    }
 }

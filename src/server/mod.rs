@@ -44,6 +44,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         flush_check_interval: Duration::from_millis(config.log_flush_scheduler_interval_ms),
         fsync_before_ack: config.fsync_before_ack,
         cleaner_interval: Duration::from_millis(config.log_cleaner_backoff_ms),
+        compression_type: config.compression_type,
+        max_decompressed_batch_bytes: config.max_decompressed_batch_bytes,
     };
     let broker = tokio::task::spawn_blocking(move || Broker::open(settings))
         .await

@@ -39,8 +39,9 @@ pub enum StorageError {
         /// Offset the next append will get.
         log_end: i64,
     },
-    /// An append is larger than a segment may be.
-    #[error("append of {size} bytes exceeds the segment size limit of {max} bytes")]
+    /// A batch is larger than the log's batch limit (max.message.bytes), or
+    /// a whole append larger than a segment may be.
+    #[error("{size} bytes of records exceed the limit of {max} bytes")]
     BatchTooLarge {
         /// Bytes in the append.
         size: u64,

@@ -41,18 +41,35 @@ pub struct Record<'a> {
 /// error (after which iteration stops) reports malformed records, missing
 /// records, or bytes left over after the last one.
 pub fn records<'a>(header: &BatchHeader, payload: &'a [u8]) -> RecordIter<'a> {
-    let log_append_time = match header.timestamp_type() {
-        TimestampType::LogAppendTime => Some(header.max_timestamp()),
-        TimestampType::CreateTime => None,
-    };
     RecordIter {
         rest: payload,
-        base_offset: header.base_offset(),
-        base_timestamp: header.base_timestamp(),
-        log_append_time,
+        context: RecordContext::of(header),
         declared: header.records_count(),
         index: 0,
         done: false,
+    }
+}
+
+/// What the records of one batch share: where their offsets and timestamps count from.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RecordContext {
+    base_offset: i64,
+    base_timestamp: i64,
+    /// The batch maxTimestamp when the batch uses log-append time.
+    log_append_time: Option<i64>,
+}
+
+impl RecordContext {
+    pub(super) fn of(header: &BatchHeader) -> RecordContext {
+        let log_append_time = match header.timestamp_type() {
+            TimestampType::LogAppendTime => Some(header.max_timestamp()),
+            TimestampType::CreateTime => None,
+        };
+        RecordContext {
+            base_offset: header.base_offset(),
+            base_timestamp: header.base_timestamp(),
+            log_append_time,
+        }
     }
 }
 
@@ -60,9 +77,7 @@ pub fn records<'a>(header: &BatchHeader, payload: &'a [u8]) -> RecordIter<'a> {
 #[derive(Debug, Clone)]
 pub struct RecordIter<'a> {
     rest: &'a [u8],
-    base_offset: i64,
-    base_timestamp: i64,
-    log_append_time: Option<i64>,
+    context: RecordContext,
     declared: i32,
     index: usize,
     done: bool,
@@ -90,7 +105,10 @@ impl<'a> Iterator for RecordIter<'a> {
                 found: self.index,
             }));
         }
-        let result = self.parse_one();
+        let result = decode_record(self.rest, &self.context, self.index).map(|(record, rest)| {
+            self.rest = rest;
+            record
+        });
         if result.is_err() {
             self.done = true;
         }
@@ -99,60 +117,82 @@ impl<'a> Iterator for RecordIter<'a> {
     }
 }
 
-impl<'a> RecordIter<'a> {
-    fn parse_one(&mut self) -> Result<Record<'a>, BatchError> {
-        let index = self.index;
-        let bad = |reason: &'static str| BatchError::CorruptRecord { index, reason };
-        let mut cursor = Cursor(self.rest);
-        let len = cursor.varint().ok_or_else(|| bad("bad length varint"))?;
-        let len = usize::try_from(len).map_err(|_| bad("negative length"))?;
-        let body = cursor
-            .take(len)
-            .ok_or_else(|| bad("length runs past the batch"))?;
-        self.rest = cursor.0;
-
-        let mut c = Cursor(body);
-        let attributes = c.byte().ok_or_else(|| bad("missing attributes"))? as i8;
-        let ts_delta = c.varlong().ok_or_else(|| bad("bad timestamp delta"))?;
-        let offset_delta = c.varint().ok_or_else(|| bad("bad offset delta"))?;
-        let key = c.nullable_bytes().ok_or_else(|| bad("bad key"))?;
-        let value = c.nullable_bytes().ok_or_else(|| bad("bad value"))?;
-        let header_count = c.varint().ok_or_else(|| bad("bad header count"))?;
-        let header_count =
-            usize::try_from(header_count).map_err(|_| bad("negative header count"))?;
-        // Each header takes at least two bytes, which bounds the allocation.
-        let mut headers = Vec::with_capacity(header_count.min(c.0.len() / 2));
-        for _ in 0..header_count {
-            let key = c
-                .nullable_bytes()
-                .ok_or_else(|| bad("bad header key"))?
-                .ok_or_else(|| bad("null header key"))?;
-            let value = c.nullable_bytes().ok_or_else(|| bad("bad header value"))?;
-            headers.push(RecordHeader { key, value });
+/// The size (length varint included) of the record starting `window`, or
+/// `None` when `window` ends inside the length varint.
+pub(super) fn record_extent(window: &[u8], index: usize) -> Result<Option<usize>, BatchError> {
+    let bad = |reason: &'static str| BatchError::CorruptRecord { index, reason };
+    let mut cursor = Cursor(window);
+    match cursor.varint() {
+        Some(len) => {
+            let len = usize::try_from(len).map_err(|_| bad("negative length"))?;
+            let prefix = window.len().saturating_sub(cursor.0.len());
+            Ok(Some(prefix.saturating_add(len)))
         }
-        if !c.0.is_empty() {
-            return Err(bad("length longer than its fields"));
-        }
-        let offset = self
-            .base_offset
-            .checked_add(i64::from(offset_delta))
-            .ok_or_else(|| bad("offset overflows"))?;
-        let timestamp = match self.log_append_time {
-            Some(ts) => ts,
-            None => self
-                .base_timestamp
-                .checked_add(ts_delta)
-                .ok_or_else(|| bad("timestamp overflows"))?,
-        };
-        Ok(Record {
-            offset,
-            timestamp,
-            attributes,
-            key,
-            value,
-            headers,
-        })
+        None if window.len() < MAX_VARINT_LEN && window.iter().all(|b| b & 0x80 != 0) => Ok(None),
+        None => Err(bad("bad length varint")),
     }
+}
+
+/// Longest encoding of a 32-bit varint.
+const MAX_VARINT_LEN: usize = 5;
+
+/// Decodes the record at the start of `rest` (record `index` of its batch);
+/// returns it and the bytes after it.
+pub(super) fn decode_record<'a>(
+    rest: &'a [u8],
+    context: &RecordContext,
+    index: usize,
+) -> Result<(Record<'a>, &'a [u8]), BatchError> {
+    let bad = |reason: &'static str| BatchError::CorruptRecord { index, reason };
+    let mut cursor = Cursor(rest);
+    let len = cursor.varint().ok_or_else(|| bad("bad length varint"))?;
+    let len = usize::try_from(len).map_err(|_| bad("negative length"))?;
+    let body = cursor
+        .take(len)
+        .ok_or_else(|| bad("length runs past the batch"))?;
+    let rest = cursor.0;
+
+    let mut c = Cursor(body);
+    let attributes = c.byte().ok_or_else(|| bad("missing attributes"))? as i8;
+    let ts_delta = c.varlong().ok_or_else(|| bad("bad timestamp delta"))?;
+    let offset_delta = c.varint().ok_or_else(|| bad("bad offset delta"))?;
+    let key = c.nullable_bytes().ok_or_else(|| bad("bad key"))?;
+    let value = c.nullable_bytes().ok_or_else(|| bad("bad value"))?;
+    let header_count = c.varint().ok_or_else(|| bad("bad header count"))?;
+    let header_count = usize::try_from(header_count).map_err(|_| bad("negative header count"))?;
+    // Each header takes at least two bytes, which bounds the allocation.
+    let mut headers = Vec::with_capacity(header_count.min(c.0.len() / 2));
+    for _ in 0..header_count {
+        let key = c
+            .nullable_bytes()
+            .ok_or_else(|| bad("bad header key"))?
+            .ok_or_else(|| bad("null header key"))?;
+        let value = c.nullable_bytes().ok_or_else(|| bad("bad header value"))?;
+        headers.push(RecordHeader { key, value });
+    }
+    if !c.0.is_empty() {
+        return Err(bad("length longer than its fields"));
+    }
+    let offset = context
+        .base_offset
+        .checked_add(i64::from(offset_delta))
+        .ok_or_else(|| bad("offset overflows"))?;
+    let timestamp = match context.log_append_time {
+        Some(ts) => ts,
+        None => context
+            .base_timestamp
+            .checked_add(ts_delta)
+            .ok_or_else(|| bad("timestamp overflows"))?,
+    };
+    let record = Record {
+        offset,
+        timestamp,
+        attributes,
+        key,
+        value,
+        headers,
+    };
+    Ok((record, rest))
 }
 
 /// A read position over a byte slice; every read is checked.
