@@ -445,3 +445,33 @@ fn committed_offsets_and_groups_survive_a_restart() {
         .collect();
     assert_eq!(internal, vec!["__consumer_offsets".to_string()]);
 }
+
+#[test]
+fn clients_cannot_produce_to_the_offsets_topic() {
+    let broker = TestBroker::start();
+    let mut client = broker.client();
+    // Committing creates __consumer_offsets.
+    let mut fc = FindCoordinatorRequest::default();
+    fc.key = StrBytes::from_static_str("g");
+    let _: FindCoordinatorResponse = client.call(ApiKey::FindCoordinator, 3, &fc);
+    let records = wharf_protocol::batch::build_batch(
+        0,
+        &[(Some(&b"k"[..]), Some(&b"v"[..]), 1)],
+        wharf_protocol::compression::Compression::None,
+    )
+    .unwrap();
+    let mut p = kafka_protocol::messages::produce_request::PartitionProduceData::default();
+    p.index = 0;
+    p.records = Some(bytes::Bytes::from(records));
+    let mut t = kafka_protocol::messages::produce_request::TopicProduceData::default();
+    t.name = TopicName(StrBytes::from_static_str("__consumer_offsets"));
+    t.partition_data = vec![p];
+    let mut req = ProduceRequest::default();
+    req.acks = 1;
+    req.topic_data = vec![t];
+    let resp: ProduceResponse = client.call(ApiKey::Produce, 9, &req);
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code,
+        ResponseError::InvalidTopicException.code()
+    );
+}

@@ -14,6 +14,7 @@ use wharf_protocol::legacy;
 
 use super::{HandlerError, HandlerResult, Request};
 use crate::broker::compression::{compression_for, prepare_records, PrepareError};
+use crate::broker::groups::is_internal;
 use crate::broker::{storage_error_code, Broker};
 
 pub const MIN_VERSION: i16 = 0;
@@ -68,6 +69,14 @@ pub async fn handle(request: Request) -> HandlerResult {
             let result = match (partition, data.records) {
                 _ if !acks_valid => Err(ResponseError::InvalidRequiredAcks),
                 (None, _) if topic.is_none() => Err(unknown),
+                // Only the broker writes internal topics, as in Kafka.
+                (Some(_), _) if topic.as_ref().is_some_and(|t| is_internal(&t.name)) => {
+                    tracing::warn!(
+                        topic = topic.as_ref().map(|t| &*t.name),
+                        "refusing a client's produce to an internal topic"
+                    );
+                    Err(ResponseError::InvalidTopicException)
+                }
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
                 (Some(_), None) => Err(ResponseError::CorruptMessage),
                 (Some(partition), Some(records)) => {
