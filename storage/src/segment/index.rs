@@ -1,45 +1,26 @@
-//! The sparse offset index of one segment: in memory as a sorted vector,
-//! on disk as [`IndexEntry`] records appended to the `.index` file.
+//! The sparse offset index of one segment (`.index`): relative offset to
+//! byte position, in [`IndexEntry`] records. The file mechanics are
+//! [`EntryFile`]'s; this adds the loading checks and the lookups.
 
-use std::fs::{File, OpenOptions};
-use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::error::{Result, StorageError};
-use crate::format::{IndexEntry, INDEX_ENTRY_LEN};
+use super::entry_file::{EntryFile, IndexRecord};
+use crate::error::Result;
+use crate::format::IndexEntry;
 
-/// An open offset index.
-#[derive(Debug)]
-pub(crate) struct OffsetIndex {
-    /// Where the index lives, for error messages and deletion.
-    path: PathBuf,
-    /// The open file; entries are appended with positioned writes.
-    file: File,
-    /// Every entry, relative offsets and positions strictly increasing.
-    entries: Vec<IndexEntry>,
-}
+/// An open offset index; relative offsets and positions strictly increase.
+pub(crate) type OffsetIndex = EntryFile<IndexEntry>;
 
-impl OffsetIndex {
+impl EntryFile<IndexEntry> {
     /// Reads the index at `path` and checks it against a segment of
     /// `segment_size` bytes. `Ok(None)` when the file is missing or its
     /// contents are not a plausible index (the caller rebuilds it).
     pub(crate) fn load(path: &Path, segment_size: u64) -> Result<Option<OffsetIndex>> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(StorageError::io(
-                    format!("reading index {}", path.display()),
-                    e,
-                ))
-            }
-        };
-        let Some(entries) = IndexEntry::decode_all(&bytes) else {
+        let Some(entries) = Self::read(path)? else {
             return Ok(None);
         };
         let increasing = entries.windows(2).all(|w| match w {
-            [a, b] => a.relative_offset < b.relative_offset && a.position < b.position,
+            [a, b] => b.follows(a),
             _ => true,
         });
         let in_bounds = entries
@@ -48,40 +29,7 @@ impl OffsetIndex {
         if !increasing || !in_bounds {
             return Ok(None);
         }
-        let file = open_rw(path, false)?;
-        Ok(Some(OffsetIndex {
-            path: path.to_path_buf(),
-            file,
-            entries,
-        }))
-    }
-
-    /// Writes a fresh index holding `entries`, replacing any file at `path`.
-    pub(crate) fn create(path: &Path, entries: Vec<IndexEntry>) -> Result<OffsetIndex> {
-        let file = open_rw(path, true)?;
-        let bytes: Vec<u8> = entries.iter().flat_map(|e| e.encode()).collect();
-        file.write_all_at(&bytes, 0)
-            .map_err(|e| StorageError::io(format!("writing index {}", path.display()), e))?;
-        Ok(OffsetIndex {
-            path: path.to_path_buf(),
-            file,
-            entries,
-        })
-    }
-
-    /// Appends one entry; it must be beyond the last one in both offset and position.
-    pub(crate) fn append(&mut self, entry: IndexEntry) -> Result<()> {
-        if let Some(last) = self.entries.last() {
-            if entry.relative_offset <= last.relative_offset || entry.position <= last.position {
-                return Ok(()); // never break the ordering; a skipped entry only costs a longer scan
-            }
-        }
-        let at = (self.entries.len() as u64).saturating_mul(INDEX_ENTRY_LEN as u64);
-        self.file.write_all_at(&entry.encode(), at).map_err(|e| {
-            StorageError::io(format!("appending to index {}", self.path.display()), e)
-        })?;
-        self.entries.push(entry);
-        Ok(())
+        Self::open(path, entries).map(Some)
     }
 
     /// The last entry whose relative offset is <= `relative_offset`.
@@ -102,48 +50,8 @@ impl OffsetIndex {
         let keep = self
             .entries
             .partition_point(|e| u64::from(e.position) < size);
-        self.entries.truncate(keep);
-        let len = (keep as u64).saturating_mul(INDEX_ENTRY_LEN as u64);
-        self.file
-            .set_len(len)
-            .map_err(|e| StorageError::io(format!("truncating index {}", self.path.display()), e))
+        self.truncate(keep)
     }
-
-    /// Number of entries.
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// A duplicate handle of the file, for an fsync without the segment.
-    pub(crate) fn sync_handle(&self) -> Result<(File, PathBuf)> {
-        self.file
-            .try_clone()
-            .map(|f| (f, self.path.clone()))
-            .map_err(|e| StorageError::io(format!("duplicating {}", self.path.display()), e))
-    }
-
-    /// fsyncs the index file.
-    pub(crate) fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| StorageError::io(format!("syncing index {}", self.path.display()), e))
-    }
-
-    #[cfg(test)]
-    pub(crate) fn entries(&self) -> &[IndexEntry] {
-        &self.entries
-    }
-}
-
-/// Opens a file for positioned reads and writes, creating it; `truncate` empties it.
-pub(crate) fn open_rw(path: &Path, truncate: bool) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .open(path)
-        .map_err(|e| StorageError::io(format!("opening {}", path.display()), e))
 }
 
 #[cfg(test)]

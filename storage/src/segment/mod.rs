@@ -4,6 +4,7 @@
 //! readers can work while holding only a shared reference; appends need
 //! `&mut`.
 
+mod entry_file;
 mod index;
 mod time_index;
 mod tracker;
@@ -17,7 +18,7 @@ use wharf_protocol::batch::{self, BatchHeader, HEADER_LEN};
 
 use crate::error::{Result, StorageError};
 use crate::format::{self, IndexEntry, TimeEntry};
-pub(crate) use index::open_rw;
+pub(crate) use entry_file::open_rw;
 use index::OffsetIndex;
 use time_index::TimeIndex;
 pub(crate) use tracker::BatchTracker;

@@ -1,44 +1,24 @@
-//! The sparse time index of one segment: in memory as a sorted vector, on
-//! disk as [`TimeEntry`] records appended to the `.timeindex` file. Lookups
-//! by timestamp start scanning at the batch it names instead of the
-//! segment's start.
+//! The sparse time index of one segment (`.timeindex`): max timestamp so
+//! far to relative offset, in [`TimeEntry`] records. Lookups by timestamp
+//! start scanning at the batch it names instead of the segment's start. The
+//! file mechanics are [`EntryFile`]'s; this adds the loading check and the
+//! lookup.
 
-use std::fs::File;
-use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::index::open_rw;
-use crate::error::{Result, StorageError};
-use crate::format::{TimeEntry, TIME_ENTRY_LEN};
+use super::entry_file::EntryFile;
+use crate::error::Result;
+use crate::format::TimeEntry;
 
-/// An open time index.
-#[derive(Debug)]
-pub(crate) struct TimeIndex {
-    /// Where the index lives, for error messages.
-    path: PathBuf,
-    /// The open file; entries are appended with positioned writes.
-    file: File,
-    /// Every entry, timestamps and relative offsets strictly increasing.
-    entries: Vec<TimeEntry>,
-}
+/// An open time index; timestamps and relative offsets strictly increase.
+pub(crate) type TimeIndex = EntryFile<TimeEntry>;
 
-impl TimeIndex {
+impl EntryFile<TimeEntry> {
     /// Reads the time index at `path`. `Ok(None)` when the file is missing,
     /// or is not a plausible index for a segment whose batches were scanned
     /// to produce `expected` (the caller rebuilds it from those).
     pub(crate) fn load(path: &Path, expected: &[TimeEntry]) -> Result<Option<TimeIndex>> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(StorageError::io(
-                    format!("reading time index {}", path.display()),
-                    e,
-                ))
-            }
-        };
-        let Some(entries) = TimeEntry::decode_all(&bytes) else {
+        let Some(entries) = Self::read(path)? else {
             return Ok(None);
         };
         // Entries follow from the batches alone, so a sound index equals the
@@ -46,43 +26,7 @@ impl TimeIndex {
         if entries != expected {
             return Ok(None);
         }
-        let file = open_rw(path, false)?;
-        Ok(Some(TimeIndex {
-            path: path.to_path_buf(),
-            file,
-            entries,
-        }))
-    }
-
-    /// Writes a fresh index holding `entries`, replacing any file at `path`.
-    pub(crate) fn create(path: &Path, entries: Vec<TimeEntry>) -> Result<TimeIndex> {
-        let file = open_rw(path, true)?;
-        let bytes: Vec<u8> = entries.iter().flat_map(|e| e.encode()).collect();
-        file.write_all_at(&bytes, 0)
-            .map_err(|e| StorageError::io(format!("writing time index {}", path.display()), e))?;
-        Ok(TimeIndex {
-            path: path.to_path_buf(),
-            file,
-            entries,
-        })
-    }
-
-    /// Appends one entry; it must be beyond the last in timestamp and offset.
-    pub(crate) fn append(&mut self, entry: TimeEntry) -> Result<()> {
-        if let Some(last) = self.entries.last() {
-            if entry.timestamp <= last.timestamp || entry.relative_offset <= last.relative_offset {
-                return Ok(());
-            }
-        }
-        let at = (self.entries.len() as u64).saturating_mul(TIME_ENTRY_LEN as u64);
-        self.file.write_all_at(&entry.encode(), at).map_err(|e| {
-            StorageError::io(
-                format!("appending to time index {}", self.path.display()),
-                e,
-            )
-        })?;
-        self.entries.push(entry);
-        Ok(())
+        Self::open(path, entries).map(Some)
     }
 
     /// The last entry whose timestamp is <= `timestamp`: every batch before
@@ -90,39 +34,6 @@ impl TimeIndex {
     pub(crate) fn floor(&self, timestamp: i64) -> Option<TimeEntry> {
         let n = self.entries.partition_point(|e| e.timestamp <= timestamp);
         n.checked_sub(1).and_then(|i| self.entries.get(i)).copied()
-    }
-
-    /// Number of entries.
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Replaces the entries (after a truncation rescanned the segment).
-    pub(crate) fn reset(&mut self, entries: Vec<TimeEntry>) -> Result<()> {
-        let bytes: Vec<u8> = entries.iter().flat_map(|e| e.encode()).collect();
-        self.file
-            .set_len(0)
-            .and_then(|()| self.file.write_all_at(&bytes, 0))
-            .map_err(|e| {
-                StorageError::io(format!("rewriting time index {}", self.path.display()), e)
-            })?;
-        self.entries = entries;
-        Ok(())
-    }
-
-    /// A duplicate handle of the file, for an fsync without the segment.
-    pub(crate) fn sync_handle(&self) -> Result<(File, PathBuf)> {
-        self.file
-            .try_clone()
-            .map(|f| (f, self.path.clone()))
-            .map_err(|e| StorageError::io(format!("duplicating {}", self.path.display()), e))
-    }
-
-    /// fsyncs the index file.
-    pub(crate) fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| StorageError::io(format!("syncing time index {}", self.path.display()), e))
     }
 }
 
