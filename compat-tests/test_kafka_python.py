@@ -175,3 +175,21 @@ def test_admin_create_and_delete_topics(broker):
             admin.delete_topics(["never-was"])
     finally:
         admin.close()
+
+
+def test_admin_describes_cluster_and_topics(broker):
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic("described", 2, 1)])
+        assert "described" in admin.list_topics()
+        cluster = admin.describe_cluster()
+        assert cluster["controller_id"] == 1
+        assert [(b["node_id"], b["port"]) for b in cluster["brokers"]] == [
+            (1, int(broker.bootstrap.rsplit(":", 1)[1]))]
+        # No authorizer: every cluster operation is reported allowed.
+        assert "DESCRIBE" in cluster["authorized_operations"]
+        (topic,) = admin.describe_topics(["described"])
+        assert topic["error_code"] == 0
+        assert sorted(p["partition"] for p in topic["partitions"]) == [0, 1]
+    finally:
+        admin.close()
