@@ -57,6 +57,7 @@ pub static APIS: &[Api] = &[
     api!(CreateTopics, create_topics),
     api!(DeleteTopics, delete_topics),
     api!(DeleteRecords, delete_records),
+    api!(InitProducerId, init_producer_id),
     api!(DescribeConfigs, describe_configs),
     api!(AlterConfigs, alter_configs),
     api!(DeleteGroups, delete_groups),
