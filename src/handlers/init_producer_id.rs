@@ -23,6 +23,16 @@ pub async fn handle(request: Request) -> HandlerResult {
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
+    if body
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| t.0.is_empty())
+    {
+        // Kafka refuses an empty transactional id outright.
+        tracing::warn!("refusing InitProducerId with an empty transactional id");
+        response.error_code = ResponseError::InvalidRequest.code();
+        return request.respond(&response);
+    }
     if let Some(txn) = &body.transactional_id {
         tracing::warn!(
             transactional_id = %txn.0,
