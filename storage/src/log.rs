@@ -6,7 +6,7 @@ use bytes::Bytes;
 use wharf_protocol::batch::{self, BatchHeader};
 
 use crate::error::{Result, StorageError};
-use crate::producer_state::{AppendCheck, ProducerStates};
+use crate::producer_state::{AppendCheck, BatchMeta, ProducerStates};
 use crate::recovery;
 use crate::segment::{PlacedBatch, Segment};
 
@@ -128,6 +128,21 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
+impl AppendInfo {
+    /// The answer to a retried batch already written as `meta`.
+    fn duplicate_of(meta: &BatchMeta) -> AppendInfo {
+        AppendInfo {
+            base_offset: meta.first_offset,
+            last_offset: meta.last_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: meta.first_offset,
+            record_count: 0,
+            bytes: 0,
+            duplicate: true,
+        }
+    }
+}
+
 /// One partition's log. Appends take `&mut self`; reads take `&self`.
 #[derive(Debug)]
 pub struct Log {
@@ -172,32 +187,10 @@ impl Log {
     /// written (not fsynced) before this returns.
     pub fn append(&mut self, records: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
         let validated = self.validate_append(records)?;
-        let staged = {
-            let mut offset = self.next_offset;
-            let planned: Vec<_> = validated
-                .iter()
-                .map(|(_, v)| {
-                    let first = offset;
-                    offset = offset
-                        .saturating_add(i64::from(v.header.last_offset_delta()))
-                        .saturating_add(1);
-                    (v.header, first)
-                })
-                .collect();
-            match self.producers.check_append(&planned)? {
-                AppendCheck::Accept(staged) => staged,
-                AppendCheck::Duplicate(meta) => {
-                    return Ok(AppendInfo {
-                        base_offset: meta.first_offset,
-                        last_offset: meta.last_offset,
-                        max_timestamp: -1,
-                        offset_of_max_timestamp: meta.first_offset,
-                        record_count: 0,
-                        bytes: 0,
-                        duplicate: true,
-                    });
-                }
-            }
+        let headers = validated.iter().map(|(_, v)| &v.header);
+        let staged = match self.producers.check_append(self.next_offset, headers)? {
+            AppendCheck::Accept(staged) => staged,
+            AppendCheck::Duplicate(meta) => return Ok(AppendInfo::duplicate_of(&meta)),
         };
         let size = records.len() as u64;
         let limit = self.config.segment_limit();

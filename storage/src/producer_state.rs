@@ -168,13 +168,18 @@ impl ProducerStates {
     }
 
     /// Checks the batches of one append in order, each against the state
-    /// the batches before it leave. `offsets` gives each batch's first
-    /// offset, as the append will assign it. Returns the first duplicate
-    /// found (the append is then a retry and is not written), or the
-    /// producers' entries as they will be after the append.
-    pub fn check_append(&self, batches: &[(BatchHeader, i64)]) -> Result<AppendCheck> {
+    /// the batches before it leave; the append will place its first batch
+    /// at `next_offset`. Returns the first duplicate found (the append is
+    /// then a retry and is not written), or the producers' entries as they
+    /// will be after the append.
+    pub fn check_append<'a>(
+        &self,
+        next_offset: i64,
+        headers: impl Iterator<Item = &'a BatchHeader>,
+    ) -> Result<AppendCheck> {
         let mut staged: HashMap<i64, ProducerEntry> = HashMap::new();
-        for (header, first_offset) in batches {
+        let mut first_offset = next_offset;
+        for header in headers {
             let producer_id = header.producer_id();
             let current = staged
                 .get(&producer_id)
@@ -183,11 +188,14 @@ impl ProducerStates {
                 SequenceCheck::Duplicate(meta) => return Ok(AppendCheck::Duplicate(meta)),
                 SequenceCheck::Accept if producer_id >= 0 && !header.is_control() => {
                     let mut entry = current.cloned().unwrap_or_default();
-                    apply(&mut entry, header, *first_offset);
+                    apply(&mut entry, header, first_offset);
                     staged.insert(producer_id, entry);
                 }
                 SequenceCheck::Accept => {}
             }
+            first_offset = first_offset
+                .saturating_add(i64::from(header.last_offset_delta()))
+                .saturating_add(1);
         }
         Ok(AppendCheck::Accept(staged))
     }
