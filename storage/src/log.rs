@@ -522,7 +522,7 @@ impl Log {
         // A batch straddling both the log start and `offset` went whole.
         self.log_start = self.log_start.min(self.next_offset);
         self.max_timestamp = recovery::log_max_timestamp(self.segments(), &self.config)?;
-        self.producers = recovery::producer_states(self.segments())?;
+        self.producers = recovery::producer_states(&self.older, &self.active, self.config.compact)?;
         Ok(())
     }
 

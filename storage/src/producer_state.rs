@@ -38,6 +38,12 @@ pub struct ProducerEntry {
     pub epoch: i16,
     /// Its latest batches, oldest first, at most [`BATCHES_KEPT`].
     pub batches: VecDeque<BatchMeta>,
+    /// The next batch's sequence is not checked against the last one: the
+    /// entry was rebuilt from a closed segment of a compacted log, where
+    /// compaction may have cut the end off the producer's last batch (so
+    /// its true last sequence is unknown). Duplicates and epochs are still
+    /// checked; the next accepted batch clears it.
+    pub lenient: bool,
 }
 
 impl ProducerEntry {
@@ -99,6 +105,13 @@ impl ProducerStates {
         self.entries.is_empty()
     }
 
+    /// Marks every producer lenient (see [`ProducerEntry::lenient`]).
+    pub fn mark_lenient(&mut self) {
+        for entry in self.entries.values_mut() {
+            entry.lenient = true;
+        }
+    }
+
     /// Forgets every producer.
     pub fn clear(&mut self) {
         self.entries.clear();
@@ -146,7 +159,7 @@ impl ProducerStates {
             return Ok(SequenceCheck::Duplicate(*meta));
         }
         match entry.batches.back() {
-            Some(prev) if !in_sequence(prev.last_seq, first) => {
+            Some(prev) if !entry.lenient && !in_sequence(prev.last_seq, first) => {
                 Err(StorageError::OutOfOrderSequence {
                     producer_id,
                     sequence: first,
@@ -223,6 +236,7 @@ fn apply(entry: &mut ProducerEntry, header: &BatchHeader, first_offset: i64) {
         entry.batches.clear();
         entry.epoch = epoch;
     }
+    entry.lenient = false;
     let first_seq = header.base_sequence();
     entry.push(BatchMeta {
         first_seq,

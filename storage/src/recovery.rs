@@ -54,8 +54,8 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         }
     };
     let segments = older.iter().chain(std::iter::once(&active));
-    let max_timestamp = log_max_timestamp(segments.clone(), &config)?;
-    let producers = producer_states(segments)?;
+    let max_timestamp = log_max_timestamp(segments, &config)?;
+    let producers = producer_states(&older, &active, config.compact)?;
     info!(
         dir = %dir.display(),
         segments = older.len() + 1,
@@ -216,18 +216,29 @@ pub(crate) fn log_max_timestamp<'a>(
 }
 
 /// Idempotent producers' state, rebuilt by reading the header of every
-/// batch in `segments` (no record is decompressed). Every segment is
-/// scanned, so a producer idle for longer than the active segment keeps its
-/// epoch and sequence.
-pub(crate) fn producer_states<'a>(
-    segments: impl Iterator<Item = &'a Segment>,
+/// batch in the log (no record is decompressed). Every segment is scanned,
+/// so a producer idle for longer than the active segment keeps its epoch
+/// and sequence. In a compacted log, producers last seen in a closed
+/// segment are lenient about their next sequence (see
+/// [`crate::producer_state::ProducerEntry::lenient`]).
+pub(crate) fn producer_states(
+    older: &[Segment],
+    active: &Segment,
+    compacted: bool,
 ) -> Result<ProducerStates> {
     let mut states = ProducerStates::default();
-    for segment in segments {
+    for segment in older {
         for item in segment.headers_from(0) {
             let (_, header) = item?;
             states.record(&header);
         }
+    }
+    if compacted {
+        states.mark_lenient();
+    }
+    for item in active.headers_from(0) {
+        let (_, header) = item?;
+        states.record(&header);
     }
     Ok(states)
 }

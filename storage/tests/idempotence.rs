@@ -11,12 +11,19 @@ use wharf_storage::{Log, LogConfig, StorageError};
 
 /// A batch of `n` records from producer `pid` at `epoch`, starting at `seq`.
 fn batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+    keyed_batch(pid, epoch, seq, &vec![&b"k"[..]; n])
+}
+
+/// A batch from producer `pid` with one record per key.
+fn keyed_batch(pid: i64, epoch: i16, seq: i32, keys: &[&[u8]]) -> Vec<u8> {
+    let n = keys.len();
     let values: Vec<Vec<u8>> = (0..n).map(|i| format!("v{seq}-{i}").into_bytes()).collect();
     let records: Vec<_> = values
         .iter()
+        .zip(keys)
         .enumerate()
-        .map(|(i, v)| NewRecord {
-            key: Some(b"k"),
+        .map(|(i, (v, k))| NewRecord {
+            key: Some(k),
             value: Some(v),
             timestamp: 1_000 + i as i64,
             headers: Vec::new(),
@@ -284,4 +291,44 @@ fn a_gap_inside_one_append_writes_nothing() {
     let dup = log.append(&mut batch(1, 0, 2, 1), 0).unwrap();
     assert!(dup.duplicate);
     assert_eq!(dup.base_offset, 2);
+}
+
+#[test]
+fn compaction_cutting_a_producers_last_batch_does_not_fence_it_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        compact: true,
+        ..LogConfig::default()
+    };
+    {
+        let mut log = Log::open(dir.path(), config.clone()).unwrap();
+        // Producer 1's last batch: sequences 0..=2, keys a, b, c.
+        log.append(&mut keyed_batch(1, 0, 0, &[b"a", b"b", b"c"]), 0)
+            .unwrap();
+        log.roll().unwrap();
+        // Producer 2 supersedes key c: compaction cuts producer 1's batch
+        // down to sequences 0..=1.
+        log.append(&mut keyed_batch(2, 0, 0, &[b"c"]), 0).unwrap();
+        let outcome = log.compact(i64::MAX).unwrap();
+        assert_eq!(outcome.records_removed, 1);
+        // In memory the true last sequence (2) is still known.
+        let err = log.append(&mut batch(1, 0, 4, 1), 0).unwrap_err();
+        assert!(
+            matches!(err, StorageError::OutOfOrderSequence { .. }),
+            "{err}"
+        );
+    }
+    let mut log = Log::open(dir.path(), config).unwrap();
+    // Rebuilt from the compacted segment the last sequence looks like 1;
+    // producer 1's real next batch (sequence 3) must still be accepted.
+    let next = log.append(&mut batch(1, 0, 3, 1), 0).unwrap();
+    assert!(!next.duplicate);
+    // After that, sequences are checked strictly again.
+    let err = log.append(&mut batch(1, 0, 9, 1), 0).unwrap_err();
+    assert!(
+        matches!(err, StorageError::OutOfOrderSequence { .. }),
+        "{err}"
+    );
+    // The duplicate check still works for the rebuilt batch.
+    assert!(log.append(&mut batch(1, 0, 3, 1), 0).unwrap().duplicate);
 }
