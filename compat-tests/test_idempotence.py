@@ -13,6 +13,9 @@ from clients import c_consume, c_produce, c_producer, assert_delivered, k_consum
 
 pytestmark = pytest.mark.timeout(180)
 
+# Logs each InitProducerId grant, so tests can tell the client really asked.
+ID_LOG = "info,wharf::handlers::init_producer_id=debug"
+
 
 def create_topic(bootstrap, name, partitions):
     a = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
@@ -34,7 +37,7 @@ def check_exactly_once_in_order(bootstrap, topic, partitions, expected):
 
 
 def test_confluent_idempotent_producer_writes_each_record_once_in_order(broker_factory):
-    b = broker_factory()
+    b = broker_factory(log_level=ID_LOG)
     create_topic(b.bootstrap, "idem", 3)
     p = c_producer(b.bootstrap, **{"enable.idempotence": True, "linger.ms": 1,
                                    "batch.num.messages": 50})
@@ -50,8 +53,7 @@ def test_confluent_idempotent_producer_writes_each_record_once_in_order(broker_f
         offsets = [m.offset() for _e, m in reports if m.partition() == part]
         assert offsets == list(range(len(offsets)))
     check_exactly_once_in_order(b.bootstrap, "idem", 3, expected)
-    # The producer did get a producer id (the batches carry it).
-    assert "refusing InitProducerId" not in b.log()
+    assert "producer id allocated" in b.log()
 
 
 def test_confluent_idempotent_producer_across_sigkill_has_no_duplicates_or_gaps(broker_factory):
@@ -134,7 +136,7 @@ def test_confluent_idempotent_producer_across_sigkill_has_no_duplicates_or_gaps(
 def test_kafka_python_idempotent_producer(broker_factory):
     from kafka import KafkaProducer
 
-    b = broker_factory()
+    b = broker_factory(log_level=ID_LOG)
     create_topic(b.bootstrap, "kpidem", 1)
     p = KafkaProducer(bootstrap_servers=b.bootstrap, enable_idempotence=True,
                       acks="all", linger_ms=2, request_timeout_ms=15000)
@@ -147,3 +149,30 @@ def test_kafka_python_idempotent_producer(broker_factory):
     assert offsets == list(range(2000))
     got = [r.value for r in k_consume(b.bootstrap, "kpidem", expect=2000, timeout=30)]
     assert got == [f"k{i}".encode() for i in range(2000)]
+    assert "producer id allocated" in b.log()
+
+
+def test_aiokafka_idempotent_producer(broker_factory):
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    b = broker_factory(log_level=ID_LOG)
+    create_topic(b.bootstrap, "aioidem", 1)
+
+    async def run():
+        p = AIOKafkaProducer(bootstrap_servers=b.bootstrap, enable_idempotence=True,
+                             acks="all", linger_ms=2, request_timeout_ms=15000)
+        await p.start()
+        try:
+            futures = [await p.send("aioidem", value=f"a{i}".encode(), partition=0)
+                       for i in range(2000)]
+            return [m.offset for m in await asyncio.gather(*futures)]
+        finally:
+            await p.stop()
+
+    offsets = asyncio.run(run())
+    assert offsets == list(range(2000))
+    got = [m.value() for m in c_consume(b.bootstrap, "aioidem", timeout=30)]
+    assert got == [f"a{i}".encode() for i in range(2000)]
+    assert "producer id allocated" in b.log()
