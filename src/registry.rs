@@ -57,6 +57,7 @@ pub static APIS: &[Api] = &[
     api!(CreateTopics, create_topics),
     api!(DeleteTopics, delete_topics),
     api!(DeleteRecords, delete_records),
+    api!(InitProducerId, init_producer_id),
     api!(DescribeConfigs, describe_configs),
     api!(AlterConfigs, alter_configs),
     api!(DeleteGroups, delete_groups),
@@ -96,10 +97,14 @@ mod tests {
     /// The newest version the request codec decodes. `ApiKey::valid_versions`
     /// lists OffsetCommit and OffsetFetch up to v10 (topic ids), but their
     /// request types stop at v9, so v9 is the most a broker can serve.
+    /// Likewise InitProducerId: listed to v6 (KIP-939), decoded to v5.
     fn request_codec_max(key: ApiKey) -> i16 {
-        use kafka_protocol::messages::{OffsetCommitRequest, OffsetFetchRequest};
+        use kafka_protocol::messages::{
+            InitProducerIdRequest, OffsetCommitRequest, OffsetFetchRequest,
+        };
         use kafka_protocol::protocol::Message;
         match key {
+            ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS.max,
             ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS.max,
             ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS.max,
             other => other.valid_versions().max,

@@ -71,6 +71,8 @@ pub fn storage_error_code(err: &StorageError) -> ResponseError {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
         StorageError::KeylessRecord { .. } => ResponseError::InvalidRecord,
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         _ => ResponseError::KafkaStorageError,
     }
 }

@@ -12,6 +12,8 @@
 //! - 2 `TopicDeleted`: topic id (16 bytes).
 //! - 3 `TopicConfigsChanged`: topic id (16 bytes), config count (u32), then
 //!   each config's key and value: the topic's complete new set of overrides.
+//! - 4 `ProducerIdsReserved`: the end (exclusive) of the block of producer
+//!   ids reserved (i64): ids below it are never handed out again.
 //!
 //! A torn or corrupt tail (a crash mid-append) is cut off on open.
 
@@ -27,11 +29,10 @@ pub const FILE_NAME: &str = "metadata.log";
 const KIND_TOPIC_CREATED: u8 = 1;
 const KIND_TOPIC_DELETED: u8 = 2;
 const KIND_TOPIC_CONFIGS_CHANGED: u8 = 3;
+const KIND_PRODUCER_IDS_RESERVED: u8 = 4;
 /// No single record is this large; a length beyond it marks corruption.
 const MAX_RECORD: usize = 64 * 1024 * 1024;
 
-// Every record so far concerns a topic; other kinds will follow.
-#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     TopicCreated {
@@ -47,6 +48,11 @@ pub enum MetadataRecord {
     TopicConfigsChanged {
         id: Uuid,
         configs: BTreeMap<String, String>,
+    },
+    /// Producer ids below `end` are taken (InitProducerId hands out a
+    /// block at a time).
+    ProducerIdsReserved {
+        end: i64,
     },
 }
 
@@ -125,6 +131,10 @@ fn encode_payload(record: &MetadataRecord) -> Vec<u8> {
             out.extend_from_slice(id.as_bytes());
             put_configs(&mut out, configs);
         }
+        MetadataRecord::ProducerIdsReserved { end } => {
+            out.push(KIND_PRODUCER_IDS_RESERVED);
+            out.extend_from_slice(&end.to_be_bytes());
+        }
     }
     out
 }
@@ -183,6 +193,9 @@ fn decode_one(bytes: &[u8]) -> Option<(MetadataRecord, usize)> {
         KIND_TOPIC_CONFIGS_CHANGED => MetadataRecord::TopicConfigsChanged {
             id: p.uuid()?,
             configs: p.configs()?,
+        },
+        KIND_PRODUCER_IDS_RESERVED => MetadataRecord::ProducerIdsReserved {
+            end: i64::from_be_bytes(p.array()?),
         },
         _ => return None,
     };
@@ -255,15 +268,17 @@ mod tests {
             id: Uuid::new_v4(),
             configs: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
         };
+        let ids = MetadataRecord::ProducerIdsReserved { end: 1 << 40 };
         {
             let (mut log, records) = MetadataLog::open(dir.path()).unwrap();
             assert!(records.is_empty());
             log.append(&a).unwrap();
             log.append(&del).unwrap();
             log.append(&changed).unwrap();
+            log.append(&ids).unwrap();
         }
         let (_, records) = MetadataLog::open(dir.path()).unwrap();
-        assert_eq!(records, vec![a, del, changed]);
+        assert_eq!(records, vec![a, del, changed, ids]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod groups;
 mod meta_properties;
 pub mod metadata_log;
 mod partition;
+pub mod producer_ids;
 pub mod retention;
 pub mod topic;
 
@@ -77,6 +78,8 @@ pub struct Broker {
     appends: watch::Sender<u64>,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
+    /// The block producer ids are handed out from (InitProducerId).
+    producer_ids: Mutex<producer_ids::ProducerIdBlock>,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -104,6 +107,7 @@ impl Broker {
         let (metadata, records) = MetadataLog::open(&dir)
             .map_err(|e| BrokerError::io("opening the metadata log", &dir, e))?;
         let mut live: BTreeMap<Uuid, NewTopic> = BTreeMap::new();
+        let mut producer_ids_end = 0i64;
         for record in records {
             match record {
                 MetadataRecord::TopicCreated {
@@ -129,6 +133,9 @@ impl Broker {
                         topic.configs = configs;
                     }
                 }
+                MetadataRecord::ProducerIdsReserved { end } => {
+                    producer_ids_end = producer_ids_end.max(end);
+                }
             }
         }
         let broker = Self {
@@ -138,6 +145,9 @@ impl Broker {
             topics: RwLock::new(TopicTable::default()),
             metadata: Mutex::new(metadata),
             appends: watch::Sender::new(0),
+            producer_ids: Mutex::new(producer_ids::ProducerIdBlock::after_replay(
+                producer_ids_end,
+            )),
             _lock: lock,
         };
         {

@@ -110,7 +110,15 @@ pub async fn handle(request: Request) -> HandlerResult {
             };
             match result {
                 Ok((info, log_start, partition)) => {
-                    appended = true;
+                    if info.duplicate {
+                        tracing::debug!(
+                            partition = data.index,
+                            base_offset = info.base_offset,
+                            "duplicate idempotent batch acknowledged with its original offset"
+                        );
+                    } else {
+                        appended = true;
+                    }
                     if fsync {
                         let end = info.last_offset.saturating_add(1);
                         durable.push((responses.len(), partitions.len(), partition, end));

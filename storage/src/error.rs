@@ -63,6 +63,28 @@ pub enum StorageError {
         /// Records being appended.
         count: u64,
     },
+    /// An idempotent producer's batch does not follow its previous one (a
+    /// gap), or a new epoch does not start at sequence 0.
+    #[error("out of order sequence {sequence} from producer {producer_id}: expected {expected}")]
+    OutOfOrderSequence {
+        /// The producer id of the batch.
+        producer_id: i64,
+        /// The batch's first sequence.
+        sequence: i32,
+        /// The sequence the log expected.
+        expected: i32,
+    },
+    /// A batch carries an older epoch than the producer id's current one
+    /// (a fenced, zombie producer).
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    InvalidProducerEpoch {
+        /// The producer id of the batch.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The epoch the log knows.
+        current: i16,
+    },
     /// Bytes already on disk are not what the log wrote (found while reading,
     /// outside recovery, which repairs instead).
     #[error("corrupt segment {path} at byte {position}: {reason}")]

@@ -8,6 +8,7 @@
 //! - [`log`]: the `Log` type, one partition's log: append, read, truncate, roll, recover.
 //! - [`format`]: every on-disk detail (file names, index entry layout).
 //! - `segment`: one `.log` file with its sparse offset index.
+//! - [`producer_state`]: idempotent producers' epochs and last batches, for deduplication.
 //! - `recovery`: opening a directory and repairing a torn tail.
 //! - `retention`: deleting expired segments and moving the log start offset.
 //! - `compaction`: keeping only each key's latest record in closed segments.
@@ -18,6 +19,7 @@ mod compaction;
 pub mod error;
 pub mod format;
 pub mod log;
+pub mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
@@ -25,4 +27,5 @@ mod segment;
 pub use compaction::CompactionOutcome;
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig, PendingSync};
+pub use producer_state::ProducerStates;
 pub use retention::RetentionOutcome;

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use wharf_protocol::batch::{self, BatchHeader};
 
 use crate::error::{Result, StorageError};
+use crate::producer_state::{AppendCheck, BatchMeta, ProducerStates};
 use crate::recovery;
 use crate::segment::{PlacedBatch, Segment};
 
@@ -122,6 +123,24 @@ pub struct AppendInfo {
     pub record_count: u64,
     /// Bytes appended.
     pub bytes: u64,
+    /// The append repeated an idempotent producer's batch already in the
+    /// log: nothing was written and the offsets are the original ones.
+    pub duplicate: bool,
+}
+
+impl AppendInfo {
+    /// The answer to a retried batch already written as `meta`.
+    fn duplicate_of(meta: &BatchMeta) -> AppendInfo {
+        AppendInfo {
+            base_offset: meta.first_offset,
+            last_offset: meta.last_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: meta.first_offset,
+            record_count: 0,
+            bytes: 0,
+            duplicate: true,
+        }
+    }
 }
 
 /// One partition's log. Appends take `&mut self`; reads take `&self`.
@@ -148,6 +167,9 @@ pub struct Log {
     pub(crate) unflushed_messages: u64,
     /// When the log was last flushed (or opened), in ms since the epoch.
     pub(crate) last_flush_ms: i64,
+    /// Idempotent producers' epochs and last batches, rebuilt from the
+    /// batch headers on open and after a truncation.
+    pub(crate) producers: ProducerStates,
 }
 
 impl Log {
@@ -165,6 +187,11 @@ impl Log {
     /// written (not fsynced) before this returns.
     pub fn append(&mut self, records: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
         let validated = self.validate_append(records)?;
+        let headers = validated.iter().map(|(_, v)| &v.header);
+        let staged = match self.producers.check_append(self.next_offset, headers)? {
+            AppendCheck::Accept(staged) => staged,
+            AppendCheck::Duplicate(meta) => return Ok(AppendInfo::duplicate_of(&meta)),
+        };
         let size = records.len() as u64;
         let limit = self.config.segment_limit();
         if size > limit {
@@ -224,6 +251,7 @@ impl Log {
         }
 
         self.active.append(records, &placed)?;
+        self.producers.commit(staged);
         self.next_offset = end_offset;
         self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
         if self.unflushed_messages >= self.config.flush_messages {
@@ -240,6 +268,7 @@ impl Log {
             offset_of_max_timestamp,
             record_count,
             bytes: size,
+            duplicate: false,
         })
     }
 
@@ -370,6 +399,11 @@ impl Log {
         Ok(None)
     }
 
+    /// Idempotent producers' state in this log.
+    pub fn producer_states(&self) -> &ProducerStates {
+        &self.producers
+    }
+
     /// The largest timestamp in the log and the offset of the first record carrying it.
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
         self.max_timestamp
@@ -488,6 +522,7 @@ impl Log {
         // A batch straddling both the log start and `offset` went whole.
         self.log_start = self.log_start.min(self.next_offset);
         self.max_timestamp = recovery::log_max_timestamp(self.segments(), &self.config)?;
+        self.producers = recovery::producer_states(&self.older, &self.active, self.config.compact)?;
         Ok(())
     }
 
@@ -505,6 +540,7 @@ impl Log {
         self.next_offset = offset;
         self.log_start = offset;
         self.max_timestamp = None;
+        self.producers.clear();
         self.dir_dirty = true;
         Ok(())
     }

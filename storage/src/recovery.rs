@@ -17,6 +17,7 @@ use wharf_protocol::batch::{self, BatchHeader, HEADER_LEN};
 use crate::error::{Result, StorageError};
 use crate::format::{self, FileKind};
 use crate::log::{find_record, Log, LogConfig};
+use crate::producer_state::ProducerStates;
 use crate::segment::{file_len, open_rw, BatchTracker, Segment};
 
 /// See [`Log::open`].
@@ -54,10 +55,12 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
     };
     let segments = older.iter().chain(std::iter::once(&active));
     let max_timestamp = log_max_timestamp(segments, &config)?;
+    let producers = producer_states(&older, &active, config.compact)?;
     info!(
         dir = %dir.display(),
         segments = older.len() + 1,
         log_end_offset = next_offset,
+        producers = producers.len(),
         "log opened"
     );
     Ok(Log {
@@ -71,6 +74,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         dir_dirty: true,
         unflushed_messages: 0,
         last_flush_ms: crate::segment::now_ms(),
+        producers,
     })
 }
 
@@ -209,4 +213,32 @@ pub(crate) fn log_max_timestamp<'a>(
     let found = find_record(segment, position, &header, config, |_, t| t == ts)?;
     let offset = found.map_or(header.last_offset(), |(offset, _)| offset);
     Ok(Some((ts, offset)))
+}
+
+/// Idempotent producers' state, rebuilt by reading the header of every
+/// batch in the log (no record is decompressed). Every segment is scanned,
+/// so a producer idle for longer than the active segment keeps its epoch
+/// and sequence. In a compacted log, producers last seen in a closed
+/// segment are lenient about their next sequence (see
+/// [`crate::producer_state::ProducerEntry::lenient`]).
+pub(crate) fn producer_states(
+    older: &[Segment],
+    active: &Segment,
+    compacted: bool,
+) -> Result<ProducerStates> {
+    let mut states = ProducerStates::default();
+    for segment in older {
+        for item in segment.headers_from(0) {
+            let (_, header) = item?;
+            states.record(&header);
+        }
+    }
+    if compacted {
+        states.mark_lenient();
+    }
+    for item in active.headers_from(0) {
+        let (_, header) = item?;
+        states.record(&header);
+    }
+    Ok(states)
 }

@@ -1,0 +1,268 @@
+//! Idempotent producers' state in one partition: per producer id, its
+//! epoch and its last five batches (sequence range and offsets), as Kafka
+//! keeps them. Appends are checked against it: a retried batch is found and
+//! acknowledged with its original offsets, a sequence gap or an old epoch is
+//! refused.
+//!
+//! The state is derived from batch headers alone (producer id, epoch, base
+//! sequence, last offset delta), so it is rebuilt on open by scanning the
+//! headers of every segment; nothing extra is stored on disk.
+
+use std::collections::{HashMap, VecDeque};
+
+use wharf_protocol::batch::BatchHeader;
+
+use crate::error::{Result, StorageError};
+
+/// How many batches per producer are remembered for duplicate detection
+/// (Kafka's, and the most a client keeps in flight).
+pub const BATCHES_KEPT: usize = 5;
+
+/// One remembered batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMeta {
+    /// Sequence of the batch's first record.
+    pub first_seq: i32,
+    /// Sequence of the batch's last record (wrapped at `i32::MAX`).
+    pub last_seq: i32,
+    /// Offset given to the batch's first record.
+    pub first_offset: i64,
+    /// Offset given to the batch's last record.
+    pub last_offset: i64,
+}
+
+/// What the log knows of one producer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerEntry {
+    /// The producer's current epoch.
+    pub epoch: i16,
+    /// Its latest batches, oldest first, at most [`BATCHES_KEPT`].
+    pub batches: VecDeque<BatchMeta>,
+    /// The next batch's sequence is not checked against the last one: the
+    /// entry was rebuilt from a closed segment of a compacted log, where
+    /// compaction may have cut the end off the producer's last batch (so
+    /// its true last sequence is unknown). Duplicates and epochs are still
+    /// checked; the next accepted batch clears it.
+    pub lenient: bool,
+}
+
+impl ProducerEntry {
+    fn push(&mut self, meta: BatchMeta) {
+        if self.batches.len() == BATCHES_KEPT {
+            self.batches.pop_front();
+        }
+        self.batches.push_back(meta);
+    }
+}
+
+/// The producer ids seen in one log and their entries.
+#[derive(Debug, Clone, Default)]
+pub struct ProducerStates {
+    /// Entry per producer id.
+    entries: HashMap<i64, ProducerEntry>,
+}
+
+/// The outcome of checking one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// The batch is new and in sequence (or carries no producer id).
+    Accept,
+    /// The batch was already written, at these offsets.
+    Duplicate(BatchMeta),
+}
+
+/// The sequence of the last record of a batch starting at `base` with
+/// `delta` more records, wrapping past `i32::MAX` to 0 as Kafka does.
+pub fn last_sequence(base: i32, delta: i32) -> i32 {
+    if delta <= 0 {
+        return base;
+    }
+    if base > i32::MAX - delta {
+        delta - (i32::MAX - base) - 1
+    } else {
+        base + delta
+    }
+}
+
+/// Whether `next` directly follows `last`.
+fn in_sequence(last: i32, next: i32) -> bool {
+    (last != i32::MAX && next == last + 1) || (last == i32::MAX && next == 0)
+}
+
+impl ProducerStates {
+    /// The entry of `producer_id`, if any.
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.entries.get(&producer_id)
+    }
+
+    /// Number of producers tracked.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no producer is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Marks every producer lenient (see [`ProducerEntry::lenient`]).
+    pub fn mark_lenient(&mut self) {
+        for entry in self.entries.values_mut() {
+            entry.lenient = true;
+        }
+    }
+
+    /// Forgets every producer.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Checks a batch (by its header) against `current`, the producer's entry
+    /// as it stands before the batch, following Kafka: a different epoch is
+    /// fenced when older and must start at sequence 0 when newer; a batch
+    /// matching one of the last five is a duplicate; otherwise its first
+    /// sequence must follow the last one. An unknown producer may start at
+    /// any sequence (its state may have gone with deleted segments).
+    pub fn check(current: Option<&ProducerEntry>, header: &BatchHeader) -> Result<SequenceCheck> {
+        let producer_id = header.producer_id();
+        if producer_id < 0 || header.is_control() {
+            return Ok(SequenceCheck::Accept);
+        }
+        let epoch = header.producer_epoch();
+        let first = header.base_sequence();
+        let Some(entry) = current else {
+            return Ok(SequenceCheck::Accept);
+        };
+        if epoch < entry.epoch {
+            return Err(StorageError::InvalidProducerEpoch {
+                producer_id,
+                epoch,
+                current: entry.epoch,
+            });
+        }
+        if epoch > entry.epoch {
+            if first != 0 {
+                return Err(StorageError::OutOfOrderSequence {
+                    producer_id,
+                    sequence: first,
+                    expected: 0,
+                });
+            }
+            return Ok(SequenceCheck::Accept);
+        }
+        let last = last_sequence(first, header.last_offset_delta());
+        if let Some(meta) = entry
+            .batches
+            .iter()
+            .find(|m| m.first_seq == first && m.last_seq == last)
+        {
+            return Ok(SequenceCheck::Duplicate(*meta));
+        }
+        match entry.batches.back() {
+            Some(prev) if !entry.lenient && !in_sequence(prev.last_seq, first) => {
+                Err(StorageError::OutOfOrderSequence {
+                    producer_id,
+                    sequence: first,
+                    expected: last_sequence(prev.last_seq, 1),
+                })
+            }
+            _ => Ok(SequenceCheck::Accept),
+        }
+    }
+
+    /// Records a batch written at `header`'s offsets (its base offset set).
+    pub fn record(&mut self, header: &BatchHeader) {
+        let producer_id = header.producer_id();
+        if producer_id < 0 || header.is_control() {
+            return;
+        }
+        let entry = self.entries.entry(producer_id).or_default();
+        apply(entry, header, header.base_offset());
+    }
+
+    /// Checks the batches of one append in order, each against the state
+    /// the batches before it leave; the append will place its first batch
+    /// at `next_offset`. Returns the first duplicate found (the append is
+    /// then a retry and is not written), or the producers' entries as they
+    /// will be after the append.
+    pub fn check_append<'a>(
+        &self,
+        next_offset: i64,
+        headers: impl Iterator<Item = &'a BatchHeader>,
+    ) -> Result<AppendCheck> {
+        let mut staged: HashMap<i64, ProducerEntry> = HashMap::new();
+        let mut first_offset = next_offset;
+        for header in headers {
+            let producer_id = header.producer_id();
+            let current = staged
+                .get(&producer_id)
+                .or_else(|| self.entries.get(&producer_id));
+            match Self::check(current, header)? {
+                SequenceCheck::Duplicate(meta) => return Ok(AppendCheck::Duplicate(meta)),
+                SequenceCheck::Accept if producer_id >= 0 && !header.is_control() => {
+                    let mut entry = current.cloned().unwrap_or_default();
+                    apply(&mut entry, header, first_offset);
+                    staged.insert(producer_id, entry);
+                }
+                SequenceCheck::Accept => {}
+            }
+            first_offset = first_offset
+                .saturating_add(i64::from(header.last_offset_delta()))
+                .saturating_add(1);
+        }
+        Ok(AppendCheck::Accept(staged))
+    }
+
+    /// Installs entries staged by [`ProducerStates::check_append`].
+    pub fn commit(&mut self, staged: HashMap<i64, ProducerEntry>) {
+        self.entries.extend(staged);
+    }
+}
+
+/// The outcome of [`ProducerStates::check_append`].
+#[derive(Debug)]
+pub enum AppendCheck {
+    /// Write the append, then commit these entries.
+    Accept(HashMap<i64, ProducerEntry>),
+    /// The append repeats a batch already written at these offsets.
+    Duplicate(BatchMeta),
+}
+
+/// Updates `entry` with a batch written from `first_offset` on: a new
+/// epoch starts afresh.
+fn apply(entry: &mut ProducerEntry, header: &BatchHeader, first_offset: i64) {
+    let epoch = header.producer_epoch();
+    if epoch != entry.epoch {
+        entry.batches.clear();
+        entry.epoch = epoch;
+    }
+    entry.lenient = false;
+    let first_seq = header.base_sequence();
+    entry.push(BatchMeta {
+        first_seq,
+        last_seq: last_sequence(first_seq, header.last_offset_delta()),
+        first_offset,
+        last_offset: first_offset.saturating_add(i64::from(header.last_offset_delta())),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_sequence_wraps_past_i32_max_to_zero() {
+        assert_eq!(last_sequence(0, 4), 4);
+        assert_eq!(last_sequence(i32::MAX, 0), i32::MAX);
+        assert_eq!(last_sequence(i32::MAX, 1), 0);
+        assert_eq!(last_sequence(i32::MAX - 1, 3), 1);
+    }
+
+    #[test]
+    fn zero_follows_i32_max() {
+        assert!(in_sequence(i32::MAX, 0));
+        assert!(in_sequence(4, 5));
+        assert!(!in_sequence(4, 6));
+        assert!(!in_sequence(i32::MAX, 1));
+    }
+}
