@@ -510,14 +510,7 @@ impl Log {
         if recovery::segment_end_offset(&self.active)? < self.next_offset {
             // The log now ends in a gap: an empty segment named after the
             // log end keeps that end across a reopen.
-            let fresh = Segment::create(
-                &self.dir,
-                self.next_offset,
-                self.config.index_interval_bytes,
-            )?;
-            let previous = std::mem::replace(&mut self.active, fresh);
-            self.older.push(previous);
-            self.dir_dirty = true;
+            self.start_segment_at_log_end()?;
         }
         // A batch straddling both the log start and `offset` went whole.
         self.log_start = self.log_start.min(self.next_offset);
@@ -574,6 +567,11 @@ impl Log {
         if self.active.size() == 0 {
             return Ok(());
         }
+        self.start_segment_at_log_end()
+    }
+
+    /// Makes a new, empty segment named after the log end the active one.
+    fn start_segment_at_log_end(&mut self) -> Result<()> {
         let fresh = Segment::create(
             &self.dir,
             self.next_offset,
