@@ -5,6 +5,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka import TopicPartition as CTopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 
 # --- kcat ------------------------------------------------------------------------
@@ -145,3 +146,17 @@ def k_consume(bootstrap, topic, partition=0, offset=None, expect=None, timeout=2
         return out
     finally:
         consumer.close()
+
+
+# --- confluent-kafka admin --------------------------------------------------------
+
+
+def admin(broker):
+    return AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 10000})
+
+
+def create_topic(broker, name, partitions=1, config=None):
+    a = admin(broker)  # keep the handle alive until the future resolves
+    a.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
+        request_timeout=15)[name].result(timeout=20)

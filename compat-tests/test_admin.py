@@ -2,22 +2,14 @@
 
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 import kafka_wire as kw
-from clients import assert_delivered, c_consume, c_consumer, c_produce, c_producer, kcat
+from clients import (admin, assert_delivered, c_consume, c_consumer, c_produce, c_producer,
+                     create_topic, kcat)
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def admin(b):
-    return AdminClient({"bootstrap.servers": b.bootstrap, "socket.timeout.ms": 10000})
-
-
-def create(b, name, partitions):
-    a = admin(b)
-    a.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)],
-                    request_timeout=15)[name].result(timeout=20)
 
 
 def delete(b, name):
@@ -32,8 +24,8 @@ def fill(b, topic, partitions, per_partition=5):
 
 
 def test_delete_topic_removes_partition_dirs_and_metadata(broker):
-    create(broker, "gone", 3)
-    create(broker, "kept", 1)
+    create_topic(broker, "gone", 3)
+    create_topic(broker, "kept", 1)
     fill(broker, "gone", 3)
     fill(broker, "kept", 1)
     assert broker.partition_dirs("gone") == ["gone-0", "gone-1", "gone-2"]
@@ -63,11 +55,11 @@ def test_delete_topic_removes_partition_dirs_and_metadata(broker):
 
 
 def test_recreated_topic_starts_empty_with_new_id(broker):
-    create(broker, "phoenix", 1)
+    create_topic(broker, "phoenix", 1)
     fill(broker, "phoenix", 1, per_partition=7)
     old = kw.topic_ids(broker.bootstrap, ["phoenix"])
     delete(broker, "phoenix")
-    create(broker, "phoenix", 2)
+    create_topic(broker, "phoenix", 2)
     c = c_consumer(broker.bootstrap)
     try:
         assert c.get_watermark_offsets(TopicPartition("phoenix", 0), timeout=10) == (0, 0)
@@ -92,7 +84,7 @@ def test_delete_unknown_topic_by_name(broker):
 
 
 def test_delete_topic_by_id(broker):
-    create(broker, "byid", 2)
+    create_topic(broker, "byid", 2)
     fill(broker, "byid", 2)
     with kw.Conn(broker.bootstrap) as conn:
         if kw.negotiated(conn, kw.DELETE_TOPICS, 6, 6) is None:
@@ -157,6 +149,6 @@ def test_auto_create_off_consumer_sees_unknown_topic(strict):
 
 
 def test_auto_create_off_explicit_create_still_works(strict):
-    create(strict, "real", 2)
+    create_topic(strict, "real", 2)
     assert_delivered(c_produce(c_producer(strict.bootstrap), "real", [dict(value=b"ok", partition=1)]))
     assert [m.value() for m in c_consume(strict.bootstrap, "real", partition=1)] == [b"ok"]

@@ -4,21 +4,14 @@ incremental alter, validation, durability across a crash."""
 
 import pytest
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
-                                   ConfigResource, ConfigSource, NewTopic)
+from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   ConfigSource)
+
+from clients import admin, create_topic
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def admin(b):
-    return AdminClient({"bootstrap.servers": b.bootstrap, "socket.timeout.ms": 10000})
-
-
-def create(b, name, config=None):
-    a = admin(b)  # keep the handle alive until the future resolves
-    a.create_topics(
-        [NewTopic(name, num_partitions=1, replication_factor=1, config=config or {})],
-        request_timeout=15)[name].result(timeout=20)
 
 
 def c_describe(b, name, kind=ConfigResource.Type.TOPIC):
@@ -35,7 +28,7 @@ def c_incremental(b, name, entries):
 
 def test_confluent_describe_shows_every_config_with_its_source(broker_factory):
     b = broker_factory(extra_args=["--log-retention-ms", "3600000"])
-    create(b, "described", {"cleanup.policy": "compact"})
+    create_topic(b, "described", config={"cleanup.policy": "compact"})
     configs = c_describe(b, "described")
     for name in ["cleanup.policy", "retention.ms", "retention.bytes", "segment.bytes",
                  "segment.ms", "max.message.bytes", "compression.type", "min.insync.replicas"]:
@@ -60,7 +53,7 @@ def test_confluent_describe_shows_every_config_with_its_source(broker_factory):
 
 
 def test_confluent_incremental_set_append_subtract_delete_survive_a_crash(broker):
-    create(broker, "inc")
+    create_topic(broker, "inc")
     c_incremental(broker, "inc", [
         ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET),
         ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
@@ -85,7 +78,7 @@ def test_confluent_incremental_set_append_subtract_delete_survive_a_crash(broker
 
 
 def test_confluent_alter_configs_replaces_the_override_set(broker):
-    create(broker, "legacy", {"retention.ms": "5000"})
+    create_topic(broker, "legacy", config={"retention.ms": "5000"})
     res = ConfigResource(ConfigResource.Type.TOPIC, "legacy",
                          set_config={"segment.bytes": "1048576"})
     a = admin(broker)
@@ -97,11 +90,11 @@ def test_confluent_alter_configs_replaces_the_override_set(broker):
 
 def test_invalid_and_unknown_configs_are_refused_with_invalid_config(broker):
     with pytest.raises(KafkaException) as err:
-        create(broker, "badcfg", {"no.such.config": "1"})
+        create_topic(broker, "badcfg", config={"no.such.config": "1"})
     assert err.value.args[0].code() == 40  # INVALID_CONFIG
     assert "Unknown topic config name" in str(err.value)
 
-    create(broker, "goodcfg")
+    create_topic(broker, "goodcfg")
     for entry in [ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET),
                   ConfigEntry("cleanup.policy", "shred", incremental_operation=AlterConfigOpType.SET),
                   ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.APPEND)]:
@@ -115,7 +108,7 @@ def test_invalid_and_unknown_configs_are_refused_with_invalid_config(broker):
 
 def test_max_message_bytes_gives_message_too_large(broker):
     from clients import c_produce, c_producer
-    create(broker, "small-msgs", {"max.message.bytes": "500"})
+    create_topic(broker, "small-msgs", config={"max.message.bytes": "500"})
     # One record per batch, so only the big one can fail.
     reports = c_produce(c_producer(broker.bootstrap, batch_num_messages=1), "small-msgs",
                         [dict(value=b"x" * 2000), dict(value=b"ok")])
@@ -126,7 +119,7 @@ def test_max_message_bytes_gives_message_too_large(broker):
 
 def test_compacted_topic_refuses_keyless_records(broker):
     from clients import c_produce, c_producer
-    create(broker, "compacted", {"cleanup.policy": "compact"})
+    create_topic(broker, "compacted", config={"cleanup.policy": "compact"})
     reports = c_produce(c_producer(broker.bootstrap, batch_num_messages=1), "compacted",
                         [dict(value=b"no key"), dict(key=b"k", value=b"keyed")])
     errs = [err for err, _m in reports]
@@ -138,7 +131,7 @@ def test_kafka_python_describe_and_alter_configs(broker):
     from kafka.admin import ConfigResource as KRes
     from kafka.admin import ConfigResourceType, KafkaAdminClient
 
-    create(broker, "kp-cfg")
+    create_topic(broker, "kp-cfg")
     client = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
     try:
         resp = client.alter_configs([KRes(ConfigResourceType.TOPIC, "kp-cfg",

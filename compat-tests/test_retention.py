@@ -6,24 +6,15 @@ import time
 
 import pytest
 from confluent_kafka import TopicPartition
-from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
-                                   ConfigResource, NewTopic)
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 import kafka_wire as kw
-from clients import assert_delivered, c_consume, c_consumer, c_produce, c_producer
+from clients import (admin, assert_delivered, c_consume, c_consumer, c_produce, c_producer,
+                     create_topic)
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def admin(b):
-    return AdminClient({"bootstrap.servers": b.bootstrap, "socket.timeout.ms": 10000})
-
-
-def create(b, name, config=None):
-    a = admin(b)  # keep the handle alive until the future resolves
-    a.create_topics(
-        [NewTopic(name, num_partitions=1, replication_factor=1, config=config or {})],
-        request_timeout=15)[name].result(timeout=20)
 
 
 def set_config(b, topic, name, value, op=AlterConfigOpType.SET):
@@ -49,7 +40,7 @@ def produce(b, topic, values):
 
 def test_retention_ms_drops_old_data_and_deleting_it_restores_default(broker_factory):
     b = broker_factory(extra_args=["--log-retention-check-interval-ms", "200"])
-    create(b, "ret", {"segment.bytes": "1024"})
+    create_topic(b, "ret", config={"segment.bytes": "1024"})
     produce(b, "ret", [f"old-{i}".encode() * 20 for i in range(30)])
     assert watermarks(b, "ret") == (0, 30)
     time.sleep(0.6)
@@ -69,7 +60,7 @@ def test_retention_ms_drops_old_data_and_deleting_it_restores_default(broker_fac
 
 def test_retention_bytes_keeps_the_newest_segments(broker_factory):
     b = broker_factory(extra_args=["--log-retention-check-interval-ms", "200"])
-    create(b, "bytes", {"segment.bytes": "1024", "retention.bytes": "2048"})
+    create_topic(b, "bytes", config={"segment.bytes": "1024", "retention.bytes": "2048"})
     produce(b, "bytes", [f"{i:04}".encode() * 50 for i in range(60)])
     assert kw.wait_until(lambda: watermarks(b, "bytes")[0] > 0, timeout=15)
     low, high = watermarks(b, "bytes")
@@ -79,7 +70,7 @@ def test_retention_bytes_keeps_the_newest_segments(broker_factory):
 
 
 def test_delete_records_moves_earliest_offset_and_survives_restart(broker):
-    create(broker, "dr")
+    create_topic(broker, "dr")
     produce(broker, "dr", [f"v{i}".encode() for i in range(10)])
     a = admin(broker)
     if not hasattr(a, "delete_records"):
