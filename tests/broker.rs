@@ -65,9 +65,7 @@ fn produce_result(
     partition: i32,
     records: Vec<u8>,
 ) -> (i16, i64) {
-    let resp = produce(client, topic, partition, records, -1).unwrap();
-    let p = &resp.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+    common::produce_batch(client, topic, partition, records)
 }
 
 fn simple_batch(values: &[&str], timestamp: i64) -> Vec<u8> {

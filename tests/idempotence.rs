@@ -5,10 +5,8 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::{Client, TestBroker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use wharf_protocol::batch::{build_batch_with, BatchOptions, NewRecord};
@@ -61,19 +59,7 @@ fn batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
 
 /// (error code, base offset) of producing `records` to partition 0.
 fn produce(client: &mut Client, topic: &str, records: Vec<u8>) -> (i16, i64) {
-    let mut p = PartitionProduceData::default();
-    p.index = 0;
-    p.records = Some(Bytes::from(records));
-    let mut t = TopicProduceData::default();
-    t.name = name(topic);
-    t.partition_data = vec![p];
-    let mut req = ProduceRequest::default();
-    req.acks = -1;
-    req.timeout_ms = 5000;
-    req.topic_data = vec![t];
-    let resp: ProduceResponse = client.call(ApiKey::Produce, 9, &req);
-    let p = &resp.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
+    common::produce_batch(client, topic, 0, records)
 }
 
 #[test]
