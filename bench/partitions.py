@@ -91,8 +91,10 @@ def main():
     ap.add_argument("--wharf", default=os.path.join(ROOT, "target", "release", "wharf"))
     ap.add_argument("--topics", type=int, default=100)
     ap.add_argument("--partitions", type=int, default=100, help="partitions per topic")
+    ap.add_argument("--data-dir", help="use (and keep) this data directory instead of a temporary one")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="wharf-partitions-") as data:
+    with tempfile.TemporaryDirectory(prefix="wharf-partitions-") as scratch:
+        data = args.data_dir or scratch
         proc, port, start_ms = start(args.wharf, data)
         try:
             bootstrap = f"127.0.0.1:{port}"

@@ -100,8 +100,7 @@ impl<E: IndexRecord> EntryFile<E> {
 
     /// Writes a fresh file holding `entries`, replacing any at `path`.
     pub(crate) fn create(path: &Path, entries: Vec<E>) -> Result<Self> {
-        let file = open_rw(path, true)?;
-        file.write_all_at(&encode_all(&entries), 0)
+        replace_contents(path, &encode_all(&entries))
             .map_err(|e| StorageError::io(format!("writing {} {}", E::KIND, path.display()), e))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -163,11 +162,9 @@ impl<E: IndexRecord> EntryFile<E> {
 
     /// Replaces every entry (after a truncation rescanned the segment).
     pub(crate) fn reset(&mut self, entries: Vec<E>) -> Result<()> {
-        open_rw(&self.path, true)?
-            .write_all_at(&encode_all(&entries), 0)
-            .map_err(|e| {
-                StorageError::io(format!("rewriting {} {}", E::KIND, self.path.display()), e)
-            })?;
+        replace_contents(&self.path, &encode_all(&entries)).map_err(|e| {
+            StorageError::io(format!("rewriting {} {}", E::KIND, self.path.display()), e)
+        })?;
         self.persisted = entries.len();
         self.entries = entries;
         Ok(())
@@ -195,6 +192,26 @@ impl<E: IndexRecord> EntryFile<E> {
     pub(crate) fn entries(&self) -> &[E] {
         &self.entries
     }
+}
+
+/// Makes the file at `path` hold exactly `bytes`. A file that already does
+/// is left alone (the common case when recovery rewrites the last segment's
+/// indexes on start). Otherwise the bytes are written over the old ones and
+/// the file is then cut to length, never truncated to zero first: ext4 starts
+/// a synchronous writeback when a file truncated to zero and rewritten is
+/// closed, which costs about a millisecond per file.
+fn replace_contents(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    file.write_all_at(bytes, 0)?;
+    file.set_len(bytes.len() as u64)
 }
 
 fn encode_all<E: IndexRecord>(entries: &[E]) -> Vec<u8> {
