@@ -1,5 +1,6 @@
 //! The chunked Fetch response encoder writes exactly what kafka-protocol's
 //! encoder writes, for every version served, and leaves large records uncopied.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::{
