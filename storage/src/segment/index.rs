@@ -108,6 +108,24 @@ mod tests {
     }
 
     #[test]
+    fn recreating_an_index_with_the_same_entries_leaves_the_file_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.index");
+        let entries = vec![entry(1, 10), entry(2, 30)];
+        OffsetIndex::create(&path, entries.clone()).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        OffsetIndex::create(&path, entries.clone()).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            modified
+        );
+        OffsetIndex::create(&path, vec![entry(5, 50)]).unwrap();
+        let loaded = OffsetIndex::load(&path, 100).unwrap().unwrap();
+        assert_eq!(loaded.entries(), &[entry(5, 50)]);
+    }
+
+    #[test]
     fn load_rejects_implausible_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("i.index");
