@@ -572,6 +572,8 @@ impl Log {
 
     /// Makes a new, empty segment named after the log end the active one.
     fn start_segment_at_log_end(&mut self) -> Result<()> {
+        // A segment leaves the active slot with its indexes whole on disk.
+        self.active.persist_indexes()?;
         let fresh = Segment::create(
             &self.dir,
             self.next_offset,
