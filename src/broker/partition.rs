@@ -70,6 +70,60 @@ impl Partition {
         log.read(offset, max_bytes, min_one)
     }
 
+    /// Like [`Partition::read`], but only whole batches below `limit`
+    /// (the last stable offset for a read_committed fetch).
+    pub fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        limit: i64,
+    ) -> Result<Bytes, StorageError> {
+        if offset >= limit {
+            // Range-check the offset all the same.
+            return self.read(offset, 0, false).map(|_| Bytes::new());
+        }
+        let bytes = self.read(offset, max_bytes, min_one)?;
+        let mut end = 0usize;
+        for item in wharf_protocol::batch::batches(&bytes) {
+            let Ok((header, raw)) = item else { break };
+            if header.base_offset() >= limit {
+                break;
+            }
+            end = end.saturating_add(raw.len());
+        }
+        Ok(bytes.slice(..end.min(bytes.len())))
+    }
+
+    /// The last stable offset: below it, every transaction has ended.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.with_log(|log| log.last_stable_offset())
+            .min(self.high_watermark())
+    }
+
+    /// Aborted transactions with data in `[from, to)`.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<wharf_storage::AbortedTxn> {
+        self.with_log(|log| log.aborted_transactions(from, to))
+    }
+
+    /// Appends a COMMIT or ABORT marker for `producer_id` at `epoch`.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let marker = wharf_protocol::batch::ControlMarker {
+            commit,
+            coordinator_epoch,
+        };
+        let mut bytes = wharf_protocol::batch::build_marker(producer_id, epoch, marker, now_ms)
+            .map_err(StorageError::from)?;
+        self.append(&mut bytes)
+    }
+
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
     }

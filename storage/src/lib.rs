@@ -27,5 +27,5 @@ mod segment;
 pub use compaction::CompactionOutcome;
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig, PendingSync};
-pub use producer_state::ProducerStates;
+pub use producer_state::{AbortedTxn, ProducerStates};
 pub use retention::RetentionOutcome;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use wharf_protocol::batch::{self, BatchHeader};
 
 use crate::error::{Result, StorageError};
-use crate::producer_state::{AppendCheck, BatchMeta, ProducerStates};
+use crate::producer_state::{AbortedTxn, AppendCheck, BatchMeta, ProducerStates};
 use crate::recovery;
 use crate::segment::{PlacedBatch, Segment};
 
@@ -252,6 +252,19 @@ impl Log {
 
         self.active.append(records, &placed)?;
         self.producers.commit(staged);
+        for p in placed.iter().filter(|p| p.header.is_control()) {
+            let bytes = records
+                .get(p.start..p.start.saturating_add(p.header.total_len()))
+                .unwrap_or_default();
+            if let Some(marker) = batch::read_marker(bytes, &p.header) {
+                self.producers.end_txn(
+                    p.header.producer_id(),
+                    p.header.producer_epoch(),
+                    p.header.base_offset(),
+                    marker.commit,
+                );
+            }
+        }
         self.next_offset = end_offset;
         self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
         if self.unflushed_messages >= self.config.flush_messages {
@@ -347,6 +360,19 @@ impl Log {
             });
         }
         Ok(())
+    }
+
+    /// The last stable offset: the first offset of the oldest open
+    /// transaction, or the log end when none is open.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers
+            .first_unstable_offset()
+            .map_or(self.next_offset, |o| o.min(self.next_offset))
+    }
+
+    /// Aborted transactions with data in `[from, to)`.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.producers.aborted_between(from, to)
     }
 
     /// First offset in the log.

@@ -44,6 +44,9 @@ pub struct ProducerEntry {
     /// its true last sequence is unknown). Duplicates and epochs are still
     /// checked; the next accepted batch clears it.
     pub lenient: bool,
+    /// Offset of the first batch of the producer's open transaction in
+    /// this log, until a marker closes it.
+    pub txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
@@ -55,11 +58,25 @@ impl ProducerEntry {
     }
 }
 
-/// The producer ids seen in one log and their entries.
+/// A transaction of this log that ended with an ABORT marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// The transactional producer.
+    pub producer_id: i64,
+    /// Offset of the transaction's first batch in this log.
+    pub first_offset: i64,
+    /// Offset of the ABORT marker.
+    pub last_offset: i64,
+}
+
+/// The producer ids seen in one log and their entries, and the log's
+/// aborted transactions (for read_committed fetches).
 #[derive(Debug, Clone, Default)]
 pub struct ProducerStates {
     /// Entry per producer id.
     entries: HashMap<i64, ProducerEntry>,
+    /// Aborted transactions, in the order of their markers.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// The outcome of checking one batch.
@@ -112,9 +129,49 @@ impl ProducerStates {
         }
     }
 
-    /// Forgets every producer.
+    /// Forgets every producer and aborted transaction.
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.aborted.clear();
+    }
+
+    /// Closes `producer_id`'s open transaction with the marker written at
+    /// `marker_offset` by `epoch` (which may be a bumped one: older
+    /// epochs are then fenced). An ABORT of a transaction that wrote here
+    /// is remembered for read_committed fetches.
+    pub fn end_txn(&mut self, producer_id: i64, epoch: i16, marker_offset: i64, commit: bool) {
+        let entry = self.entries.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        if let Some(first_offset) = entry.txn_first_offset.take() {
+            if !commit {
+                self.aborted.push(AbortedTxn {
+                    producer_id,
+                    first_offset,
+                    last_offset: marker_offset,
+                });
+            }
+        }
+    }
+
+    /// The first offset of the oldest transaction still open in this log:
+    /// the last stable offset, when there is one.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.entries
+            .values()
+            .filter_map(|e| e.txn_first_offset)
+            .min()
+    }
+
+    /// Aborted transactions with data in `[from, to)`.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|t| t.last_offset >= from && t.first_offset < to)
+            .copied()
+            .collect()
     }
 
     /// Checks a batch (by its header) against `current`, the producer's entry
@@ -237,6 +294,9 @@ fn apply(entry: &mut ProducerEntry, header: &BatchHeader, first_offset: i64) {
         entry.epoch = epoch;
     }
     entry.lenient = false;
+    if header.is_transactional() && entry.txn_first_offset.is_none() {
+        entry.txn_first_offset = Some(first_offset);
+    }
     let first_seq = header.base_sequence();
     entry.push(BatchMeta {
         first_seq,
@@ -247,6 +307,7 @@ fn apply(entry: &mut ProducerEntry, header: &BatchHeader, first_offset: i64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -256,6 +317,58 @@ mod tests {
         assert_eq!(last_sequence(i32::MAX, 0), i32::MAX);
         assert_eq!(last_sequence(i32::MAX, 1), 0);
         assert_eq!(last_sequence(i32::MAX - 1, 3), 1);
+    }
+
+    fn txn_header(producer_id: i64, epoch: i16, seq: i32, offset: i64) -> BatchHeader {
+        let options = wharf_protocol::batch::BatchOptions {
+            transactional: true,
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            ..Default::default()
+        };
+        let record = wharf_protocol::batch::NewRecord {
+            key: None,
+            value: Some(b"v"),
+            timestamp: 0,
+            headers: Vec::new(),
+        };
+        let bytes =
+            wharf_protocol::batch::build_batch_with(offset, &[record], &options).expect("builds");
+        BatchHeader::parse(&bytes).expect("parses")
+    }
+
+    #[test]
+    fn open_transaction_holds_the_stable_offset_until_its_marker() {
+        let mut states = ProducerStates::default();
+        states.record(&txn_header(1, 0, 0, 10));
+        states.record(&txn_header(2, 0, 0, 11));
+        states.record(&txn_header(1, 0, 1, 12));
+        assert_eq!(states.first_unstable_offset(), Some(10));
+        states.end_txn(1, 0, 13, true);
+        assert_eq!(states.first_unstable_offset(), Some(11));
+        states.end_txn(2, 0, 14, false);
+        assert_eq!(states.first_unstable_offset(), None);
+        let aborted = states.aborted_between(0, 100);
+        assert_eq!(
+            aborted,
+            vec![AbortedTxn {
+                producer_id: 2,
+                first_offset: 11,
+                last_offset: 14
+            }]
+        );
+        assert!(states.aborted_between(15, 100).is_empty());
+        assert!(states.aborted_between(0, 11).is_empty());
+    }
+
+    #[test]
+    fn marker_with_a_bumped_epoch_fences_the_old_epoch() {
+        let mut states = ProducerStates::default();
+        states.record(&txn_header(1, 0, 0, 0));
+        states.end_txn(1, 1, 1, false);
+        let old = txn_header(1, 0, 1, 2);
+        assert!(ProducerStates::check(states.get(1), &old).is_err());
     }
 
     #[test]

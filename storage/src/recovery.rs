@@ -228,17 +228,33 @@ pub(crate) fn producer_states(
 ) -> Result<ProducerStates> {
     let mut states = ProducerStates::default();
     for segment in older {
-        for item in segment.headers_from(0) {
-            let (_, header) = item?;
-            states.record(&header);
-        }
+        replay_producers(segment, &mut states)?;
     }
     if compacted {
         states.mark_lenient();
     }
-    for item in active.headers_from(0) {
-        let (_, header) = item?;
-        states.record(&header);
-    }
+    replay_producers(active, &mut states)?;
     Ok(states)
+}
+
+/// Feeds one segment's batches to `states`: headers alone for data
+/// batches; a transaction marker's record is read to learn its type.
+fn replay_producers(segment: &Segment, states: &mut ProducerStates) -> Result<()> {
+    for item in segment.headers_from(0) {
+        let (position, header) = item?;
+        if header.is_control() {
+            let bytes = segment.read_exact(position, header.total_len())?;
+            if let Some(marker) = wharf_protocol::batch::read_marker(&bytes, &header) {
+                states.end_txn(
+                    header.producer_id(),
+                    header.producer_epoch(),
+                    header.base_offset(),
+                    marker.commit,
+                );
+            }
+        } else {
+            states.record(&header);
+        }
+    }
+    Ok(())
 }
