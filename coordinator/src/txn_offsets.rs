@@ -103,6 +103,36 @@ impl GroupCoordinator {
         }
     }
 
+    /// Replay of a transactional offset record whose transaction had not
+    /// ended when the broker stopped: it waits for its marker again.
+    pub fn replay_pending(&self, producer_id: i64, key: &[u8], value: Option<&[u8]>, now: i64) {
+        let Ok(RecordKey::Offset {
+            group,
+            topic,
+            partition,
+        }) = records::decode_key(key)
+        else {
+            return;
+        };
+        let Some(Ok(v)) = value.map(records::decode_offset_value) else {
+            return;
+        };
+        let mut inner = self.lock();
+        let pending = inner.pending_txn.entry(producer_id).or_default();
+        pending.retain(|p| !(p.group == group && p.topic == topic && p.partition == partition));
+        pending.push(PendingOffset {
+            group,
+            topic,
+            partition,
+            offset: CommittedOffset {
+                offset: v.offset,
+                leader_epoch: v.leader_epoch,
+                metadata: v.metadata,
+                commit_timestamp: now,
+            },
+        });
+    }
+
     /// Whether a transaction holds an uncommitted offset for this
     /// partition of `group`.
     pub fn has_pending_offset(&self, group: &str, topic: &str, partition: i32) -> bool {

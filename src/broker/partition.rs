@@ -95,6 +95,16 @@ impl Partition {
         Ok(bytes.slice(..end.min(bytes.len())))
     }
 
+    /// The producers this partition's log knows (DescribeProducers).
+    pub fn producers(&self) -> Vec<(i64, wharf_storage::producer_state::ProducerEntry)> {
+        self.with_log(|log| {
+            log.producer_states()
+                .iter()
+                .map(|(id, e)| (id, e.clone()))
+                .collect()
+        })
+    }
+
     /// The last stable offset: below it, every transaction has ended.
     pub fn last_stable_offset(&self) -> i64 {
         self.with_log(|log| log.last_stable_offset())

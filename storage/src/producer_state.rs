@@ -112,6 +112,11 @@ impl ProducerStates {
         self.entries.get(&producer_id)
     }
 
+    /// Every producer and its entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.entries.iter().map(|(id, e)| (*id, e))
+    }
+
     /// Number of producers tracked.
     pub fn len(&self) -> usize {
         self.entries.len()
