@@ -202,6 +202,11 @@ impl ProducerStates {
                 current: entry.epoch,
             });
         }
+        if first < 0 {
+            // No sequence (a coordinator's batch, such as transactional
+            // offsets): only the epoch is checked, as Kafka does.
+            return Ok(SequenceCheck::Accept);
+        }
         if epoch > entry.epoch {
             if first != 0 {
                 return Err(StorageError::OutOfOrderSequence {
@@ -303,6 +308,9 @@ fn apply(entry: &mut ProducerEntry, header: &BatchHeader, first_offset: i64) {
         entry.txn_first_offset = Some(first_offset);
     }
     let first_seq = header.base_sequence();
+    if first_seq < 0 {
+        return;
+    }
     entry.push(BatchMeta {
         first_seq,
         last_seq: last_sequence(first_seq, header.last_offset_delta()),
@@ -374,6 +382,22 @@ mod tests {
         states.end_txn(1, 1, 1, false);
         let old = txn_header(1, 0, 1, 2);
         assert!(ProducerStates::check(states.get(1), &old).is_err());
+    }
+
+    #[test]
+    fn batches_without_sequence_skip_sequence_checks_but_not_the_epoch() {
+        let mut states = ProducerStates::default();
+        let unsequenced = |epoch, offset| txn_header(3, epoch, -1, offset);
+        states.record(&unsequenced(1, 0));
+        for offset in 1..3 {
+            let h = unsequenced(1, offset);
+            assert_eq!(
+                ProducerStates::check(states.get(3), &h).unwrap(),
+                SequenceCheck::Accept
+            );
+            states.record(&h);
+        }
+        assert!(ProducerStates::check(states.get(3), &unsequenced(0, 3)).is_err());
     }
 
     #[test]
