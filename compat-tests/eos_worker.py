@@ -10,6 +10,8 @@ offset reaches `<count>`; exits 3 on a fatal error (e.g. it was fenced).
 usage: eos_worker.py BOOTSTRAP IN_TOPIC OUT_TOPIC GROUP TXN_ID COUNT
 """
 
+import faulthandler
+import signal
 import sys
 import time
 
@@ -18,6 +20,8 @@ from confluent_kafka import TopicPartition as TP
 
 
 def main():
+    # `kill -USR1` prints where the worker is, to diagnose a hang.
+    faulthandler.register(signal.SIGUSR1)
     bootstrap, in_topic, out_topic, group, txn_id, count = sys.argv[1:7]
     count = int(count)
     consumer = Consumer({
@@ -34,7 +38,6 @@ def main():
         "linger.ms": 5,
         "socket.timeout.ms": 5000,
         "transaction.timeout.ms": 20000,
-        "debug": "eos,protocol,cgrp",
     })
     producer.init_transactions(60)
 

@@ -320,7 +320,7 @@ fn apply(entry: &mut ProducerEntry, header: &BatchHeader, first_offset: i64) {
 }
 
 #[cfg(test)]
-#[allow(clippy::expect_used)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
