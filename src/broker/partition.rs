@@ -166,10 +166,10 @@ impl Partition {
 
     /// Deletes the segments retention no longer keeps.
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
-        self.log
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .apply_retention(now_ms)
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        let outcome = log.apply_retention(now_ms)?;
+        log.forget_aborted_below_log_start();
+        Ok(outcome)
     }
 
     /// One compaction pass (a no-op unless the topic is compacted). Holds
@@ -193,7 +193,9 @@ impl Partition {
                 log_end: hw,
             });
         }
-        log.advance_log_start(offset)
+        let start = log.advance_log_start(offset)?;
+        log.forget_aborted_below_log_start();
+        Ok(start)
     }
 
     /// fsyncs the log; everything appended so far becomes durable.

@@ -370,6 +370,13 @@ impl Log {
             .map_or(self.next_offset, |o| o.min(self.next_offset))
     }
 
+    /// Forgets aborted transactions wholly below the log start, after
+    /// retention or DeleteRecords moved it.
+    pub fn forget_aborted_below_log_start(&mut self) {
+        let start = self.log_start_offset();
+        self.producers.forget_aborted_before(start);
+    }
+
     /// Aborted transactions with data in `[from, to)`.
     pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         self.producers.aborted_between(from, to)

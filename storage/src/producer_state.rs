@@ -170,6 +170,12 @@ impl ProducerStates {
             .min()
     }
 
+    /// Forgets aborted transactions that end before `offset` (their data
+    /// is gone with deleted segments).
+    pub fn forget_aborted_before(&mut self, offset: i64) {
+        self.aborted.retain(|t| t.last_offset >= offset);
+    }
+
     /// Aborted transactions with data in `[from, to)`.
     pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         self.aborted
@@ -373,6 +379,10 @@ mod tests {
         );
         assert!(states.aborted_between(15, 100).is_empty());
         assert!(states.aborted_between(0, 11).is_empty());
+        states.forget_aborted_before(14);
+        assert_eq!(states.aborted_between(0, 100).len(), 1);
+        states.forget_aborted_before(15);
+        assert!(states.aborted_between(0, 100).is_empty());
     }
 
     #[test]
