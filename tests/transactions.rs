@@ -314,6 +314,11 @@ fn read_committed_fetch_stops_at_the_open_transaction_and_lists_aborted_ones() {
     assert_eq!(uncommitted.aborted_transactions, None);
     assert_eq!(latest(&mut client, "rc", 1), 0);
     assert_eq!(latest(&mut client, "rc", 0), 2);
+    let producers = describe_producers(&mut client, "rc");
+    assert_eq!(producers.len(), 1);
+    assert_eq!(producers[0].producer_id.0, pid);
+    assert_eq!(producers[0].last_sequence, 1);
+    assert_eq!(producers[0].current_txn_start_offset, 0);
 
     assert_eq!(end_txn(&mut client, "rc-tx", pid, epoch, false, 3), 0);
     let done = fetch(&mut client, "rc", 1);
@@ -331,6 +336,24 @@ fn read_committed_fetch_stops_at_the_open_transaction_and_lists_aborted_ones() {
         (pid, 0)
     );
     assert_eq!(latest(&mut client, "rc", 1), 3);
+    assert_eq!(
+        describe_producers(&mut client, "rc")[0].current_txn_start_offset,
+        -1
+    );
+}
+
+fn describe_producers(
+    client: &mut Client,
+    topic: &str,
+) -> Vec<describe_producers_response::ProducerState> {
+    let mut t = TopicRequest::default();
+    t.name = name(topic);
+    t.partition_indexes = vec![0];
+    let mut req = DescribeProducersRequest::default();
+    req.topics = vec![t];
+    let resp: DescribeProducersResponse = client.call(ApiKey::DescribeProducers, 0, &req);
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+    resp.topics[0].partitions[0].active_producers.clone()
 }
 
 #[test]
@@ -474,4 +497,45 @@ fn transactions_and_aborted_ranges_survive_a_restart() {
     assert_eq!((&*d.transaction_state, d.producer_id.0), ("Ongoing", pid));
     assert_eq!(end_txn(&mut client, "rs-tx", pid, epoch, true, 3), 0);
     assert_eq!(fetch(&mut client, "rs", 1).last_stable_offset, 5);
+}
+
+#[test]
+fn broker_aborts_a_transaction_open_past_its_timeout() {
+    let broker = TestBroker::start();
+    let mut client = broker.client();
+    create_topic(&mut client, "to");
+    let mut req = InitProducerIdRequest::default();
+    req.transactional_id = Some(txn_id("to-tx"));
+    req.transaction_timeout_ms = 300;
+    req.producer_id = ProducerId(-1);
+    req.producer_epoch = -1;
+    let resp: InitProducerIdResponse = client.call(ApiKey::InitProducerId, 4, &req);
+    let (pid, epoch) = (resp.producer_id.0, resp.producer_epoch);
+    assert_eq!(add_partition(&mut client, "to-tx", pid, epoch, "to"), 0);
+    assert_eq!(
+        produce_batch(&mut client, "to", 0, txn_batch(pid, epoch, 0, 1)),
+        (0, 0)
+    );
+    assert_eq!(fetch(&mut client, "to", 1).last_stable_offset, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let d = describe(&mut client, "to-tx");
+        if &*d.transaction_state == "CompleteAbort" {
+            assert_eq!(d.producer_epoch, epoch + 1, "the abort bumps the epoch");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {}",
+            &*d.transaction_state
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let f = fetch(&mut client, "to", 1);
+    assert_eq!(f.last_stable_offset, 2);
+    assert_eq!(f.aborted_transactions.unwrap().len(), 1);
+    assert_eq!(
+        end_txn(&mut client, "to-tx", pid, epoch, true, 3),
+        ResponseError::ProducerFenced.code()
+    );
 }
