@@ -484,8 +484,21 @@ fn transactions_and_aborted_ranges_survive_a_restart() {
         produce_batch(&mut client, "rs", 0, txn_batch(pid, epoch, 2, 1)),
         (0, 3)
     );
+    // The abort is in the segment's .txnindex: one 34-byte entry.
+    let index = broker
+        .dir
+        .path()
+        .join("rs-0")
+        .join("00000000000000000000.txnindex");
+    let bytes = std::fs::read(&index).unwrap();
+    assert_eq!(bytes.len(), 34);
+    assert_eq!(&bytes[2..10], &pid.to_be_bytes());
+    // A lost index is rebuilt by recovery (the broker never reads it while
+    // running, so losing it now is as losing it while down).
+    std::fs::remove_file(&index).unwrap();
     drop(client);
     broker.restart(false);
+    assert_eq!(std::fs::read(&index).unwrap(), bytes);
     let mut client = broker.client();
     // The open transaction still holds the stable offset; the aborted one
     // is still listed.

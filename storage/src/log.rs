@@ -256,13 +256,17 @@ impl Log {
             let bytes = records
                 .get(p.start..p.start.saturating_add(p.header.total_len()))
                 .unwrap_or_default();
-            if let Some(marker) = batch::read_marker(bytes, &p.header) {
-                self.producers.end_txn(
-                    p.header.producer_id(),
-                    p.header.producer_epoch(),
-                    p.header.base_offset(),
-                    marker.commit,
-                );
+            let Some(marker) = batch::read_marker(bytes, &p.header) else {
+                continue;
+            };
+            let aborted = self.producers.end_txn(
+                p.header.producer_id(),
+                p.header.producer_epoch(),
+                p.header.base_offset(),
+                marker.commit,
+            );
+            if let Some(a) = aborted {
+                crate::txn_index::append(&self.dir, self.active.base_offset(), a.into())?;
             }
         }
         self.next_offset = end_offset;
@@ -548,7 +552,8 @@ impl Log {
         // A batch straddling both the log start and `offset` went whole.
         self.log_start = self.log_start.min(self.next_offset);
         self.max_timestamp = recovery::log_max_timestamp(self.segments(), &self.config)?;
-        self.producers = recovery::producer_states(&self.older, &self.active, self.config.compact)?;
+        self.producers =
+            recovery::producer_states(&self.dir, &self.older, &self.active, self.config.compact)?;
         Ok(())
     }
 

@@ -67,6 +67,19 @@ pub struct AbortedTxn {
     pub first_offset: i64,
     /// Offset of the ABORT marker.
     pub last_offset: i64,
+    /// The last stable offset once the transaction ended.
+    pub last_stable_offset: i64,
+}
+
+impl From<AbortedTxn> for crate::format::TxnIndexEntry {
+    fn from(a: AbortedTxn) -> Self {
+        crate::format::TxnIndexEntry {
+            producer_id: a.producer_id,
+            first_offset: a.first_offset,
+            last_offset: a.last_offset,
+            last_stable_offset: a.last_stable_offset,
+        }
+    }
 }
 
 /// The producer ids seen in one log and their entries, and the log's
@@ -143,22 +156,33 @@ impl ProducerStates {
     /// Closes `producer_id`'s open transaction with the marker written at
     /// `marker_offset` by `epoch` (which may be a bumped one: older
     /// epochs are then fenced). An ABORT of a transaction that wrote here
-    /// is remembered for read_committed fetches.
-    pub fn end_txn(&mut self, producer_id: i64, epoch: i16, marker_offset: i64, commit: bool) {
+    /// is remembered for read_committed fetches, and returned.
+    pub fn end_txn(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        marker_offset: i64,
+        commit: bool,
+    ) -> Option<AbortedTxn> {
         let entry = self.entries.entry(producer_id).or_default();
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
         }
-        if let Some(first_offset) = entry.txn_first_offset.take() {
-            if !commit {
-                self.aborted.push(AbortedTxn {
-                    producer_id,
-                    first_offset,
-                    last_offset: marker_offset,
-                });
-            }
+        let first_offset = entry.txn_first_offset.take()?;
+        if commit {
+            return None;
         }
+        let aborted = AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset: marker_offset,
+            last_stable_offset: self
+                .first_unstable_offset()
+                .unwrap_or(marker_offset.saturating_add(1)),
+        };
+        self.aborted.push(aborted);
+        Some(aborted)
     }
 
     /// The first offset of the oldest transaction still open in this log:
@@ -374,7 +398,8 @@ mod tests {
             vec![AbortedTxn {
                 producer_id: 2,
                 first_offset: 11,
-                last_offset: 14
+                last_offset: 14,
+                last_stable_offset: 15,
             }]
         );
         assert!(states.aborted_between(15, 100).is_empty());
