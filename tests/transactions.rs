@@ -498,7 +498,6 @@ fn transactions_and_aborted_ranges_survive_a_restart() {
     std::fs::remove_file(&index).unwrap();
     drop(client);
     broker.restart(false);
-    assert_eq!(std::fs::read(&index).unwrap(), bytes);
     let mut client = broker.client();
     // The open transaction still holds the stable offset; the aborted one
     // is still listed.
@@ -506,6 +505,8 @@ fn transactions_and_aborted_ranges_survive_a_restart() {
     assert_eq!((f.high_watermark, f.last_stable_offset), (4, 3));
     let aborted = f.aborted_transactions.unwrap();
     assert_eq!((aborted.len(), aborted[0].first_offset), (1, 0));
+    // Answered, so recovery is done: the index is back.
+    assert_eq!(std::fs::read(&index).unwrap(), bytes);
     let d = describe(&mut client, "rs-tx");
     assert_eq!((&*d.transaction_state, d.producer_id.0), ("Ongoing", pid));
     assert_eq!(end_txn(&mut client, "rs-tx", pid, epoch, true, 3), 0);
