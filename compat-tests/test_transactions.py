@@ -236,29 +236,15 @@ def test_consume_transform_produce_is_exactly_once_across_worker_kill_and_broker
         worker.wait()
         worker = start_worker()
         wait_progress(worker, n // 2)
-        b.restart()
-        # librdkafka may hang in send_offsets_to_transaction after every
-        # broker went away at once (the cached group coordinator was
-        # "decommissioned": confluentinc/librdkafka#5511, #5456), ignoring
-        # its timeout. A worker stuck without progress is treated like a
-        # crashed consumer: killed and replaced, which exactly-once must
-        # survive as well.
-        replaced = 0
-        deadline = time.monotonic() + 150
-        last, last_change = -1, time.monotonic()
+        # SIGKILL: the transaction in flight and the coordinator's state must
+        # come back from the logs alone. (The worker runs with
+        # metadata.recovery.strategy=none: librdkafka's re-bootstrap when
+        # every broker is down can leave send_offsets_to_transaction hung,
+        # confluentinc/librdkafka#5511.)
+        b.restart(graceful=False)
+        deadline = time.monotonic() + 120
         while worker.poll() is None and time.monotonic() < deadline:
-            done = committed_offset(b.bootstrap, "ctp-in", "ctp-group")
-            if done != last:
-                last, last_change = done, time.monotonic()
-            elif time.monotonic() - last_change > 30 and replaced < 3:
-                worker.send_signal(signal.SIGUSR1)  # its stack, for the log
-                time.sleep(0.5)
-                worker.kill()
-                worker.wait()
-                replaced += 1
-                worker = start_worker()
-                last_change = time.monotonic()
-            time.sleep(0.5)
+            time.sleep(0.2)
         rc = worker.poll()
         if rc is None:
             worker.send_signal(signal.SIGUSR1)  # the worker prints its stack
