@@ -168,6 +168,18 @@ pub struct Config {
           value_parser = clap::value_parser!(i64).range(1..=1_000_000_000))]
     pub offsets_retention_minutes: i64,
 
+    /// Largest transaction.timeout.ms a transactional producer may ask for
+    /// (Kafka's transaction.max.timeout.ms).
+    #[arg(long, env = "WHARF_TRANSACTION_MAX_TIMEOUT_MS", default_value_t = 900_000,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub transaction_max_timeout_ms: i32,
+
+    /// Partitions of the internal __transaction_state topic, fixed when it
+    /// is first created (Kafka's transaction.state.log.num.partitions).
+    #[arg(long, env = "WHARF_TRANSACTION_STATE_LOG_NUM_PARTITIONS", default_value_t = 50,
+          value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub transaction_state_log_num_partitions: i32,
+
     /// Log filter: a level (error, warn, info, debug, trace) or a
     /// tracing-subscriber directive such as `wharf=debug`.
     #[arg(long, env = "WHARF_LOG_LEVEL", default_value = "info")]
@@ -183,6 +195,15 @@ impl Config {
             max_session_timeout_ms: self.group_max_session_timeout_ms,
             offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
             offsets_partitions: self.offsets_topic_num_partitions,
+        }
+    }
+
+    /// The transaction coordinator's settings.
+    pub fn txn_config(&self) -> wharf_coordinator::txn::TxnConfig {
+        wharf_coordinator::txn::TxnConfig {
+            max_timeout_ms: self.transaction_max_timeout_ms,
+            state_partitions: self.transaction_state_log_num_partitions,
+            ..Default::default()
         }
     }
 

@@ -18,6 +18,9 @@ pub(crate) struct Inner {
     /// Group metadata to append to `__consumer_offsets`; drained by the
     /// caller with [`GroupCoordinator::take_records`].
     pub pending: Vec<OffsetsRecord>,
+    /// Offsets committed inside transactions (TxnOffsetCommit), per
+    /// producer id, until the transaction's marker decides their fate.
+    pub pending_txn: HashMap<i64, Vec<crate::txn_offsets::PendingOffset>>,
 }
 
 /// All groups of this broker. Cheap calls under one mutex, never held
@@ -61,6 +64,7 @@ impl GroupCoordinator {
             inner: Mutex::new(Inner {
                 groups: HashMap::new(),
                 pending: Vec::new(),
+                pending_txn: HashMap::new(),
             }),
             loaded: AtomicBool::new(false),
         }

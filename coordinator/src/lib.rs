@@ -33,6 +33,8 @@ mod rebalance;
 pub mod records;
 #[cfg(test)]
 mod tests;
+pub mod txn;
+mod txn_offsets;
 
 pub use coordinator::{
     GroupCoordinator, HeartbeatRequest, JoinMember, JoinOutcome, JoinRequest, JoinResponse,

@@ -230,13 +230,13 @@ pub fn decode_group_value(buf: &[u8]) -> Result<GroupValue, RecordError> {
     })
 }
 
-fn put_i16(out: &mut Vec<u8>, v: i16) {
+pub(crate) fn put_i16(out: &mut Vec<u8>, v: i16) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
 /// Strings longer than i16::MAX bytes are cut (the request codecs already
 /// bound them, so this never happens in practice).
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let len = bytes.len().min(i16::MAX as usize);
     put_i16(out, i16::try_from(len).unwrap_or(i16::MAX));
@@ -254,10 +254,10 @@ fn put_len(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(&i32::try_from(len).unwrap_or(i32::MAX).to_be_bytes());
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
         if self.0.len() < n {
             return Err(RecordError::Truncated);
         }
@@ -270,13 +270,13 @@ impl<'a> Reader<'a> {
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
-    fn i16(&mut self) -> Result<i16, RecordError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, RecordError> {
         Ok(i16::from_be_bytes(self.array()?))
     }
-    fn i32(&mut self) -> Result<i32, RecordError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, RecordError> {
         Ok(i32::from_be_bytes(self.array()?))
     }
-    fn i64(&mut self) -> Result<i64, RecordError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, RecordError> {
         Ok(i64::from_be_bytes(self.array()?))
     }
     fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
@@ -289,7 +289,7 @@ impl<'a> Reader<'a> {
             .map(Some)
             .map_err(|_| RecordError::NotUtf8)
     }
-    fn string(&mut self) -> Result<String, RecordError> {
+    pub(crate) fn string(&mut self) -> Result<String, RecordError> {
         Ok(self.nullable_string()?.unwrap_or_default())
     }
     fn len(&mut self) -> Result<usize, RecordError> {

@@ -28,6 +28,7 @@
 #![deny(clippy::indexing_slicing)]
 
 mod builder;
+mod control;
 mod recompress;
 mod records;
 mod stream;
@@ -37,6 +38,7 @@ use std::borrow::Cow;
 use crate::compression::{self, Compression, CompressionError};
 
 pub use builder::{build_batch, build_batch_with, BatchOptions, NewRecord, SimpleRecord};
+pub use control::{build_marker, read_marker, ControlMarker};
 pub use recompress::recompress;
 pub use records::{records, Record, RecordHeader, RecordIter};
 pub use stream::for_each_record;

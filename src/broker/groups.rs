@@ -15,9 +15,6 @@ use super::{Broker, BrokerError, NewTopic, Topic};
 /// it arrives) has closed segments to work on.
 const OFFSETS_SEGMENT_BYTES: &str = "104857600";
 
-/// Most bytes read per step while replaying a partition.
-const REPLAY_CHUNK: usize = 1 << 20;
-
 /// Milliseconds since the epoch: the coordinator's clock.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -27,7 +24,7 @@ pub fn now_ms() -> i64 {
 
 /// True for topics clients must see as internal.
 pub fn is_internal(topic: &str) -> bool {
-    topic == OFFSETS_TOPIC
+    topic == OFFSETS_TOPIC || topic == wharf_coordinator::txn::TRANSACTION_STATE_TOPIC
 }
 
 impl Broker {
@@ -111,72 +108,25 @@ impl Broker {
     }
 
     /// Replays `__consumer_offsets` into the coordinator, then lets it
-    /// serve requests.
+    /// serve requests. Transactional offsets count from their COMMIT
+    /// marker; those of transactions still open become pending again.
     pub fn load_groups(&self) -> Result<(), BrokerError> {
         let now = now_ms();
         let mut count = 0usize;
         if let Some(topic) = self.topic(OFFSETS_TOPIC) {
             for partition in &topic.partitions {
-                let end = partition.high_watermark();
-                let mut offset = partition.log_start_offset();
-                while offset < end {
-                    let chunk = partition
-                        .read(offset, REPLAY_CHUNK, true)
-                        .map_err(|source| BrokerError::Storage {
-                            context: format!("replaying {OFFSETS_TOPIC}-{}", partition.index),
-                            source,
-                        })?;
-                    if chunk.is_empty() {
-                        break;
+                let (applied, open) = super::replay::replay_partition(
+                    OFFSETS_TOPIC,
+                    partition,
+                    |key, value| self.groups.replay(key, value, now),
+                    |_, _| {},
+                )?;
+                count += applied;
+                for (producer_id, held) in open {
+                    for (key, value) in held {
+                        self.groups
+                            .replay_pending(producer_id, &key, value.as_deref(), now);
                     }
-                    let mut next = offset;
-                    for item in batch::batches(&chunk) {
-                        let (header, bytes) = match item {
-                            Ok(b) => b,
-                            Err(e) => {
-                                tracing::warn!(
-                                    partition = partition.index,
-                                    "stopping replay at a bad batch: {e}"
-                                );
-                                break;
-                            }
-                        };
-                        next = header.next_offset();
-                        if header.is_control() {
-                            continue;
-                        }
-                        let payload = match batch::records_payload(bytes, &header, 64 << 20) {
-                            Ok(p) => p,
-                            Err(e) => {
-                                tracing::warn!(
-                                    partition = partition.index,
-                                    "skipping an unreadable batch: {e}"
-                                );
-                                continue;
-                            }
-                        };
-                        for record in batch::records(&header, &payload) {
-                            match record {
-                                Ok(r) => {
-                                    if let Some(key) = r.key {
-                                        self.groups.replay(key, r.value, now);
-                                        count += 1;
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::warn!(
-                                        partition = partition.index,
-                                        "skipping bad records: {e}"
-                                    );
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    if next <= offset {
-                        break;
-                    }
-                    offset = next;
                 }
             }
         }

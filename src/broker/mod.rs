@@ -10,8 +10,10 @@ mod meta_properties;
 pub mod metadata_log;
 mod partition;
 pub mod producer_ids;
+mod replay;
 pub mod retention;
 pub mod topic;
+pub mod txns;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -45,6 +47,8 @@ pub struct BrokerSettings {
     pub auto_create_topics: bool,
     /// Consumer groups and the __consumer_offsets topic.
     pub groups: GroupConfig,
+    /// Transactions and the __transaction_state topic.
+    pub txns: wharf_coordinator::txn::TxnConfig,
     /// Broker configs from flags: log defaults and static settings.
     pub configs: BrokerConfigs,
     /// How often the retention task runs.
@@ -78,6 +82,8 @@ pub struct Broker {
     appends: watch::Sender<u64>,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
+    /// Transactional ids and their transactions.
+    pub txns: wharf_coordinator::txn::TxnCoordinator,
     /// The block producer ids are handed out from (InitProducerId).
     producer_ids: Mutex<producer_ids::ProducerIdBlock>,
     /// Held open for the broker's life: the data directory's exclusive lock.
@@ -140,6 +146,7 @@ impl Broker {
         }
         let broker = Self {
             groups: GroupCoordinator::new(settings.groups.clone()),
+            txns: wharf_coordinator::txn::TxnCoordinator::new(settings.txns.clone()),
             settings,
             cluster_id,
             topics: RwLock::new(TopicTable::default()),

@@ -70,6 +70,70 @@ impl Partition {
         log.read(offset, max_bytes, min_one)
     }
 
+    /// Like [`Partition::read`], but only whole batches below `limit`
+    /// (the last stable offset for a read_committed fetch).
+    pub fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        limit: i64,
+    ) -> Result<Bytes, StorageError> {
+        if offset >= limit {
+            // Range-check the offset all the same.
+            return self.read(offset, 0, false).map(|_| Bytes::new());
+        }
+        let bytes = self.read(offset, max_bytes, min_one)?;
+        let mut end = 0usize;
+        for item in wharf_protocol::batch::batches(&bytes) {
+            let Ok((header, raw)) = item else { break };
+            if header.base_offset() >= limit {
+                break;
+            }
+            end = end.saturating_add(raw.len());
+        }
+        Ok(bytes.slice(..end.min(bytes.len())))
+    }
+
+    /// The producers this partition's log knows (DescribeProducers).
+    pub fn producers(&self) -> Vec<(i64, wharf_storage::producer_state::ProducerEntry)> {
+        self.with_log(|log| {
+            log.producer_states()
+                .iter()
+                .map(|(id, e)| (id, e.clone()))
+                .collect()
+        })
+    }
+
+    /// The last stable offset: below it, every transaction has ended.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.with_log(|log| log.last_stable_offset())
+            .min(self.high_watermark())
+    }
+
+    /// Aborted transactions with data in `[from, to)`.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<wharf_storage::AbortedTxn> {
+        self.with_log(|log| log.aborted_transactions(from, to))
+    }
+
+    /// Appends a COMMIT or ABORT marker for `producer_id` at `epoch`.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let marker = wharf_protocol::batch::ControlMarker {
+            commit,
+            coordinator_epoch,
+        };
+        let mut bytes = wharf_protocol::batch::build_marker(producer_id, epoch, marker, now_ms)
+            .map_err(StorageError::from)?;
+        self.append(&mut bytes)
+    }
+
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
     }
@@ -102,10 +166,10 @@ impl Partition {
 
     /// Deletes the segments retention no longer keeps.
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
-        self.log
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .apply_retention(now_ms)
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        let outcome = log.apply_retention(now_ms)?;
+        log.forget_aborted_below_log_start();
+        Ok(outcome)
     }
 
     /// One compaction pass (a no-op unless the topic is compacted). Holds
@@ -129,7 +193,9 @@ impl Partition {
                 log_end: hw,
             });
         }
-        log.advance_log_start(offset)
+        let start = log.advance_log_start(offset)?;
+        log.forget_aborted_below_log_start();
+        Ok(start)
     }
 
     /// fsyncs the log; everything appended so far becomes durable.

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::FetchResponse;
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
@@ -108,25 +110,37 @@ fn read_all(
                     let budget = usize::try_from(fp.partition_max_bytes)
                         .unwrap_or(0)
                         .min(max_bytes.saturating_sub(total));
+                    // read_committed (isolation level 1) stops at the last stable offset.
+                    let committed = body.isolation_level == 1;
+                    let limit = if committed {
+                        p.last_stable_offset()
+                    } else {
+                        i64::MAX
+                    };
                     match read_partition(
                         p,
                         fp.fetch_offset,
                         fp.current_leader_epoch,
                         budget,
                         total == 0,
+                        limit,
                     ) {
                         Ok(records) if version < 10 && contains_zstd(&records) => {
                             // As Kafka: zstd needs Fetch v10 or later.
                             out.error_code = ResponseError::UnsupportedCompressionType.code();
                         }
                         Ok(records) => {
+                            if committed {
+                                out.aborted_transactions =
+                                    Some(aborted_in(p, fp.fetch_offset, &records));
+                            }
                             total += records.len();
                             out.records = Some(records);
                         }
                         Err(err) => out.error_code = err.code(),
                     }
                     out.high_watermark = p.high_watermark();
-                    out.last_stable_offset = out.high_watermark;
+                    out.last_stable_offset = p.last_stable_offset();
                     if version >= 5 {
                         out.log_start_offset = p.log_start_offset();
                     }
@@ -150,9 +164,32 @@ fn read_partition(
     current_leader_epoch: i32,
     budget: usize,
     first: bool,
+    limit: i64,
 ) -> Result<Bytes, ResponseError> {
     super::check_leader_epoch(partition, current_leader_epoch)?;
+    let read = if limit == i64::MAX {
+        partition.read(offset, budget, first)
+    } else {
+        partition.read_below(offset, budget, first, limit)
+    };
+    read.map_err(|e| storage_error_code(&e))
+}
+
+/// The aborted transactions a read_committed consumer needs to drop
+/// records of `records`, fetched from `offset`.
+fn aborted_in(partition: &Partition, offset: i64, records: &Bytes) -> Vec<AbortedTransaction> {
+    let end = wharf_protocol::batch::batches(records)
+        .map_while(Result::ok)
+        .last()
+        .map_or(offset, |(h, _)| h.next_offset());
     partition
-        .read(offset, budget, first)
-        .map_err(|e| storage_error_code(&e))
+        .aborted_transactions(offset, end)
+        .into_iter()
+        .map(|t| {
+            let mut a = AbortedTransaction::default();
+            a.producer_id = ProducerId(t.producer_id);
+            a.first_offset = t.first_offset;
+            a
+        })
+        .collect()
 }

@@ -1,5 +1,5 @@
-//! FindCoordinator: this node coordinates every group. Batched keys (v4+)
-//! get one entry each. Transaction coordinators do not exist yet.
+//! FindCoordinator: this node coordinates every group and every
+//! transactional id. Batched keys (v4+) get one entry each.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
@@ -13,6 +13,7 @@ pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 6;
 
 const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: FindCoordinatorRequest = request.decode()?;
@@ -69,16 +70,30 @@ pub async fn handle(request: Request) -> HandlerResult {
 }
 
 /// Whether this node can coordinate keys of `key_type` now. Asking for a
-/// group coordinator creates `__consumer_offsets` when it is missing.
+/// coordinator creates its internal topic when it is missing.
 fn locate(broker: &Broker, key_type: i8) -> Result<(), ResponseError> {
-    if key_type != GROUP_KEY {
-        return Err(ResponseError::CoordinatorNotAvailable);
+    match key_type {
+        GROUP_KEY => {
+            if !broker.groups.is_loaded() {
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            broker.offsets_topic().map(|_| ()).map_err(|e| {
+                tracing::warn!("cannot create __consumer_offsets: {e}");
+                ResponseError::CoordinatorNotAvailable
+            })
+        }
+        TRANSACTION_KEY => {
+            if !broker.txns.is_loaded() {
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            broker.txn_state_topic().map(|_| ()).map_err(|e| {
+                tracing::warn!("cannot create __transaction_state: {e}");
+                ResponseError::CoordinatorNotAvailable
+            })
+        }
+        other => {
+            tracing::warn!(key_type = other, "FindCoordinator for an unknown key type");
+            Err(ResponseError::InvalidRequest)
+        }
     }
-    if !broker.groups.is_loaded() {
-        return Err(ResponseError::CoordinatorNotAvailable);
-    }
-    broker.offsets_topic().map(|_| ()).map_err(|e| {
-        tracing::warn!("cannot create __consumer_offsets: {e}");
-        ResponseError::CoordinatorNotAvailable
-    })
 }

@@ -4,16 +4,22 @@
 //! hands out a fresh producer id with epoch 0, even when the request names
 //! an existing id and epoch (v3+, KIP-360): an idempotent producer that
 //! must reset its sequences simply becomes a new producer. Wharf does the
-//! same. Transactions are not implemented: a request with a transactional
-//! id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients treat as
-//! fatal and report at once (a retriable error such as
-//! COORDINATOR_NOT_AVAILABLE would leave `init_transactions` retrying
-//! until it times out).
+//! same.
+//!
+//! With a transactional id the transaction coordinator answers: a new id
+//! gets a fresh producer id, a known one its producer id with the epoch
+//! bumped, which fences the previous producer; a transaction that producer
+//! left open is aborted first (its markers written with the bumped epoch).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
+use wharf_coordinator::txn::InitResult;
+
 use super::{HandlerResult, Request};
+use crate::broker::groups::now_ms;
+use crate::broker::txns::{txn_error, FencedSince};
+use crate::broker::Broker;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;
@@ -34,11 +40,25 @@ pub async fn handle(request: Request) -> HandlerResult {
         return request.respond(&response);
     }
     if let Some(txn) = &body.transactional_id {
-        tracing::warn!(
-            transactional_id = %txn.0,
-            "refusing InitProducerId for a transactional producer: transactions are not supported"
-        );
-        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        let expected =
+            (body.producer_id.0 >= 0).then_some((body.producer_id.0, body.producer_epoch));
+        match init_transactional(
+            &request.broker,
+            &txn.0,
+            body.transaction_timeout_ms,
+            expected,
+            request.api_version,
+        ) {
+            Ok((producer_id, epoch)) => {
+                tracing::debug!(transactional_id = %txn.0, producer_id, epoch, "transactional producer initialised");
+                response.producer_id = ProducerId(producer_id);
+                response.producer_epoch = epoch;
+            }
+            Err(e) => {
+                tracing::info!(transactional_id = %txn.0, "InitProducerId refused: {e}");
+                response.error_code = e.code();
+            }
+        }
         return request.respond(&response);
     }
     match request.broker.allocate_producer_id() {
@@ -58,4 +78,53 @@ pub async fn handle(request: Request) -> HandlerResult {
         }
     }
     request.respond(&response)
+}
+
+/// InitProducerId for a transactional id: asks the coordinator, writing
+/// its records and carrying out the abort of a transaction the previous
+/// producer left open, then asks again.
+fn init_transactional(
+    broker: &Broker,
+    transactional_id: &str,
+    timeout_ms: i32,
+    expected: Option<(i64, i16)>,
+    version: i16,
+) -> Result<(i64, i16), ResponseError> {
+    let version_errors = |e| txn_error(e, version, FencedSince::V4);
+    for _ in 0..3 {
+        let outcome = broker
+            .txns
+            .init_producer_id(transactional_id, timeout_ms, expected, now_ms(), || {
+                broker
+                    .allocate_producer_id()
+                    .map_err(|e| tracing::error!("cannot allocate a producer id: {e}"))
+                    .ok()
+            })
+            .map_err(version_errors)?;
+        match outcome {
+            InitResult::Granted {
+                producer_id,
+                producer_epoch,
+                record,
+            } => {
+                broker.write_txn_record(&record).map_err(storage_failed)?;
+                return Ok((producer_id, producer_epoch));
+            }
+            InitResult::AbortFirst { record, completion } => {
+                tracing::info!(
+                    transactional_id,
+                    producer_id = completion.producer_id,
+                    "fencing the previous producer: aborting its open transaction"
+                );
+                broker.write_txn_record(&record).map_err(storage_failed)?;
+                broker.complete_txn(&completion).map_err(storage_failed)?;
+            }
+        }
+    }
+    Err(ResponseError::ConcurrentTransactions)
+}
+
+fn storage_failed(e: crate::broker::BrokerError) -> ResponseError {
+    tracing::error!("transaction state not written: {e}");
+    ResponseError::CoordinatorNotAvailable
 }

@@ -25,6 +25,7 @@ pub async fn handle(request: Request) -> HandlerResult {
     let broker = &request.broker;
     // The leader epoch field exists from v4.
     let with_epoch = request.api_version >= 4;
+    let committed = request.api_version >= 2 && body.isolation_level == 1;
     let mut topics = Vec::with_capacity(body.topics.len());
     for t in body.topics {
         let topic = broker.topic(t.name.0.as_str());
@@ -43,7 +44,8 @@ pub async fn handle(request: Request) -> HandlerResult {
                     .ok_or(ResponseError::UnknownTopicOrPartition)
                     .and_then(|partition| {
                         check_leader_epoch(partition, p.current_leader_epoch)?;
-                        lookup(partition, p.timestamp).map(|r| (r, partition.leader_epoch()))
+                        lookup(partition, p.timestamp, committed)
+                            .map(|r| (r, partition.leader_epoch()))
                     });
                 match found {
                     Ok(((offset, timestamp), epoch)) => {
@@ -68,11 +70,15 @@ pub async fn handle(request: Request) -> HandlerResult {
     request.respond(&response)
 }
 
-/// (offset, timestamp) for one partition and one requested timestamp.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+/// (offset, timestamp) for one partition and one requested timestamp;
+/// `committed` (read_committed) makes LATEST the last stable offset.
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    committed: bool,
+) -> Result<(i64, i64), ResponseError> {
     Ok(match timestamp {
-        // One node, no transactions: the last stable offset is the high
-        // watermark for both isolation levels.
+        LATEST if committed => (partition.last_stable_offset(), NONE),
         LATEST => (partition.high_watermark(), NONE),
         EARLIEST | EARLIEST_LOCAL => (partition.log_start_offset(), NONE),
         // No tiered storage, so nothing is pending upload.

@@ -1,9 +1,9 @@
 //! OffsetFetch: committed offsets of one group (v1-v7) or several (v8+),
 //! of the partitions named or all of them.
 //!
-//! `require_stable` asks to fail with UNSTABLE_OFFSET_COMMIT while
-//! transactional offsets are pending; Wharf has no transactions, so no
-//! offset is ever pending and the flag needs no action.
+//! `require_stable` (v7+) asks for UNSTABLE_OFFSET_COMMIT on partitions
+//! whose offsets a transaction has committed but not yet ended (Kafka
+//! answers it per partition).
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -19,6 +19,8 @@ use crate::broker::Broker;
 
 pub const MIN_VERSION: i16 = 1;
 pub const MAX_VERSION: i16 = 9;
+
+const UNSTABLE: i16 = kafka_protocol::ResponseError::UnstableOffsetCommit.code();
 
 type Fetched = Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, GroupError>;
 
@@ -52,17 +54,27 @@ pub async fn handle(request: Request) -> HandlerResult {
                             .into_iter()
                             .map(|(t, parts)| {
                                 let mut rt = OffsetFetchResponseTopics::default();
-                                rt.name = name(t);
+                                rt.name = name(t.clone());
                                 rt.partitions = parts
                                     .into_iter()
                                     .map(|(index, o)| {
                                         let mut p = OffsetFetchResponsePartitions::default();
                                         p.partition_index = index;
+                                        let unstable = body.require_stable
+                                            && broker.groups.has_pending_offset(
+                                                &g.group_id.0,
+                                                &t,
+                                                index,
+                                            );
+                                        let o = if unstable { None } else { o };
                                         fill(&o, |off, epoch, meta| {
                                             p.committed_offset = off;
                                             p.committed_leader_epoch = epoch;
                                             p.metadata = Some(meta);
                                         });
+                                        if unstable {
+                                            p.error_code = UNSTABLE;
+                                        }
                                         p
                                     })
                                     .collect();
@@ -90,12 +102,21 @@ pub async fn handle(request: Request) -> HandlerResult {
                 .into_iter()
                 .map(|(t, parts)| {
                     let mut rt = OffsetFetchResponseTopic::default();
-                    rt.name = name(t);
+                    rt.name = name(t.clone());
                     rt.partitions = parts
                         .into_iter()
                         .map(|(index, o)| {
                             let mut p = OffsetFetchResponsePartition::default();
                             p.partition_index = index;
+                            let unstable = version >= 7
+                                && body.require_stable
+                                && broker
+                                    .groups
+                                    .has_pending_offset(&body.group_id.0, &t, index);
+                            let o = if unstable { None } else { o };
+                            if unstable {
+                                p.error_code = UNSTABLE;
+                            }
                             fill(&o, |off, epoch, meta| {
                                 p.committed_offset = off;
                                 if version >= 5 {
@@ -118,7 +139,7 @@ pub async fn handle(request: Request) -> HandlerResult {
                 .into_iter()
                 .map(|(t, parts)| {
                     let mut rt = OffsetFetchResponseTopic::default();
-                    rt.name = name(t);
+                    rt.name = name(t.clone());
                     rt.partitions = parts
                         .into_iter()
                         .map(|index| {

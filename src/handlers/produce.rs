@@ -79,6 +79,17 @@ pub async fn handle(request: Request) -> HandlerResult {
                 }
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
                 (Some(_), None) => Err(ResponseError::CorruptMessage),
+                (Some(_), Some(records))
+                    if topic.as_ref().is_some_and(|t| {
+                        broker
+                            .check_transactional_produce(&t.name, data.index, &records)
+                            .map_err(|e| out.error_code = e.code())
+                            .is_err()
+                    }) =>
+                {
+                    partitions.push(out);
+                    continue;
+                }
                 (Some(partition), Some(records)) => {
                     let configs = topic.as_ref().map(|t| t.configs());
                     let mut buf =

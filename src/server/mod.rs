@@ -39,6 +39,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         default_partitions: config.num_partitions,
         auto_create_topics: config.auto_create_topics,
         groups: config.group_config(),
+        txns: config.txn_config(),
         configs: config.broker_configs(),
         retention_check_interval: Duration::from_millis(config.log_retention_check_interval_ms),
         flush_check_interval: Duration::from_millis(config.log_flush_scheduler_interval_ms),
@@ -55,6 +56,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || loading.load_groups())
         .await
         .context("loading consumer groups")??;
+    let loading = broker.clone();
+    tokio::task::spawn_blocking(move || loading.load_txns())
+        .await
+        .context("loading transactions")??;
     tracing::info!(
         listen = ?bound,
         advertised = %format!("{}:{}", broker.settings.advertised_host, broker.settings.advertised_port),
@@ -140,6 +145,9 @@ async fn group_ticker(broker: Arc<Broker>) {
         interval.tick().await;
         broker.groups.tick(crate::broker::groups::now_ms());
         broker.flush_group_records();
+        let txns = broker.clone();
+        // Markers are file writes: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || txns.tick_txns()).await;
     }
 }
 

@@ -228,3 +228,78 @@ mod tests {
         );
     }
 }
+
+/// Suffix of a segment's aborted-transaction index (Kafka's `.txnindex`).
+pub const TXN_INDEX_SUFFIX: &str = ".txnindex";
+/// Bytes per aborted-transaction index entry: version i16, then
+/// producer id, first offset, last offset and last stable offset (i64s).
+pub const TXN_ENTRY_LEN: usize = 34;
+/// The only entry version.
+const TXN_ENTRY_VERSION: i16 = 0;
+
+/// `<dir>/<base offset, 20 digits>.txnindex`.
+pub fn txn_index_path(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{base_offset:020}{TXN_INDEX_SUFFIX}"))
+}
+
+/// The base offset named by a `.txnindex` file name.
+pub fn parse_txn_index_name(name: &str) -> Option<i64> {
+    let digits = name.strip_suffix(TXN_INDEX_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// One aborted transaction of a segment: its producer, first offset,
+/// the offset of its ABORT marker, and the last stable offset once it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnIndexEntry {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub last_stable_offset: i64,
+}
+
+impl TxnIndexEntry {
+    pub fn encode(self) -> [u8; TXN_ENTRY_LEN] {
+        let mut out = [0u8; TXN_ENTRY_LEN];
+        let fields = [
+            self.producer_id,
+            self.first_offset,
+            self.last_offset,
+            self.last_stable_offset,
+        ];
+        let (version, rest) = out.split_at_mut(2);
+        version.copy_from_slice(&TXN_ENTRY_VERSION.to_be_bytes());
+        for (slot, field) in rest.chunks_exact_mut(8).zip(fields) {
+            slot.copy_from_slice(&field.to_be_bytes());
+        }
+        out
+    }
+
+    /// Every entry of a `.txnindex` file; `None` when its length or a
+    /// version is wrong (the file is then rebuilt).
+    pub fn decode_all(bytes: &[u8]) -> Option<Vec<TxnIndexEntry>> {
+        if !bytes.len().is_multiple_of(TXN_ENTRY_LEN) {
+            return None;
+        }
+        let mut out = Vec::with_capacity(bytes.len() / TXN_ENTRY_LEN);
+        for chunk in bytes.chunks_exact(TXN_ENTRY_LEN) {
+            let (version, rest) = chunk.split_at(2);
+            if i16::from_be_bytes(version.try_into().ok()?) != TXN_ENTRY_VERSION {
+                return None;
+            }
+            let mut fields = rest
+                .chunks_exact(8)
+                .map(|b| b.try_into().ok().map(i64::from_be_bytes));
+            out.push(TxnIndexEntry {
+                producer_id: fields.next()??,
+                first_offset: fields.next()??,
+                last_offset: fields.next()??,
+                last_stable_offset: fields.next()??,
+            });
+        }
+        Some(out)
+    }
+}

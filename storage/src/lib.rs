@@ -12,6 +12,7 @@
 //! - `recovery`: opening a directory and repairing a torn tail.
 //! - `retention`: deleting expired segments and moving the log start offset.
 //! - `compaction`: keeping only each key's latest record in closed segments.
+//! - `txn_index`: each segment's aborted-transaction index (`.txnindex`).
 //! - [`error`]: the one error type, `StorageError`.
 #![forbid(unsafe_code)]
 
@@ -23,9 +24,10 @@ pub mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
+mod txn_index;
 
 pub use compaction::CompactionOutcome;
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig, PendingSync};
-pub use producer_state::ProducerStates;
+pub use producer_state::{AbortedTxn, ProducerStates};
 pub use retention::RetentionOutcome;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use wharf_protocol::batch::{self, BatchHeader};
 
 use crate::error::{Result, StorageError};
-use crate::producer_state::{AppendCheck, BatchMeta, ProducerStates};
+use crate::producer_state::{AbortedTxn, AppendCheck, BatchMeta, ProducerStates};
 use crate::recovery;
 use crate::segment::{PlacedBatch, Segment};
 
@@ -252,6 +252,23 @@ impl Log {
 
         self.active.append(records, &placed)?;
         self.producers.commit(staged);
+        for p in placed.iter().filter(|p| p.header.is_control()) {
+            let bytes = records
+                .get(p.start..p.start.saturating_add(p.header.total_len()))
+                .unwrap_or_default();
+            let Some(marker) = batch::read_marker(bytes, &p.header) else {
+                continue;
+            };
+            let aborted = self.producers.end_txn(
+                p.header.producer_id(),
+                p.header.producer_epoch(),
+                p.header.base_offset(),
+                marker.commit,
+            );
+            if let Some(a) = aborted {
+                crate::txn_index::append(&self.dir, self.active.base_offset(), a.into())?;
+            }
+        }
         self.next_offset = end_offset;
         self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
         if self.unflushed_messages >= self.config.flush_messages {
@@ -347,6 +364,26 @@ impl Log {
             });
         }
         Ok(())
+    }
+
+    /// The last stable offset: the first offset of the oldest open
+    /// transaction, or the log end when none is open.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers
+            .first_unstable_offset()
+            .map_or(self.next_offset, |o| o.min(self.next_offset))
+    }
+
+    /// Forgets aborted transactions wholly below the log start, after
+    /// retention or DeleteRecords moved it.
+    pub fn forget_aborted_below_log_start(&mut self) {
+        let start = self.log_start_offset();
+        self.producers.forget_aborted_before(start);
+    }
+
+    /// Aborted transactions with data in `[from, to)`.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.producers.aborted_between(from, to)
     }
 
     /// First offset in the log.
@@ -515,7 +552,8 @@ impl Log {
         // A batch straddling both the log start and `offset` went whole.
         self.log_start = self.log_start.min(self.next_offset);
         self.max_timestamp = recovery::log_max_timestamp(self.segments(), &self.config)?;
-        self.producers = recovery::producer_states(&self.older, &self.active, self.config.compact)?;
+        self.producers =
+            recovery::producer_states(&self.dir, &self.older, &self.active, self.config.compact)?;
         Ok(())
     }
 

@@ -44,6 +44,9 @@ pub struct ProducerEntry {
     /// its true last sequence is unknown). Duplicates and epochs are still
     /// checked; the next accepted batch clears it.
     pub lenient: bool,
+    /// Offset of the first batch of the producer's open transaction in
+    /// this log, until a marker closes it.
+    pub txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
@@ -55,11 +58,38 @@ impl ProducerEntry {
     }
 }
 
-/// The producer ids seen in one log and their entries.
+/// A transaction of this log that ended with an ABORT marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// The transactional producer.
+    pub producer_id: i64,
+    /// Offset of the transaction's first batch in this log.
+    pub first_offset: i64,
+    /// Offset of the ABORT marker.
+    pub last_offset: i64,
+    /// The last stable offset once the transaction ended.
+    pub last_stable_offset: i64,
+}
+
+impl From<AbortedTxn> for crate::format::TxnIndexEntry {
+    fn from(a: AbortedTxn) -> Self {
+        crate::format::TxnIndexEntry {
+            producer_id: a.producer_id,
+            first_offset: a.first_offset,
+            last_offset: a.last_offset,
+            last_stable_offset: a.last_stable_offset,
+        }
+    }
+}
+
+/// The producer ids seen in one log and their entries, and the log's
+/// aborted transactions (for read_committed fetches).
 #[derive(Debug, Clone, Default)]
 pub struct ProducerStates {
     /// Entry per producer id.
     entries: HashMap<i64, ProducerEntry>,
+    /// Aborted transactions, in the order of their markers.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// The outcome of checking one batch.
@@ -95,6 +125,11 @@ impl ProducerStates {
         self.entries.get(&producer_id)
     }
 
+    /// Every producer and its entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.entries.iter().map(|(id, e)| (*id, e))
+    }
+
     /// Number of producers tracked.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -112,9 +147,66 @@ impl ProducerStates {
         }
     }
 
-    /// Forgets every producer.
+    /// Forgets every producer and aborted transaction.
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.aborted.clear();
+    }
+
+    /// Closes `producer_id`'s open transaction with the marker written at
+    /// `marker_offset` by `epoch` (which may be a bumped one: older
+    /// epochs are then fenced). An ABORT of a transaction that wrote here
+    /// is remembered for read_committed fetches, and returned.
+    pub fn end_txn(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        marker_offset: i64,
+        commit: bool,
+    ) -> Option<AbortedTxn> {
+        let entry = self.entries.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        let first_offset = entry.txn_first_offset.take()?;
+        if commit {
+            return None;
+        }
+        let aborted = AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset: marker_offset,
+            last_stable_offset: self
+                .first_unstable_offset()
+                .unwrap_or(marker_offset.saturating_add(1)),
+        };
+        self.aborted.push(aborted);
+        Some(aborted)
+    }
+
+    /// The first offset of the oldest transaction still open in this log:
+    /// the last stable offset, when there is one.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.entries
+            .values()
+            .filter_map(|e| e.txn_first_offset)
+            .min()
+    }
+
+    /// Forgets aborted transactions that end before `offset` (their data
+    /// is gone with deleted segments).
+    pub fn forget_aborted_before(&mut self, offset: i64) {
+        self.aborted.retain(|t| t.last_offset >= offset);
+    }
+
+    /// Aborted transactions with data in `[from, to)`.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|t| t.last_offset >= from && t.first_offset < to)
+            .copied()
+            .collect()
     }
 
     /// Checks a batch (by its header) against `current`, the producer's entry
@@ -139,6 +231,11 @@ impl ProducerStates {
                 epoch,
                 current: entry.epoch,
             });
+        }
+        if first < 0 {
+            // No sequence (a coordinator's batch, such as transactional
+            // offsets): only the epoch is checked, as Kafka does.
+            return Ok(SequenceCheck::Accept);
         }
         if epoch > entry.epoch {
             if first != 0 {
@@ -237,7 +334,13 @@ fn apply(entry: &mut ProducerEntry, header: &BatchHeader, first_offset: i64) {
         entry.epoch = epoch;
     }
     entry.lenient = false;
+    if header.is_transactional() && entry.txn_first_offset.is_none() {
+        entry.txn_first_offset = Some(first_offset);
+    }
     let first_seq = header.base_sequence();
+    if first_seq < 0 {
+        return;
+    }
     entry.push(BatchMeta {
         first_seq,
         last_seq: last_sequence(first_seq, header.last_offset_delta()),
@@ -247,6 +350,7 @@ fn apply(entry: &mut ProducerEntry, header: &BatchHeader, first_offset: i64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -256,6 +360,79 @@ mod tests {
         assert_eq!(last_sequence(i32::MAX, 0), i32::MAX);
         assert_eq!(last_sequence(i32::MAX, 1), 0);
         assert_eq!(last_sequence(i32::MAX - 1, 3), 1);
+    }
+
+    fn txn_header(producer_id: i64, epoch: i16, seq: i32, offset: i64) -> BatchHeader {
+        let options = wharf_protocol::batch::BatchOptions {
+            transactional: true,
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            ..Default::default()
+        };
+        let record = wharf_protocol::batch::NewRecord {
+            key: None,
+            value: Some(b"v"),
+            timestamp: 0,
+            headers: Vec::new(),
+        };
+        let bytes =
+            wharf_protocol::batch::build_batch_with(offset, &[record], &options).expect("builds");
+        BatchHeader::parse(&bytes).expect("parses")
+    }
+
+    #[test]
+    fn open_transaction_holds_the_stable_offset_until_its_marker() {
+        let mut states = ProducerStates::default();
+        states.record(&txn_header(1, 0, 0, 10));
+        states.record(&txn_header(2, 0, 0, 11));
+        states.record(&txn_header(1, 0, 1, 12));
+        assert_eq!(states.first_unstable_offset(), Some(10));
+        states.end_txn(1, 0, 13, true);
+        assert_eq!(states.first_unstable_offset(), Some(11));
+        states.end_txn(2, 0, 14, false);
+        assert_eq!(states.first_unstable_offset(), None);
+        let aborted = states.aborted_between(0, 100);
+        assert_eq!(
+            aborted,
+            vec![AbortedTxn {
+                producer_id: 2,
+                first_offset: 11,
+                last_offset: 14,
+                last_stable_offset: 15,
+            }]
+        );
+        assert!(states.aborted_between(15, 100).is_empty());
+        assert!(states.aborted_between(0, 11).is_empty());
+        states.forget_aborted_before(14);
+        assert_eq!(states.aborted_between(0, 100).len(), 1);
+        states.forget_aborted_before(15);
+        assert!(states.aborted_between(0, 100).is_empty());
+    }
+
+    #[test]
+    fn marker_with_a_bumped_epoch_fences_the_old_epoch() {
+        let mut states = ProducerStates::default();
+        states.record(&txn_header(1, 0, 0, 0));
+        states.end_txn(1, 1, 1, false);
+        let old = txn_header(1, 0, 1, 2);
+        assert!(ProducerStates::check(states.get(1), &old).is_err());
+    }
+
+    #[test]
+    fn batches_without_sequence_skip_sequence_checks_but_not_the_epoch() {
+        let mut states = ProducerStates::default();
+        let unsequenced = |epoch, offset| txn_header(3, epoch, -1, offset);
+        states.record(&unsequenced(1, 0));
+        for offset in 1..3 {
+            let h = unsequenced(1, offset);
+            assert_eq!(
+                ProducerStates::check(states.get(3), &h).unwrap(),
+                SequenceCheck::Accept
+            );
+            states.record(&h);
+        }
+        assert!(ProducerStates::check(states.get(3), &unsequenced(0, 3)).is_err());
     }
 
     #[test]

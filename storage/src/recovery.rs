@@ -7,7 +7,7 @@
 //! offsets) and cut at the end of the last good batch; its index is rebuilt
 //! from that scan.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
@@ -55,7 +55,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
     };
     let segments = older.iter().chain(std::iter::once(&active));
     let max_timestamp = log_max_timestamp(segments, &config)?;
-    let producers = producer_states(&older, &active, config.compact)?;
+    let producers = producer_states(dir, &older, &active, config.compact)?;
     info!(
         dir = %dir.display(),
         segments = older.len() + 1,
@@ -221,24 +221,57 @@ pub(crate) fn log_max_timestamp<'a>(
 /// and sequence. In a compacted log, producers last seen in a closed
 /// segment are lenient about their next sequence (see
 /// [`crate::producer_state::ProducerEntry::lenient`]).
+///
+/// Aborted transactions are found on the way; each segment's `.txnindex`
+/// is then made to agree with them (see [`crate::txn_index`]).
 pub(crate) fn producer_states(
+    dir: &Path,
     older: &[Segment],
     active: &Segment,
     compacted: bool,
 ) -> Result<ProducerStates> {
     let mut states = ProducerStates::default();
+    let mut aborted = BTreeMap::new();
     for segment in older {
-        for item in segment.headers_from(0) {
-            let (_, header) = item?;
-            states.record(&header);
-        }
+        replay_producers(segment, &mut states, &mut aborted)?;
     }
     if compacted {
         states.mark_lenient();
     }
-    for item in active.headers_from(0) {
-        let (_, header) = item?;
-        states.record(&header);
-    }
+    replay_producers(active, &mut states, &mut aborted)?;
+    crate::txn_index::reconcile(dir, &aborted)?;
     Ok(states)
+}
+
+/// Feeds one segment's batches to `states`: headers alone for data
+/// batches; a transaction marker's record is read to learn its type.
+/// Aborted transactions are added to `aborted` under the segment's base.
+fn replay_producers(
+    segment: &Segment,
+    states: &mut ProducerStates,
+    aborted: &mut BTreeMap<i64, Vec<crate::format::TxnIndexEntry>>,
+) -> Result<()> {
+    for item in segment.headers_from(0) {
+        let (position, header) = item?;
+        if header.is_control() {
+            let bytes = segment.read_exact(position, header.total_len())?;
+            if let Some(marker) = wharf_protocol::batch::read_marker(&bytes, &header) {
+                let ended = states.end_txn(
+                    header.producer_id(),
+                    header.producer_epoch(),
+                    header.base_offset(),
+                    marker.commit,
+                );
+                if let Some(a) = ended {
+                    aborted
+                        .entry(segment.base_offset())
+                        .or_default()
+                        .push(a.into());
+                }
+            }
+        } else {
+            states.record(&header);
+        }
+    }
+    Ok(())
 }

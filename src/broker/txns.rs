@@ -1,0 +1,287 @@
+//! The broker's side of the transaction coordinator: the
+//! `__transaction_state` topic (created on first use, compacted, internal),
+//! writing its records, carrying out the end of transactions (markers into
+//! every partition, then the Complete state), the timer, and the replay
+//! on start.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use wharf_coordinator::txn::{Completion, TxnError, TxnRecord, TRANSACTION_STATE_TOPIC};
+use wharf_coordinator::{partition_for, OffsetsRecord, OFFSETS_TOPIC};
+use wharf_protocol::batch::{self, BatchOptions, NewRecord};
+
+use super::groups::now_ms;
+use super::{Broker, BrokerError, NewTopic, Topic};
+
+/// Kafka's transaction.state.log.segment.bytes.
+const STATE_SEGMENT_BYTES: &str = "104857600";
+
+/// The coordinator epoch written into markers: one node, never re-elected.
+const COORDINATOR_EPOCH: i32 = 0;
+
+/// Which API a coordinator error is answered in: PRODUCER_FENCED exists
+/// only from these versions on, older ones get INVALID_PRODUCER_EPOCH.
+#[derive(Debug, Clone, Copy)]
+pub enum FencedSince {
+    /// AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit: v2.
+    V2,
+    /// InitProducerId: v4.
+    V4,
+}
+
+/// The one place transaction coordinator errors become Kafka error codes.
+pub fn txn_error(e: TxnError, version: i16, fenced: FencedSince) -> ResponseError {
+    let fenced_since = match fenced {
+        FencedSince::V2 => 2,
+        FencedSince::V4 => 4,
+    };
+    match e {
+        TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        TxnError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+        TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+        TxnError::ProducerFenced if version >= fenced_since => ResponseError::ProducerFenced,
+        TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+        TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
+        TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+    }
+}
+
+impl Broker {
+    /// `__transaction_state`, created compacted the first time it is needed.
+    pub fn txn_state_topic(&self) -> Result<Arc<Topic>, BrokerError> {
+        if let Some(topic) = self.topic(TRANSACTION_STATE_TOPIC) {
+            return Ok(topic);
+        }
+        let new = NewTopic {
+            name: TRANSACTION_STATE_TOPIC.to_string(),
+            partitions: self.txns.config().state_partitions,
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), STATE_SEGMENT_BYTES.to_string()),
+            ]),
+        };
+        match self.create_topic(new) {
+            Ok(topic) => Ok(topic),
+            Err(BrokerError::TopicAlreadyExists(_)) => self
+                .topic(TRANSACTION_STATE_TOPIC)
+                .ok_or_else(|| BrokerError::UnknownTopic(TRANSACTION_STATE_TOPIC.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Appends one record to the `__transaction_state` partition of its
+    /// transactional id.
+    pub fn write_txn_record(&self, record: &TxnRecord) -> Result<(), BrokerError> {
+        let topic = self.txn_state_topic()?;
+        let index = partition_for(&record.transactional_id, topic.partition_count());
+        let partition = topic
+            .partition(index)
+            .ok_or_else(|| BrokerError::UnknownTopic(TRANSACTION_STATE_TOPIC.to_string()))?;
+        let new = NewRecord {
+            key: Some(&record.key),
+            value: record.value.as_deref(),
+            timestamp: now_ms(),
+            headers: Vec::new(),
+        };
+        let mut bytes =
+            batch::build_batch_with(0, &[new], &BatchOptions::default()).map_err(|e| {
+                BrokerError::InvalidConfig(format!(
+                    "building a {TRANSACTION_STATE_TOPIC} batch: {e}"
+                ))
+            })?;
+        partition
+            .append(&mut bytes)
+            .map_err(|source| BrokerError::Storage {
+                context: format!("appending to {TRANSACTION_STATE_TOPIC}-{index}"),
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Appends TxnOffsetCommit records to the group's `__consumer_offsets`
+    /// partition in one transactional batch of the producer.
+    pub fn write_txn_offsets(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        records: &[OffsetsRecord],
+    ) -> Result<(), BrokerError> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let topic = self.offsets_topic()?;
+        let index = partition_for(&first.group, topic.partition_count());
+        let partition = topic
+            .partition(index)
+            .ok_or_else(|| BrokerError::UnknownTopic(OFFSETS_TOPIC.to_string()))?;
+        let now = now_ms();
+        let new: Vec<NewRecord<'_>> = records
+            .iter()
+            .map(|r| NewRecord {
+                key: Some(&r.key),
+                value: r.value.as_deref(),
+                timestamp: now,
+                headers: Vec::new(),
+            })
+            .collect();
+        let options = BatchOptions {
+            transactional: true,
+            producer_id,
+            producer_epoch,
+            ..BatchOptions::default()
+        };
+        let mut bytes = batch::build_batch_with(0, &new, &options).map_err(|e| {
+            BrokerError::InvalidConfig(format!("building a {OFFSETS_TOPIC} batch: {e}"))
+        })?;
+        partition
+            .append(&mut bytes)
+            .map_err(|source| BrokerError::Storage {
+                context: format!("appending to {OFFSETS_TOPIC}-{index}"),
+                source,
+            })?;
+        self.notify_append();
+        Ok(())
+    }
+
+    /// Ends a transaction: a marker into each of its partitions (those of
+    /// deleted topics are skipped), transactional offsets applied or
+    /// dropped, then the Complete state written. On an error the
+    /// transaction stays in its Prepare state and the timer retries.
+    pub fn complete_txn(&self, completion: &Completion) -> Result<(), BrokerError> {
+        let now = now_ms();
+        for (topic_name, index) in &completion.partitions {
+            let Some(partition) = self
+                .topic(topic_name)
+                .and_then(|t| t.partition(*index).cloned())
+            else {
+                tracing::warn!(topic = %topic_name, partition = index, "no marker for a partition that no longer exists");
+                continue;
+            };
+            partition
+                .append_marker(
+                    completion.producer_id,
+                    completion.producer_epoch,
+                    completion.commit,
+                    COORDINATOR_EPOCH,
+                    now,
+                )
+                .map_err(|source| BrokerError::Storage {
+                    context: format!("writing a transaction marker to {topic_name}-{index}"),
+                    source,
+                })?;
+            if topic_name == OFFSETS_TOPIC {
+                self.groups
+                    .end_txn_offsets(completion.producer_id, completion.commit, now);
+            }
+        }
+        self.notify_append();
+        if let Some(record) = self.txns.complete(completion, now) {
+            self.write_txn_record(&record)?;
+        }
+        tracing::debug!(
+            transactional_id = %completion.transactional_id,
+            producer_id = completion.producer_id,
+            commit = completion.commit,
+            partitions = completion.partitions.len(),
+            "transaction completed"
+        );
+        Ok(())
+    }
+
+    /// The transaction timer: aborts expired transactions and retries
+    /// unfinished completions.
+    pub fn tick_txns(&self) {
+        for (record, completion) in self.txns.tick(now_ms()) {
+            let result = match record {
+                Some(record) => self.write_txn_record(&record),
+                None => Ok(()),
+            }
+            .and_then(|()| self.complete_txn(&completion));
+            if let Err(e) = result {
+                tracing::error!(
+                    transactional_id = %completion.transactional_id,
+                    "could not end a transaction: {e}"
+                );
+            }
+        }
+    }
+
+    /// Checks a produce's transactional batches: each must come from the
+    /// current epoch of a producer whose ongoing transaction includes the
+    /// partition (AddPartitionsToTxn first), as Kafka's verification does.
+    pub fn check_transactional_produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[u8],
+    ) -> Result<(), ResponseError> {
+        for item in batch::batches(records) {
+            let Ok((header, _)) = item else {
+                // Malformed batches are refused by the append's validation.
+                return Ok(());
+            };
+            if !header.is_transactional() || header.is_control() {
+                continue;
+            }
+            self.txns
+                .check_produce(
+                    header.producer_id(),
+                    header.producer_epoch(),
+                    topic,
+                    partition,
+                )
+                .map_err(|e| {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        producer_id = header.producer_id(),
+                        "refusing a transactional batch: {e}"
+                    );
+                    match e {
+                        TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+                        TxnError::InvalidProducerIdMapping => {
+                            ResponseError::InvalidProducerIdMapping
+                        }
+                        _ => ResponseError::InvalidTxnState,
+                    }
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Replays `__transaction_state`, lets the coordinator serve, and
+    /// finishes the transactions caught between Prepare and Complete.
+    pub fn load_txns(&self) -> Result<(), BrokerError> {
+        let mut count = 0usize;
+        if let Some(topic) = self.topic(TRANSACTION_STATE_TOPIC) {
+            for partition in &topic.partitions {
+                let (applied, _) = super::replay::replay_partition(
+                    TRANSACTION_STATE_TOPIC,
+                    partition,
+                    |key, value| self.txns.replay(key, value),
+                    |_, _| {},
+                )?;
+                count += applied;
+            }
+        }
+        let pending = self.txns.finish_loading();
+        for completion in &pending {
+            if let Err(e) = self.complete_txn(completion) {
+                tracing::error!(
+                    transactional_id = %completion.transactional_id,
+                    "could not finish a transaction after restart: {e}"
+                );
+            }
+        }
+        tracing::info!(
+            records = count,
+            finished = pending.len(),
+            "transaction coordinator loaded"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,48 @@
+//! AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the
+//! producer's transaction, so TxnOffsetCommit can follow and the
+//! transaction's marker reaches the group's offsets.
+
+use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
+use kafka_protocol::ResponseError;
+use wharf_coordinator::{partition_for, OFFSETS_TOPIC};
+
+use super::{HandlerResult, Request};
+use crate::broker::groups::now_ms;
+use crate::broker::txns::{txn_error, FencedSince};
+
+pub const MIN_VERSION: i16 = 0;
+pub const MAX_VERSION: i16 = 4;
+
+pub async fn handle(request: Request) -> HandlerResult {
+    let body: AddOffsetsToTxnRequest = request.decode()?;
+    let broker = &request.broker;
+    let mut response = AddOffsetsToTxnResponse::default();
+    let offsets = match broker.offsets_topic() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("cannot create __consumer_offsets: {e}");
+            response.error_code = ResponseError::CoordinatorNotAvailable.code();
+            return request.respond(&response);
+        }
+    };
+    let partition = partition_for(&body.group_id.0, offsets.partition_count());
+    let wanted = [(OFFSETS_TOPIC.to_string(), partition)];
+    response.error_code = match broker.txns.add_partitions(
+        &body.transactional_id.0,
+        body.producer_id.0,
+        body.producer_epoch,
+        &wanted,
+        now_ms(),
+    ) {
+        Ok(None) => 0,
+        Ok(Some(record)) => match broker.write_txn_record(&record) {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!("transaction state not written: {e}");
+                ResponseError::CoordinatorNotAvailable.code()
+            }
+        },
+        Err(e) => txn_error(e, request.api_version, FencedSince::V2).code(),
+    };
+    request.respond(&response)
+}

@@ -1,0 +1,55 @@
+//! EndTxn: commit or abort the producer's ongoing transaction. The
+//! coordinator moves it to PrepareCommit/PrepareAbort (written to
+//! `__transaction_state`), the markers go into every partition of the
+//! transaction, and the Complete state is written, all before the answer:
+//! on one node the markers are local appends. v5 (KIP-890's epoch bump per
+//! transaction) is not served.
+
+use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
+use kafka_protocol::ResponseError;
+
+use super::{HandlerResult, Request};
+use crate::broker::groups::now_ms;
+use crate::broker::txns::{txn_error, FencedSince};
+
+pub const MIN_VERSION: i16 = 0;
+pub const MAX_VERSION: i16 = 4;
+
+pub async fn handle(request: Request) -> HandlerResult {
+    let body: EndTxnRequest = request.decode()?;
+    let broker = &request.broker;
+    let id = &body.transactional_id.0;
+    let mut response = EndTxnResponse::default();
+    response.producer_id = ProducerId(-1);
+    response.producer_epoch = -1;
+    let outcome = broker.txns.end_txn(
+        id,
+        body.producer_id.0,
+        body.producer_epoch,
+        body.committed,
+        now_ms(),
+    );
+    response.error_code = match outcome {
+        Ok(None) => 0,
+        Ok(Some((record, completion))) => {
+            let done = broker
+                .write_txn_record(&record)
+                .and_then(|()| broker.complete_txn(&completion));
+            match done {
+                Ok(()) => 0,
+                Err(e) => {
+                    // The transaction stays in its Prepare state; the
+                    // timer finishes it. The client retries and gets
+                    // CONCURRENT_TRANSACTIONS until then.
+                    tracing::error!(transactional_id = %id, "could not end the transaction: {e}");
+                    ResponseError::CoordinatorNotAvailable.code()
+                }
+            }
+        }
+        Err(e) => {
+            tracing::info!(transactional_id = %id, "EndTxn refused: {e}");
+            txn_error(e, request.api_version, FencedSince::V2).code()
+        }
+    };
+    request.respond(&response)
+}

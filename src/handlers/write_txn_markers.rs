@@ -1,0 +1,85 @@
+//! WriteTxnMarkers: what a transaction coordinator sends partition leaders
+//! to end a transaction. Wharf's own coordinator writes its markers
+//! directly; this serves the API for tools and other coordinators: each
+//! marker is appended to each partition named.
+
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use kafka_protocol::ResponseError;
+use wharf_coordinator::OFFSETS_TOPIC;
+
+use super::{HandlerResult, Request};
+use crate::broker::groups::now_ms;
+use crate::broker::storage_error_code;
+
+pub const MIN_VERSION: i16 = 1;
+pub const MAX_VERSION: i16 = 1;
+
+pub async fn handle(request: Request) -> HandlerResult {
+    let body: WriteTxnMarkersRequest = request.decode()?;
+    let broker = &request.broker;
+    let now = now_ms();
+    let mut response = WriteTxnMarkersResponse::default();
+    let mut appended = false;
+    response.markers = body
+        .markers
+        .iter()
+        .map(|marker| {
+            let mut result = WritableTxnMarkerResult::default();
+            result.producer_id = marker.producer_id;
+            result.topics = marker
+                .topics
+                .iter()
+                .map(|t| {
+                    let topic = broker.topic(&t.name.0);
+                    let mut tr = WritableTxnMarkerTopicResult::default();
+                    tr.name = t.name.clone();
+                    tr.partitions = t
+                        .partition_indexes
+                        .iter()
+                        .map(|&index| {
+                            let mut pr = WritableTxnMarkerPartitionResult::default();
+                            pr.partition_index = index;
+                            let partition = topic.as_ref().and_then(|t| t.partition(index));
+                            pr.error_code = match partition {
+                                None => ResponseError::UnknownTopicOrPartition.code(),
+                                Some(p) => match p.append_marker(
+                                    marker.producer_id.0,
+                                    marker.producer_epoch,
+                                    marker.transaction_result,
+                                    marker.coordinator_epoch,
+                                    now,
+                                ) {
+                                    Ok(_) => {
+                                        appended = true;
+                                        if *t.name.0 == *OFFSETS_TOPIC {
+                                            broker.groups.end_txn_offsets(
+                                                marker.producer_id.0,
+                                                marker.transaction_result,
+                                                now,
+                                            );
+                                        }
+                                        0
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(topic = %t.name.0, partition = index, "marker not written: {e}");
+                                        storage_error_code(&e).code()
+                                    }
+                                },
+                            };
+                            pr
+                        })
+                        .collect();
+                    tr
+                })
+                .collect();
+            result
+        })
+        .collect();
+    if appended {
+        broker.notify_append();
+    }
+    request.respond(&response)
+}
