@@ -168,6 +168,16 @@ pub struct Config {
           value_parser = clap::value_parser!(i64).range(1..=1_000_000_000))]
     pub offsets_retention_minutes: i64,
 
+    /// Make the log engine's file I/O fail on purpose, to see how clients
+    /// and tools cope with a full or failing disk: a comma-separated list of
+    /// POINT=ERROR[@TRIGGER], with POINT one of segment-create,
+    /// segment-write, index-write, segment-sync, dir-sync, truncate, rename,
+    /// remove, aux-write; ERROR enospc or eio; TRIGGER always (default),
+    /// after:N (the first N calls succeed) or next:N (the next N calls
+    /// fail). Example: `segment-write=enospc@after:3`. Never for production.
+    #[arg(long, env = "WHARF_FAULT_INJECTION")]
+    pub fault_injection: Option<String>,
+
     /// Log filter: a level (error, warn, info, debug, trace) or a
     /// tracing-subscriber directive such as `wharf=debug`.
     #[arg(long, env = "WHARF_LOG_LEVEL", default_value = "info")]

@@ -148,7 +148,15 @@ impl Partition {
             let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
             (log.log_end_offset(), log.prepare_sync()?)
         };
-        pending.sync()?;
+        if let Err(e) = pending.sync() {
+            // The log may have lost pages the kernel could not write: it
+            // takes no more writes until a restart recovers it.
+            self.log
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take_offline(&e);
+            return Err(e);
+        }
         self.durable_offset.fetch_max(end, Ordering::AcqRel);
         Ok(())
     }

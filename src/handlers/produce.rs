@@ -98,12 +98,22 @@ pub async fn handle(request: Request) -> HandlerResult {
                     partition
                         .append(&mut buf)
                         .map_err(|e| {
-                            tracing::warn!(
-                                topic = topic.as_ref().map(|t| &*t.name),
-                                partition = data.index,
-                                "produce rejected: {e}"
-                            );
-                            storage_error_code(&e)
+                            let code = storage_error_code(&e);
+                            let topic = topic.as_ref().map(|t| &*t.name);
+                            if code == ResponseError::KafkaStorageError {
+                                tracing::error!(
+                                    topic,
+                                    partition = data.index,
+                                    "produce failed: {e}"
+                                );
+                            } else {
+                                tracing::warn!(
+                                    topic,
+                                    partition = data.index,
+                                    "produce rejected: {e}"
+                                );
+                            }
+                            code
                         })
                         .map(|info| (info, partition.log_start_offset(), partition.clone()))
                 }

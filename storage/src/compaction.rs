@@ -21,7 +21,6 @@
 //! tombstone's age is its own timestamp's).
 
 use std::collections::HashMap;
-use std::io::Write;
 
 use wharf_protocol::batch::{self, build_batch_with, BatchHeader, BatchOptions, NewRecord};
 
@@ -44,8 +43,17 @@ pub struct CompactionOutcome {
 
 impl Log {
     /// Compacts the closed segments, given the time in milliseconds. Does
-    /// nothing unless the log is compacted (`config.compact`).
+    /// nothing unless the log is compacted (`config.compact`), or when it is
+    /// offline. A failed write or swap takes the log offline.
     pub fn compact(&mut self, now_ms: i64) -> Result<CompactionOutcome> {
+        if self.offline.is_some() {
+            return Ok(CompactionOutcome::default());
+        }
+        let result = self.compact_inner(now_ms);
+        self.offline_on_io_error(result)
+    }
+
+    fn compact_inner(&mut self, now_ms: i64) -> Result<CompactionOutcome> {
         let mut outcome = CompactionOutcome::default();
         if !self.config.compact || self.older.is_empty() {
             return Ok(outcome);
@@ -162,20 +170,16 @@ impl Log {
         let log_path = format::log_path(&self.dir, base);
         let cleaned = std::path::PathBuf::from(format!("{}{CLEANED_SUFFIX}", log_path.display()));
         let io = |what: &str, e| StorageError::io(format!("{what} {}", cleaned.display()), e);
-        let mut file = std::fs::File::create(&cleaned).map_err(|e| io("creating", e))?;
-        file.write_all(bytes).map_err(|e| io("writing", e))?;
-        file.sync_all().map_err(|e| io("syncing", e))?;
+        let file = crate::io::write_new(&cleaned, bytes).map_err(|e| io("writing", e))?;
+        crate::io::sync_all(&file, &cleaned).map_err(|e| io("syncing", e))?;
         for index in [
             format::index_path(&self.dir, base),
             format::time_index_path(&self.dir, base),
         ] {
-            match std::fs::remove_file(&index) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io(format!("removing {}", index.display()), e)),
-            }
+            crate::io::remove_file(&index)
+                .map_err(|e| StorageError::io(format!("removing {}", index.display()), e))?;
         }
-        std::fs::rename(&cleaned, &log_path).map_err(|e| io("renaming", e))?;
+        crate::io::rename(&cleaned, &log_path).map_err(|e| io("renaming", e))?;
         Segment::open(&self.dir, base, self.config.index_interval_bytes)
     }
 }

@@ -12,12 +12,14 @@
 //! - `recovery`: opening a directory and repairing a torn tail.
 //! - `retention`: deleting expired segments and moving the log start offset.
 //! - `compaction`: keeping only each key's latest record in closed segments.
+//! - [`io`]: the write-side file operations, with fail points tests arm.
 //! - [`error`]: the one error type, `StorageError`.
 #![forbid(unsafe_code)]
 
 mod compaction;
 pub mod error;
 pub mod format;
+pub mod io;
 pub mod log;
 pub mod producer_state;
 mod recovery;

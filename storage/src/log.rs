@@ -6,6 +6,7 @@ use bytes::Bytes;
 use wharf_protocol::batch::{self, BatchHeader};
 
 use crate::error::{Result, StorageError};
+use crate::io;
 use crate::producer_state::{AppendCheck, BatchMeta, ProducerStates};
 use crate::recovery;
 use crate::segment::{PlacedBatch, Segment};
@@ -96,12 +97,11 @@ impl PendingSync {
     /// fsyncs the files, then the directory.
     pub fn sync(self) -> Result<()> {
         for (file, path) in &self.files {
-            file.sync_data()
+            io::sync_data(file, path)
                 .map_err(|e| StorageError::io(format!("syncing {}", path.display()), e))?;
         }
         if let Some(dir) = &self.dir {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
+            io::sync_dir(dir)
                 .map_err(|e| StorageError::io(format!("syncing {}", dir.display()), e))?;
         }
         Ok(())
@@ -170,6 +170,10 @@ pub struct Log {
     /// Idempotent producers' epochs and last batches, rebuilt from the
     /// batch headers on open and after a truncation.
     pub(crate) producers: ProducerStates,
+    /// Why the log refuses writes, once a write-side I/O failure has left
+    /// what is on disk uncertain (see [`Log::take_offline`]); `None` while
+    /// it accepts them.
+    pub(crate) offline: Option<String>,
 }
 
 impl Log {
@@ -185,7 +189,13 @@ impl Log {
     /// are then assigned from the log end by rewriting each batch's base
     /// offset in place, and `leader_epoch` is stamped on each. The bytes are
     /// written (not fsynced) before this returns.
+    ///
+    /// A failed write never leaves part of the append readable. A failure
+    /// from a full disk (ENOSPC, EDQUOT) whose rollback worked leaves the log
+    /// writable, as it was before; any other write failure, and any failed
+    /// fsync, takes the log offline (see [`Log::take_offline`]).
     pub fn append(&mut self, records: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
+        self.check_writable()?;
         let validated = self.validate_append(records)?;
         let headers = validated.iter().map(|(_, v)| &v.header);
         let staged = match self.producers.check_append(self.next_offset, headers)? {
@@ -221,7 +231,9 @@ impl Log {
                 || active.index_full(self.config.index_max_bytes)
                 || aged)
         {
-            self.roll()?;
+            // A failed roll changes nothing in memory; at worst it leaves
+            // empty files that the next roll or recovery replaces.
+            self.roll().map_err(|e| self.after_failed_append(e, true))?;
         }
 
         let mut placed = Vec::with_capacity(validated.len());
@@ -250,11 +262,15 @@ impl Log {
             offset = header.next_offset();
         }
 
-        self.active.append(records, &placed)?;
+        if let Err(failure) = self.active.append(records, &placed) {
+            return Err(self.after_failed_append(failure.error, failure.rolled_back));
+        }
         self.producers.commit(staged);
         self.next_offset = end_offset;
         self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
         if self.unflushed_messages >= self.config.flush_messages {
+            // The records are written but not durable: the append fails
+            // (nothing is acknowledged) and the log goes offline.
             self.flush()?;
         }
         let (max_timestamp, offset_of_max_timestamp) = max.unwrap_or((-1, base_offset));
@@ -412,7 +428,9 @@ impl Log {
     /// fsyncs every segment written since the last flush, and the directory if
     /// segments were created or removed.
     pub fn flush(&mut self) -> Result<()> {
-        self.flush_segments()?;
+        self.check_writable()?;
+        let flushed = self.flush_segments();
+        self.offline_on_io_error(flushed)?;
         self.unflushed_messages = 0;
         self.last_flush_ms = crate::segment::now_ms();
         Ok(())
@@ -421,7 +439,8 @@ impl Log {
     /// Flushes when records have been waiting longer than `flush_ms` at
     /// time `now_ms`; returns whether it did.
     pub fn flush_if_due(&mut self, now_ms: i64) -> Result<bool> {
-        if self.unflushed_messages == 0
+        if self.offline.is_some()
+            || self.unflushed_messages == 0
             || now_ms.saturating_sub(self.last_flush_ms) < self.config.flush_ms
         {
             return Ok(false);
@@ -442,6 +461,7 @@ impl Log {
     /// makes everything appended before this call durable, so appends need
     /// not wait for the disk.
     pub fn prepare_sync(&mut self) -> Result<PendingSync> {
+        self.check_writable()?;
         let mut files = Vec::new();
         for segment in self.older.iter_mut() {
             files.extend(segment.take_sync_handles()?);
@@ -464,8 +484,7 @@ impl Log {
         }
         self.active.flush()?;
         if self.dir_dirty {
-            std::fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
+            io::sync_dir(&self.dir)
                 .map_err(|e| StorageError::io(format!("syncing {}", self.dir.display()), e))?;
             self.dir_dirty = false;
         }
@@ -478,6 +497,12 @@ impl Log {
     /// start empties the log and restarts it at `offset`. Negative offsets
     /// are out of range.
     pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        self.check_writable()?;
+        let result = self.truncate_inner(offset);
+        self.offline_on_io_error(result)
+    }
+
+    fn truncate_inner(&mut self, offset: i64) -> Result<()> {
         if offset < 0 {
             return Err(StorageError::OffsetOutOfRange {
                 requested: offset,
@@ -545,6 +570,64 @@ impl Log {
         drop(self.active);
         std::fs::remove_dir_all(&dir)
             .map_err(|e| StorageError::io(format!("removing {}", dir.display()), e))
+    }
+
+    /// Stops the log accepting writes until it is reopened (a broker
+    /// restart), as Kafka takes a failed log directory offline. Called when
+    /// a write-side I/O call failed in a way that leaves the files'
+    /// contents uncertain, above all a failed fsync: after one, the kernel
+    /// may have dropped the dirty pages it could not write and a later fsync
+    /// can report success without them, so nothing appended since the last
+    /// good fsync may be counted durable. Reads go on; reopening runs
+    /// recovery, which validates the last segment and cuts what is invalid.
+    pub fn take_offline(&mut self, reason: &dyn std::fmt::Display) {
+        if self.offline.is_none() {
+            tracing::error!(
+                dir = %self.dir.display(),
+                "log taken offline after a failed write: {reason}; it refuses writes until the broker restarts"
+            );
+            self.offline = Some(reason.to_string());
+        }
+    }
+
+    /// Why the log refuses writes, if it does (see [`Log::take_offline`]).
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.offline.as_deref()
+    }
+
+    /// Refuses a write to an offline log.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        match &self.offline {
+            None => Ok(()),
+            Some(reason) => Err(StorageError::LogOffline {
+                dir: self.dir.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// Takes the log offline when `result` is an I/O failure.
+    pub(crate) fn offline_on_io_error<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(e @ StorageError::Io { .. }) = &result {
+            self.take_offline(e);
+        }
+        result
+    }
+
+    /// Decides what a failed append write leaves: a full disk with nothing
+    /// of the append left behind (`clean`) keeps the log writable, since
+    /// space may be freed and the files are as they were; anything else
+    /// takes it offline. Returns the error for the caller.
+    fn after_failed_append(&mut self, error: StorageError, clean: bool) -> StorageError {
+        if clean && error.is_disk_full() {
+            tracing::error!(
+                dir = %self.dir.display(),
+                "append failed, disk full: {error}; nothing of it was kept"
+            );
+        } else {
+            self.take_offline(&error);
+        }
+        error
     }
 
     /// The log's directory.

@@ -2,13 +2,13 @@
 //! vector: what the offset index and the time index have in common. Each
 //! index adds its own loading checks and lookups.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, StorageError};
 use crate::format::{IndexEntry, TimeEntry, INDEX_ENTRY_LEN, TIME_ENTRY_LEN};
+use crate::io::{self, FailPoint};
 
 /// An entry kind stored in an [`EntryFile`]; the byte layout is `format`'s.
 pub(crate) trait IndexRecord: Copy + PartialEq {
@@ -91,7 +91,7 @@ impl<E: IndexRecord> EntryFile<E> {
     /// Writes a fresh file holding `entries`, replacing any at `path`.
     pub(crate) fn create(path: &Path, entries: Vec<E>) -> Result<Self> {
         let file = open_rw(path, true)?;
-        file.write_all_at(&encode_all(&entries), 0)
+        io::write_all_at(FailPoint::IndexWrite, &file, path, &encode_all(&entries), 0)
             .map_err(|e| StorageError::io(format!("writing {} {}", E::KIND, path.display()), e))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -107,14 +107,20 @@ impl<E: IndexRecord> EntryFile<E> {
             return Ok(());
         }
         let at = (self.entries.len() as u64).saturating_mul(E::LEN as u64);
-        self.file
-            .write_all_at(entry.encode().as_ref(), at)
-            .map_err(|e| {
-                StorageError::io(
-                    format!("appending to {} {}", E::KIND, self.path.display()),
-                    e,
-                )
-            })?;
+        let bytes = entry.encode();
+        io::write_all_at(
+            FailPoint::IndexWrite,
+            &self.file,
+            &self.path,
+            bytes.as_ref(),
+            at,
+        )
+        .map_err(|e| {
+            StorageError::io(
+                format!("appending to {} {}", E::KIND, self.path.display()),
+                e,
+            )
+        })?;
         self.entries.push(entry);
         Ok(())
     }
@@ -123,16 +129,18 @@ impl<E: IndexRecord> EntryFile<E> {
     pub(super) fn truncate(&mut self, keep: usize) -> Result<()> {
         self.entries.truncate(keep);
         let len = (keep as u64).saturating_mul(E::LEN as u64);
-        self.file.set_len(len).map_err(|e| {
+        io::set_len(&self.file, &self.path, len).map_err(|e| {
             StorageError::io(format!("truncating {} {}", E::KIND, self.path.display()), e)
         })
     }
 
     /// Replaces every entry (after a truncation rescanned the segment).
     pub(crate) fn reset(&mut self, entries: Vec<E>) -> Result<()> {
-        self.file
-            .set_len(0)
-            .and_then(|()| self.file.write_all_at(&encode_all(&entries), 0))
+        io::set_len(&self.file, &self.path, 0)
+            .and_then(|()| {
+                let bytes = encode_all(&entries);
+                io::write_all_at(FailPoint::IndexWrite, &self.file, &self.path, &bytes, 0)
+            })
             .map_err(|e| {
                 StorageError::io(format!("rewriting {} {}", E::KIND, self.path.display()), e)
             })?;
@@ -155,7 +163,7 @@ impl<E: IndexRecord> EntryFile<E> {
 
     /// fsyncs the file.
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| {
+        io::sync_data(&self.file, &self.path).map_err(|e| {
             StorageError::io(format!("syncing {} {}", E::KIND, self.path.display()), e)
         })
     }
@@ -176,11 +184,6 @@ fn encode_all<E: IndexRecord>(entries: &[E]) -> Vec<u8> {
 
 /// Opens a file for positioned reads and writes, creating it; `truncate` empties it.
 pub(crate) fn open_rw(path: &Path, truncate: bool) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .open(path)
+    io::open_rw(path, truncate)
         .map_err(|e| StorageError::io(format!("opening {}", path.display()), e))
 }
