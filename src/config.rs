@@ -104,6 +104,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub log_cleaner_backoff_ms: u64,
 
+    /// Most bytes per second the log cleaner reads and writes, over all
+    /// partitions (Kafka's log.cleaner.io.max.bytes.per.second); unlimited
+    /// when unset.
+    #[arg(long, env = "WHARF_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND",
+          value_parser = positive_rate)]
+    pub log_cleaner_io_max_bytes_per_second: Option<f64>,
+
     /// How often retention runs over every partition, in milliseconds
     /// (Kafka's log.retention.check.interval.ms).
     #[arg(long, env = "WHARF_LOG_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000,
@@ -184,6 +191,16 @@ pub struct Config {
     pub log_level: String,
 }
 
+/// A bytes-per-second rate: a finite number above 0.
+fn positive_rate(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        _ => Err(format!(
+            "{value:?} is not a positive number of bytes per second"
+        )),
+    }
+}
+
 impl Config {
     /// The coordinator's settings.
     pub fn group_config(&self) -> wharf_coordinator::GroupConfig {
@@ -248,6 +265,11 @@ impl Config {
             (
                 "log.retention.check.interval.ms",
                 self.log_retention_check_interval_ms.to_string(),
+            ),
+            (
+                "log.cleaner.io.max.bytes.per.second",
+                self.log_cleaner_io_max_bytes_per_second
+                    .map_or_else(|| "1.7976931348623157E308".to_string(), |r| r.to_string()),
             ),
         ];
         out.other = other.into_iter().map(|(k, v)| (k.to_string(), v)).collect();

@@ -36,7 +36,10 @@ use std::borrow::Cow;
 
 use crate::compression::{self, Compression, CompressionError};
 
-pub use builder::{build_batch, build_batch_with, BatchOptions, NewRecord, SimpleRecord};
+pub use builder::{
+    build_batch, build_batch_with, build_batch_with_delete_horizon, BatchOptions, NewRecord,
+    SimpleRecord,
+};
 pub use recompress::recompress;
 pub use records::{records, Record, RecordHeader, RecordIter};
 pub use stream::for_each_record;

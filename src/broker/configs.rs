@@ -295,6 +295,12 @@ impl BrokerConfigs {
             min_compaction_lag_ms: num("min.compaction.lag.ms")
                 .unwrap_or(base.min_compaction_lag_ms),
             delete_retention_ms: num("delete.retention.ms").unwrap_or(base.delete_retention_ms),
+            min_cleanable_dirty_ratio: self
+                .effective_named("min.cleanable.dirty.ratio", overrides)
+                .parse::<f64>()
+                .unwrap_or(base.min_cleanable_dirty_ratio),
+            max_compaction_lag_ms: num("max.compaction.lag.ms")
+                .unwrap_or(base.max_compaction_lag_ms),
             ..base
         }
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
 use wharf_storage::{
-    AppendInfo, CompactionOutcome, Log, LogConfig, RetentionOutcome, StorageError,
+    AppendInfo, CompactionOutcome, Log, LogConfig, RetentionOutcome, StorageError, Throttle,
 };
 
 #[derive(Debug)]
@@ -108,13 +108,23 @@ impl Partition {
             .apply_retention(now_ms)
     }
 
-    /// One compaction pass (a no-op unless the topic is compacted). Holds
-    /// the log's write lock throughout: appends wait for it.
-    pub fn compact(&self, now_ms: i64) -> Result<CompactionOutcome, StorageError> {
+    /// One compaction pass (a no-op unless the topic is compacted and due).
+    /// Only deciding and swapping take the log's lock; the rewriting, paced
+    /// by `throttle`, runs without it, so appends and fetches carry on.
+    pub fn compact(
+        &self,
+        now_ms: i64,
+        throttle: &mut Throttle,
+    ) -> Result<CompactionOutcome, StorageError> {
+        let plan = self.with_log(|log| log.plan_compaction(now_ms))?;
+        let Some(plan) = plan else {
+            return Ok(CompactionOutcome::default());
+        };
+        let cleaned = plan.build(throttle)?;
         self.log
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .compact(now_ms)
+            .finish_compaction(cleaned)
     }
 
     /// Moves the log start offset forward (DeleteRecords); returns the new

@@ -96,9 +96,12 @@ impl Broker {
     /// One compaction pass over every compacted partition.
     pub fn compact_logs(&self) {
         let now = now_ms();
+        // One budget for the whole pass, as Kafka's cleaner thread has one.
+        let mut throttle =
+            wharf_storage::Throttle::new(self.settings.cleaner_io_max_bytes_per_second);
         for topic in self.topics() {
             for partition in &topic.partitions {
-                match partition.compact(now) {
+                match partition.compact(now, &mut throttle) {
                     Ok(out) if out.records_removed > 0 => tracing::info!(
                         topic = %topic.name,
                         partition = partition.index,

@@ -26,7 +26,7 @@ mod recovery;
 mod retention;
 mod segment;
 
-pub use compaction::CompactionOutcome;
+pub use compaction::{CleanedSegments, CompactionOutcome, CompactionPlan, Throttle};
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig, PendingSync};
 pub use producer_state::ProducerStates;

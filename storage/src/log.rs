@@ -45,9 +45,16 @@ pub struct LogConfig {
     /// Records younger than this many milliseconds are not compacted
     /// (Kafka's min.compaction.lag.ms).
     pub min_compaction_lag_ms: i64,
-    /// Tombstones older than this many milliseconds are removed by
-    /// compaction (Kafka's delete.retention.ms).
+    /// How long compaction keeps a tombstone after it first reached it, in
+    /// milliseconds (Kafka's delete.retention.ms; see `compaction`).
     pub delete_retention_ms: i64,
+    /// Compaction skips a log whose dirty share of the cleanable bytes is
+    /// not above this (Kafka's min.cleanable.dirty.ratio).
+    pub min_cleanable_dirty_ratio: f64,
+    /// Compaction cleans a log whose oldest dirty record is older than this
+    /// many milliseconds, whatever its dirty ratio (Kafka's
+    /// max.compaction.lag.ms); `i64::MAX` never forces it.
+    pub max_compaction_lag_ms: i64,
     /// fsync after an append leaves this many records unflushed (Kafka's
     /// flush.messages); `u64::MAX` leaves flushing to the OS.
     pub flush_messages: u64,
@@ -71,6 +78,8 @@ impl Default for LogConfig {
             compact: false,
             min_compaction_lag_ms: 0,
             delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            max_compaction_lag_ms: i64::MAX,
             flush_messages: u64::MAX,
             flush_ms: i64::MAX,
         }
@@ -174,6 +183,14 @@ pub struct Log {
     /// what is on disk uncertain (see [`Log::take_offline`]); `None` while
     /// it accepts them.
     pub(crate) offline: Option<String>,
+    /// Offsets below this were covered by a compaction pass (Kafka's
+    /// cleaner checkpoint, kept in memory: 0 after opening).
+    pub(crate) first_dirty_offset: i64,
+    /// Truncations so far, so a compaction built meanwhile can tell.
+    pub(crate) truncations: u64,
+    /// The earliest delete horizon of a compacted batch still holding
+    /// tombstones: compaction is due again once it passes.
+    pub(crate) tombstone_horizon: Option<i64>,
 }
 
 impl Log {
@@ -513,6 +530,8 @@ impl Log {
         if offset >= self.next_offset {
             return Ok(());
         }
+        self.truncations = self.truncations.saturating_add(1);
+        self.first_dirty_offset = self.first_dirty_offset.min(offset);
         if offset <= self.log_start_offset() {
             return self.restart_at(offset);
         }

@@ -76,6 +76,9 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         last_flush_ms: crate::segment::now_ms(),
         producers,
         offline: None,
+        first_dirty_offset: 0,
+        truncations: 0,
+        tombstone_horizon: None,
     })
 }
 

@@ -350,40 +350,69 @@ fn failed_segment_removal_in_retention_takes_the_log_offline_and_keeps_reads() {
     );
 }
 
+fn compacted_log_with_three_values_of_one_key(dir: &Path) -> (Log, LogConfig) {
+    let cfg = LogConfig {
+        segment_bytes: 100,
+        compact: true,
+        ..config()
+    };
+    let mut log = Log::open(dir, cfg.clone()).unwrap();
+    for v in ["a", "b", "c"] {
+        let records = [(Some(&b"k"[..]), Some(v.as_bytes()), 1)];
+        log.append(&mut build_batch(0, &records, Compression::None).unwrap(), 0)
+            .unwrap();
+    }
+    (log, cfg)
+}
+
 #[test]
-fn failed_compaction_write_or_rename_leaves_the_original_segments() {
-    for point in [
-        FailPoint::AuxWrite,
-        FailPoint::SegmentSync,
-        FailPoint::Rename,
-    ] {
+fn failed_compaction_output_write_keeps_the_log_writable_and_leaves_nothing_behind() {
+    for point in [FailPoint::AuxWrite, FailPoint::SegmentSync] {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = LogConfig {
-            segment_bytes: 100,
-            compact: true,
-            ..config()
-        };
-        let mut log = Log::open(dir.path(), cfg.clone()).unwrap();
-        let same_key = |v: &str| {
-            let records = [(Some(&b"k"[..]), Some(v.as_bytes()), 1)];
-            build_batch(0, &records, Compression::None).unwrap()
-        };
-        for v in ["a", "b", "c"] {
-            log.append(&mut same_key(v), 0).unwrap();
-        }
+        let (mut log, cfg) = compacted_log_with_three_values_of_one_key(dir.path());
         {
             let _armed = arm(dir.path(), point, InjectedError::NoSpace, Trigger::Always);
             let err = log.compact(1_000).unwrap_err();
             assert!(matches!(err, StorageError::Io { .. }), "{point}: {err}");
         }
-        assert!(log.offline_reason().is_some(), "{point}");
-        assert_eq!(values(&log), expected(&["a", "b", "c"]), "{point}");
-        drop(log);
-        let mut log = Log::open(dir.path(), cfg).unwrap();
+        // Only the cleaner's own output failed: the log's files are intact.
+        assert!(log.offline_reason().is_none(), "{point}");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".cleaned"))
+            .collect();
+        assert!(leftovers.is_empty(), "{point}: {leftovers:?}");
         assert_eq!(values(&log), expected(&["a", "b", "c"]), "{point}");
         assert_eq!(log.compact(1_000).unwrap().records_removed, 2, "{point}");
         assert_eq!(values(&log), vec![(2, "c".to_string())], "{point}");
+        drop(log);
+        let log = Log::open(dir.path(), cfg).unwrap();
+        assert_eq!(values(&log), vec![(2, "c".to_string())], "{point}");
     }
+}
+
+#[test]
+fn failed_compaction_swap_takes_the_log_offline_and_reopening_keeps_every_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, cfg) = compacted_log_with_three_values_of_one_key(dir.path());
+    {
+        let _armed = arm(
+            dir.path(),
+            FailPoint::Rename,
+            InjectedError::Eio,
+            Trigger::Always,
+        );
+        let err = log.compact(1_000).unwrap_err();
+        assert!(matches!(err, StorageError::Io { .. }), "{err}");
+    }
+    assert!(log.offline_reason().is_some());
+    assert_eq!(values(&log), expected(&["a", "b", "c"]));
+    drop(log);
+    let mut log = Log::open(dir.path(), cfg).unwrap();
+    assert_eq!(values(&log), expected(&["a", "b", "c"]));
+    assert_eq!(log.compact(1_000).unwrap().records_removed, 2);
+    assert_eq!(values(&log), vec![(2, "c".to_string())]);
 }
 
 #[test]
