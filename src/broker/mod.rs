@@ -11,6 +11,7 @@ pub mod metadata_log;
 mod partition;
 pub mod producer_ids;
 pub mod retention;
+pub mod timestamps;
 pub mod topic;
 
 use std::collections::{BTreeMap, HashMap};

@@ -26,6 +26,10 @@ pub struct LogConfig {
     /// the next append (Kafka's segment.ms, counted from the segment's
     /// creation).
     pub segment_ms: i64,
+    /// Largest random amount each segment's segment.ms is shortened by, so
+    /// that many partitions created together do not all roll at once
+    /// (Kafka's segment.jitter.ms).
+    pub segment_jitter_ms: i64,
     /// Largest decompressed records section accepted when validating a compressed batch.
     pub max_decompressed_batch_bytes: usize,
     /// Largest single batch an append may carry (Kafka's max.message.bytes).
@@ -70,6 +74,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             index_max_bytes: 10 << 20,
             segment_ms: 7 * 24 * 3600 * 1000,
+            segment_jitter_ms: 0,
             max_decompressed_batch_bytes: 64 << 20,
             max_batch_bytes: u64::from(u32::MAX),
             retention_ms: -1,
@@ -191,6 +196,8 @@ pub struct Log {
     /// The earliest delete horizon of a compacted batch still holding
     /// tombstones: compaction is due again once it passes.
     pub(crate) tombstone_horizon: Option<i64>,
+    /// Draws each segment's segment.jitter.ms share (from its base offset).
+    pub(crate) jitter: std::hash::RandomState,
 }
 
 impl Log {
@@ -240,8 +247,9 @@ impl Log {
 
         let active = &self.active;
         let relative_end = end_offset.saturating_sub(active.base_offset());
-        let aged =
-            crate::segment::now_ms().saturating_sub(active.created_ms()) > self.config.segment_ms;
+        let jitter = roll_jitter(&self.jitter, active.base_offset(), &self.config);
+        let aged = crate::segment::now_ms().saturating_sub(active.created_ms())
+            > self.config.segment_ms.saturating_sub(jitter);
         if active.size() > 0
             && (active.size().saturating_add(size) > limit
                 || relative_end > i64::from(i32::MAX)
@@ -691,6 +699,18 @@ impl Log {
     }
 }
 
+/// How much sooner than segment.ms the segment at `base_offset` rolls: a
+/// random share, fixed per segment, below both segment.jitter.ms and
+/// segment.ms, as Kafka draws it.
+fn roll_jitter(state: &std::hash::RandomState, base_offset: i64, config: &LogConfig) -> i64 {
+    use std::hash::BuildHasher;
+    let bound = config.segment_jitter_ms.min(config.segment_ms);
+    match u64::try_from(bound) {
+        Ok(bound) if bound > 0 => i64::try_from(state.hash_one(base_offset) % bound).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// The first record of the batch at `position` whose (offset, timestamp) satisfies `pred`.
 pub(crate) fn find_record(
     segment: &Segment,
@@ -708,4 +728,28 @@ pub(crate) fn find_record(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roll_jitter_is_fixed_per_segment_and_below_both_limits() {
+        let state = std::hash::RandomState::new();
+        let config = LogConfig {
+            segment_ms: 1_000,
+            segment_jitter_ms: 5_000,
+            ..LogConfig::default()
+        };
+        let draws: Vec<i64> = (0..200).map(|b| roll_jitter(&state, b, &config)).collect();
+        assert!(draws.iter().all(|j| (0..1_000).contains(j)));
+        assert!(
+            draws.iter().any(|j| *j != draws[0]),
+            "jitter varies by segment"
+        );
+        assert_eq!(roll_jitter(&state, 7, &config), draws[7]);
+        let none = LogConfig::default();
+        assert_eq!(roll_jitter(&state, 7, &none), 0);
+    }
 }

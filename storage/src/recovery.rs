@@ -79,6 +79,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         first_dirty_offset: 0,
         truncations: 0,
         tombstone_horizon: None,
+        jitter: std::hash::RandomState::new(),
     })
 }
 
