@@ -19,8 +19,7 @@
 //! DeleteRecords in the middle of a segment survives restarts.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -189,15 +188,7 @@ fn write_checkpoint(path: &Path, entries: &[(String, i32, i64)]) -> std::io::Res
     for (topic, partition, offset) in entries {
         text.push_str(&format!("{topic} {partition} {offset}\n"));
     }
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    wharf_storage::io::replace_file(path, text.as_bytes())
 }
 
 /// Parses Kafka's checkpoint format; `None` if anything is off.

@@ -310,6 +310,21 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> io::Result<File> {
     Ok(file)
 }
 
+/// Replaces `path` with `bytes` atomically and durably: writes and fsyncs
+/// `<path>.tmp`, renames it over `path`, fsyncs the directory. For small
+/// files such as checkpoints; fail points aux-write, segment-sync, rename
+/// and dir-sync.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = std::path::PathBuf::from(format!("{}.tmp", path.display()));
+    let file = write_new(&tmp, bytes)?;
+    sync_all(&file, &tmp)?;
+    rename(&tmp, path)?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => Ok(()),
+    }
+}
+
 /// fsyncs a file's data (fdatasync).
 pub(crate) fn sync_data(file: &File, path: &Path) -> io::Result<()> {
     check(FailPoint::SegmentSync, path)?;
@@ -385,6 +400,19 @@ mod tests {
             .contains("after:N"));
         assert!(parse_spec("segment-write").is_err());
         assert!(parse_spec("segment-write=eio@after:x").is_err());
+    }
+
+    #[test]
+    fn replace_file_swaps_contents_and_a_failed_write_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint");
+        replace_file(&path, b"one").unwrap();
+        replace_file(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        arm(Fault::new(FailPoint::Rename, InjectedError::Eio, Trigger::Always).under(dir.path()));
+        assert!(replace_file(&path, b"three").is_err());
+        disarm(Some(dir.path()));
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
     }
 
     #[test]
