@@ -89,3 +89,38 @@ def test_cleaner_waits_for_min_cleanable_dirty_ratio_unless_max_compaction_lag_p
     assert kw.wait_until(
         lambda: len(c_consume(b.bootstrap, "lazy", timeout=30)) < 100, timeout=20), \
         "the cleaner removed nothing after the change"
+
+
+def test_cleaner_io_budget_paces_compaction_and_shutdown_cancels_a_slow_pass(broker_factory):
+    import time
+
+    from kafka.admin import ConfigResource as KRes
+    from kafka.admin import ConfigResourceType, KafkaAdminClient
+
+    args = ["--log-cleaner-backoff-ms", "100", "--log-cleaner-io-max-bytes-per-second", "50000"]
+    b = broker_factory(extra_args=args)
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic("paced", num_partitions=1, replication_factor=1, config={
+        "cleanup.policy": "compact", "segment.bytes": "1024"})],
+        request_timeout=15)["paced"].result(timeout=20)
+    _produce_superseded(b, "paced")
+    assert kw.wait_until(
+        lambda: len(c_consume(b.bootstrap, "paced", timeout=30)) < 100, timeout=20), \
+        "the paced cleaner removed nothing"
+    client = KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=15000)
+    try:
+        [resp] = client.describe_configs([KRes(ConfigResourceType.BROKER, "1")])
+        entries = {e[0]: e[1] for e in resp.resources[0][4]}
+        assert float(entries["log.cleaner.io.max.bytes.per.second"]) == 50000.0
+    finally:
+        client.close()
+
+    # At 200 bytes per second a pass over the log takes minutes; SIGTERM
+    # must still stop the broker promptly (stop() asserts exit code 0 in 10 s).
+    b.stop()
+    b.extra_args = ["--log-cleaner-backoff-ms", "100",
+                    "--log-cleaner-io-max-bytes-per-second", "200"]
+    b.start()
+    time.sleep(1.0)  # the first pass after a restart (whole log dirty) is under way
+    b.stop()
+    assert "compaction pass cancelled" in b.log()

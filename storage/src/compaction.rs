@@ -45,6 +45,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wharf_protocol::batch::{
@@ -76,9 +78,12 @@ pub struct CompactionOutcome {
 
 /// The cleaner's I/O budget (Kafka's log.cleaner.io.max.bytes.per.second):
 /// bytes read and written by compaction are counted, and the cleaner sleeps
-/// whenever it runs ahead of the rate.
+/// whenever it runs ahead of the rate. It also carries the flag that stops
+/// a pass early (a shutting-down broker), checked at every count.
 #[derive(Debug)]
 pub struct Throttle {
+    /// Set to stop the pass: the next count fails with `Cancelled`.
+    cancel: Option<Arc<AtomicBool>>,
     /// Bytes per second; `None` is unlimited.
     rate: Option<f64>,
     /// When counting began.
@@ -91,18 +96,38 @@ impl Throttle {
     /// A budget of `bytes_per_second` (`None`, or a non-positive rate: unlimited).
     pub fn new(bytes_per_second: Option<f64>) -> Throttle {
         Throttle {
+            cancel: None,
             rate: bytes_per_second.filter(|r| *r > 0.0 && r.is_finite()),
             start: Instant::now(),
             bytes: 0,
         }
     }
 
-    /// Counts `bytes` and sleeps as long as the budget requires.
-    pub fn consume(&mut self, bytes: u64) {
+    /// Stops passes using this budget once `cancel` is set.
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Throttle {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Counts `bytes` and sleeps as long as the budget requires (in short
+    /// steps, so a cancel is seen promptly).
+    pub fn consume(&mut self, bytes: u64) -> Result<()> {
         self.bytes = self.bytes.saturating_add(bytes);
-        let wait = self.delay(self.start.elapsed());
-        if !wait.is_zero() {
-            std::thread::sleep(wait);
+        loop {
+            if self.cancelled() {
+                return Err(StorageError::Cancelled);
+            }
+            let wait = self.delay(self.start.elapsed());
+            if wait.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(wait.min(Duration::from_millis(100)));
         }
     }
 
@@ -132,7 +157,7 @@ impl SegmentFile {
         self.file
             .read_exact_at(&mut buf, position)
             .map_err(|e| StorageError::io(format!("cleaner reading {}", self.path.display()), e))?;
-        throttle.consume(len as u64);
+        throttle.consume(len as u64)?;
         Ok(buf)
     }
 
@@ -427,7 +452,7 @@ impl CompactionPlan {
             });
             let file =
                 crate::io::write_new(&path, &rewritten.bytes).map_err(|e| io("writing", e))?;
-            throttle.consume(rewritten.bytes.len() as u64);
+            throttle.consume(rewritten.bytes.len() as u64)?;
             crate::io::sync_all(&file, &path).map_err(|e| io("syncing", e))?;
         }
         Ok(())
@@ -599,5 +624,16 @@ mod tests {
         unlimited.bytes = u64::MAX;
         assert_eq!(unlimited.delay(Duration::ZERO), Duration::ZERO);
         assert!(Throttle::new(Some(0.0)).rate.is_none());
+    }
+
+    #[test]
+    fn cancelled_throttle_stops_the_pass_even_while_waiting() {
+        let cancel = Arc::new(AtomicBool::new(false));
+        // One byte per second: 1 000 bytes would wait over 16 minutes.
+        let mut t = Throttle::new(Some(1.0)).with_cancel(cancel.clone());
+        cancel.store(true, Ordering::Relaxed);
+        assert!(matches!(t.consume(1_000), Err(StorageError::Cancelled)));
+        let mut free = Throttle::new(None).with_cancel(Arc::new(AtomicBool::new(false)));
+        assert!(free.consume(1_000).is_ok());
     }
 }

@@ -96,6 +96,9 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// A compaction pass was stopped (the broker is shutting down).
+    #[error("compaction cancelled")]
+    Cancelled,
     /// The log refuses writes since an earlier write-side I/O failure; it
     /// accepts them again once reopened (see `Log::take_offline`).
     #[error(
