@@ -453,7 +453,7 @@ impl CompactionPlan {
             let file =
                 crate::io::write_new(&path, &rewritten.bytes).map_err(|e| io("writing", e))?;
             throttle.consume(rewritten.bytes.len() as u64)?;
-            crate::io::sync_all(&file, &path).map_err(|e| io("syncing", e))?;
+            crate::io::sync_aux(&file, &path).map_err(|e| io("syncing", e))?;
         }
         Ok(())
     }

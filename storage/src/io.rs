@@ -39,7 +39,7 @@ pub enum FailPoint {
     IndexWrite,
     /// fsync of a segment's `.log`, `.index` or `.timeindex`.
     SegmentSync,
-    /// fsync of a partition directory.
+    /// fsync of a directory (a partition's, or the data directory after a checkpoint).
     DirSync,
     /// Cutting a file to a length (truncation, rollback of a failed append).
     Truncate,
@@ -49,11 +49,13 @@ pub enum FailPoint {
     Remove,
     /// Writing a compaction output or a checkpoint file.
     AuxWrite,
+    /// fsync of a compaction output or a checkpoint file.
+    AuxSync,
 }
 
 impl FailPoint {
     /// Every fail point, for help texts and tests.
-    pub const ALL: [FailPoint; 9] = [
+    pub const ALL: [FailPoint; 10] = [
         FailPoint::SegmentCreate,
         FailPoint::SegmentWrite,
         FailPoint::IndexWrite,
@@ -63,6 +65,7 @@ impl FailPoint {
         FailPoint::Rename,
         FailPoint::Remove,
         FailPoint::AuxWrite,
+        FailPoint::AuxSync,
     ];
 
     /// The name used in specs.
@@ -77,6 +80,7 @@ impl FailPoint {
             FailPoint::Rename => "rename",
             FailPoint::Remove => "remove",
             FailPoint::AuxWrite => "aux-write",
+            FailPoint::AuxSync => "aux-sync",
         }
     }
 }
@@ -312,12 +316,12 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> io::Result<File> {
 
 /// Replaces `path` with `bytes` atomically and durably: writes and fsyncs
 /// `<path>.tmp`, renames it over `path`, fsyncs the directory. For small
-/// files such as checkpoints; fail points aux-write, segment-sync, rename
-/// and dir-sync.
+/// files such as checkpoints; fail points aux-write, aux-sync, rename and
+/// dir-sync.
 pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = std::path::PathBuf::from(format!("{}.tmp", path.display()));
     let file = write_new(&tmp, bytes)?;
-    sync_all(&file, &tmp)?;
+    sync_aux(&file, &tmp)?;
     rename(&tmp, path)?;
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
@@ -331,9 +335,9 @@ pub(crate) fn sync_data(file: &File, path: &Path) -> io::Result<()> {
     file.sync_data()
 }
 
-/// fsyncs a file's data and metadata.
-pub(crate) fn sync_all(file: &File, path: &Path) -> io::Result<()> {
-    check(FailPoint::SegmentSync, path)?;
+/// fsyncs a compaction output or checkpoint file, data and metadata.
+pub(crate) fn sync_aux(file: &File, path: &Path) -> io::Result<()> {
+    check(FailPoint::AuxSync, path)?;
     file.sync_all()
 }
 

@@ -367,7 +367,7 @@ fn compacted_log_with_three_values_of_one_key(dir: &Path) -> (Log, LogConfig) {
 
 #[test]
 fn failed_compaction_output_write_keeps_the_log_writable_and_leaves_nothing_behind() {
-    for point in [FailPoint::AuxWrite, FailPoint::SegmentSync] {
+    for point in [FailPoint::AuxWrite, FailPoint::AuxSync] {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, cfg) = compacted_log_with_three_values_of_one_key(dir.path());
         {
