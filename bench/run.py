@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Whole-broker benchmark: start-up, memory, throughput and latency measured
-with real librdkafka clients (confluent-kafka, or kcat with --client kcat),
+with real librdkafka clients (librdkafka's own rdkafka_performance when
+bench/build-rdkafka-performance.sh has built it, else confluent-kafka; or
+kcat with --client kcat),
 against a fresh `wharf serve` and optionally a second
 Kafka-compatible broker, alternating A, B, A, B to cancel machine drift.
 
@@ -18,6 +20,7 @@ throughput and latency only.
 
 import argparse
 import os
+import re
 import shlex
 import socket
 import statistics
@@ -34,6 +37,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RDKAFKA_PERFORMANCE = os.environ.get(
+    "RDKAFKA_PERFORMANCE", os.path.join(ROOT, "bench", ".bin", "rdkafka_performance"))
 
 
 def free_port():
@@ -225,6 +230,31 @@ def consume_kcat(bootstrap, topic, count):
     return wall
 
 
+def run_rdperf(args):
+    """Runs rdkafka_performance; returns the seconds it reports for the run."""
+    out = subprocess.run([RDKAFKA_PERFORMANCE, *args], capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    # "... 200000 delivered ... in 218ms: ..." / "... consumed in 129ms: ..."
+    found = re.findall(r"(?:delivered|consumed).* in (\d+)ms", text)
+    if out.returncode != 0 or not found:
+        raise SystemExit(f"rdkafka_performance {' '.join(args)} failed: {text[-800:]}")
+    return max(int(found[-1]), 1) / 1000
+
+
+def produce_rdperf(bootstrap, topic, acks, count, size):
+    # rdkafka_performance sets linger.ms=1000 of its own accord; give back
+    # librdkafka's default (5 ms), which real applications run with.
+    return run_rdperf(["-P", "-q", "-t", topic, "-b", bootstrap, "-s", str(size),
+                       "-c", str(count), "-a", "-1" if acks == "all" else acks,
+                       "-X", "linger.ms=5"])
+
+
+def consume_rdperf(bootstrap, topic, partitions, count):
+    parts = [a for p in range(partitions) for a in ("-p", str(p))]
+    return run_rdperf(["-C", "-q", "-t", topic, "-b", bootstrap, *parts, "-o", "beginning",
+                       "-c", str(count)])
+
+
 def bulk(broker, partitions, acks, args, scratch):
     """Produces `args.count` records of `args.size` bytes, then consumes them."""
     count, size = args.count, args.size
@@ -233,11 +263,15 @@ def bulk(broker, partitions, acks, args, scratch):
     with Sampler(broker) as mem:
         if args.client == "kcat":
             wall = produce_kcat(broker.bootstrap, topic, acks, payload_file(count, size, scratch))
+        elif args.client == "rdkafka_performance":
+            wall = produce_rdperf(broker.bootstrap, topic, acks, count, size)
         else:
             wall = produce_confluent(broker.bootstrap, topic, acks, count, size)
         cpu1 = broker.cpu_seconds()
         if args.client == "kcat":
             cwall = consume_kcat(broker.bootstrap, topic, count)
+        elif args.client == "rdkafka_performance":
+            cwall = consume_rdperf(broker.bootstrap, topic, partitions, count)
         else:
             cwall = consume_confluent(broker.bootstrap, topic, partitions, count)
         cpu2 = broker.cpu_seconds()
@@ -288,15 +322,24 @@ def latency(broker, rate, seconds, size=100):
     pad = b"p" * (size - 8)
     start_ns = time.monotonic_ns()
     interval_ns = 1e9 / rate
-    for i in range(total):
-        due = start_ns + i * interval_ns
-        while time.monotonic_ns() < due:
-            producer.poll(0)
+    sent_count = 0
+    # Wait between sends in poll(timeout), which sleeps but serves each
+    # delivery report as it arrives, rather than spin: on a small machine a
+    # spinning client takes the CPU the broker and the consumer need, and the
+    # latency measured becomes the client's. A send that falls due while
+    # waiting goes out on waking, stamped with its real send time.
+    while sent_count < total:
+        due = start_ns + sent_count * interval_ns
+        now = time.monotonic_ns()
+        if now < due:
+            producer.poll((due - now) / 1e9)
+            continue
         sent = time.monotonic_ns()
         producer.produce(topic, struct.pack(">q", sent) + pad,
                          on_delivery=lambda err, msg, sent=sent: acks.append(
                              (time.monotonic_ns() - sent) / 1e6))
         producer.poll(0)
+        sent_count += 1
     producer.flush(30)
     reader.join(30)
     done.set()
@@ -340,10 +383,16 @@ def main():
     ap.add_argument("--rates", type=int, nargs="*", default=[1000, 10000],
                     help="paced rates for latency runs, msgs/s")
     ap.add_argument("--latency-seconds", type=float, default=5)
-    ap.add_argument("--client", choices=["confluent", "kcat"], default="confluent",
-                    help="bulk client: confluent-kafka (current librdkafka, default) or kcat "
-                         "(Debian's librdkafka 2.0.2, which some brokers cannot serve)")
+    have_rdperf = os.access(RDKAFKA_PERFORMANCE, os.X_OK)
+    ap.add_argument("--client", choices=["rdkafka_performance", "confluent", "kcat"],
+                    default="rdkafka_performance" if have_rdperf else "confluent",
+                    help="bulk client: librdkafka's rdkafka_performance (default when "
+                         "bench/build-rdkafka-performance.sh has built it, or $RDKAFKA_PERFORMANCE "
+                         "names it), confluent-kafka (Python-bound, so slower than the broker), or "
+                         "kcat (Debian's librdkafka 2.0.2, which some brokers cannot serve)")
     args = ap.parse_args()
+    if args.client == "rdkafka_performance" and not have_rdperf:
+        raise SystemExit(f"{RDKAFKA_PERFORMANCE} not found: run bench/build-rdkafka-performance.sh")
 
     def make_a():
         return Broker("A", args.bootstrap) if args.bootstrap else start_wharf(args.wharf)

@@ -1,5 +1,6 @@
 //! The process's global allocator: the system allocator, except that very
-//! large requests are served by `mmap(MAP_NORESERVE)`.
+//! large requests are served by `mmap(MAP_NORESERVE)`; and the system
+//! allocator's tuning for fetch buffers ([`tune_for_fetch_buffers`]).
 //!
 //! Why: the `kafka-protocol` decoders reserve `Vec` capacity from array
 //! counts read off the wire before decoding any element. A 17-byte Metadata
@@ -98,6 +99,31 @@ unsafe impl GlobalAlloc for Allocator {
             }
         }
         new
+    }
+}
+
+/// Blocks up to this size come from the system allocator's heap, not from
+/// a fresh mapping each (glibc's `M_MMAP_THRESHOLD`).
+const HEAP_BLOCKS_UP_TO: i32 = 4 << 20;
+/// Free memory at the top of a heap is kept for reuse up to this size
+/// before it is given back (glibc's `M_TRIM_THRESHOLD`).
+const KEEP_FREE_UP_TO: i32 = 16 << 20;
+
+/// Tunes glibc's allocator for the fetch path: each partition read is a
+/// buffer of up to `max.partition.fetch.bytes` (1 MiB by default), freed
+/// once the response is written. With glibc's defaults such blocks are
+/// mapped and unmapped, or the heap is trimmed under them, so every fetch
+/// page-faults its buffer in afresh; that was a quarter of the broker's CPU
+/// when consuming six partitions. Keeping blocks up to 4 MiB in the heap,
+/// and up to 16 MiB of freed heap for reuse, removes that. Call once at
+/// start, before any thread is spawned.
+pub fn tune_for_fetch_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it takes no pointers,
+    // and it runs before any other thread exists, so no allocation races it.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, HEAP_BLOCKS_UP_TO);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP_FREE_UP_TO);
     }
 }
 

@@ -37,6 +37,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    alloc::tune_for_fetch_buffers();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => {

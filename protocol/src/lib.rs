@@ -9,10 +9,12 @@
 //!   validation, base-offset rewriting). It is also the on-disk format.
 //! - [`legacy`]: just enough of Produce v0-v2 to refuse it properly.
 //! - [`compression`]: gzip, snappy, lz4 and zstd with Kafka's framing.
+//! - [`fetch_response`]: Fetch responses as chunks, records left uncopied.
 #![forbid(unsafe_code)]
 
 pub mod batch;
 pub mod compression;
+pub mod fetch_response;
 pub mod frame;
 pub mod header;
 pub mod legacy;

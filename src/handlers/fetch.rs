@@ -14,7 +14,7 @@ use kafka_protocol::messages::FetchResponse;
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
-use super::{HandlerResult, Request};
+use super::{HandlerError, HandlerResult, Request, ResponseBody};
 use crate::broker::compression::contains_zstd;
 use crate::broker::{storage_error_code, Broker, Partition};
 
@@ -45,7 +45,7 @@ pub async fn handle(mut request: Request) -> HandlerResult {
         if done {
             let mut response = FetchResponse::default();
             response.responses = responses;
-            return request.respond(&response);
+            return respond(&request, &response);
         }
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {}
@@ -54,6 +54,18 @@ pub async fn handle(mut request: Request) -> HandlerResult {
             _ = request.shutdown.changed() => {}
         }
     }
+}
+
+/// Encodes the response as chunks: each partition's records go out as the
+/// buffer storage returned, without being copied into the response.
+fn respond(request: &Request, response: &FetchResponse) -> HandlerResult {
+    let chunks = wharf_protocol::fetch_response::encode_chunks(response, request.api_version)
+        .map_err(|e| HandlerError::Encode {
+            api: request.api_key,
+            version: request.api_version,
+            reason: e.reason,
+        })?;
+    Ok(Some(ResponseBody::Chunks(chunks)))
 }
 
 /// Reads every requested partition once. Returns the topic responses, the

@@ -57,7 +57,31 @@ pub struct Request {
 
 /// The encoded response body, or `None` when the client expects no answer
 /// (Produce with acks=0).
-pub type HandlerResult = Result<Option<Bytes>, HandlerError>;
+pub type HandlerResult = Result<Option<ResponseBody>, HandlerError>;
+
+/// An encoded response body. Most are one buffer; a Fetch response is a list
+/// of chunks (encoded fields, and stored record batches as they are) that
+/// the connection writes with one vectored write.
+#[derive(Debug)]
+pub enum ResponseBody {
+    One(Bytes),
+    Chunks(Vec<Bytes>),
+}
+
+impl ResponseBody {
+    /// The chunks, in order.
+    pub fn chunks(&self) -> &[Bytes] {
+        match self {
+            ResponseBody::One(body) => std::slice::from_ref(body),
+            ResponseBody::Chunks(chunks) => chunks,
+        }
+    }
+
+    /// Total length in bytes.
+    pub fn len(&self) -> usize {
+        self.chunks().iter().map(Bytes::len).sum()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -100,7 +124,7 @@ impl Request {
         response
             .encode(&mut out, self.api_version)
             .map_err(encode_err)?;
-        Ok(Some(out.freeze()))
+        Ok(Some(ResponseBody::One(out.freeze())))
     }
 }
 

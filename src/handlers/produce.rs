@@ -12,7 +12,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use wharf_protocol::legacy;
 
-use super::{HandlerError, HandlerResult, Request};
+use super::{HandlerError, HandlerResult, Request, ResponseBody};
 use crate::broker::compression::{compression_for, prepare_records, PrepareError};
 use crate::broker::groups::is_internal;
 use crate::broker::retention::now_ms;
@@ -32,7 +32,7 @@ pub async fn handle(request: Request) -> HandlerResult {
             "refusing Produce below v3 (message formats v0/v1)"
         );
         return legacy::unsupported_produce_response(&request.body, request.api_version)
-            .map(|body| body.map(Bytes::from))
+            .map(|body| body.map(|b| ResponseBody::One(Bytes::from(b))))
             .map_err(|e| HandlerError::Malformed {
                 api: request.api_key,
                 version: request.api_version,

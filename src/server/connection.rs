@@ -3,12 +3,13 @@
 //! per connection, so responses leave in request order by construction; a
 //! slow request (a long-polling fetch) holds only its own connection.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -17,7 +18,7 @@ use wharf_protocol::frame::{self, FrameDecoder, FrameError};
 use wharf_protocol::header::{self, HeaderError};
 
 use crate::broker::Broker;
-use crate::handlers::{self, HandlerError, Request};
+use crate::handlers::{self, HandlerError, Request, ResponseBody};
 use crate::registry;
 
 /// Why a connection is closed early. Each is logged once, at warn level.
@@ -46,7 +47,8 @@ enum CloseReason {
 
 pub struct Connection {
     reader: OwnedReadHalf,
-    writer: BufWriter<OwnedWriteHalf>,
+    /// Unbuffered: each response leaves in one vectored write.
+    writer: OwnedWriteHalf,
     peer: SocketAddr,
     broker: Arc<Broker>,
     decoder: FrameDecoder,
@@ -68,7 +70,7 @@ impl Connection {
         let (reader, writer) = stream.into_split();
         Self {
             reader,
-            writer: BufWriter::new(writer),
+            writer,
             peer,
             broker,
             decoder: FrameDecoder::new(max_request_size),
@@ -149,7 +151,9 @@ impl Connection {
             // Tell the client which versions we know, in the v0 layout
             // every client can read.
             span.in_scope(|| tracing::debug!("unknown ApiVersions version; answering with v0"));
-            Some(handlers::api_versions::unsupported_version_response())
+            Some(ResponseBody::One(
+                handlers::api_versions::unsupported_version_response(),
+            ))
         } else {
             return Err(CloseReason::UnsupportedVersion {
                 api: parsed.api_key,
@@ -167,21 +171,37 @@ impl Connection {
         }
     }
 
+    /// Writes the size prefix, the response header and the body's chunks
+    /// with vectored writes (usually one system call), copying nothing.
     async fn write_response(
         &mut self,
         api_key: ApiKey,
         version: i16,
         correlation_id: i32,
-        body: Bytes,
+        body: ResponseBody,
     ) -> Result<(), CloseReason> {
         let mut head = BytesMut::with_capacity(16);
+        head.extend_from_slice(&[0; 4]);
         header::encode_response_header(&mut head, api_key, version, correlation_id)?;
-        self.writer
-            .write_all(&frame::size_prefix(head.len() + body.len()))
-            .await?;
-        self.writer.write_all(&head).await?;
-        self.writer.write_all(&body).await?;
-        self.writer.flush().await?;
+        let size = frame::size_prefix(head.len() - 4 + body.len());
+        head[..4].copy_from_slice(&size);
+        let mut slices: Vec<IoSlice<'_>> = std::iter::once(&head[..])
+            .chain(body.chunks().iter().map(|c| &c[..]))
+            .filter(|c| !c.is_empty())
+            .map(IoSlice::new)
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let batch = rest.len().min(MAX_IOVECS);
+            let written = self.writer.write_vectored(&rest[..batch]).await?;
+            if written == 0 {
+                return Err(CloseReason::Io(std::io::ErrorKind::WriteZero.into()));
+            }
+            IoSlice::advance_slices(&mut rest, written);
+        }
         Ok(())
     }
 }
+
+/// Most buffers one `writev` takes (Linux's IOV_MAX).
+const MAX_IOVECS: usize = 1024;

@@ -487,6 +487,11 @@ impl Log {
     /// not wait for the disk.
     pub fn prepare_sync(&mut self) -> Result<PendingSync> {
         self.check_writable()?;
+        let prepared = self.take_pending_sync();
+        self.offline_on_io_error(prepared)
+    }
+
+    fn take_pending_sync(&mut self) -> Result<PendingSync> {
         let mut files = Vec::new();
         for segment in self.older.iter_mut() {
             files.extend(segment.take_sync_handles()?);
@@ -682,6 +687,8 @@ impl Log {
 
     /// Makes a new, empty segment named after the log end the active one.
     fn start_segment_at_log_end(&mut self) -> Result<()> {
+        // A segment leaves the active slot with its indexes whole on disk.
+        self.active.persist_indexes()?;
         let fresh = Segment::create(
             &self.dir,
             self.next_offset,

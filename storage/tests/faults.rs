@@ -155,25 +155,48 @@ fn eio_on_segment_write_takes_the_log_offline_until_it_is_reopened() {
 #[test]
 fn failed_index_write_rolls_the_data_back_too() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = with_two_records(dir.path(), config());
-    let size = log_file_len(dir.path());
-    {
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    // Index entries reach the file in groups: append until the write of
+    // one fails.
+    let failed_at = {
         let _armed = arm(
             dir.path(),
             FailPoint::IndexWrite,
             InjectedError::NoSpace,
             Trigger::Next(1),
         );
-        let err = log.append(&mut batch_of("lost", 3), 0).unwrap_err();
-        assert!(err.is_disk_full(), "{err}");
-    }
-    assert_eq!(log_file_len(dir.path()), size);
-    assert_eq!(log.log_end_offset(), 2);
-    assert_eq!(log.append(&mut batch_of("c", 4), 0).unwrap().base_offset, 2);
-    assert_eq!(values(&log), expected(&["a", "b", "c"]));
+        let mut failed_at = None;
+        for i in 0..1_000i64 {
+            let size = log_file_len(dir.path());
+            match log.append(&mut batch_of(&format!("v{i}"), i), 0) {
+                Ok(info) => assert_eq!(info.base_offset, i),
+                Err(err) => {
+                    assert!(err.is_disk_full(), "{err}");
+                    assert_eq!(
+                        log_file_len(dir.path()),
+                        size,
+                        "the batch was cut off again"
+                    );
+                    failed_at = Some(i);
+                    break;
+                }
+            }
+        }
+        failed_at.expect("an index write failed")
+    };
+    assert!(log.offline_reason().is_none());
+    assert_eq!(log.log_end_offset(), failed_at);
+    assert_eq!(
+        log.append(&mut batch_of("next", 0), 0).unwrap().base_offset,
+        failed_at
+    );
+    let mut want: Vec<String> = (0..failed_at).map(|i| format!("v{i}")).collect();
+    want.push("next".to_string());
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    assert_eq!(values(&log), expected(&want));
     drop(log);
     let log = Log::open(dir.path(), config()).unwrap();
-    assert_eq!(values(&log), expected(&["a", "b", "c"]));
+    assert_eq!(values(&log), expected(&want));
 }
 
 #[test]

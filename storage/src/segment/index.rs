@@ -78,15 +78,51 @@ mod tests {
     }
 
     #[test]
-    fn appended_entries_survive_reload() {
+    fn appended_entries_survive_reload_once_synced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("i.index");
         let mut idx = OffsetIndex::create(&path, Vec::new()).unwrap();
         idx.append(entry(1, 10)).unwrap();
         idx.append(entry(1, 20)).unwrap(); // not increasing: ignored
         idx.append(entry(2, 30)).unwrap();
+        idx.sync().unwrap();
         let loaded = OffsetIndex::load(&path, 100).unwrap().unwrap();
         assert_eq!(loaded.entries(), &[entry(1, 10), entry(2, 30)]);
+    }
+
+    #[test]
+    fn unsynced_entries_reach_the_file_in_groups_and_a_lagging_index_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.index");
+        let mut idx = OffsetIndex::create(&path, Vec::new()).unwrap();
+        for i in 1..=100u32 {
+            idx.append(entry(i, i * 10)).unwrap();
+        }
+        // 64 written as a group; the other 36 wait for a sync.
+        let loaded = OffsetIndex::load(&path, 10_000).unwrap().unwrap();
+        assert_eq!(loaded.entries().len(), 64);
+        assert_eq!(loaded.entries(), &idx.entries()[..64]);
+        idx.sync().unwrap();
+        let loaded = OffsetIndex::load(&path, 10_000).unwrap().unwrap();
+        assert_eq!(loaded.entries(), idx.entries());
+    }
+
+    #[test]
+    fn recreating_an_index_with_the_same_entries_leaves_the_file_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.index");
+        let entries = vec![entry(1, 10), entry(2, 30)];
+        OffsetIndex::create(&path, entries.clone()).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        OffsetIndex::create(&path, entries.clone()).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            modified
+        );
+        OffsetIndex::create(&path, vec![entry(5, 50)]).unwrap();
+        let loaded = OffsetIndex::load(&path, 100).unwrap().unwrap();
+        assert_eq!(loaded.entries(), &[entry(5, 50)]);
     }
 
     #[test]

@@ -358,6 +358,12 @@ impl Segment {
         Ok(())
     }
 
+    /// Writes index entries still held only in memory (not fsynced).
+    pub(crate) fn persist_indexes(&mut self) -> Result<()> {
+        self.index.persist()?;
+        self.time_index.persist()
+    }
+
     /// Duplicate handles of the files to fsync, if written since the last
     /// flush; the segment then counts as flushed.
     pub(crate) fn take_sync_handles(&mut self) -> Result<Vec<(File, PathBuf)>> {
