@@ -104,6 +104,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub log_cleaner_backoff_ms: u64,
 
+    /// Most bytes per second the log cleaner reads and writes, over all
+    /// partitions (Kafka's log.cleaner.io.max.bytes.per.second); unlimited
+    /// when unset.
+    #[arg(long, env = "WHARF_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND",
+          value_parser = positive_rate)]
+    pub log_cleaner_io_max_bytes_per_second: Option<f64>,
+
     /// How often retention runs over every partition, in milliseconds
     /// (Kafka's log.retention.check.interval.ms).
     #[arg(long, env = "WHARF_LOG_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000,
@@ -180,10 +187,30 @@ pub struct Config {
           value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub transaction_state_log_num_partitions: i32,
 
+    /// Make the log engine's file I/O fail on purpose, to see how clients
+    /// and tools cope with a full or failing disk: a comma-separated list of
+    /// POINT=ERROR[@TRIGGER], with POINT one of segment-create,
+    /// segment-write, index-write, segment-sync, dir-sync, truncate, rename,
+    /// remove, aux-write, aux-sync; ERROR enospc or eio; TRIGGER always (default),
+    /// after:N (the first N calls succeed) or next:N (the next N calls
+    /// fail). Example: `segment-write=enospc@after:3`. Never for production.
+    #[arg(long, env = "WHARF_FAULT_INJECTION")]
+    pub fault_injection: Option<String>,
+
     /// Log filter: a level (error, warn, info, debug, trace) or a
     /// tracing-subscriber directive such as `wharf=debug`.
     #[arg(long, env = "WHARF_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+/// A bytes-per-second rate: a finite number above 0.
+fn positive_rate(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        _ => Err(format!(
+            "{value:?} is not a positive number of bytes per second"
+        )),
+    }
 }
 
 impl Config {
@@ -259,6 +286,11 @@ impl Config {
             (
                 "log.retention.check.interval.ms",
                 self.log_retention_check_interval_ms.to_string(),
+            ),
+            (
+                "log.cleaner.io.max.bytes.per.second",
+                self.log_cleaner_io_max_bytes_per_second
+                    .map_or_else(|| "1.7976931348623157E308".to_string(), |r| r.to_string()),
             ),
         ];
         out.other = other.into_iter().map(|(k, v)| (k.to_string(), v)).collect();

@@ -67,6 +67,18 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    if let Some(spec) = &config.fault_injection {
+        let faults = wharf_storage::io::arm_spec(spec)
+            .map_err(|e| anyhow::anyhow!("bad --fault-injection {spec:?}: {e}"))?;
+        for fault in faults {
+            tracing::warn!(
+                point = %fault.point,
+                error = ?fault.error,
+                trigger = ?fault.trigger,
+                "fault injection armed: file I/O will fail on purpose"
+            );
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

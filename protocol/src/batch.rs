@@ -37,7 +37,10 @@ use std::borrow::Cow;
 
 use crate::compression::{self, Compression, CompressionError};
 
-pub use builder::{build_batch, build_batch_with, BatchOptions, NewRecord, SimpleRecord};
+pub use builder::{
+    build_batch, build_batch_with, build_batch_with_delete_horizon, BatchOptions, NewRecord,
+    SimpleRecord,
+};
 pub use control::{build_marker, read_marker, ControlMarker};
 pub use recompress::recompress;
 pub use records::{records, Record, RecordHeader, RecordIter};
@@ -432,6 +435,24 @@ pub fn set_base_offset(buf: &mut [u8], offset: i64) -> Result<(), BatchError> {
 /// Rewrites the partition leader epoch of the batch at the start of `buf` (not covered by the CRC).
 pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) -> Result<(), BatchError> {
     write_field(buf, LEADER_EPOCH_AT, &epoch.to_be_bytes())
+}
+
+/// Marks the batch at the start of `buf` as log-append-time stamped at
+/// `timestamp`: sets the timestamp-type attribute and maxTimestamp (which
+/// readers then report as every record's timestamp) and recomputes the CRC.
+pub fn set_log_append_time(buf: &mut [u8], timestamp: i64) -> Result<(), BatchError> {
+    let header = BatchHeader::parse(buf)?;
+    let attributes = header.attributes | TIMESTAMP_TYPE_BIT;
+    write_field(buf, ATTRIBUTES_AT, &attributes.to_be_bytes())?;
+    write_field(buf, MAX_TIMESTAMP_AT, &timestamp.to_be_bytes())?;
+    let total = header.total_len();
+    let available = buf.len();
+    let covered = buf.get(ATTRIBUTES_AT..total).ok_or(BatchError::Truncated {
+        needed: total,
+        available,
+    })?;
+    let crc = crc32c::crc32c(covered);
+    write_field(buf, CRC_AT, &crc.to_be_bytes())
 }
 
 fn write_field(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), BatchError> {

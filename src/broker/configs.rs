@@ -126,6 +126,9 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     ConfigDef { name: "message.timestamp.before.max.ms", ty: ConfigType::Long, default: "9223372036854775807",
         valid: Valid::Range(0, I64_MAX), synonyms: &[syn("log.message.timestamp.before.max.ms")],
         doc: "Largest allowed lag of a record timestamp behind the broker's clock." },
+    ConfigDef { name: "message.timestamp.difference.max.ms", ty: ConfigType::Long, default: "9223372036854775807",
+        valid: Valid::Range(0, I64_MAX), synonyms: &[syn("log.message.timestamp.difference.max.ms")],
+        doc: "Largest allowed distance of a record timestamp from the broker's clock, either way (deprecated in Kafka 3.6 for the before/after pair; the tighter applies)." },
     ConfigDef { name: "message.timestamp.type", ty: ConfigType::String, default: "CreateTime",
         valid: Valid::OneOf(&["CreateTime", "LogAppendTime"]), synonyms: &[syn("log.message.timestamp.type")],
         doc: "Whether record timestamps are the producer's or the broker's append time." },
@@ -283,6 +286,7 @@ impl BrokerConfigs {
                 .and_then(|v| u64::try_from(v).ok())
                 .unwrap_or(base.index_max_bytes),
             segment_ms: num("segment.ms").unwrap_or(base.segment_ms),
+            segment_jitter_ms: num("segment.jitter.ms").unwrap_or(base.segment_jitter_ms),
             retention_ms: num("retention.ms").unwrap_or(base.retention_ms),
             retention_bytes: num("retention.bytes").unwrap_or(base.retention_bytes),
             flush_messages: num("flush.messages")
@@ -295,6 +299,12 @@ impl BrokerConfigs {
             min_compaction_lag_ms: num("min.compaction.lag.ms")
                 .unwrap_or(base.min_compaction_lag_ms),
             delete_retention_ms: num("delete.retention.ms").unwrap_or(base.delete_retention_ms),
+            min_cleanable_dirty_ratio: self
+                .effective_named("min.cleanable.dirty.ratio", overrides)
+                .parse::<f64>()
+                .unwrap_or(base.min_cleanable_dirty_ratio),
+            max_compaction_lag_ms: num("max.compaction.lag.ms")
+                .unwrap_or(base.max_compaction_lag_ms),
             ..base
         }
     }

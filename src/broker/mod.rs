@@ -12,6 +12,7 @@ mod partition;
 pub mod producer_ids;
 mod replay;
 pub mod retention;
+pub mod timestamps;
 pub mod topic;
 pub mod txns;
 
@@ -59,6 +60,8 @@ pub struct BrokerSettings {
     pub fsync_before_ack: bool,
     /// Pause between log cleaner (compaction) passes.
     pub cleaner_interval: std::time::Duration,
+    /// The log cleaner's I/O budget in bytes per second (`None`: unlimited).
+    pub cleaner_io_max_bytes_per_second: Option<f64>,
     /// The broker's `compression.type`, for topics that set none.
     pub compression_type: compression::CompressionType,
     /// Most bytes one compressed batch may decompress to (bomb protection).

@@ -10,7 +10,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
 use wharf_storage::{
-    AppendInfo, CompactionOutcome, Log, LogConfig, RetentionOutcome, StorageError,
+    AppendInfo, CompactionOutcome, Log, LogConfig, RetentionOutcome, StorageError, Throttle,
 };
 
 #[derive(Debug)]
@@ -172,13 +172,23 @@ impl Partition {
         Ok(outcome)
     }
 
-    /// One compaction pass (a no-op unless the topic is compacted). Holds
-    /// the log's write lock throughout: appends wait for it.
-    pub fn compact(&self, now_ms: i64) -> Result<CompactionOutcome, StorageError> {
+    /// One compaction pass (a no-op unless the topic is compacted and due).
+    /// Only deciding and swapping take the log's lock; the rewriting, paced
+    /// by `throttle`, runs without it, so appends and fetches carry on.
+    pub fn compact(
+        &self,
+        now_ms: i64,
+        throttle: &mut Throttle,
+    ) -> Result<CompactionOutcome, StorageError> {
+        let plan = self.with_log(|log| log.plan_compaction(now_ms))?;
+        let Some(plan) = plan else {
+            return Ok(CompactionOutcome::default());
+        };
+        let cleaned = plan.build(throttle)?;
         self.log
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .compact(now_ms)
+            .finish_compaction(cleaned)
     }
 
     /// Moves the log start offset forward (DeleteRecords); returns the new
@@ -214,7 +224,15 @@ impl Partition {
             let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
             (log.log_end_offset(), log.prepare_sync()?)
         };
-        pending.sync()?;
+        if let Err(e) = pending.sync() {
+            // The log may have lost pages the kernel could not write: it
+            // takes no more writes until a restart recovers it.
+            self.log
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take_offline(&e);
+            return Err(e);
+        }
         self.durable_offset.fetch_max(end, Ordering::AcqRel);
         Ok(())
     }

@@ -19,10 +19,12 @@
 //! DeleteRecords in the middle of a segment survives restarts.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use wharf_storage::StorageError;
 
 use tokio::sync::watch;
 
@@ -31,21 +33,48 @@ use super::{Broker, BrokerError};
 pub const CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
 const CHECKPOINT_VERSION: &str = "0";
 
-/// Runs retention periodically until `stop` flips to true.
+/// Runs retention, flush.ms flushes and the log cleaner periodically until
+/// `stop` flips to true. The cleaner has a loop of its own, so a long pass
+/// (paced by its I/O budget) delays neither retention nor flushes; a pass
+/// still running at shutdown is cancelled.
 pub async fn run(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let cleaner = tokio::spawn(run_cleaner(broker.clone(), stop.clone(), cancel.clone()));
     let mut retention = ticker(broker.settings.retention_check_interval).await;
     let mut flush = ticker(broker.settings.flush_check_interval).await;
-    let mut cleaner = ticker(broker.settings.cleaner_interval).await;
     loop {
         let b = broker.clone();
         let task = tokio::select! {
             _ = retention.tick() => tokio::task::spawn_blocking(move || b.apply_retention()),
             _ = flush.tick() => tokio::task::spawn_blocking(move || b.flush_due()),
-            _ = cleaner.tick() => tokio::task::spawn_blocking(move || b.compact_logs()),
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => break,
         };
         if let Err(e) = task.await {
             tracing::error!("log maintenance task failed: {e}");
+        }
+    }
+    cancel.store(true, Ordering::Relaxed);
+    if let Err(e) = cleaner.await {
+        tracing::error!("log cleaner task failed: {e}");
+    }
+}
+
+/// The log cleaner's loop: a compaction pass every log.cleaner.backoff.ms.
+async fn run_cleaner(
+    broker: Arc<Broker>,
+    mut stop: watch::Receiver<bool>,
+    cancel: Arc<AtomicBool>,
+) {
+    let mut cleaner = ticker(broker.settings.cleaner_interval).await;
+    loop {
+        let b = broker.clone();
+        let c = cancel.clone();
+        let task = tokio::select! {
+            _ = cleaner.tick() => tokio::task::spawn_blocking(move || b.compact_logs(c)),
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        if let Err(e) = task.await {
+            tracing::error!("log cleaner task failed: {e}");
         }
     }
 }
@@ -93,12 +122,17 @@ impl Broker {
         }
     }
 
-    /// One compaction pass over every compacted partition.
-    pub fn compact_logs(&self) {
+    /// One compaction pass over every compacted partition; stops early
+    /// once `cancel` is set.
+    pub fn compact_logs(&self, cancel: Arc<AtomicBool>) {
         let now = now_ms();
+        // One budget for the whole pass, as Kafka's cleaner thread has one.
+        let mut throttle =
+            wharf_storage::Throttle::new(self.settings.cleaner_io_max_bytes_per_second)
+                .with_cancel(cancel);
         for topic in self.topics() {
             for partition in &topic.partitions {
-                match partition.compact(now) {
+                match partition.compact(now, &mut throttle) {
                     Ok(out) if out.records_removed > 0 => tracing::info!(
                         topic = %topic.name,
                         partition = partition.index,
@@ -107,6 +141,10 @@ impl Broker {
                         "compaction removed records"
                     ),
                     Ok(_) => {}
+                    Err(StorageError::Cancelled) => {
+                        tracing::info!("compaction pass cancelled");
+                        return;
+                    }
                     Err(e) => tracing::error!(
                         topic = %topic.name,
                         partition = partition.index,
@@ -186,15 +224,7 @@ fn write_checkpoint(path: &Path, entries: &[(String, i32, i64)]) -> std::io::Res
     for (topic, partition, offset) in entries {
         text.push_str(&format!("{topic} {partition} {offset}\n"));
     }
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    wharf_storage::io::replace_file(path, text.as_bytes())
 }
 
 /// Parses Kafka's checkpoint format; `None` if anything is off.

@@ -15,6 +15,8 @@ use wharf_protocol::legacy;
 use super::{HandlerError, HandlerResult, Request, ResponseBody};
 use crate::broker::compression::{compression_for, prepare_records, PrepareError};
 use crate::broker::groups::is_internal;
+use crate::broker::retention::now_ms;
+use crate::broker::timestamps::{TimestampError, TimestampRules};
 use crate::broker::{storage_error_code, Broker};
 
 pub const MIN_VERSION: i16 = 0;
@@ -66,6 +68,7 @@ pub async fn handle(request: Request) -> HandlerResult {
             out.log_append_time_ms = -1;
             out.log_start_offset = -1;
             let partition = topic.as_ref().and_then(|t| t.partition(data.index));
+            let mut log_append_time = -1;
             let result = match (partition, data.records) {
                 _ if !acks_valid => Err(ResponseError::InvalidRequiredAcks),
                 (None, _) if topic.is_none() => Err(unknown),
@@ -92,29 +95,45 @@ pub async fn handle(request: Request) -> HandlerResult {
                 }
                 (Some(partition), Some(records)) => {
                     let configs = topic.as_ref().map(|t| t.configs());
-                    let mut buf =
-                        match prepare(broker, configs.as_ref(), &records, request.api_version) {
-                            Ok(buf) => buf,
-                            Err((err, message)) => {
-                                tracing::warn!(
-                                    topic = topic.as_ref().map(|t| &*t.name),
-                                    partition = data.index,
-                                    "produce rejected: {message}"
-                                );
-                                out.error_code = err.code();
-                                partitions.push(out);
-                                continue;
-                            }
-                        };
-                    partition
-                        .append(&mut buf)
-                        .map_err(|e| {
+                    let prepared = prepare(broker, configs.as_ref(), &records, request.api_version)
+                        .and_then(|mut buf| {
+                            stamp(broker, configs.as_ref(), &mut buf).map(|time| (buf, time))
+                        });
+                    let mut buf = match prepared {
+                        Ok((buf, time)) => {
+                            log_append_time = time.unwrap_or(-1);
+                            buf
+                        }
+                        Err((err, message)) => {
                             tracing::warn!(
                                 topic = topic.as_ref().map(|t| &*t.name),
                                 partition = data.index,
-                                "produce rejected: {e}"
+                                "produce rejected: {message}"
                             );
-                            storage_error_code(&e)
+                            out.error_code = err.code();
+                            partitions.push(out);
+                            continue;
+                        }
+                    };
+                    partition
+                        .append(&mut buf)
+                        .map_err(|e| {
+                            let code = storage_error_code(&e);
+                            let topic = topic.as_ref().map(|t| &*t.name);
+                            if code == ResponseError::KafkaStorageError {
+                                tracing::error!(
+                                    topic,
+                                    partition = data.index,
+                                    "produce failed: {e}"
+                                );
+                            } else {
+                                tracing::warn!(
+                                    topic,
+                                    partition = data.index,
+                                    "produce rejected: {e}"
+                                );
+                            }
+                            code
                         })
                         .map(|info| (info, partition.log_start_offset(), partition.clone()))
                 }
@@ -135,6 +154,7 @@ pub async fn handle(request: Request) -> HandlerResult {
                         durable.push((responses.len(), partitions.len(), partition, end));
                     }
                     out.base_offset = info.base_offset;
+                    out.log_append_time_ms = log_append_time;
                     if request.api_version >= 5 {
                         out.log_start_offset = log_start;
                     }
@@ -170,6 +190,23 @@ pub async fn handle(request: Request) -> HandlerResult {
     let mut response = ProduceResponse::default();
     response.responses = responses;
     request.respond(&response)
+}
+
+/// Applies the topic's `message.timestamp.*` configs to the batches in
+/// `buf`: stamps them (LogAppendTime; returns the time) or checks their
+/// CreateTime bounds.
+fn stamp(
+    broker: &Broker,
+    configs: Option<&BTreeMap<String, String>>,
+    buf: &mut [u8],
+) -> Result<Option<i64>, (ResponseError, String)> {
+    let empty = BTreeMap::new();
+    let rules = TimestampRules::for_topic(&broker.settings.configs, configs.unwrap_or(&empty));
+    let max = broker.settings.max_decompressed_batch_bytes;
+    rules.apply(buf, now_ms(), max).map_err(|e| match e {
+        TimestampError::OutOfRange { .. } => (ResponseError::InvalidTimestamp, e.to_string()),
+        TimestampError::Batch(_) => (ResponseError::CorruptMessage, e.to_string()),
+    })
 }
 
 /// The bytes to append for one partition: the records as they arrived, or

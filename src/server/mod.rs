@@ -45,6 +45,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         flush_check_interval: Duration::from_millis(config.log_flush_scheduler_interval_ms),
         fsync_before_ack: config.fsync_before_ack,
         cleaner_interval: Duration::from_millis(config.log_cleaner_backoff_ms),
+        cleaner_io_max_bytes_per_second: config.log_cleaner_io_max_bytes_per_second,
         compression_type: config.compression_type,
         max_decompressed_batch_bytes: config.max_decompressed_batch_bytes,
     };

@@ -1,34 +1,68 @@
 //! Compaction (cleanup.policy=compact): rewriting closed segments so that
 //! only the latest record of each key remains.
 //!
-//! One pass builds a map of every key's last offset over the whole log, then
-//! rewrites each closed segment (never the active one) older than
-//! `min_compaction_lag_ms`. Within a batch, surviving records keep their
-//! offsets: runs of consecutive offsets become batches of their own,
-//! recompressed with the original codec and keeping the original producer
-//! and timestamp-type fields; a batch that loses nothing is copied byte for
-//! byte, and control batches are always kept. Tombstones (null values) go
-//! once they are older than `delete_retention_ms`. Offsets left empty are
-//! gaps, as in Kafka: a read at one returns the next record.
+//! A pass has three steps, so that the partition's appends never wait for
+//! the rewriting:
 //!
-//! A rewritten segment is written to `<base>.log.cleaned`, synced, its
-//! indexes removed, then renamed over `<base>.log` and reopened (rebuilding
-//! the indexes). A crash at any point leaves the old or the new segment;
-//! leftover `.cleaned` files are removed when the log is opened.
+//! 1. [`Log::plan_compaction`] (a shared borrow, briefly): decides whether
+//!    the log is due, as Kafka's cleaner does, and opens its own read handles
+//!    on the segment files. The cleanable segments are the closed ones older
+//!    than `min.compaction.lag.ms`; those below the first dirty offset (what
+//!    an earlier pass covered) are clean, the rest dirty. The log is due when
+//!    its dirty share of the cleanable bytes exceeds
+//!    `min.cleanable.dirty.ratio`, when its oldest dirty record is older
+//!    than `max.compaction.lag.ms`, or when a tombstone's delete horizon has
+//!    passed. The first dirty offset lives in memory: after a restart the
+//!    whole log counts as dirty, so the first pass cleans it all.
+//! 2. [`CompactionPlan::build`] (no lock): maps every key to its latest
+//!    offset over the whole log, rewrites each cleanable segment that
+//!    changes into `<base>.log.cleaned`, and fsyncs it, reading and writing
+//!    no faster than the cleaner's I/O budget ([`Throttle`]).
+//! 3. [`Log::finish_compaction`] (the write lock, briefly): swaps each
+//!    output in, unless the log was truncated meanwhile (the key map may
+//!    then name records that are gone: the pass is dropped) or the segment
+//!    it replaces was deleted or changed (by retention or DeleteRecords:
+//!    that output is dropped). A crash at any point leaves the old or the
+//!    new segment; leftover `.cleaned` files are removed on open.
 //!
-//! Not implemented: `min.cleanable.dirty.ratio` (every pass considers the
-//! whole log), an I/O budget, and Kafka's per-batch delete horizon (a
-//! tombstone's age is its own timestamp's).
+//! Within a batch, surviving records keep their offsets: runs of consecutive
+//! offsets become batches of their own, recompressed with the original codec
+//! and keeping the producer and timestamp-type fields; a batch that loses
+//! nothing is copied byte for byte. Control batches (transaction markers)
+//! and each producer's last data batch are always kept whole, so
+//! idempotent producers' sequence state survives compaction. Offsets left
+//! empty are gaps, as in Kafka.
+//!
+//! Tombstones (null values) expire as in Kafka 2.8+ (KIP-534): the first
+//! pass that keeps a batch holding a tombstone rewrites it with the
+//! delete-horizon attribute and `now + delete.retention.ms` as its
+//! baseTimestamp; a later pass after that horizon removes its tombstones.
+//! So a tombstone stays readable for at least `delete.retention.ms` after
+//! the cleaner first reached it, whatever the record's own timestamp says
+//! (a producer's clock, or an old timestamp, cannot shorten it).
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use wharf_protocol::batch::{self, build_batch_with, BatchHeader, BatchOptions, NewRecord};
+use wharf_protocol::batch::{
+    self, build_batch_with, build_batch_with_delete_horizon, BatchHeader, BatchOptions, NewRecord,
+    HEADER_LEN,
+};
 
 use crate::error::{Result, StorageError};
 use crate::format;
 use crate::log::Log;
 use crate::segment::Segment;
+
+/// Every key's latest offset.
+type KeyMap = HashMap<Vec<u8>, i64>;
+/// Each producer id's last data batch, by base offset.
+type LastBatches = HashMap<i64, i64>;
 
 /// Suffix of a segment being rewritten.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
@@ -42,40 +76,308 @@ pub struct CompactionOutcome {
     pub records_removed: u64,
 }
 
-impl Log {
-    /// Compacts the closed segments, given the time in milliseconds. Does
-    /// nothing unless the log is compacted (`config.compact`).
-    pub fn compact(&mut self, now_ms: i64) -> Result<CompactionOutcome> {
-        let mut outcome = CompactionOutcome::default();
-        if !self.config.compact || self.older.is_empty() {
-            return Ok(outcome);
+/// The cleaner's I/O budget (Kafka's log.cleaner.io.max.bytes.per.second):
+/// bytes read and written by compaction are counted, and the cleaner sleeps
+/// whenever it runs ahead of the rate. It also carries the flag that stops
+/// a pass early (a shutting-down broker), checked at every count.
+#[derive(Debug)]
+pub struct Throttle {
+    /// Set to stop the pass: the next count fails with `Cancelled`.
+    cancel: Option<Arc<AtomicBool>>,
+    /// Bytes per second; `None` is unlimited.
+    rate: Option<f64>,
+    /// When counting began.
+    start: Instant,
+    /// Bytes counted since `start`.
+    bytes: u64,
+}
+
+impl Throttle {
+    /// A budget of `bytes_per_second` (`None`, or a non-positive rate: unlimited).
+    pub fn new(bytes_per_second: Option<f64>) -> Throttle {
+        Throttle {
+            cancel: None,
+            rate: bytes_per_second.filter(|r| *r > 0.0 && r.is_finite()),
+            start: Instant::now(),
+            bytes: 0,
         }
-        let latest = self.latest_offsets()?;
-        let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
-        let tombstone_limit = now_ms.saturating_sub(self.config.delete_retention_ms);
-        for i in 0..self.older.len() {
-            let Some(segment) = self.older.get(i) else {
-                break;
-            };
-            if self.config.min_compaction_lag_ms > 0
-                && segment
-                    .max_timestamp()
-                    .is_some_and(|(ts, _)| ts > lag_limit)
-            {
-                break; // this and later segments are too recent
+    }
+
+    /// Stops passes using this budget once `cancel` is set.
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Throttle {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Counts `bytes` and sleeps as long as the budget requires (in short
+    /// steps, so a cancel is seen promptly).
+    pub fn consume(&mut self, bytes: u64) -> Result<()> {
+        self.bytes = self.bytes.saturating_add(bytes);
+        loop {
+            if self.cancelled() {
+                return Err(StorageError::Cancelled);
             }
-            let (bytes, removed) = self.rewrite(segment, &latest, tombstone_limit)?;
-            if removed == 0 {
+            let wait = self.delay(self.start.elapsed());
+            if wait.is_zero() {
+                return Ok(());
+            }
+            std::thread::sleep(wait.min(Duration::from_millis(100)));
+        }
+    }
+
+    /// How long to wait, `elapsed` after the start, so that the bytes
+    /// counted so far keep to the rate.
+    fn delay(&self, elapsed: Duration) -> Duration {
+        let Some(rate) = self.rate else {
+            return Duration::ZERO;
+        };
+        let due = Duration::try_from_secs_f64(self.bytes as f64 / rate).unwrap_or(Duration::MAX);
+        due.saturating_sub(elapsed)
+    }
+}
+
+/// A segment file opened for the cleaner, read up to `size`.
+#[derive(Debug)]
+struct SegmentFile {
+    base: i64,
+    path: PathBuf,
+    file: File,
+    size: u64,
+}
+
+impl SegmentFile {
+    fn read(&self, position: u64, len: usize, throttle: &mut Throttle) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut buf, position)
+            .map_err(|e| StorageError::io(format!("cleaner reading {}", self.path.display()), e))?;
+        throttle.consume(len as u64)?;
+        Ok(buf)
+    }
+
+    /// Every batch of the file, as (header, bytes).
+    fn batches(&self, throttle: &mut Throttle) -> Result<Vec<(BatchHeader, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let mut position = 0u64;
+        while position < self.size {
+            let want = (self.size - position).min(HEADER_LEN as u64) as usize;
+            let head = self.read(position, want, throttle)?;
+            let header = BatchHeader::parse(&head).map_err(|e| self.corrupt(position, e))?;
+            let len = header.total_len();
+            if position.saturating_add(len as u64) > self.size {
+                return Err(self.corrupt(position, "batch runs past the end of the segment"));
+            }
+            out.push((header, self.read(position, len, throttle)?));
+            position = position.saturating_add(len as u64);
+        }
+        Ok(out)
+    }
+
+    fn corrupt(&self, position: u64, reason: impl std::fmt::Display) -> StorageError {
+        StorageError::CorruptSegment {
+            path: self.path.clone(),
+            position,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A compaction pass decided on by [`Log::plan_compaction`], to be built
+/// without the log's lock.
+#[derive(Debug)]
+pub struct CompactionPlan {
+    /// The time the pass runs at, in ms since the epoch.
+    now_ms: i64,
+    delete_retention_ms: i64,
+    max_decompressed: usize,
+    /// Every segment, oldest first; the first `targets` are rewritten.
+    sources: Vec<SegmentFile>,
+    targets: usize,
+    /// The log's truncation count when planned.
+    truncations: u64,
+    /// Base offset of the first segment not rewritten: the first dirty
+    /// offset once the pass is done.
+    dirty_end: i64,
+}
+
+/// A rewritten segment waiting to be swapped in.
+#[derive(Debug)]
+struct Output {
+    base: i64,
+    size_before: u64,
+    path: PathBuf,
+    removed: u64,
+}
+
+/// A built pass, for [`Log::finish_compaction`].
+#[derive(Debug)]
+pub struct CleanedSegments {
+    truncations: u64,
+    dirty_end: i64,
+    outputs: Vec<Output>,
+    /// The earliest delete horizon of a batch still holding tombstones.
+    horizon: Option<i64>,
+}
+
+impl CleanedSegments {
+    /// Removes the outputs (a pass that will not be swapped in).
+    fn discard(self) {
+        for output in self.outputs {
+            if let Err(e) = crate::io::remove_file(&output.path) {
+                tracing::warn!(path = %output.path.display(), "could not remove a compaction output: {e}");
+            }
+        }
+    }
+}
+
+impl Log {
+    /// Compacts the closed segments, given the time in milliseconds, in one
+    /// go: plan, build without a budget, swap. Does nothing unless the log
+    /// is compacted and due (see the module documentation), or when it is
+    /// offline. A failed swap takes the log offline.
+    pub fn compact(&mut self, now_ms: i64) -> Result<CompactionOutcome> {
+        let Some(plan) = self.plan_compaction(now_ms)? else {
+            return Ok(CompactionOutcome::default());
+        };
+        let cleaned = plan.build(&mut Throttle::new(None))?;
+        self.finish_compaction(cleaned)
+    }
+
+    /// Decides whether a compaction pass is due at `now_ms` and, if so,
+    /// opens what the pass reads. Cheap: reads one batch header at most.
+    pub fn plan_compaction(&self, now_ms: i64) -> Result<Option<CompactionPlan>> {
+        if !self.config.compact || self.offline.is_some() || self.older.is_empty() {
+            return Ok(None);
+        }
+        let min_lag = self.config.min_compaction_lag_ms;
+        let lag_limit = now_ms.saturating_sub(min_lag);
+        let cleanable = self
+            .older
+            .iter()
+            .take_while(|s| min_lag <= 0 || s.max_timestamp().is_none_or(|(ts, _)| ts <= lag_limit))
+            .count();
+        let end_of = |i: usize| {
+            self.older
+                .get(i.saturating_add(1))
+                .unwrap_or(&self.active)
+                .base_offset()
+        };
+        let (mut clean, mut dirty) = (0u64, 0u64);
+        let mut first_dirty = None;
+        for (i, segment) in self.older.iter().take(cleanable).enumerate() {
+            if end_of(i) <= self.first_dirty_offset {
+                clean = clean.saturating_add(segment.size());
+            } else {
+                dirty = dirty.saturating_add(segment.size());
+                first_dirty.get_or_insert(segment);
+            }
+        }
+        let ratio = if clean.saturating_add(dirty) == 0 {
+            0.0
+        } else {
+            dirty as f64 / clean.saturating_add(dirty) as f64
+        };
+        let max_lag = self.config.max_compaction_lag_ms;
+        let overdue = match first_dirty {
+            Some(segment) if max_lag < i64::MAX => {
+                let first_ts = segment.header_at(0)?.map_or(-1, |h| {
+                    if h.has_delete_horizon() {
+                        h.max_timestamp()
+                    } else {
+                        h.base_timestamp()
+                    }
+                });
+                first_ts >= 0 && now_ms.saturating_sub(first_ts) > max_lag
+            }
+            _ => false,
+        };
+        let tombstones_due = cleanable > 0 && self.tombstone_horizon.is_some_and(|h| now_ms >= h);
+        let due = (dirty > 0 && (ratio > self.config.min_cleanable_dirty_ratio || overdue))
+            || tombstones_due;
+        if !due {
+            return Ok(None);
+        }
+        let mut sources = Vec::with_capacity(self.segment_count());
+        for segment in self.segments() {
+            let path = format::log_path(&self.dir, segment.base_offset());
+            let file = File::open(&path)
+                .map_err(|e| StorageError::io(format!("cleaner opening {}", path.display()), e))?;
+            sources.push(SegmentFile {
+                base: segment.base_offset(),
+                path,
+                file,
+                size: segment.size(),
+            });
+        }
+        tracing::debug!(
+            dir = %self.dir.display(), cleanable, ratio, overdue, tombstones_due, "compaction due"
+        );
+        Ok(Some(CompactionPlan {
+            now_ms,
+            delete_retention_ms: self.config.delete_retention_ms,
+            max_decompressed: self.config.max_decompressed_batch_bytes,
+            sources,
+            targets: cleanable,
+            truncations: self.truncations,
+            dirty_end: end_of(cleanable.saturating_sub(1)),
+        }))
+    }
+
+    /// Swaps in what [`CompactionPlan::build`] produced (see the module
+    /// documentation for what is dropped instead). A failure while swapping
+    /// takes the log offline.
+    pub fn finish_compaction(&mut self, cleaned: CleanedSegments) -> Result<CompactionOutcome> {
+        if self.offline.is_some() || cleaned.truncations != self.truncations {
+            tracing::info!(dir = %self.dir.display(), "log truncated or offline during compaction; pass dropped");
+            cleaned.discard();
+            return Ok(CompactionOutcome::default());
+        }
+        let result = self.swap_in(cleaned);
+        self.offline_on_io_error(result)
+    }
+
+    fn swap_in(&mut self, cleaned: CleanedSegments) -> Result<CompactionOutcome> {
+        let mut outcome = CompactionOutcome::default();
+        let mut outputs = cleaned.outputs.into_iter();
+        while let Some(output) = outputs.next() {
+            let slot = self
+                .older
+                .iter()
+                .position(|s| s.base_offset() == output.base && s.size() == output.size_before);
+            let Some(i) = slot else {
+                tracing::debug!(
+                    base = output.base,
+                    "segment changed during compaction; output dropped"
+                );
+                crate::io::remove_file(&output.path).map_err(|e| {
+                    StorageError::io(format!("removing {}", output.path.display()), e)
+                })?;
                 continue;
-            }
-            let base = segment.base_offset();
-            let fresh = self.replace_segment(base, &bytes)?;
+            };
+            let fresh = self.replace_segment(output.base, &output.path);
+            let fresh = match fresh {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    for rest in outputs {
+                        let _ = crate::io::remove_file(&rest.path);
+                    }
+                    return Err(e);
+                }
+            };
             if let Some(slot) = self.older.get_mut(i) {
                 *slot = fresh;
             }
             outcome.segments_rewritten += 1;
-            outcome.records_removed += removed;
+            outcome.records_removed += output.removed;
         }
+        self.first_dirty_offset = self.first_dirty_offset.max(cleaned.dirty_end);
+        self.tombstone_horizon = cleaned.horizon;
         if outcome.segments_rewritten > 0 {
             self.dir_dirty = true;
             self.max_timestamp = crate::recovery::log_max_timestamp(self.segments(), &self.config)?;
@@ -83,18 +385,93 @@ impl Log {
         Ok(outcome)
     }
 
-    /// Every key's last offset in the log.
-    fn latest_offsets(&self) -> Result<HashMap<Vec<u8>, i64>> {
+    /// Renames `cleaned` over the segment at `base` and opens it.
+    fn replace_segment(&self, base: i64, cleaned: &Path) -> Result<Segment> {
+        let log_path = format::log_path(&self.dir, base);
+        for index in [
+            format::index_path(&self.dir, base),
+            format::time_index_path(&self.dir, base),
+        ] {
+            crate::io::remove_file(&index)
+                .map_err(|e| StorageError::io(format!("removing {}", index.display()), e))?;
+        }
+        crate::io::rename(cleaned, &log_path)
+            .map_err(|e| StorageError::io(format!("renaming {}", cleaned.display()), e))?;
+        Segment::open(&self.dir, base, self.config.index_interval_bytes)
+    }
+}
+
+impl CompactionPlan {
+    /// Builds the pass's outputs without touching the log; reads and writes
+    /// count against `throttle`. On failure nothing is left behind.
+    pub fn build(self, throttle: &mut Throttle) -> Result<CleanedSegments> {
+        let mut outputs = Vec::new();
+        let mut horizon = None;
+        match self.build_into(throttle, &mut outputs, &mut horizon) {
+            Ok(()) => Ok(CleanedSegments {
+                truncations: self.truncations,
+                dirty_end: self.dirty_end,
+                outputs,
+                horizon,
+            }),
+            Err(e) => {
+                CleanedSegments {
+                    truncations: self.truncations,
+                    dirty_end: self.dirty_end,
+                    outputs,
+                    horizon,
+                }
+                .discard();
+                Err(e)
+            }
+        }
+    }
+
+    fn build_into(
+        &self,
+        throttle: &mut Throttle,
+        outputs: &mut Vec<Output>,
+        horizon: &mut Option<i64>,
+    ) -> Result<()> {
+        let (latest, last_batches) = self.scan(throttle)?;
+        for source in self.sources.iter().take(self.targets) {
+            let rewritten = self.rewrite(source, &latest, &last_batches, throttle)?;
+            if let Some(h) = rewritten.horizon {
+                *horizon = Some(horizon.map_or(h, |old: i64| old.min(h)));
+            }
+            if !rewritten.changed {
+                continue;
+            }
+            let path = PathBuf::from(format!("{}{CLEANED_SUFFIX}", source.path.display()));
+            let io = |what: &str, e| StorageError::io(format!("{what} {}", path.display()), e);
+            outputs.push(Output {
+                base: source.base,
+                size_before: source.size,
+                path: path.clone(),
+                removed: rewritten.removed,
+            });
+            let file =
+                crate::io::write_new(&path, &rewritten.bytes).map_err(|e| io("writing", e))?;
+            throttle.consume(rewritten.bytes.len() as u64)?;
+            crate::io::sync_aux(&file, &path).map_err(|e| io("syncing", e))?;
+        }
+        Ok(())
+    }
+
+    /// Every key's last offset, and each producer's last data batch (by
+    /// base offset), over the whole log as planned.
+    fn scan(&self, throttle: &mut Throttle) -> Result<(KeyMap, LastBatches)> {
         let mut latest = HashMap::new();
-        for segment in self.segments() {
-            for item in segment.headers_from(0) {
-                let (position, header) = item?;
+        let mut last_batches = HashMap::new();
+        for source in &self.sources {
+            for (header, bytes) in source.batches(throttle)? {
                 if header.is_control() {
                     continue;
                 }
-                let bytes = segment.read_exact(position, header.total_len())?;
-                let max = self.config.max_decompressed_batch_bytes;
-                let payload = batch::records_payload(&bytes, &header, max)?;
+                if header.producer_id() >= 0 {
+                    last_batches.insert(header.producer_id(), header.base_offset());
+                }
+                let payload = batch::records_payload(&bytes, &header, self.max_decompressed)?;
                 for record in batch::records(&header, &payload) {
                     let record = record?;
                     if let Some(key) = record.key {
@@ -103,86 +480,99 @@ impl Log {
                 }
             }
         }
-        Ok(latest)
+        Ok((latest, last_batches))
     }
 
-    /// The segment's bytes after compaction, and how many records went.
+    /// One segment after compaction.
     fn rewrite(
         &self,
-        segment: &Segment,
-        latest: &HashMap<Vec<u8>, i64>,
-        tombstone_limit: i64,
-    ) -> Result<(Vec<u8>, u64)> {
-        let mut out = Vec::new();
-        let mut removed = 0u64;
-        for item in segment.headers_from(0) {
-            let (position, header) = item?;
-            let bytes = segment.read_exact(position, header.total_len())?;
-            if header.is_control() {
-                out.extend_from_slice(&bytes);
+        source: &SegmentFile,
+        latest: &KeyMap,
+        last_batches: &LastBatches,
+        throttle: &mut Throttle,
+    ) -> Result<Rewritten> {
+        let mut out = Rewritten::default();
+        let new_horizon = self.now_ms.saturating_add(self.delete_retention_ms);
+        for (header, bytes) in source.batches(throttle)? {
+            let producers_last = header.producer_id() >= 0
+                && last_batches.get(&header.producer_id()) == Some(&header.base_offset());
+            if header.is_control() || producers_last {
+                out.bytes.extend_from_slice(&bytes);
                 continue;
             }
-            let max = self.config.max_decompressed_batch_bytes;
-            let payload = batch::records_payload(&bytes, &header, max)?;
+            let payload = batch::records_payload(&bytes, &header, self.max_decompressed)?;
+            let horizon_passed =
+                header.has_delete_horizon() && self.now_ms >= header.base_timestamp();
             let mut runs: Vec<Vec<batch::Record<'_>>> = Vec::new();
             let mut last_kept: Option<i64> = None;
-            let mut total = 0u64;
+            let (mut total, mut kept, mut tombstones) = (0u64, 0u64, 0u64);
             for record in batch::records(&header, &payload) {
                 let record = record?;
                 total += 1;
                 let newest = record
                     .key
                     .is_some_and(|k| latest.get(k) == Some(&record.offset));
-                let expired_tombstone =
-                    record.value.is_none() && record.timestamp < tombstone_limit;
-                if !newest || expired_tombstone {
-                    removed += 1;
+                let tombstone = record.value.is_none();
+                if !newest || (tombstone && horizon_passed) {
+                    out.removed += 1;
                     continue;
                 }
+                kept += 1;
+                tombstones += u64::from(tombstone);
+                let offset = record.offset;
                 match runs.last_mut() {
-                    Some(run) if last_kept == Some(record.offset - 1) => run.push(record.clone()),
-                    _ => runs.push(vec![record.clone()]),
+                    Some(run) if last_kept == Some(offset - 1) => run.push(record),
+                    _ => runs.push(vec![record]),
                 }
-                last_kept = Some(record.offset);
+                last_kept = Some(offset);
             }
-            let kept: u64 = runs.iter().map(|r| r.len() as u64).sum();
-            if kept == total {
-                out.extend_from_slice(&bytes);
+            // A batch keeping tombstones carries a delete horizon: its own,
+            // or one stamped now.
+            let horizon = (tombstones > 0).then(|| {
+                if header.has_delete_horizon() {
+                    header.base_timestamp()
+                } else {
+                    new_horizon
+                }
+            });
+            if let Some(h) = horizon {
+                out.horizon = Some(out.horizon.map_or(h, |old: i64| old.min(h)));
+            }
+            let stamp = horizon.is_some() && !header.has_delete_horizon();
+            if kept == total && !stamp {
+                out.bytes.extend_from_slice(&bytes);
                 continue;
             }
+            out.changed = true;
+            let keep_horizon =
+                horizon.or(header.has_delete_horizon().then(|| header.base_timestamp()));
             for run in runs {
-                out.extend(rebuild(&header, &run)?);
+                out.bytes.extend(rebuild(&header, &run, keep_horizon)?);
             }
         }
-        Ok((out, removed))
-    }
-
-    /// Swaps in `bytes` as the segment at `base` and opens it.
-    fn replace_segment(&self, base: i64, bytes: &[u8]) -> Result<Segment> {
-        let log_path = format::log_path(&self.dir, base);
-        let cleaned = std::path::PathBuf::from(format!("{}{CLEANED_SUFFIX}", log_path.display()));
-        let io = |what: &str, e| StorageError::io(format!("{what} {}", cleaned.display()), e);
-        let mut file = std::fs::File::create(&cleaned).map_err(|e| io("creating", e))?;
-        file.write_all(bytes).map_err(|e| io("writing", e))?;
-        file.sync_all().map_err(|e| io("syncing", e))?;
-        for index in [
-            format::index_path(&self.dir, base),
-            format::time_index_path(&self.dir, base),
-        ] {
-            match std::fs::remove_file(&index) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io(format!("removing {}", index.display()), e)),
-            }
-        }
-        std::fs::rename(&cleaned, &log_path).map_err(|e| io("renaming", e))?;
-        Segment::open(&self.dir, base, self.config.index_interval_bytes)
+        Ok(out)
     }
 }
 
+/// A segment's bytes after compaction.
+#[derive(Debug, Default)]
+struct Rewritten {
+    bytes: Vec<u8>,
+    removed: u64,
+    /// Whether the bytes differ from the segment's.
+    changed: bool,
+    /// The earliest delete horizon of a batch that keeps tombstones.
+    horizon: Option<i64>,
+}
+
 /// A batch holding `run` (records with consecutive offsets) with the
-/// original batch's codec, timestamp type, producer and epoch fields.
-fn rebuild(original: &BatchHeader, run: &[batch::Record<'_>]) -> Result<Vec<u8>> {
+/// original batch's codec, timestamp type, producer and epoch fields, and
+/// `delete_horizon` stamped when given.
+fn rebuild(
+    original: &BatchHeader,
+    run: &[batch::Record<'_>],
+    delete_horizon: Option<i64>,
+) -> Result<Vec<u8>> {
     let Some(first) = run.first() else {
         return Ok(Vec::new());
     };
@@ -210,5 +600,40 @@ fn rebuild(original: &BatchHeader, run: &[batch::Record<'_>]) -> Result<Vec<u8>>
             headers: r.headers.iter().map(|h| (h.key, h.value)).collect(),
         })
         .collect();
-    Ok(build_batch_with(first.offset, &records, &options)?)
+    Ok(match delete_horizon {
+        Some(h) => build_batch_with_delete_horizon(first.offset, &records, &options, h)?,
+        None => build_batch_with(first.offset, &records, &options)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_waits_until_the_bytes_fit_the_rate() {
+        let mut t = Throttle::new(Some(1000.0));
+        t.bytes = 500;
+        assert_eq!(t.delay(Duration::ZERO), Duration::from_millis(500));
+        assert_eq!(
+            t.delay(Duration::from_millis(200)),
+            Duration::from_millis(300)
+        );
+        assert_eq!(t.delay(Duration::from_secs(1)), Duration::ZERO);
+        let mut unlimited = Throttle::new(None);
+        unlimited.bytes = u64::MAX;
+        assert_eq!(unlimited.delay(Duration::ZERO), Duration::ZERO);
+        assert!(Throttle::new(Some(0.0)).rate.is_none());
+    }
+
+    #[test]
+    fn cancelled_throttle_stops_the_pass_even_while_waiting() {
+        let cancel = Arc::new(AtomicBool::new(false));
+        // One byte per second: 1 000 bytes would wait over 16 minutes.
+        let mut t = Throttle::new(Some(1.0)).with_cancel(cancel.clone());
+        cancel.store(true, Ordering::Relaxed);
+        assert!(matches!(t.consume(1_000), Err(StorageError::Cancelled)));
+        let mut free = Throttle::new(None).with_cancel(Arc::new(AtomicBool::new(false)));
+        assert!(free.consume(1_000).is_ok());
+    }
 }

@@ -96,9 +96,30 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// A compaction pass was stopped (the broker is shutting down).
+    #[error("compaction cancelled")]
+    Cancelled,
+    /// The log refuses writes since an earlier write-side I/O failure; it
+    /// accepts them again once reopened (see `Log::take_offline`).
+    #[error(
+        "log {dir} is offline after a failed write ({reason}); restart the broker to recover it"
+    )]
+    LogOffline {
+        /// The log's directory.
+        dir: PathBuf,
+        /// The failure that took it offline.
+        reason: String,
+    },
 }
 
 impl StorageError {
+    /// Whether this is a failed write to a full disk (ENOSPC, or EDQUOT for
+    /// a full quota), which may pass once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        // ENOSPC is 28 and EDQUOT 122 on Linux.
+        matches!(self, StorageError::Io { source, .. } if matches!(source.raw_os_error(), Some(28 | 122)))
+    }
+
     /// Wraps an I/O error with what was being done.
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> StorageError {
         StorageError::Io {

@@ -12,6 +12,7 @@
 //! - `recovery`: opening a directory and repairing a torn tail.
 //! - `retention`: deleting expired segments and moving the log start offset.
 //! - `compaction`: keeping only each key's latest record in closed segments.
+//! - [`io`]: the write-side file operations, with fail points tests arm.
 //! - `txn_index`: each segment's aborted-transaction index (`.txnindex`).
 //! - [`error`]: the one error type, `StorageError`.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@
 mod compaction;
 pub mod error;
 pub mod format;
+pub mod io;
 pub mod log;
 pub mod producer_state;
 mod recovery;
@@ -26,7 +28,7 @@ mod retention;
 mod segment;
 mod txn_index;
 
-pub use compaction::CompactionOutcome;
+pub use compaction::{CleanedSegments, CompactionOutcome, CompactionPlan, Throttle};
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig, PendingSync};
 pub use producer_state::{AbortedTxn, ProducerStates};

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use wharf_protocol::batch::{self, BatchHeader};
 
 use crate::error::{Result, StorageError};
+use crate::io;
 use crate::producer_state::{AbortedTxn, AppendCheck, BatchMeta, ProducerStates};
 use crate::recovery;
 use crate::segment::{PlacedBatch, Segment};
@@ -25,6 +26,10 @@ pub struct LogConfig {
     /// the next append (Kafka's segment.ms, counted from the segment's
     /// creation).
     pub segment_ms: i64,
+    /// Largest random amount each segment's segment.ms is shortened by, so
+    /// that many partitions created together do not all roll at once
+    /// (Kafka's segment.jitter.ms).
+    pub segment_jitter_ms: i64,
     /// Largest decompressed records section accepted when validating a compressed batch.
     pub max_decompressed_batch_bytes: usize,
     /// Largest single batch an append may carry (Kafka's max.message.bytes).
@@ -44,9 +49,16 @@ pub struct LogConfig {
     /// Records younger than this many milliseconds are not compacted
     /// (Kafka's min.compaction.lag.ms).
     pub min_compaction_lag_ms: i64,
-    /// Tombstones older than this many milliseconds are removed by
-    /// compaction (Kafka's delete.retention.ms).
+    /// How long compaction keeps a tombstone after it first reached it, in
+    /// milliseconds (Kafka's delete.retention.ms; see `compaction`).
     pub delete_retention_ms: i64,
+    /// Compaction skips a log whose dirty share of the cleanable bytes is
+    /// not above this (Kafka's min.cleanable.dirty.ratio).
+    pub min_cleanable_dirty_ratio: f64,
+    /// Compaction cleans a log whose oldest dirty record is older than this
+    /// many milliseconds, whatever its dirty ratio (Kafka's
+    /// max.compaction.lag.ms); `i64::MAX` never forces it.
+    pub max_compaction_lag_ms: i64,
     /// fsync after an append leaves this many records unflushed (Kafka's
     /// flush.messages); `u64::MAX` leaves flushing to the OS.
     pub flush_messages: u64,
@@ -62,6 +74,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             index_max_bytes: 10 << 20,
             segment_ms: 7 * 24 * 3600 * 1000,
+            segment_jitter_ms: 0,
             max_decompressed_batch_bytes: 64 << 20,
             max_batch_bytes: u64::from(u32::MAX),
             retention_ms: -1,
@@ -70,6 +83,8 @@ impl Default for LogConfig {
             compact: false,
             min_compaction_lag_ms: 0,
             delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            max_compaction_lag_ms: i64::MAX,
             flush_messages: u64::MAX,
             flush_ms: i64::MAX,
         }
@@ -96,12 +111,11 @@ impl PendingSync {
     /// fsyncs the files, then the directory.
     pub fn sync(self) -> Result<()> {
         for (file, path) in &self.files {
-            file.sync_data()
+            io::sync_data(file, path)
                 .map_err(|e| StorageError::io(format!("syncing {}", path.display()), e))?;
         }
         if let Some(dir) = &self.dir {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
+            io::sync_dir(dir)
                 .map_err(|e| StorageError::io(format!("syncing {}", dir.display()), e))?;
         }
         Ok(())
@@ -170,6 +184,20 @@ pub struct Log {
     /// Idempotent producers' epochs and last batches, rebuilt from the
     /// batch headers on open and after a truncation.
     pub(crate) producers: ProducerStates,
+    /// Why the log refuses writes, once a write-side I/O failure has left
+    /// what is on disk uncertain (see [`Log::take_offline`]); `None` while
+    /// it accepts them.
+    pub(crate) offline: Option<String>,
+    /// Offsets below this were covered by a compaction pass (Kafka's
+    /// cleaner checkpoint, kept in memory: 0 after opening).
+    pub(crate) first_dirty_offset: i64,
+    /// Truncations so far, so a compaction built meanwhile can tell.
+    pub(crate) truncations: u64,
+    /// The earliest delete horizon of a compacted batch still holding
+    /// tombstones: compaction is due again once it passes.
+    pub(crate) tombstone_horizon: Option<i64>,
+    /// Draws each segment's segment.jitter.ms share (from its base offset).
+    pub(crate) jitter: std::hash::RandomState,
 }
 
 impl Log {
@@ -185,7 +213,13 @@ impl Log {
     /// are then assigned from the log end by rewriting each batch's base
     /// offset in place, and `leader_epoch` is stamped on each. The bytes are
     /// written (not fsynced) before this returns.
+    ///
+    /// A failed write never leaves part of the append readable. A failure
+    /// from a full disk (ENOSPC, EDQUOT) whose rollback worked leaves the log
+    /// writable, as it was before; any other write failure, and any failed
+    /// fsync, takes the log offline (see [`Log::take_offline`]).
     pub fn append(&mut self, records: &mut [u8], leader_epoch: i32) -> Result<AppendInfo> {
+        self.check_writable()?;
         let validated = self.validate_append(records)?;
         let headers = validated.iter().map(|(_, v)| &v.header);
         let staged = match self.producers.check_append(self.next_offset, headers)? {
@@ -213,15 +247,18 @@ impl Log {
 
         let active = &self.active;
         let relative_end = end_offset.saturating_sub(active.base_offset());
-        let aged =
-            crate::segment::now_ms().saturating_sub(active.created_ms()) > self.config.segment_ms;
+        let jitter = roll_jitter(&self.jitter, active.base_offset(), &self.config);
+        let aged = crate::segment::now_ms().saturating_sub(active.created_ms())
+            > self.config.segment_ms.saturating_sub(jitter);
         if active.size() > 0
             && (active.size().saturating_add(size) > limit
                 || relative_end > i64::from(i32::MAX)
                 || active.index_full(self.config.index_max_bytes)
                 || aged)
         {
-            self.roll()?;
+            // A failed roll changes nothing in memory; at worst it leaves
+            // empty files that the next roll or recovery replaces.
+            self.roll().map_err(|e| self.after_failed_append(e, true))?;
         }
 
         let mut placed = Vec::with_capacity(validated.len());
@@ -250,7 +287,9 @@ impl Log {
             offset = header.next_offset();
         }
 
-        self.active.append(records, &placed)?;
+        if let Err(failure) = self.active.append(records, &placed) {
+            return Err(self.after_failed_append(failure.error, failure.rolled_back));
+        }
         self.producers.commit(staged);
         for p in placed.iter().filter(|p| p.header.is_control()) {
             let bytes = records
@@ -265,13 +304,22 @@ impl Log {
                 p.header.base_offset(),
                 marker.commit,
             );
+            // The marker is in the log; the index is derived from it and
+            // rebuilt by the scan on open, so a failed index write must not
+            // fail an append that has already happened.
             if let Some(a) = aborted {
-                crate::txn_index::append(&self.dir, self.active.base_offset(), a.into())?;
+                if let Err(e) =
+                    crate::txn_index::append(&self.dir, self.active.base_offset(), a.into())
+                {
+                    tracing::warn!(dir = %self.dir.display(), "transaction index not updated (rebuilt on restart): {e}");
+                }
             }
         }
         self.next_offset = end_offset;
         self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
         if self.unflushed_messages >= self.config.flush_messages {
+            // The records are written but not durable: the append fails
+            // (nothing is acknowledged) and the log goes offline.
             self.flush()?;
         }
         let (max_timestamp, offset_of_max_timestamp) = max.unwrap_or((-1, base_offset));
@@ -449,7 +497,9 @@ impl Log {
     /// fsyncs every segment written since the last flush, and the directory if
     /// segments were created or removed.
     pub fn flush(&mut self) -> Result<()> {
-        self.flush_segments()?;
+        self.check_writable()?;
+        let flushed = self.flush_segments();
+        self.offline_on_io_error(flushed)?;
         self.unflushed_messages = 0;
         self.last_flush_ms = crate::segment::now_ms();
         Ok(())
@@ -458,7 +508,8 @@ impl Log {
     /// Flushes when records have been waiting longer than `flush_ms` at
     /// time `now_ms`; returns whether it did.
     pub fn flush_if_due(&mut self, now_ms: i64) -> Result<bool> {
-        if self.unflushed_messages == 0
+        if self.offline.is_some()
+            || self.unflushed_messages == 0
             || now_ms.saturating_sub(self.last_flush_ms) < self.config.flush_ms
         {
             return Ok(false);
@@ -479,6 +530,12 @@ impl Log {
     /// makes everything appended before this call durable, so appends need
     /// not wait for the disk.
     pub fn prepare_sync(&mut self) -> Result<PendingSync> {
+        self.check_writable()?;
+        let prepared = self.take_pending_sync();
+        self.offline_on_io_error(prepared)
+    }
+
+    fn take_pending_sync(&mut self) -> Result<PendingSync> {
         let mut files = Vec::new();
         for segment in self.older.iter_mut() {
             files.extend(segment.take_sync_handles()?);
@@ -501,8 +558,7 @@ impl Log {
         }
         self.active.flush()?;
         if self.dir_dirty {
-            std::fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
+            io::sync_dir(&self.dir)
                 .map_err(|e| StorageError::io(format!("syncing {}", self.dir.display()), e))?;
             self.dir_dirty = false;
         }
@@ -515,6 +571,12 @@ impl Log {
     /// start empties the log and restarts it at `offset`. Negative offsets
     /// are out of range.
     pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        self.check_writable()?;
+        let result = self.truncate_inner(offset);
+        self.offline_on_io_error(result)
+    }
+
+    fn truncate_inner(&mut self, offset: i64) -> Result<()> {
         if offset < 0 {
             return Err(StorageError::OffsetOutOfRange {
                 requested: offset,
@@ -525,6 +587,8 @@ impl Log {
         if offset >= self.next_offset {
             return Ok(());
         }
+        self.truncations = self.truncations.saturating_add(1);
+        self.first_dirty_offset = self.first_dirty_offset.min(offset);
         if offset <= self.log_start_offset() {
             return self.restart_at(offset);
         }
@@ -585,6 +649,64 @@ impl Log {
             .map_err(|e| StorageError::io(format!("removing {}", dir.display()), e))
     }
 
+    /// Stops the log accepting writes until it is reopened (a broker
+    /// restart), as Kafka takes a failed log directory offline. Called when
+    /// a write-side I/O call failed in a way that leaves the files'
+    /// contents uncertain, above all a failed fsync: after one, the kernel
+    /// may have dropped the dirty pages it could not write and a later fsync
+    /// can report success without them, so nothing appended since the last
+    /// good fsync may be counted durable. Reads go on; reopening runs
+    /// recovery, which validates the last segment and cuts what is invalid.
+    pub fn take_offline(&mut self, reason: &dyn std::fmt::Display) {
+        if self.offline.is_none() {
+            tracing::error!(
+                dir = %self.dir.display(),
+                "log taken offline after a failed write: {reason}; it refuses writes until the broker restarts"
+            );
+            self.offline = Some(reason.to_string());
+        }
+    }
+
+    /// Why the log refuses writes, if it does (see [`Log::take_offline`]).
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.offline.as_deref()
+    }
+
+    /// Refuses a write to an offline log.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        match &self.offline {
+            None => Ok(()),
+            Some(reason) => Err(StorageError::LogOffline {
+                dir: self.dir.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// Takes the log offline when `result` is an I/O failure.
+    pub(crate) fn offline_on_io_error<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(e @ StorageError::Io { .. }) = &result {
+            self.take_offline(e);
+        }
+        result
+    }
+
+    /// Decides what a failed append write leaves: a full disk with nothing
+    /// of the append left behind (`clean`) keeps the log writable, since
+    /// space may be freed and the files are as they were; anything else
+    /// takes it offline. Returns the error for the caller.
+    fn after_failed_append(&mut self, error: StorageError, clean: bool) -> StorageError {
+        if clean && error.is_disk_full() {
+            tracing::error!(
+                dir = %self.dir.display(),
+                "append failed, disk full: {error}; nothing of it was kept"
+            );
+        } else {
+            self.take_offline(&error);
+        }
+        error
+    }
+
     /// The log's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -629,6 +751,18 @@ impl Log {
     }
 }
 
+/// How much sooner than segment.ms the segment at `base_offset` rolls: a
+/// random share, fixed per segment, below both segment.jitter.ms and
+/// segment.ms, as Kafka draws it.
+fn roll_jitter(state: &std::hash::RandomState, base_offset: i64, config: &LogConfig) -> i64 {
+    use std::hash::BuildHasher;
+    let bound = config.segment_jitter_ms.min(config.segment_ms);
+    match u64::try_from(bound) {
+        Ok(bound) if bound > 0 => i64::try_from(state.hash_one(base_offset) % bound).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// The first record of the batch at `position` whose (offset, timestamp) satisfies `pred`.
 pub(crate) fn find_record(
     segment: &Segment,
@@ -646,4 +780,28 @@ pub(crate) fn find_record(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roll_jitter_is_fixed_per_segment_and_below_both_limits() {
+        let state = std::hash::RandomState::new();
+        let config = LogConfig {
+            segment_ms: 1_000,
+            segment_jitter_ms: 5_000,
+            ..LogConfig::default()
+        };
+        let draws: Vec<i64> = (0..200).map(|b| roll_jitter(&state, b, &config)).collect();
+        assert!(draws.iter().all(|j| (0..1_000).contains(j)));
+        assert!(
+            draws.iter().any(|j| *j != draws[0]),
+            "jitter varies by segment"
+        );
+        assert_eq!(roll_jitter(&state, 7, &config), draws[7]);
+        let none = LogConfig::default();
+        assert_eq!(roll_jitter(&state, 7, &none), 0);
+    }
 }

@@ -30,10 +30,10 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
             format::index_path(dir, *orphan),
             format::time_index_path(dir, *orphan),
         ] {
-            match fs::remove_file(&path) {
-                Ok(()) => warn!(path = %path.display(), "removed index without a segment"),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io(format!("removing {}", path.display()), e)),
+            if path.exists() {
+                crate::io::remove_file(&path)
+                    .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
+                warn!(path = %path.display(), "removed index without a segment");
             }
         }
     }
@@ -75,6 +75,11 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         unflushed_messages: 0,
         last_flush_ms: crate::segment::now_ms(),
         producers,
+        offline: None,
+        first_dirty_offset: 0,
+        truncations: 0,
+        tombstone_horizon: None,
+        jitter: std::hash::RandomState::new(),
     })
 }
 
@@ -99,7 +104,7 @@ fn list_segments(dir: &Path) -> Result<(BTreeSet<i64>, BTreeSet<i64>)> {
             {
                 // A compaction interrupted before its rename: the original stands.
                 warn!(path = %entry.path().display(), "removing an unfinished compaction output");
-                fs::remove_file(entry.path()).map_err(listing_error)?;
+                crate::io::remove_file(&entry.path()).map_err(listing_error)?;
             }
             None => {}
         }
@@ -166,7 +171,7 @@ fn recover_last(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Seg
             %reason,
             "truncating torn or corrupt tail of the last segment"
         );
-        file.set_len(position)
+        crate::io::set_len(&file, &path, position)
             .map_err(|e| StorageError::io(format!("truncating {}", path.display()), e))?;
     }
     let segment = Segment::from_recovered(

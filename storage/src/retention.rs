@@ -23,8 +23,20 @@ pub struct RetentionOutcome {
 
 impl Log {
     /// Deletes the segments retention no longer keeps, given the current
-    /// time in milliseconds. Does nothing when delete retention is off.
+    /// time in milliseconds. Does nothing when delete retention is off, or
+    /// when the log is offline. A failed deletion takes the log offline.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome> {
+        if self.offline.is_some() {
+            return Ok(RetentionOutcome {
+                segments_deleted: 0,
+                log_start_offset: self.log_start_offset(),
+            });
+        }
+        let result = self.apply_retention_inner(now_ms);
+        self.offline_on_io_error(result)
+    }
+
+    fn apply_retention_inner(&mut self, now_ms: i64) -> Result<RetentionOutcome> {
         let mut deletable = 0usize;
         if self.config.delete_retention_enabled {
             let retention_ms = self.config.retention_ms;
@@ -78,8 +90,15 @@ impl Log {
     /// Moves the log start offset to `offset` (DeleteRecords): records below
     /// it can no longer be read, and segments wholly below it are deleted.
     /// Offsets beyond the log end are out of range; an offset at or below
-    /// the current start changes nothing.
+    /// the current start changes nothing. An offline log refuses; a failed
+    /// deletion takes the log offline.
     pub fn advance_log_start(&mut self, offset: i64) -> Result<i64> {
+        self.check_writable()?;
+        let result = self.advance_log_start_inner(offset);
+        self.offline_on_io_error(result)
+    }
+
+    fn advance_log_start_inner(&mut self, offset: i64) -> Result<i64> {
         if offset > self.next_offset || offset < 0 {
             return Err(StorageError::OffsetOutOfRange {
                 requested: offset,

@@ -7,23 +7,19 @@
 //! transactions are served from memory ([`crate::ProducerStates`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 use tracing::warn;
 
 use crate::error::{Result, StorageError};
 use crate::format::{self, TxnIndexEntry};
+use crate::io;
 
 /// Appends one entry to the index of the segment based at `base_offset`.
 pub(crate) fn append(dir: &Path, base_offset: i64, entry: TxnIndexEntry) -> Result<()> {
     let path = format::txn_index_path(dir, base_offset);
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(&entry.encode()))
+    io::append_aux(&path, &entry.encode())
         .map_err(|e| StorageError::io(format!("appending to {}", path.display()), e))
 }
 
@@ -46,7 +42,7 @@ pub(crate) fn reconcile(dir: &Path, expected: &BTreeMap<i64, Vec<TxnIndexEntry>>
         let path = format::txn_index_path(dir, *base);
         let wanted = expected.get(base).filter(|e| !e.is_empty());
         let Some(wanted) = wanted else {
-            fs::remove_file(&path)
+            io::remove_file(&path)
                 .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
             continue;
         };
@@ -68,7 +64,9 @@ pub(crate) fn reconcile(dir: &Path, expected: &BTreeMap<i64, Vec<TxnIndexEntry>>
 
 fn write(path: &Path, entries: &[TxnIndexEntry]) -> Result<()> {
     let bytes: Vec<u8> = entries.iter().flat_map(|e| e.encode()).collect();
-    fs::write(path, bytes).map_err(|e| StorageError::io(format!("writing {}", path.display()), e))
+    io::write_new(path, &bytes)
+        .map(drop)
+        .map_err(|e| StorageError::io(format!("writing {}", path.display()), e))
 }
 
 #[cfg(test)]

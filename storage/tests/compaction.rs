@@ -122,7 +122,7 @@ fn keeps_the_latest_record_per_key_at_its_offset_in_closed_segments() {
 }
 
 #[test]
-fn tombstones_go_after_delete_retention_and_young_segments_wait() {
+fn tombstones_stay_for_delete_retention_after_the_first_cleaning_and_young_segments_wait() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = LogConfig {
         min_compaction_lag_ms: 5_000,
@@ -141,13 +141,33 @@ fn tombstones_go_after_delete_retention_and_young_segments_wait() {
     }
     // At t=12 000 everything is younger than the 5 s lag: nothing changes.
     assert_eq!(log.compact(12_000).unwrap().records_removed, 0);
-    // At t=16 000 the closed segments are past the lag, and the tombstones,
-    // 6 s old, are past delete.retention.ms (1 s): they go too.
+    // At t=16 000 the closed segments are past the lag: older values go.
+    // The latest tombstone, although its own timestamp is 6 s old, stays:
+    // this first pass stamps it with a delete horizon of 16 000 + 1 000.
     let out = log.compact(16_000).unwrap();
-    assert!(out.records_removed >= 10, "{out:?}");
+    assert_eq!(out.records_removed, 10, "{out:?}");
+    let left = contents(&log);
+    assert_eq!(
+        left.iter()
+            .map(|r| (r.0, r.1.as_str(), r.2.is_some()))
+            .collect::<Vec<_>>(),
+        vec![(10, "k", true), (11, "gone", false)]
+    );
+    let chunk = log.read(11, 1 << 20, true).unwrap();
+    let (header, bytes) = batch::batches(&chunk).next().unwrap().unwrap();
+    assert!(header.has_delete_horizon());
+    assert_eq!(header.base_timestamp(), 17_000);
+    let payload = batch::records_payload(bytes, &header, 1 << 20).unwrap();
+    let record = batch::records(&header, &payload).next().unwrap().unwrap();
+    assert_eq!(
+        record.timestamp, 10_005,
+        "record timestamps survive the stamp"
+    );
+    // Before the horizon nothing is due; from it on the tombstone goes.
+    assert_eq!(log.compact(16_999).unwrap().records_removed, 0);
+    assert_eq!(log.compact(17_000).unwrap().records_removed, 1);
     let left = contents(&log);
     assert!(left.iter().all(|r| r.1 != "gone"), "{left:?}");
-    assert_eq!(left.iter().filter(|r| r.1 == "k").count(), 1);
     assert_eq!(left.last().unwrap().0, 10); // k's last write
 }
 
@@ -165,4 +185,185 @@ fn logs_that_are_not_compacted_are_left_alone() {
     }
     assert_eq!(log.compact(1_000_000).unwrap(), Default::default());
     assert_eq!(contents(&log).len(), 10);
+}
+
+/// A closed segment per record: appends one (key, value) at `ts` and rolls.
+fn append_rolled(log: &mut Log, key: &str, value: &str, ts: i64) {
+    append(log, &[(key, Some(value))], ts, Compression::None);
+    log.roll().unwrap();
+}
+
+#[test]
+fn clean_log_waits_until_its_dirty_ratio_exceeds_min_cleanable_dirty_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        min_cleanable_dirty_ratio: 0.5,
+        ..config()
+    };
+    let mut log = Log::open(dir.path(), cfg).unwrap();
+    for k in ["k1", "k2", "k3", "k4"] {
+        append_rolled(&mut log, k, "v0", 1);
+    }
+    // All dirty after opening: the pass runs (nothing to remove yet).
+    assert_eq!(log.compact(10).unwrap().records_removed, 0);
+    // 1 of 5 segments dirty (0.2), then 4 of 8 (0.5, not above): left alone.
+    append_rolled(&mut log, "k1", "v1", 2);
+    assert_eq!(log.compact(10).unwrap(), Default::default());
+    for k in ["k2", "k3", "k4"] {
+        append_rolled(&mut log, k, "v1", 2);
+    }
+    assert_eq!(log.compact(10).unwrap(), Default::default());
+    assert_eq!(contents(&log).len(), 8);
+    // 5 of 9 dirty: cleaned, every superseded value goes.
+    append_rolled(&mut log, "k1", "v2", 3);
+    assert_eq!(log.compact(10).unwrap().records_removed, 5);
+    let left: Vec<_> = contents(&log)
+        .into_iter()
+        .map(|r| (r.1, r.2.unwrap()))
+        .collect();
+    let want = [("k2", "v1"), ("k3", "v1"), ("k4", "v1"), ("k1", "v2")];
+    assert_eq!(
+        left,
+        want.map(|(k, v)| (k.to_string(), v.to_string())).to_vec()
+    );
+}
+
+#[test]
+fn max_compaction_lag_forces_a_pass_below_the_dirty_ratio() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        min_cleanable_dirty_ratio: 0.9,
+        max_compaction_lag_ms: 1_000,
+        ..config()
+    };
+    let mut log = Log::open(dir.path(), cfg).unwrap();
+    for k in ["k1", "k2", "k3", "k4"] {
+        append_rolled(&mut log, k, "v0", 1_000);
+    }
+    assert_eq!(log.compact(1_500).unwrap().records_removed, 0);
+    append_rolled(&mut log, "k1", "v1", 5_000);
+    // The dirty record is 500 ms old: below the ratio and the lag, no pass.
+    assert_eq!(log.compact(5_500).unwrap(), Default::default());
+    // 1 001 ms old: past max.compaction.lag.ms, cleaned anyway.
+    assert_eq!(log.compact(6_001).unwrap().records_removed, 1);
+    assert_eq!(contents(&log).len(), 4);
+}
+
+#[test]
+fn pass_built_without_the_lock_keeps_later_appends_and_skips_segments_deleted_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    for (k, v) in [("k", "a"), ("k", "b"), ("k", "c"), ("j", "d")] {
+        append_rolled(&mut log, k, v, 1);
+    }
+    let plan = log.plan_compaction(10).unwrap().expect("all dirty: due");
+    // While the pass is built, appends carry on and DeleteRecords removes
+    // the first segment.
+    append(&mut log, &[("k", Some("e"))], 2, Compression::None);
+    assert_eq!(log.advance_log_start(1).unwrap(), 1);
+    let cleaned = plan.build(&mut wharf_storage::Throttle::new(None)).unwrap();
+    let out = log.finish_compaction(cleaned).unwrap();
+    // Offsets 0 and 1 (k=a, k=b) are superseded by offset 2 as planned,
+    // but segment 0 is gone: only segment 1's output is swapped in. Offset
+    // 2 stays, since the plan did not know of offset 4.
+    assert_eq!(out.records_removed, 1);
+    let left: Vec<_> = contents(&log)
+        .into_iter()
+        .map(|r| (r.0, r.2.unwrap()))
+        .collect();
+    let want = [(2, "c"), (3, "d"), (4, "e")];
+    assert_eq!(left, want.map(|(o, v)| (o, v.to_string())).to_vec());
+    assert_eq!(log.segment_base_offsets()[0], 1);
+    let leftovers = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".cleaned")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+#[test]
+fn pass_built_before_a_truncation_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    for v in ["a", "b", "c"] {
+        append_rolled(&mut log, "k", v, 1);
+    }
+    let plan = log.plan_compaction(10).unwrap().expect("due");
+    let cleaned = plan.build(&mut wharf_storage::Throttle::new(None)).unwrap();
+    // The newest value goes: the plan's key map is wrong now, and using it
+    // would drop b, the value that is newest after the truncation.
+    log.truncate_to(2).unwrap();
+    assert_eq!(log.finish_compaction(cleaned).unwrap(), Default::default());
+    let values: Vec<_> = contents(&log).into_iter().map(|r| r.2.unwrap()).collect();
+    assert_eq!(values, ["a", "b"]);
+    let cleaned_files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".cleaned")
+        })
+        .count();
+    assert_eq!(cleaned_files, 0);
+    // The next pass uses a fresh map.
+    assert_eq!(log.compact(10).unwrap().records_removed, 1);
+}
+
+/// CRC-32C (Castagnoli), bit by bit: enough for a test to re-seal a batch.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in data {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A transaction commit marker of producer 7: a control batch (attributes
+/// transactional | control) holding one control record.
+fn commit_marker() -> Vec<u8> {
+    let key = [0u8, 0, 0, 1]; // version 0, type 1 (COMMIT)
+    let value = [0u8, 0, 0, 0, 0, 0];
+    let records = [(Some(&key[..]), Some(&value[..]), 5)];
+    let mut b = build_batch(0, &records, Compression::None).unwrap();
+    b[21..23].copy_from_slice(&0x30i16.to_be_bytes()); // attributes
+    b[43..51].copy_from_slice(&7i64.to_be_bytes()); // producerId
+    b[51..53].copy_from_slice(&0i16.to_be_bytes()); // producerEpoch
+    let crc = crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[test]
+fn control_batches_are_kept_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config()).unwrap();
+    append(&mut log, &[("k", Some("v1"))], 1, Compression::None);
+    let marker = commit_marker();
+    log.append(&mut marker.clone(), 0).unwrap();
+    append(&mut log, &[("k", Some("v2"))], 1, Compression::None);
+    log.roll().unwrap();
+    assert_eq!(log.compact(10).unwrap().records_removed, 1);
+    let chunk = log.read(0, 1 << 20, true).unwrap();
+    let batches: Vec<_> = batch::batches(&chunk)
+        .map(|b| {
+            let (header, bytes) = b.unwrap();
+            (header, bytes.to_vec())
+        })
+        .collect();
+    assert_eq!(batches.len(), 2);
+    let (header, bytes) = &batches[0];
+    assert!(header.is_control() && header.is_transactional());
+    assert_eq!(header.base_offset(), 1);
+    // Past the offset and leader epoch the log stamps, the same bytes.
+    assert_eq!(&bytes[16..], &marker[16..]);
+    assert_eq!(batches[1].0.base_offset(), 2);
 }

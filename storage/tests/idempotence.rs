@@ -294,7 +294,7 @@ fn a_gap_inside_one_append_writes_nothing() {
 }
 
 #[test]
-fn compaction_cutting_a_producers_last_batch_does_not_fence_it_after_reopen() {
+fn compaction_keeps_a_producers_last_batch_whole_so_its_sequence_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
         compact: true,
@@ -306,12 +306,12 @@ fn compaction_cutting_a_producers_last_batch_does_not_fence_it_after_reopen() {
         log.append(&mut keyed_batch(1, 0, 0, &[b"a", b"b", b"c"]), 0)
             .unwrap();
         log.roll().unwrap();
-        // Producer 2 supersedes key c: compaction cuts producer 1's batch
-        // down to sequences 0..=1.
+        // Producer 2 supersedes key c, but producer 1's batch is its last:
+        // compaction keeps it whole, as Kafka keeps it for producer state.
         log.append(&mut keyed_batch(2, 0, 0, &[b"c"]), 0).unwrap();
         let outcome = log.compact(i64::MAX).unwrap();
-        assert_eq!(outcome.records_removed, 1);
-        // In memory the true last sequence (2) is still known.
+        assert_eq!(outcome.records_removed, 0);
+        // The true last sequence (2) is known.
         let err = log.append(&mut batch(1, 0, 4, 1), 0).unwrap_err();
         assert!(
             matches!(err, StorageError::OutOfOrderSequence { .. }),
@@ -319,8 +319,8 @@ fn compaction_cutting_a_producers_last_batch_does_not_fence_it_after_reopen() {
         );
     }
     let mut log = Log::open(dir.path(), config).unwrap();
-    // Rebuilt from the compacted segment the last sequence looks like 1;
-    // producer 1's real next batch (sequence 3) must still be accepted.
+    // Rebuilt from the segment the last sequence is still 2: producer 1's
+    // real next batch (sequence 3) is accepted.
     let next = log.append(&mut batch(1, 0, 3, 1), 0).unwrap();
     assert!(!next.duplicate);
     // After that, sequences are checked strictly again.
@@ -331,4 +331,35 @@ fn compaction_cutting_a_producers_last_batch_does_not_fence_it_after_reopen() {
     );
     // The duplicate check still works for the rebuilt batch.
     assert!(log.append(&mut batch(1, 0, 3, 1), 0).unwrap().duplicate);
+}
+
+#[test]
+fn compaction_cuts_a_producers_earlier_batches_but_not_its_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        compact: true,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config).unwrap();
+    log.append(&mut keyed_batch(1, 0, 0, &[b"a", b"b"]), 0)
+        .unwrap();
+    log.append(&mut keyed_batch(1, 0, 2, &[b"a", b"c"]), 0)
+        .unwrap();
+    log.roll().unwrap();
+    // Key c's newer value comes from another producer; a is superseded
+    // inside producer 1's own later batch.
+    log.append(&mut keyed_batch(2, 0, 0, &[b"c"]), 0).unwrap();
+    let outcome = log.compact(i64::MAX).unwrap();
+    // Offset 0 (a, superseded by offset 2) goes; producer 1's last batch
+    // (offsets 2-3) stays whole although offset 3 (c) is superseded.
+    assert_eq!(outcome.records_removed, 1);
+    let chunk = log.read(0, 1 << 20, true).unwrap();
+    let batches: Vec<_> = wharf_protocol::batch::batches(&chunk)
+        .map(|b| b.unwrap().0)
+        .collect();
+    assert_eq!(batches[0].base_offset(), 1);
+    assert_eq!(batches[0].base_sequence(), 1);
+    assert_eq!(batches[1].base_offset(), 2);
+    assert_eq!(batches[1].records_count(), 2);
+    assert_eq!(batches[1].base_sequence(), 2);
 }

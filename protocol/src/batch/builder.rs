@@ -2,8 +2,8 @@
 
 use super::records::{put_varint, put_varlong};
 use super::{
-    BatchError, TimestampType, ATTRIBUTES_AT, COMPRESSION_MASK, CRC_AT, HEADER_LEN, LOG_OVERHEAD,
-    MAGIC_V2, TIMESTAMP_TYPE_BIT, TRANSACTIONAL_BIT,
+    BatchError, TimestampType, ATTRIBUTES_AT, COMPRESSION_MASK, CRC_AT, DELETE_HORIZON_BIT,
+    HEADER_LEN, LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_BIT, TRANSACTIONAL_BIT,
 };
 use crate::compression::{self, Compression};
 
@@ -86,9 +86,32 @@ pub fn build_batch_with(
     records: &[NewRecord<'_>],
     options: &BatchOptions,
 ) -> Result<Vec<u8>, BatchError> {
+    build(base_offset, records, options, None)
+}
+
+/// Like [`build_batch_with`], for a batch the log cleaner has stamped with a
+/// delete horizon (KIP-534): the delete-horizon attribute is set and
+/// baseTimestamp holds `delete_horizon_ms`; record timestamps are encoded
+/// as deltas from it, so readers still see each record's own timestamp.
+pub fn build_batch_with_delete_horizon(
+    base_offset: i64,
+    records: &[NewRecord<'_>],
+    options: &BatchOptions,
+    delete_horizon_ms: i64,
+) -> Result<Vec<u8>, BatchError> {
+    build(base_offset, records, options, Some(delete_horizon_ms))
+}
+
+fn build(
+    base_offset: i64,
+    records: &[NewRecord<'_>],
+    options: &BatchOptions,
+    delete_horizon_ms: Option<i64>,
+) -> Result<Vec<u8>, BatchError> {
     let count =
         i32::try_from(records.len()).map_err(|_| BatchError::Unencodable("too many records"))?;
-    let base_timestamp = records.first().map_or(-1, |r| r.timestamp);
+    let base_timestamp =
+        delete_horizon_ms.unwrap_or_else(|| records.first().map_or(-1, |r| r.timestamp));
     let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
 
     let mut plain = Vec::new();
@@ -120,6 +143,9 @@ pub fn build_batch_with(
     }
     if options.transactional {
         attributes |= TRANSACTIONAL_BIT;
+    }
+    if delete_horizon_ms.is_some() {
+        attributes |= DELETE_HORIZON_BIT;
     }
     let total = HEADER_LEN
         .checked_add(payload.len())

@@ -257,6 +257,24 @@ fn log_append_time_gives_every_record_the_max_timestamp() {
 }
 
 #[test]
+fn stamping_log_append_time_sets_the_type_and_max_timestamp_and_keeps_the_crc_valid() {
+    for codec in [Compression::None, Compression::Gzip] {
+        let mut buf = [three_records(codec), three_records(codec)].concat();
+        let first_len = BatchHeader::parse(&buf).unwrap().total_len();
+        set_log_append_time(&mut buf, 99_999).unwrap();
+        let first = &buf[..first_len];
+        let h = validate(first, LIMIT).unwrap();
+        assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(h.max_timestamp(), 99_999);
+        assert_eq!(h.base_timestamp(), 1000);
+        let payload = records_payload(first, &h, LIMIT).unwrap();
+        assert!(records(&h, &payload).all(|r| r.unwrap().timestamp == 99_999));
+        // The next batch is untouched.
+        assert_eq!(&buf[first_len..], &three_records(codec)[..]);
+    }
+}
+
+#[test]
 fn batches_iterator_distinguishes_clean_end_from_torn_tail() {
     let a = three_records(Compression::None);
     let b = three_records(Compression::Gzip);

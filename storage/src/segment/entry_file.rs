@@ -2,13 +2,13 @@
 //! vector: what the offset index and the time index have in common. Each
 //! index adds its own loading checks and lookups.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::ErrorKind;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, StorageError};
 use crate::format::{IndexEntry, TimeEntry, INDEX_ENTRY_LEN, TIME_ENTRY_LEN};
+use crate::io::{self, FailPoint};
 
 /// An entry kind stored in an [`EntryFile`]; the byte layout is `format`'s.
 pub(crate) trait IndexRecord: Copy + PartialEq {
@@ -128,12 +128,15 @@ impl<E: IndexRecord> EntryFile<E> {
         let pending = self.entries.get(self.persisted..).unwrap_or_default();
         if !pending.is_empty() {
             let at = (self.persisted as u64).saturating_mul(E::LEN as u64);
-            file.write_all_at(&encode_all(pending), at).map_err(|e| {
-                StorageError::io(
-                    format!("appending to {} {}", E::KIND, self.path.display()),
-                    e,
-                )
-            })?;
+            let bytes = encode_all(pending);
+            io::write_all_at(FailPoint::IndexWrite, &file, &self.path, &bytes, at).map_err(
+                |e| {
+                    StorageError::io(
+                        format!("appending to {} {}", E::KIND, self.path.display()),
+                        e,
+                    )
+                },
+            )?;
             self.persisted = self.entries.len();
         }
         Ok(file)
@@ -155,7 +158,8 @@ impl<E: IndexRecord> EntryFile<E> {
         }
         self.persisted = keep;
         let len = (keep as u64).saturating_mul(E::LEN as u64);
-        open_rw(&self.path, false)?.set_len(len).map_err(|e| {
+        let file = open_rw(&self.path, false)?;
+        io::set_len(&file, &self.path, len).map_err(|e| {
             StorageError::io(format!("truncating {} {}", E::KIND, self.path.display()), e)
         })
     }
@@ -183,7 +187,8 @@ impl<E: IndexRecord> EntryFile<E> {
 
     /// Writes pending entries and fsyncs the file.
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.write_pending()?.sync_data().map_err(|e| {
+        let file = self.write_pending()?;
+        io::sync_data(&file, &self.path).map_err(|e| {
             StorageError::io(format!("syncing {} {}", E::KIND, self.path.display()), e)
         })
     }
@@ -205,13 +210,8 @@ fn replace_contents(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
-    file.write_all_at(bytes, 0)
+    let file = io::open_rw(path, true)?;
+    io::write_all_at(FailPoint::IndexWrite, &file, path, bytes, 0)
 }
 
 fn encode_all<E: IndexRecord>(entries: &[E]) -> Vec<u8> {
@@ -224,11 +224,6 @@ fn encode_all<E: IndexRecord>(entries: &[E]) -> Vec<u8> {
 
 /// Opens a file for positioned reads and writes, creating it; `truncate` empties it.
 pub(crate) fn open_rw(path: &Path, truncate: bool) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .open(path)
+    io::open_rw(path, truncate)
         .map_err(|e| StorageError::io(format!("opening {}", path.display()), e))
 }

@@ -18,6 +18,7 @@ use wharf_protocol::batch::{self, BatchHeader, HEADER_LEN};
 
 use crate::error::{Result, StorageError};
 use crate::format::{self, IndexEntry, TimeEntry};
+use crate::io::{self, FailPoint};
 pub(crate) use entry_file::open_rw;
 use index::OffsetIndex;
 use time_index::TimeIndex;
@@ -164,26 +165,39 @@ impl Segment {
 
     /// Writes `bytes` (whole batches, offsets assigned) at the end of the
     /// file and indexes them. On failure the segment is cut back to where it
-    /// was, so memory and disk stay in step.
-    pub(crate) fn append(&mut self, bytes: &[u8], batches: &[PlacedBatch]) -> Result<()> {
+    /// was, so memory and disk stay in step; the failure says whether that
+    /// rollback worked.
+    pub(crate) fn append(
+        &mut self,
+        bytes: &[u8],
+        batches: &[PlacedBatch],
+    ) -> Result<(), AppendFailure> {
         let start = self.size;
         let tracker = self.tracker.clone();
-        let result = self.write_and_index(start, bytes, batches);
-        if result.is_err() {
-            self.size = start;
-            let _ = self.file.set_len(start);
-            let _ = self.index.truncate_to_position(start);
-            let _ = self.truncate_to(start);
-            self.tracker = tracker;
+        let Err(error) = self.write_and_index(start, bytes, batches) else {
+            return Ok(());
+        };
+        let rollback = self.truncate_to(start);
+        self.tracker = tracker;
+        if let Err(e) = &rollback {
+            warn!(path = %self.log_path.display(), "rolling back a failed append failed: {e}");
         }
-        result
+        Err(AppendFailure {
+            error,
+            rolled_back: rollback.is_ok(),
+        })
     }
 
     fn write_and_index(&mut self, start: u64, bytes: &[u8], batches: &[PlacedBatch]) -> Result<()> {
         self.dirty = true;
-        self.file
-            .write_all_at(bytes, start)
-            .map_err(|e| StorageError::io(format!("writing {}", self.log_path.display()), e))?;
+        io::write_all_at(
+            FailPoint::SegmentWrite,
+            &self.file,
+            &self.log_path,
+            bytes,
+            start,
+        )
+        .map_err(|e| StorageError::io(format!("writing {}", self.log_path.display()), e))?;
         self.size = start.saturating_add(bytes.len() as u64);
         for placed in batches {
             let position = start.saturating_add(placed.start as u64);
@@ -315,8 +329,7 @@ impl Segment {
 
     /// Cuts the segment at byte `size` (a batch boundary) and drops index entries past it.
     pub(crate) fn truncate_to(&mut self, size: u64) -> Result<()> {
-        self.file
-            .set_len(size)
+        io::set_len(&self.file, &self.log_path, size)
             .map_err(|e| StorageError::io(format!("truncating {}", self.log_path.display()), e))?;
         self.size = size;
         self.index.truncate_to_position(size)?;
@@ -336,8 +349,7 @@ impl Segment {
     /// fsyncs the data and index files if written since the last flush.
     pub(crate) fn flush(&mut self) -> Result<()> {
         if self.dirty {
-            self.file
-                .sync_data()
+            io::sync_data(&self.file, &self.log_path)
                 .map_err(|e| StorageError::io(format!("syncing {}", self.log_path.display()), e))?;
             self.index.sync()?;
             self.time_index.sync()?;
@@ -385,11 +397,8 @@ impl Segment {
         drop(self.time_index);
         drop(self.file);
         for path in [&self.log_path, &index_path, &time_path] {
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(StorageError::io(format!("removing {}", path.display()), e)),
-            }
+            io::remove_file(path)
+                .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
         }
         Ok(())
     }
@@ -401,6 +410,16 @@ impl Segment {
             reason: reason.to_string(),
         }
     }
+}
+
+/// A failed [`Segment::append`].
+#[derive(Debug)]
+pub(crate) struct AppendFailure {
+    /// What went wrong.
+    pub(crate) error: StorageError,
+    /// Whether the segment was cut back to its size before the append, so
+    /// nothing of the failed write remains on disk or in the indexes.
+    pub(crate) rolled_back: bool,
 }
 
 /// Iterator over `(position, header)` of a segment's batches; see [`Segment::headers_from`].
