@@ -33,6 +33,12 @@
 //! idempotent producers' sequence state survives compaction. Offsets left
 //! empty are gaps, as in Kafka.
 //!
+//! Transactions: a transactional record takes over its key only once the
+//! scan has seen its producer's COMMIT marker. Batches of aborted
+//! transactions are dropped (unless one is its producer's last batch);
+//! batches of transactions still open are kept as they are, and so is the
+//! committed value they would replace.
+//!
 //! Tombstones (null values) expire as in Kafka 2.8+ (KIP-534): the first
 //! pass that keeps a batch holding a tombstone rewrites it with the
 //! delete-horizon attribute and `now + delete.retention.ms` as its
@@ -41,7 +47,7 @@
 //! the cleaner first reached it, whatever the record's own timestamp says
 //! (a producer's clock, or an old timestamp, cannot shorten it).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -59,10 +65,34 @@ use crate::format;
 use crate::log::Log;
 use crate::segment::Segment;
 
-/// Every key's latest offset.
-type KeyMap = HashMap<Vec<u8>, i64>;
-/// Each producer id's last data batch, by base offset.
-type LastBatches = HashMap<i64, i64>;
+/// What a pass learns from reading the whole log before rewriting any of it.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Every key's latest offset, counting transactional records only once
+    /// their transaction committed.
+    latest: HashMap<Vec<u8>, i64>,
+    /// Each producer id's last data batch, by base offset.
+    last_batches: HashMap<i64, i64>,
+    /// Base offsets of transactional batches whose transaction aborted.
+    aborted: HashSet<i64>,
+    /// Base offsets of transactional batches whose transaction is still
+    /// open (no marker yet): kept as they are.
+    open: HashSet<i64>,
+}
+
+/// One producer's transaction seen by the scan without its marker yet: its
+/// batches' base offsets and its keyed records (key, offset).
+type OpenTxn = (Vec<i64>, Vec<(Vec<u8>, i64)>);
+
+impl Scan {
+    /// Records `offset` for `key` unless a later offset is already known (a
+    /// committed transaction's records are noted at its marker, after
+    /// records that follow them in the log).
+    fn note_key(&mut self, key: Vec<u8>, offset: i64) {
+        let latest = self.latest.entry(key).or_insert(offset);
+        *latest = (*latest).max(offset);
+    }
+}
 
 /// Suffix of a segment being rewritten.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
@@ -433,9 +463,9 @@ impl CompactionPlan {
         outputs: &mut Vec<Output>,
         horizon: &mut Option<i64>,
     ) -> Result<()> {
-        let (latest, last_batches) = self.scan(throttle)?;
+        let scan = self.scan(throttle)?;
         for source in self.sources.iter().take(self.targets) {
-            let rewritten = self.rewrite(source, &latest, &last_batches, throttle)?;
+            let rewritten = self.rewrite(source, &scan, throttle)?;
             if let Some(h) = rewritten.horizon {
                 *horizon = Some(horizon.map_or(h, |old: i64| old.min(h)));
             }
@@ -458,45 +488,79 @@ impl CompactionPlan {
         Ok(())
     }
 
-    /// Every key's last offset, and each producer's last data batch (by
-    /// base offset), over the whole log as planned.
-    fn scan(&self, throttle: &mut Throttle) -> Result<(KeyMap, LastBatches)> {
-        let mut latest = HashMap::new();
-        let mut last_batches = HashMap::new();
+    /// Every key's last offset, each producer's last data batch (by base
+    /// offset), and the fate of transactional batches, over the whole log as
+    /// planned. A transactional record counts for its key only once its
+    /// COMMIT marker is seen: an aborted or still open transaction must not
+    /// hide the committed value before it.
+    fn scan(&self, throttle: &mut Throttle) -> Result<Scan> {
+        let mut scan = Scan::default();
+        let mut pending: HashMap<i64, OpenTxn> = HashMap::new();
         for source in &self.sources {
             for (header, bytes) in source.batches(throttle)? {
                 if header.is_control() {
+                    let marker = batch::read_marker(&bytes, &header);
+                    let txn = pending.remove(&header.producer_id());
+                    if let (Some(marker), Some((bases, keys))) = (marker, txn) {
+                        if marker.commit {
+                            for (key, offset) in keys {
+                                scan.note_key(key, offset);
+                            }
+                        } else {
+                            scan.aborted.extend(bases);
+                        }
+                    }
                     continue;
                 }
                 if header.producer_id() >= 0 {
-                    last_batches.insert(header.producer_id(), header.base_offset());
+                    scan.last_batches
+                        .insert(header.producer_id(), header.base_offset());
                 }
                 let payload = batch::records_payload(&bytes, &header, self.max_decompressed)?;
+                let mut txn = header
+                    .is_transactional()
+                    .then(|| pending.entry(header.producer_id()).or_default());
+                if let Some((bases, _)) = txn.as_mut() {
+                    bases.push(header.base_offset());
+                }
                 for record in batch::records(&header, &payload) {
                     let record = record?;
-                    if let Some(key) = record.key {
-                        latest.insert(key.to_vec(), record.offset);
+                    let Some(key) = record.key else { continue };
+                    match txn.as_mut() {
+                        Some((_, keys)) => keys.push((key.to_vec(), record.offset)),
+                        None => scan.note_key(key.to_vec(), record.offset),
                     }
                 }
             }
         }
-        Ok((latest, last_batches))
+        scan.open = pending.into_values().flat_map(|(bases, _)| bases).collect();
+        Ok(scan)
     }
 
     /// One segment after compaction.
     fn rewrite(
         &self,
         source: &SegmentFile,
-        latest: &KeyMap,
-        last_batches: &LastBatches,
+        scan: &Scan,
         throttle: &mut Throttle,
     ) -> Result<Rewritten> {
         let mut out = Rewritten::default();
         let new_horizon = self.now_ms.saturating_add(self.delete_retention_ms);
+        let latest = &scan.latest;
         for (header, bytes) in source.batches(throttle)? {
+            let base = header.base_offset();
             let producers_last = header.producer_id() >= 0
-                && last_batches.get(&header.producer_id()) == Some(&header.base_offset());
-            if header.is_control() || producers_last {
+                && scan.last_batches.get(&header.producer_id()) == Some(&base);
+            let transactional = header.is_transactional() && !header.is_control();
+            if transactional && scan.aborted.contains(&base) && !producers_last {
+                // Records of an aborted transaction are dropped whole, as
+                // Kafka's cleaner does; the ABORT marker stays.
+                out.removed += u64::try_from(header.records_count()).unwrap_or(0);
+                out.changed = true;
+                continue;
+            }
+            let open = transactional && scan.open.contains(&base);
+            if header.is_control() || producers_last || open {
                 out.bytes.extend_from_slice(&bytes);
                 continue;
             }

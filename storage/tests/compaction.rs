@@ -367,3 +367,99 @@ fn control_batches_are_kept_whole() {
     assert_eq!(&bytes[16..], &marker[16..]);
     assert_eq!(batches[1].0.base_offset(), 2);
 }
+
+/// One transactional batch of producer `pid` holding `records`, sequence `seq`.
+fn append_txn(log: &mut Log, pid: i64, seq: i32, records: &[(&str, &str)]) {
+    let recs: Vec<_> = records
+        .iter()
+        .map(|(k, v)| batch::NewRecord {
+            key: Some(k.as_bytes()),
+            value: Some(v.as_bytes()),
+            timestamp: 1,
+            headers: Vec::new(),
+        })
+        .collect();
+    let options = batch::BatchOptions {
+        transactional: true,
+        producer_id: pid,
+        producer_epoch: 0,
+        base_sequence: seq,
+        ..batch::BatchOptions::default()
+    };
+    log.append(&mut batch::build_batch_with(0, &recs, &options).unwrap(), 0)
+        .unwrap();
+}
+
+fn end_txn(log: &mut Log, pid: i64, commit: bool) {
+    let marker = batch::ControlMarker {
+        commit,
+        coordinator_epoch: 0,
+    };
+    log.append(&mut batch::build_marker(pid, 0, marker, 1).unwrap(), 0)
+        .unwrap();
+}
+
+#[test]
+fn aborted_and_open_transactions_never_hide_the_committed_value() {
+    let dir = tempfile::tempdir().unwrap();
+    // Any dirty bytes make a pass due, so the second pass below runs.
+    let config = LogConfig {
+        min_cleanable_dirty_ratio: 0.0,
+        ..config()
+    };
+    let mut log = Log::open(dir.path(), config).unwrap();
+    append(
+        &mut log,
+        &[("a", Some("a1")), ("b", Some("b1")), ("c", Some("c1"))],
+        1,
+        Compression::None,
+    );
+    // Producer 10 aborts a new value of a; producer 11 commits a new b;
+    // producer 12 leaves a new c open. Each producer then writes one more
+    // batch, so that none of the batches above is its producer's last.
+    append_txn(&mut log, 10, 0, &[("a", "a2")]);
+    append_txn(&mut log, 11, 0, &[("b", "b2")]);
+    append_txn(&mut log, 12, 0, &[("c", "c2")]);
+    end_txn(&mut log, 10, false);
+    end_txn(&mut log, 11, true);
+    append_txn(&mut log, 10, 1, &[("x", "x10")]);
+    end_txn(&mut log, 10, true);
+    append_txn(&mut log, 11, 1, &[("y", "y11")]);
+    end_txn(&mut log, 11, true);
+    append_txn(&mut log, 12, 1, &[("z", "z12")]);
+    log.roll().unwrap();
+
+    let outcome = log.compact(10).unwrap();
+    let data: Vec<_> = contents(&log)
+        .into_iter()
+        .filter(|(_, k, _, _)| k.len() == 1) // control records' keys are 4 bytes
+        .map(|(o, k, v, _)| (o, k, v.unwrap()))
+        .collect();
+    let expect = |o: i64, k: &str, v: &str| (o, k.to_string(), v.to_string());
+    assert_eq!(
+        data,
+        vec![
+            // a1 stays: a2 aborted (and its batch is gone); b1 replaced by
+            // the committed b2; c1 stays under the open c2.
+            expect(0, "a", "a1"),
+            expect(2, "c", "c1"),
+            expect(4, "b", "b2"),
+            expect(5, "c", "c2"),
+            expect(8, "x", "x10"),
+            expect(10, "y", "y11"),
+            expect(12, "z", "z12"),
+        ]
+    );
+    assert_eq!(outcome.records_removed, 2, "b1 and the aborted a2");
+
+    // Once producer 12 commits, c1 goes too.
+    end_txn(&mut log, 12, true);
+    log.roll().unwrap();
+    log.compact(20).unwrap();
+    let keys: Vec<_> = contents(&log)
+        .into_iter()
+        .filter(|(_, k, _, _)| k == "c")
+        .map(|(o, _, v, _)| (o, v.unwrap()))
+        .collect();
+    assert_eq!(keys, vec![(5, "c2".to_string())]);
+}
