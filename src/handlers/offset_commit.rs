@@ -10,12 +10,39 @@ use wharf_coordinator::{CommitRequest, OffsetCommitEntry};
 
 use super::{HandlerResult, Request};
 use crate::broker::groups::{group_error, now_ms};
+use crate::broker::topic::Topic;
 
 pub const MIN_VERSION: i16 = 2;
 pub const MAX_VERSION: i16 = 9;
 
 /// Kafka's offset.metadata.max.bytes.
 const MAX_METADATA_BYTES: usize = 4096;
+
+/// One partition of an offset commit (plain or transactional): the entry to
+/// commit, or the error to answer with for an unknown partition or
+/// metadata over Kafka's limit.
+pub(super) fn commit_entry(
+    topic: Option<&Topic>,
+    name: &str,
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<&str>,
+) -> Result<OffsetCommitEntry, ResponseError> {
+    if topic.and_then(|t| t.partition(partition)).is_none() {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    if metadata.is_some_and(|m| m.len() > MAX_METADATA_BYTES) {
+        return Err(ResponseError::OffsetMetadataTooLarge);
+    }
+    Ok(OffsetCommitEntry {
+        topic: name.to_string(),
+        partition,
+        offset,
+        leader_epoch,
+        metadata: metadata.map(str::to_string),
+    })
+}
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: OffsetCommitRequest = request.decode()?;
@@ -27,29 +54,17 @@ pub async fn handle(request: Request) -> HandlerResult {
         let known = broker.topic(&topic.name.0);
         let mut parts = Vec::new();
         for p in &topic.partitions {
-            let metadata = p.committed_metadata.as_ref().map(|s| s.to_string());
-            let outcome = if known
-                .as_ref()
-                .and_then(|t| t.partition(p.partition_index))
-                .is_none()
-            {
-                Err(ResponseError::UnknownTopicOrPartition)
-            } else if metadata
-                .as_ref()
-                .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
-            {
-                Err(ResponseError::OffsetMetadataTooLarge)
-            } else {
-                let entry = OffsetCommitEntry {
-                    topic: topic.name.0.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata,
-                };
+            let outcome = commit_entry(
+                known.as_deref(),
+                &topic.name.0,
+                p.partition_index,
+                p.committed_offset,
+                p.committed_leader_epoch,
+                p.committed_metadata.as_deref(),
+            );
+            if let Ok(entry) = &outcome {
                 entries.push(entry.clone());
-                Ok(entry)
-            };
+            }
             parts.push((p.partition_index, outcome));
         }
         outcomes.push(parts);

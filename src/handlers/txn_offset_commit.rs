@@ -11,8 +11,9 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::ResponseError;
-use wharf_coordinator::{partition_for, CommitRequest, OffsetCommitEntry, OFFSETS_TOPIC};
+use wharf_coordinator::{partition_for, CommitRequest, OFFSETS_TOPIC};
 
+use super::offset_commit::commit_entry;
 use super::{HandlerResult, Request};
 use crate::broker::groups::{group_error, now_ms};
 use crate::broker::txns::{txn_error, FencedSince};
@@ -20,9 +21,6 @@ use crate::broker::Broker;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;
-
-/// Kafka's offset.metadata.max.bytes.
-const MAX_METADATA_BYTES: usize = 4096;
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: TxnOffsetCommitRequest = request.decode()?;
@@ -34,27 +32,20 @@ pub async fn handle(request: Request) -> HandlerResult {
         let known = broker.topic(&topic.name.0);
         let mut parts = Vec::new();
         for p in &topic.partitions {
-            let metadata = p.committed_metadata.as_ref().map(|s| s.to_string());
-            let error = if known
-                .as_ref()
-                .and_then(|t| t.partition(p.partition_index))
-                .is_none()
-            {
-                Some(ResponseError::UnknownTopicOrPartition)
-            } else if metadata
-                .as_ref()
-                .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
-            {
-                Some(ResponseError::OffsetMetadataTooLarge)
-            } else {
-                entries.push(OffsetCommitEntry {
-                    topic: topic.name.0.to_string(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata,
-                });
-                None
+            let outcome = commit_entry(
+                known.as_deref(),
+                &topic.name.0,
+                p.partition_index,
+                p.committed_offset,
+                p.committed_leader_epoch,
+                p.committed_metadata.as_deref(),
+            );
+            let error = match outcome {
+                Ok(entry) => {
+                    entries.push(entry);
+                    None
+                }
+                Err(e) => Some(e),
             };
             parts.push((p.partition_index, error));
         }
