@@ -9,11 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wharf_coordinator::{partition_for, OffsetsRecord, OFFSETS_TOPIC};
 use wharf_protocol::batch::{self, BatchOptions, NewRecord};
 
-use super::{Broker, BrokerError, NewTopic, Topic};
-
-/// Kafka's offsets.topic.segment.bytes: small segments so compaction (when
-/// it arrives) has closed segments to work on.
-const OFFSETS_SEGMENT_BYTES: &str = "104857600";
+use super::{Broker, BrokerError, Topic};
 
 /// Milliseconds since the epoch: the coordinator's clock.
 pub fn now_ms() -> i64 {
@@ -31,27 +27,7 @@ impl Broker {
     /// `__consumer_offsets`, created with `offsets_partitions` compacted
     /// partitions the first time it is needed.
     pub fn offsets_topic(&self) -> Result<Arc<Topic>, BrokerError> {
-        if let Some(topic) = self.topic(OFFSETS_TOPIC) {
-            return Ok(topic);
-        }
-        let new = NewTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            partitions: self.groups.config().offsets_partitions,
-            configs: BTreeMap::from([
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                (
-                    "segment.bytes".to_string(),
-                    OFFSETS_SEGMENT_BYTES.to_string(),
-                ),
-            ]),
-        };
-        match self.create_topic(new) {
-            Ok(topic) => Ok(topic),
-            Err(BrokerError::TopicAlreadyExists(_)) => self
-                .topic(OFFSETS_TOPIC)
-                .ok_or_else(|| BrokerError::UnknownTopic(OFFSETS_TOPIC.to_string())),
-            Err(e) => Err(e),
-        }
+        self.internal_topic(OFFSETS_TOPIC, self.groups.config().offsets_partitions)
     }
 
     /// Appends records to the `__consumer_offsets` partitions of their

@@ -204,6 +204,30 @@ impl Broker {
         Ok(())
     }
 
+    /// An internal topic (`__consumer_offsets`, `__transaction_state`):
+    /// compacted, with Kafka's 100 MiB segments, created with `partitions`
+    /// the first time it is needed (by whichever caller gets there first).
+    pub fn internal_topic(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, BrokerError> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(topic);
+        }
+        let new = NewTopic {
+            name: name.to_string(),
+            partitions,
+            configs: BTreeMap::from([
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                ("segment.bytes".to_string(), "104857600".to_string()),
+            ]),
+        };
+        match self.create_topic(new) {
+            Ok(topic) => Ok(topic),
+            Err(BrokerError::TopicAlreadyExists(_)) => self
+                .topic(name)
+                .ok_or_else(|| BrokerError::UnknownTopic(name.to_string())),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates a topic: opens its partition logs, then records it durably.
     pub fn create_topic(&self, new: NewTopic) -> Result<Arc<Topic>, BrokerError> {
         let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);

@@ -4,7 +4,6 @@
 //! every partition, then the Complete state), the timer, and the replay
 //! on start.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
@@ -13,10 +12,7 @@ use wharf_coordinator::{partition_for, OffsetsRecord, OFFSETS_TOPIC};
 use wharf_protocol::batch::{self, BatchOptions, NewRecord};
 
 use super::groups::now_ms;
-use super::{Broker, BrokerError, NewTopic, Topic};
-
-/// Kafka's transaction.state.log.segment.bytes.
-const STATE_SEGMENT_BYTES: &str = "104857600";
+use super::{Broker, BrokerError, Topic};
 
 /// The coordinator epoch written into markers: one node, never re-elected.
 const COORDINATOR_EPOCH: i32 = 0;
@@ -53,24 +49,7 @@ pub fn txn_error(e: TxnError, version: i16, fenced: FencedSince) -> ResponseErro
 impl Broker {
     /// `__transaction_state`, created compacted the first time it is needed.
     pub fn txn_state_topic(&self) -> Result<Arc<Topic>, BrokerError> {
-        if let Some(topic) = self.topic(TRANSACTION_STATE_TOPIC) {
-            return Ok(topic);
-        }
-        let new = NewTopic {
-            name: TRANSACTION_STATE_TOPIC.to_string(),
-            partitions: self.txns.config().state_partitions,
-            configs: BTreeMap::from([
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                ("segment.bytes".to_string(), STATE_SEGMENT_BYTES.to_string()),
-            ]),
-        };
-        match self.create_topic(new) {
-            Ok(topic) => Ok(topic),
-            Err(BrokerError::TopicAlreadyExists(_)) => self
-                .topic(TRANSACTION_STATE_TOPIC)
-                .ok_or_else(|| BrokerError::UnknownTopic(TRANSACTION_STATE_TOPIC.to_string())),
-            Err(e) => Err(e),
-        }
+        self.internal_topic(TRANSACTION_STATE_TOPIC, self.txns.config().state_partitions)
     }
 
     /// Appends one record to the `__transaction_state` partition of its
