@@ -78,21 +78,8 @@ impl GroupCoordinator {
         }
         let mut out = Vec::with_capacity(req.entries.len());
         for e in &req.entries {
-            let value = OffsetValue {
-                offset: e.offset,
-                leader_epoch: e.leader_epoch,
-                metadata: e.metadata.clone().unwrap_or_default(),
-                commit_timestamp: now,
-            };
-            out.push(OffsetsRecord {
-                group: req.group_id.clone(),
-                key: records::encode_key(&RecordKey::Offset {
-                    group: req.group_id.clone(),
-                    topic: e.topic.clone(),
-                    partition: e.partition,
-                }),
-                value: Some(records::encode_offset_value(&value)),
-            });
+            let (value, record) = offset_record(&req.group_id, e, now);
+            out.push(record);
             group.offsets.insert(
                 (e.topic.clone(), e.partition),
                 CommittedOffset {
@@ -425,4 +412,28 @@ fn parse_subscription(meta: &Bytes) -> Vec<String> {
         pos += 2 + len;
     }
     out
+}
+
+/// The committed value of one entry at `now`, and its `__consumer_offsets` record.
+pub(crate) fn offset_record(
+    group_id: &str,
+    e: &OffsetCommitEntry,
+    now: i64,
+) -> (OffsetValue, OffsetsRecord) {
+    let value = OffsetValue {
+        offset: e.offset,
+        leader_epoch: e.leader_epoch,
+        metadata: e.metadata.clone().unwrap_or_default(),
+        commit_timestamp: now,
+    };
+    let record = OffsetsRecord {
+        group: group_id.to_string(),
+        key: records::encode_key(&RecordKey::Offset {
+            group: group_id.to_string(),
+            topic: e.topic.clone(),
+            partition: e.partition,
+        }),
+        value: Some(records::encode_offset_value(&value)),
+    };
+    (value, record)
 }

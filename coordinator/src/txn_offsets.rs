@@ -10,7 +10,7 @@
 
 use crate::coordinator::{check_member, GroupCoordinator};
 use crate::offsets::{CommitRequest, CommittedOffset};
-use crate::records::{self, OffsetValue, RecordKey};
+use crate::records::{self, RecordKey};
 use crate::{GroupError, OffsetsRecord};
 
 /// One offset waiting for its transaction.
@@ -51,21 +51,8 @@ impl GroupCoordinator {
         let mut out = Vec::with_capacity(req.entries.len());
         let pending = inner.pending_txn.entry(producer_id).or_default();
         for e in &req.entries {
-            let value = OffsetValue {
-                offset: e.offset,
-                leader_epoch: e.leader_epoch,
-                metadata: e.metadata.clone().unwrap_or_default(),
-                commit_timestamp: now,
-            };
-            out.push(OffsetsRecord {
-                group: req.group_id.clone(),
-                key: records::encode_key(&RecordKey::Offset {
-                    group: req.group_id.clone(),
-                    topic: e.topic.clone(),
-                    partition: e.partition,
-                }),
-                value: Some(records::encode_offset_value(&value)),
-            });
+            let (value, record) = crate::offsets::offset_record(&req.group_id, e, now);
+            out.push(record);
             pending.retain(|p| {
                 !(p.group == req.group_id && p.topic == e.topic && p.partition == e.partition)
             });
