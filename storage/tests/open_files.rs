@@ -3,6 +3,7 @@
 //!
 //! Every test here sets the same cap, so they agree on it when a test runner
 //! shares one process between them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::path::Path;
 

@@ -163,6 +163,7 @@ impl FileCache {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use std::io::Write;
     use std::os::unix::fs::FileExt;
