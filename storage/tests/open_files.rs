@@ -163,3 +163,33 @@ fn a_truncation_back_into_a_closed_segment_makes_it_writable_again() {
         check_read(&reopened, 0, s);
     }
 }
+
+#[test]
+fn rolled_segments_close_their_file_before_any_fsync() {
+    set_max_open_segment_files(CAP);
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    for s in 0..SEGMENTS {
+        let value = marker(0, s);
+        let mut bytes = build_batch(
+            0,
+            &[(None, Some(value.as_bytes()), 1_000)],
+            Compression::None,
+        )
+        .unwrap();
+        log.append(&mut bytes, 0).unwrap();
+        log.roll().unwrap();
+        // Nothing was fsynced (no flush.messages or flush.ms), yet only
+        // the active segment holds its file.
+        assert_eq!(open_log_fds(dir.path()), 1, "after roll {s}");
+    }
+    // The flush reopens each rolled segment to fsync it, then closes it.
+    log.flush().unwrap();
+    assert_eq!(open_log_fds(dir.path()), 1);
+    let path = log.dir().to_path_buf();
+    drop(log);
+    let reopened = Log::open(&path, LogConfig::default()).unwrap();
+    for s in 0..SEGMENTS {
+        check_read(&reopened, 0, s);
+    }
+}

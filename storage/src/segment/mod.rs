@@ -48,9 +48,9 @@ pub(crate) struct Segment {
     base_offset: i64,
     /// Path of the `.log` file, for messages and deletion.
     log_path: PathBuf,
-    /// The `.log` file opened for writing, while the segment is active or
-    /// has writes not yet fsynced; `None` otherwise (reads then go through
-    /// [`file_cache`]).
+    /// The `.log` file opened for writing while the segment is active (or,
+    /// closed, briefly for an fsync); `None` otherwise (reads then go
+    /// through [`file_cache`]).
     file: Option<File>,
     /// Whether the segment has left the active slot: once it is also
     /// flushed, its write handle is closed.
@@ -379,11 +379,16 @@ impl Segment {
         })
     }
 
-    /// Marks the segment as no longer the active one: its write handle
-    /// closes once nothing written to it awaits an fsync.
+    /// Marks the segment as no longer the active one and closes its write
+    /// handle, even with writes not yet fsynced: without `flush.messages` or
+    /// `flush.ms` nothing may ever fsync them, and the handle would stay
+    /// open for good. The next flush reopens the file to fsync it (fsync
+    /// covers the file's dirty pages whichever descriptor wrote them, and a
+    /// write-back error not yet reported is reported to a new descriptor
+    /// too), then closes it again.
     pub(crate) fn close(&mut self) {
         self.closed = true;
-        self.release_if_idle();
+        self.file = None;
     }
 
     /// Makes a closed segment the active one again (a truncation removed
@@ -392,7 +397,8 @@ impl Segment {
         self.closed = false;
     }
 
-    /// Closes the write handle of a closed segment with nothing to fsync.
+    /// Closes the write handle a closed segment reopened, once nothing is
+    /// left to fsync.
     fn release_if_idle(&mut self) {
         if self.closed && !self.dirty {
             self.file = None;
