@@ -52,8 +52,8 @@ pub(crate) struct Segment {
     /// closed, briefly for an fsync); `None` otherwise (reads then go
     /// through [`file_cache`]).
     file: Option<File>,
-    /// Whether the segment has left the active slot: once it is also
-    /// flushed, its write handle is closed.
+    /// Whether the segment has left the active slot: it then holds its
+    /// write handle only while a flush needs it.
     closed: bool,
     /// Key of this segment's read handle in [`file_cache`].
     cache_id: u64,
