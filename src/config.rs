@@ -187,6 +187,14 @@ pub struct Config {
           value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub transaction_state_log_num_partitions: i32,
 
+    /// Most `.log` files of closed (non-active) segments held open at once,
+    /// over all partitions; reads of others open them on demand and the
+    /// least recently read close. Each partition's active segment keeps its
+    /// file open besides, not counted here.
+    #[arg(long, env = "WHARF_MAX_OPEN_SEGMENT_FILES", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_open_segment_files: u64,
+
     /// Make the log engine's file I/O fail on purpose, to see how clients
     /// and tools cope with a full or failing disk: a comma-separated list of
     /// POINT=ERROR[@TRIGGER], with POINT one of segment-create,

@@ -79,9 +79,41 @@ fn serve(config: Config) -> anyhow::Result<()> {
             );
         }
     }
+    raise_open_files_limit();
+    wharf_storage::set_max_open_segment_files(
+        usize::try_from(config.max_open_segment_files).unwrap_or(usize::MAX),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(server::serve(config))
+}
+
+/// Raises the soft limit on open files to the hard limit: a broker holds a
+/// file per partition's active segment and per connection, and the usual
+/// soft default (1024) runs out long before the hard one.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some() && limit.current == limit.maximum {
+        tracing::debug!(limit = ?limit.current, "open-files limit already at its maximum");
+        return;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!(
+            from = ?limit.current,
+            to = ?limit.maximum,
+            "raised the open-files soft limit to the hard limit"
+        ),
+        Err(e) => tracing::debug!(
+            soft = ?limit.current,
+            hard = ?limit.maximum,
+            "could not raise the open-files soft limit: {e}"
+        ),
+    }
 }

@@ -7,7 +7,8 @@
 //!
 //! - [`log`]: the `Log` type, one partition's log: append, read, truncate, roll, recover.
 //! - [`format`]: every on-disk detail (file names, index entry layout).
-//! - `segment`: one `.log` file with its sparse offset index.
+//! - `segment`: one `.log` file with its sparse offset index; closed segments'
+//!   read handles live in a process-wide bounded cache (`set_max_open_segment_files`).
 //! - [`producer_state`]: idempotent producers' epochs and last batches, for deduplication.
 //! - `recovery`: opening a directory and repairing a torn tail.
 //! - `retention`: deleting expired segments and moving the log start offset.
@@ -33,3 +34,7 @@ pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig, PendingSync};
 pub use producer_state::{AbortedTxn, ProducerStates};
 pub use retention::RetentionOutcome;
+pub use segment::file_cache::{
+    max_open_segment_files, open_segment_files, set_max_open_segment_files,
+    DEFAULT_MAX_OPEN_SEGMENT_FILES,
+};

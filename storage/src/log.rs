@@ -597,6 +597,7 @@ impl Log {
                 break; // unreachable: offset > log start
             };
             std::mem::replace(&mut self.active, previous).delete(&self.dir)?;
+            self.active.reactivate();
             self.dir_dirty = true;
         }
         // The batch holding `offset` goes whole; when `offset` falls in a
@@ -739,7 +740,8 @@ impl Log {
             self.next_offset,
             self.config.index_interval_bytes,
         )?;
-        let previous = std::mem::replace(&mut self.active, fresh);
+        let mut previous = std::mem::replace(&mut self.active, fresh);
+        previous.close();
         self.older.push(previous);
         self.dir_dirty = true;
         Ok(())

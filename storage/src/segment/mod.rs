@@ -3,15 +3,23 @@
 //! Reads use positioned I/O (`pread`) on a shared `&File`, so any number of
 //! readers can work while holding only a shared reference; appends need
 //! `&mut`.
+//!
+//! The active segment holds its `.log` file open for writing. A closed one
+//! holds no handle: reads borrow one from the process-wide bounded
+//! [`file_cache`], and the rare write to a closed segment (a truncation that
+//! makes it active again, a pending fsync) reopens it through the I/O seam.
 
 mod entry_file;
+pub(crate) mod file_cache;
 mod index;
 mod time_index;
 mod tracker;
 
 use std::fs::File;
+use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tracing::warn;
 use wharf_protocol::batch::{self, BatchHeader, HEADER_LEN};
@@ -40,8 +48,15 @@ pub(crate) struct Segment {
     base_offset: i64,
     /// Path of the `.log` file, for messages and deletion.
     log_path: PathBuf,
-    /// The `.log` file.
-    file: File,
+    /// The `.log` file opened for writing while the segment is active (or,
+    /// closed, briefly for an fsync); `None` otherwise (reads then go
+    /// through [`file_cache`]).
+    file: Option<File>,
+    /// Whether the segment has left the active slot: it then holds its
+    /// write handle only while a flush needs it.
+    closed: bool,
+    /// Key of this segment's read handle in [`file_cache`].
+    cache_id: u64,
     /// Bytes of whole batches in the file; appends go here.
     size: u64,
     /// Sparse offset index.
@@ -67,7 +82,9 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path,
-            file,
+            file: Some(file),
+            closed: false,
+            cache_id: file_cache::next_id(),
             size: 0,
             index,
             time_index,
@@ -110,10 +127,14 @@ impl Segment {
             }
         };
         let created_ms = modified_ms(&file).unwrap_or_else(now_ms);
+        // A closed segment keeps no handle: reads open one through the cache.
+        drop(file);
         Ok(Segment {
             base_offset,
             log_path,
-            file,
+            file: None,
+            closed: true,
+            cache_id: file_cache::next_id(),
             size,
             index,
             time_index,
@@ -140,7 +161,9 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path: format::log_path(dir, base_offset),
-            file,
+            file: Some(file),
+            closed: false,
+            cache_id: file_cache::next_id(),
             size,
             index,
             time_index,
@@ -190,14 +213,10 @@ impl Segment {
 
     fn write_and_index(&mut self, start: u64, bytes: &[u8], batches: &[PlacedBatch]) -> Result<()> {
         self.dirty = true;
-        io::write_all_at(
-            FailPoint::SegmentWrite,
-            &self.file,
-            &self.log_path,
-            bytes,
-            start,
-        )
-        .map_err(|e| StorageError::io(format!("writing {}", self.log_path.display()), e))?;
+        self.writable()?;
+        let file = self.write_handle()?;
+        io::write_all_at(FailPoint::SegmentWrite, file, &self.log_path, bytes, start)
+            .map_err(|e| StorageError::io(format!("writing {}", self.log_path.display()), e))?;
         self.size = start.saturating_add(bytes.len() as u64);
         for placed in batches {
             let position = start.saturating_add(placed.start as u64);
@@ -315,26 +334,89 @@ impl Segment {
     /// Reads `len` bytes at `position`.
     pub(crate) fn read_exact(&self, position: u64, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, position).map_err(|e| {
-            StorageError::io(
-                format!(
-                    "reading {len} bytes at {position} of {}",
-                    self.log_path.display()
-                ),
-                e,
+        let context = || {
+            format!(
+                "reading {len} bytes at {position} of {}",
+                self.log_path.display()
             )
-        })?;
+        };
+        let file = self
+            .readable()
+            .map_err(|e| StorageError::io(context(), e))?;
+        file.read_exact_at(&mut buf, position)
+            .map_err(|e| StorageError::io(context(), e))?;
         Ok(buf)
+    }
+
+    /// A handle to read the `.log` file: the segment's own while it holds
+    /// one, else one from the process-wide cache.
+    fn readable(&self) -> std::io::Result<ReadHandle<'_>> {
+        match &self.file {
+            Some(file) => Ok(ReadHandle::Held(file)),
+            None => file_cache::get(self.cache_id, &self.log_path).map(ReadHandle::Cached),
+        }
+    }
+
+    /// The write handle, reopened (through the I/O seam) if the segment is
+    /// closed and had let it go.
+    fn writable(&mut self) -> Result<&File> {
+        if self.file.is_none() {
+            let file = open_rw(&self.log_path, false)?;
+            // Reads use this handle now; a cached one would only take a slot.
+            file_cache::forget(self.cache_id);
+            self.file = Some(file);
+        }
+        self.write_handle()
+    }
+
+    /// The write handle; [`Segment::writable`] must have been called.
+    fn write_handle(&self) -> Result<&File> {
+        self.file.as_ref().ok_or_else(|| {
+            StorageError::io(
+                format!("opening {}", self.log_path.display()),
+                std::io::Error::other("segment file handle missing"),
+            )
+        })
+    }
+
+    /// Marks the segment as no longer the active one and closes its write
+    /// handle, even with writes not yet fsynced: without `flush.messages` or
+    /// `flush.ms` nothing may ever fsync them, and the handle would stay
+    /// open for good. The next flush reopens the file to fsync it (fsync
+    /// covers the file's dirty pages whichever descriptor wrote them, and a
+    /// write-back error not yet reported is reported to a new descriptor
+    /// too), then closes it again.
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+        self.file = None;
+    }
+
+    /// Makes a closed segment the active one again (a truncation removed
+    /// the segments after it): it keeps its write handle from now on.
+    pub(crate) fn reactivate(&mut self) {
+        self.closed = false;
+    }
+
+    /// Closes the write handle a closed segment reopened, once nothing is
+    /// left to fsync.
+    fn release_if_idle(&mut self) {
+        if self.closed && !self.dirty {
+            self.file = None;
+        }
     }
 
     /// Cuts the segment at byte `size` (a batch boundary) and drops index entries past it.
     pub(crate) fn truncate_to(&mut self, size: u64) -> Result<()> {
-        io::set_len(&self.file, &self.log_path, size)
+        self.writable()?;
+        io::set_len(self.write_handle()?, &self.log_path, size)
             .map_err(|e| StorageError::io(format!("truncating {}", self.log_path.display()), e))?;
         self.size = size;
         self.index.truncate_to_position(size)?;
+        let file = self
+            .readable()
+            .map_err(|e| StorageError::io(format!("reopening {}", self.log_path.display()), e))?;
         let (tracker, _, time_entries, _) = scan_headers(
-            &self.file,
+            &file,
             &self.log_path,
             self.base_offset,
             size,
@@ -349,11 +431,13 @@ impl Segment {
     /// fsyncs the data and index files if written since the last flush.
     pub(crate) fn flush(&mut self) -> Result<()> {
         if self.dirty {
-            io::sync_data(&self.file, &self.log_path)
+            self.writable()?;
+            io::sync_data(self.write_handle()?, &self.log_path)
                 .map_err(|e| StorageError::io(format!("syncing {}", self.log_path.display()), e))?;
             self.index.sync()?;
             self.time_index.sync()?;
             self.dirty = false;
+            self.release_if_idle();
         }
         Ok(())
     }
@@ -375,28 +459,36 @@ impl Segment {
                 .map(|f| (f, path.to_path_buf()))
                 .map_err(|e| StorageError::io(format!("duplicating {}", path.display()), e))
         };
+        self.writable()?;
+        let log = dup(self.write_handle()?, &self.log_path)?;
         let handles = vec![
-            dup(&self.file, &self.log_path)?,
+            log,
             self.index.sync_handle()?,
             self.time_index.sync_handle()?,
         ];
         self.dirty = false;
+        self.release_if_idle();
         Ok(handles)
     }
 
     /// When the segment file was last written, in milliseconds since the epoch.
     pub(crate) fn last_modified_ms(&self) -> Option<i64> {
-        modified_ms(&self.file)
+        match &self.file {
+            Some(file) => modified_ms(file),
+            None => {
+                let modified = std::fs::metadata(&self.log_path).ok()?.modified().ok()?;
+                system_time_ms(modified)
+            }
+        }
     }
 
     /// Removes both files.
     pub(crate) fn delete(self, dir: &Path) -> Result<()> {
         let index_path = format::index_path(dir, self.base_offset);
         let time_path = format::time_index_path(dir, self.base_offset);
-        drop(self.index);
-        drop(self.time_index);
-        drop(self.file);
-        for path in [&self.log_path, &index_path, &time_path] {
+        let log_path = self.log_path.clone();
+        drop(self);
+        for path in [&log_path, &index_path, &time_path] {
             io::remove_file(path)
                 .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
         }
@@ -408,6 +500,31 @@ impl Segment {
             path: self.log_path.clone(),
             position,
             reason: reason.to_string(),
+        }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        file_cache::forget(self.cache_id);
+    }
+}
+
+/// A handle to read a segment's `.log` file; see [`Segment::readable`].
+enum ReadHandle<'a> {
+    /// The segment's own write handle.
+    Held(&'a File),
+    /// A cached read handle, valid as long as this lives even if evicted.
+    Cached(Arc<File>),
+}
+
+impl Deref for ReadHandle<'_> {
+    type Target = File;
+
+    fn deref(&self) -> &File {
+        match self {
+            ReadHandle::Held(file) => file,
+            ReadHandle::Cached(file) => file,
         }
     }
 }
@@ -460,8 +577,12 @@ pub(crate) fn now_ms() -> i64 {
 
 /// When `file` was last modified, in ms since the epoch.
 fn modified_ms(file: &File) -> Option<i64> {
-    let modified = file.metadata().ok()?.modified().ok()?;
-    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    system_time_ms(file.metadata().ok()?.modified().ok()?)
+}
+
+/// A file time in ms since the epoch.
+fn system_time_ms(time: std::time::SystemTime) -> Option<i64> {
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
     i64::try_from(since.as_millis()).ok()
 }
 
