@@ -616,6 +616,7 @@ impl Log {
         // A batch straddling both the log start and `offset` went whole.
         self.log_start = self.log_start.min(self.next_offset);
         self.max_timestamp = recovery::log_max_timestamp(self.segments(), &self.config)?;
+        crate::snapshot::delete_above(&self.dir, self.next_offset)?;
         self.producers =
             recovery::producer_states(&self.dir, &self.older, &self.active, self.config.compact)?;
         Ok(())
@@ -636,6 +637,7 @@ impl Log {
         self.log_start = offset;
         self.max_timestamp = None;
         self.producers.clear();
+        crate::snapshot::delete_above(&self.dir, i64::MIN)?;
         self.dir_dirty = true;
         Ok(())
     }
@@ -727,7 +729,9 @@ impl Log {
         if self.active.size() == 0 {
             return Ok(());
         }
-        self.start_segment_at_log_end()
+        self.start_segment_at_log_end()?;
+        self.write_producer_snapshot();
+        Ok(())
     }
 
     /// Makes a new, empty segment named after the log end the active one.
