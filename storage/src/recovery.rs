@@ -246,7 +246,9 @@ pub(crate) fn open_producer_states(
 /// The state from the snapshot at `offset` brought up to the log end by
 /// scanning the batches from `offset` on; `None` when the snapshot, or the
 /// `.txnindex` of a segment it lets the scan skip, is unreadable or corrupt,
-/// or an open transaction in it began in a segment since deleted.
+/// or a transaction open in it or aborted before it began in a segment
+/// since deleted (a scan dates such a transaction from its first batch
+/// still in the log).
 ///
 /// Aborted transactions with markers below `offset` are read from the
 /// skipped segments' `.txnindex` files; the scan adds the later ones, and
@@ -287,10 +289,14 @@ pub(crate) fn resume_from_snapshot(
         );
         aborted.insert(segment.base_offset(), kept);
     }
-    let mut states = ProducerStates::restore(entries, aborted_list);
     let log_start = segments.first().map_or(0, |s| s.base_offset());
-    if !states.forget_below(log_start) {
-        info!(dir = %dir.display(), offset, "a snapshot's open transaction began before the log start; scanning the whole log");
+    // A scan dates a transaction from its first batch still in the log.
+    let straddles = aborted_list
+        .iter()
+        .any(|a| a.first_offset < log_start || a.last_stable_offset < log_start);
+    let mut states = ProducerStates::restore(entries, aborted_list);
+    if straddles || !states.forget_below(log_start) {
+        info!(dir = %dir.display(), offset, "a transaction began before the log start; scanning the whole log");
         return Ok(None);
     }
     for (i, segment) in segments.iter().enumerate() {
