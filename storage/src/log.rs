@@ -198,6 +198,9 @@ pub struct Log {
     pub(crate) tombstone_horizon: Option<i64>,
     /// Draws each segment's segment.jitter.ms share (from its base offset).
     pub(crate) jitter: std::hash::RandomState,
+    /// No producer-state snapshot is written until the log is reopened (a
+    /// `.txnindex` write failed; only a full scan on open repairs it).
+    pub(crate) snapshots_stopped: bool,
 }
 
 impl Log {
@@ -312,6 +315,7 @@ impl Log {
                     crate::txn_index::append(&self.dir, self.active.base_offset(), a.into())
                 {
                     tracing::warn!(dir = %self.dir.display(), "transaction index not updated (rebuilt on restart): {e}");
+                    self.stop_producer_snapshots();
                 }
             }
         }

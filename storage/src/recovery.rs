@@ -80,6 +80,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         truncations: 0,
         tombstone_horizon: None,
         jitter: std::hash::RandomState::new(),
+        snapshots_stopped: false,
     })
 }
 

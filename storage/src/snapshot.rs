@@ -103,8 +103,22 @@ impl crate::log::Log {
     /// Writes a producer-state snapshot as of the log end. A failure only
     /// costs a longer scan on the next open, so it is logged, not returned.
     pub(crate) fn write_producer_snapshot(&self) {
+        if self.snapshots_stopped {
+            return;
+        }
         if let Err(e) = write(&self.dir, self.next_offset, &self.producers) {
             warn!(dir = %self.dir.display(), "producer-state snapshot not written: {e}");
+        }
+    }
+
+    /// Deletes every snapshot and writes none until the log is reopened, so
+    /// that the next open scans every segment: called when a `.txnindex`
+    /// append failed (an open from a snapshot trusts the indexes of the
+    /// segments it skips).
+    pub(crate) fn stop_producer_snapshots(&mut self) {
+        self.snapshots_stopped = true;
+        if let Err(e) = delete_above(&self.dir, i64::MIN) {
+            warn!(dir = %self.dir.display(), "producer-state snapshots not deleted: {e}");
         }
     }
 

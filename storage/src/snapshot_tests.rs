@@ -279,3 +279,38 @@ fn snapshot_round_trips_and_refuses_damage() {
     longer.push(0);
     assert!(format::decode_producer_snapshot(&longer).is_none());
 }
+
+#[test]
+fn a_failed_transaction_index_write_stops_snapshots_until_a_full_scan() {
+    use crate::io::{arm, disarm, FailPoint, Fault, InjectedError, Trigger};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = busy_log(dir.path());
+    log.roll().unwrap();
+    assert!(!list(dir.path()).unwrap().is_empty());
+    let index = format::txn_index_path(dir.path(), log.active.base_offset());
+    arm(Fault::new(FailPoint::AuxWrite, InjectedError::Eio, Trigger::Always).under(&index));
+    log.append(&mut batch(6, 2, 2, 1, true), 0).unwrap();
+    marker(&mut log, 6, 2, false);
+    disarm(Some(&index));
+    assert!(!index.exists(), "the abort did not reach its index");
+    assert!(list(dir.path()).unwrap().is_empty());
+    log.roll().unwrap();
+    log.close().unwrap();
+    assert!(
+        list(dir.path()).unwrap().is_empty(),
+        "no snapshot until reopened"
+    );
+    let live = state_of(&log.producers);
+    drop(log);
+    let log = Log::open(dir.path(), config()).unwrap();
+    let rebuilt = format::TxnIndexEntry::decode_all(&std::fs::read(&index).unwrap()).unwrap();
+    assert_eq!(rebuilt.len(), 1, "the full scan rebuilt the index");
+    assert_eq!(rebuilt[0].producer_id, 6);
+    let start = log.log_start_offset();
+    let live_aborted: Vec<_> = live
+        .1
+        .into_iter()
+        .filter(|a| a.last_offset >= start)
+        .collect();
+    assert_eq!(log.producers.aborted(), &live_aborted[..]);
+}
