@@ -55,12 +55,14 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
     };
     let segments = older.iter().chain(std::iter::once(&active));
     let max_timestamp = log_max_timestamp(segments, &config)?;
-    let producers = open_producer_states(dir, &older, &active, next_offset, config.compact)?;
+    let (producers, snapshot) =
+        open_producer_states(dir, &older, &active, next_offset, config.compact)?;
     info!(
         dir = %dir.display(),
         segments = older.len() + 1,
         log_end_offset = next_offset,
         producers = producers.len(),
+        producer_snapshot = snapshot.unwrap_or(-1),
         "log opened"
     );
     Ok(Log {
@@ -223,7 +225,7 @@ pub(crate) fn log_max_timestamp<'a>(
 
 /// Idempotent producers' state on open: from the latest usable snapshot at
 /// or below `log_end` and the batches after it, else by a full scan (see
-/// [`producer_states`]). Snapshots above `log_end` (the tail they describe
+/// [`producer_states`]), with the offset of the snapshot used. Snapshots above `log_end` (the tail they describe
 /// was lost) are deleted first. A compacted log is always scanned in full:
 /// compaction rewrites closed segments after their snapshots were taken.
 pub(crate) fn open_producer_states(
@@ -232,16 +234,16 @@ pub(crate) fn open_producer_states(
     active: &Segment,
     log_end: i64,
     compacted: bool,
-) -> Result<ProducerStates> {
+) -> Result<(ProducerStates, Option<i64>)> {
     crate::snapshot::delete_above(dir, log_end)?;
     if !compacted {
         for offset in crate::snapshot::list(dir)?.into_iter().rev() {
             if let Some(states) = resume_from_snapshot(dir, older, active, offset)? {
-                return Ok(states);
+                return Ok((states, Some(offset)));
             }
         }
     }
-    producer_states(dir, older, active, compacted)
+    Ok((producer_states(dir, older, active, compacted)?, None))
 }
 
 /// The state from the snapshot at `offset` brought up to the log end by
