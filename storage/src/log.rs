@@ -641,6 +641,8 @@ impl Log {
         self.log_start = offset;
         self.max_timestamp = None;
         self.producers.clear();
+        // No aborted transaction is left: a reused segment's index goes too.
+        crate::txn_index::reconcile(&self.dir, &std::collections::BTreeMap::new())?;
         crate::snapshot::delete_above(&self.dir, i64::MIN)?;
         self.dir_dirty = true;
         Ok(())

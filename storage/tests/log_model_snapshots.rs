@@ -174,3 +174,20 @@ proptest! {
         run(ops)?;
     }
 }
+
+/// Found by the proptest: a truncation to the log start reuses the first
+/// segment, whose `.txnindex` must not survive into an open that trusts it.
+#[test]
+fn truncation_to_the_log_start_leaves_no_stale_aborted_transaction() {
+    run(vec![
+        Op::Append(3, 0),
+        Op::Append(0, 0),
+        Op::TornTail(0),
+        Op::Marker(false),
+        Op::Truncate(2),
+        Op::Append(0, 1),
+        Op::Roll,
+        Op::CloseReopen,
+    ])
+    .unwrap();
+}
