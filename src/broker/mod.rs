@@ -323,11 +323,12 @@ impl Broker {
         self.appends.subscribe()
     }
 
-    /// Flushes every partition to disk; used at shutdown.
+    /// Flushes every partition to disk and snapshots its producers' state;
+    /// used at shutdown.
     pub fn flush_all(&self) {
         for topic in self.topics() {
             for partition in &topic.partitions {
-                if let Err(e) = partition.flush() {
+                if let Err(e) = partition.close() {
                     tracing::error!(topic = %topic.name, partition = partition.index, "flush failed: {e}");
                 }
             }

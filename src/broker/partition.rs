@@ -208,16 +208,17 @@ impl Partition {
         Ok(start)
     }
 
-    /// fsyncs the log; everything appended so far becomes durable.
-    pub fn flush(&self) -> Result<(), StorageError> {
+    /// Flushes the log and snapshots its producers' state (see
+    /// `Log::close`), at shutdown.
+    pub fn close(&self) -> Result<(), StorageError> {
         let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
         let end = log.log_end_offset();
-        log.flush()?;
+        log.close()?;
         self.durable_offset.fetch_max(end, Ordering::AcqRel);
         Ok(())
     }
 
-    /// Like [`Partition::flush`], but fsyncs after releasing the log lock,
+    /// Like [`Partition::close`] without the snapshot, but fsyncs after releasing the log lock,
     /// so appends carry on during the fsync.
     fn sync_without_lock(&self) -> Result<(), StorageError> {
         let (end, pending) = {

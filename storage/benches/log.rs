@@ -3,13 +3,15 @@
 //!
 //! `cargo bench -p wharf-storage --bench log`. The recovery benchmark's log
 //! size is `WHARF_BENCH_RECOVERY_MIB` (default 1024 MiB); it is built once in
-//! a temporary directory before being measured.
+//! a temporary directory before being measured. The `open` benchmark
+//! opens a log of `WHARF_BENCH_OPEN_BATCHES` small batches with and without
+//! a producer-state snapshot.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use wharf_protocol::batch::build_batch;
+use wharf_protocol::batch::{build_batch, build_batch_with, BatchOptions, NewRecord};
 use wharf_protocol::compression::Compression;
 use wharf_storage::{Log, LogConfig};
 
@@ -119,5 +121,64 @@ fn recovery(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append, read, recovery);
+/// Opening a log of many small batches from idempotent producers, with the
+/// producer-state snapshot its close wrote and without it (every batch
+/// header scanned). `WHARF_BENCH_OPEN_BATCHES` batches (default 1,000,000)
+/// of one record, from 100 producers in turn, in 8 MiB segments.
+fn open_many_batches(c: &mut Criterion) {
+    let batches: u64 = std::env::var("WHARF_BENCH_OPEN_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let config = LogConfig {
+        segment_bytes: 8 << 20,
+        ..LogConfig::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let built = Instant::now();
+    {
+        let mut log = Log::open(dir.path(), config.clone()).unwrap();
+        let record = [NewRecord {
+            key: None,
+            value: Some(&b"v"[..]),
+            timestamp: T0,
+            headers: Vec::new(),
+        }];
+        for n in 0..batches {
+            let options = BatchOptions {
+                producer_id: (n % 100) as i64,
+                producer_epoch: 0,
+                base_sequence: (n / 100) as i32,
+                ..BatchOptions::default()
+            };
+            let mut bytes = build_batch_with(0, &record, &options).unwrap();
+            log.append(&mut bytes, 0).unwrap();
+        }
+        log.close().unwrap();
+        eprintln!(
+            "open: built a log of {} batches in {} segments ({} MiB) in {:?}",
+            log.log_end_offset(),
+            log.segment_count(),
+            log.size_bytes() >> 20,
+            built.elapsed()
+        );
+    }
+    let mut group = c.benchmark_group("open");
+    group.sample_size(10);
+    group.bench_function(format!("{batches} batches, from the close snapshot"), |b| {
+        b.iter(|| Log::open(dir.path(), config.clone()).unwrap())
+    });
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "snapshot") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    group.bench_function(format!("{batches} batches, full scan (no snapshot)"), |b| {
+        b.iter(|| Log::open(dir.path(), config.clone()).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, append, read, recovery, open_many_batches);
 criterion_main!(benches);

@@ -303,3 +303,154 @@ impl TxnIndexEntry {
         Some(out)
     }
 }
+
+/// Suffix of a producer-state snapshot (Kafka's `.snapshot`): the
+/// idempotent producers' state as of the offset in its name, that is after
+/// every batch below that offset.
+pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
+/// The only snapshot layout version.
+const SNAPSHOT_VERSION: i16 = 1;
+/// Bytes before the first producer: version i16, crc32c u32, offset i64,
+/// producer count i32.
+const SNAPSHOT_HEADER_LEN: usize = 18;
+/// Bytes of a producer before its batches: producer id i64, epoch i16,
+/// last offset i64, open transaction's first offset i64 (-1: none),
+/// lenient u8, batch count u8.
+const SNAPSHOT_PRODUCER_LEN: usize = 28;
+/// Bytes of one remembered batch: first and last sequence (i32s), first
+/// and last offset (i64s).
+const SNAPSHOT_BATCH_LEN: usize = 24;
+
+/// `<dir>/<offset, 20 digits>.snapshot`.
+pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+    dir.join(format!("{offset:020}{SNAPSHOT_SUFFIX}"))
+}
+
+/// The offset named by a `.snapshot` file name.
+pub fn parse_snapshot_name(name: &str) -> Option<i64> {
+    let digits = name.strip_suffix(SNAPSHOT_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Encodes a producer-state snapshot taken at `offset`. Layout, big-endian:
+/// version i16 (1); crc32c (Castagnoli) u32 of every byte after it; the
+/// offset i64; the producer count i32; then per producer: producer id i64,
+/// epoch i16, offset of its latest batch or marker i64, first offset of its
+/// open transaction i64 (-1 when none), lenient u8 (0 or 1), batch count u8
+/// (at most 5), then per batch (oldest first): first sequence i32, last
+/// sequence i32, first offset i64, last offset i64.
+pub fn encode_producer_snapshot(
+    offset: i64,
+    producers: &[(i64, &crate::producer_state::ProducerEntry)],
+) -> Vec<u8> {
+    let mut body = Vec::with_capacity(
+        SNAPSHOT_HEADER_LEN + producers.len() * (SNAPSHOT_PRODUCER_LEN + 5 * SNAPSHOT_BATCH_LEN),
+    );
+    body.extend_from_slice(&offset.to_be_bytes());
+    let count = i32::try_from(producers.len()).unwrap_or(i32::MAX);
+    body.extend_from_slice(&count.to_be_bytes());
+    for (id, entry) in producers.iter().take(usize::try_from(count).unwrap_or(0)) {
+        body.extend_from_slice(&id.to_be_bytes());
+        body.extend_from_slice(&entry.epoch.to_be_bytes());
+        body.extend_from_slice(&entry.last_offset.to_be_bytes());
+        body.extend_from_slice(&entry.txn_first_offset.unwrap_or(-1).to_be_bytes());
+        body.push(u8::from(entry.lenient));
+        let batches = entry.batches.len().min(usize::from(u8::MAX));
+        body.push(u8::try_from(batches).unwrap_or(u8::MAX));
+        for b in entry.batches.iter().take(batches) {
+            body.extend_from_slice(&b.first_seq.to_be_bytes());
+            body.extend_from_slice(&b.last_seq.to_be_bytes());
+            body.extend_from_slice(&b.first_offset.to_be_bytes());
+            body.extend_from_slice(&b.last_offset.to_be_bytes());
+        }
+    }
+    let mut out = Vec::with_capacity(body.len() + 6);
+    out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes a snapshot: its offset and producers. `None` when the version,
+/// checksum, or any length is wrong, or a field is out of range.
+pub fn decode_producer_snapshot(
+    bytes: &[u8],
+) -> Option<(i64, Vec<(i64, crate::producer_state::ProducerEntry)>)> {
+    use crate::producer_state::{BatchMeta, ProducerEntry, BATCHES_KEPT};
+    if bytes.len() < SNAPSHOT_HEADER_LEN {
+        return None;
+    }
+    let mut r = Reader(bytes);
+    if r.i16()? != SNAPSHOT_VERSION {
+        return None;
+    }
+    let crc = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
+    if crc32c::crc32c(r.0) != crc {
+        return None;
+    }
+    let offset = r.i64()?;
+    let count = usize::try_from(r.i32()?).ok()?;
+    // Each producer takes at least SNAPSHOT_PRODUCER_LEN bytes.
+    if count > r.0.len() / SNAPSHOT_PRODUCER_LEN {
+        return None;
+    }
+    let mut producers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = r.i64()?;
+        let epoch = r.i16()?;
+        let last_offset = r.i64()?;
+        let txn = r.i64()?;
+        let lenient = match r.take(1)?.first()? {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let batch_count = usize::from(*r.take(1)?.first()?);
+        if batch_count > BATCHES_KEPT {
+            return None;
+        }
+        let mut entry = ProducerEntry {
+            epoch,
+            lenient,
+            txn_first_offset: (txn >= 0).then_some(txn),
+            last_offset,
+            ..ProducerEntry::default()
+        };
+        for _ in 0..batch_count {
+            entry.batches.push_back(BatchMeta {
+                first_seq: r.i32()?,
+                last_seq: r.i32()?,
+                first_offset: r.i64()?,
+                last_offset: r.i64()?,
+            });
+        }
+        producers.push((id, entry));
+    }
+    r.0.is_empty().then_some((offset, producers))
+}
+
+/// Reads big-endian fields off the front of a byte slice.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn i16(&mut self) -> Option<i16> {
+        Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn i32(&mut self) -> Option<i32> {
+        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+}

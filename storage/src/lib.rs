@@ -14,6 +14,7 @@
 //! - `retention`: deleting expired segments and moving the log start offset.
 //! - `compaction`: keeping only each key's latest record in closed segments.
 //! - [`io`]: the write-side file operations, with fail points tests arm.
+//! - `snapshot`: producer-state snapshots (`.snapshot`), so opening scans only recent batches.
 //! - `txn_index`: each segment's aborted-transaction index (`.txnindex`).
 //! - [`error`]: the one error type, `StorageError`.
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
+mod snapshot;
 mod txn_index;
 
 pub use compaction::{CleanedSegments, CompactionOutcome, CompactionPlan, Throttle};

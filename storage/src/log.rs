@@ -198,6 +198,9 @@ pub struct Log {
     pub(crate) tombstone_horizon: Option<i64>,
     /// Draws each segment's segment.jitter.ms share (from its base offset).
     pub(crate) jitter: std::hash::RandomState,
+    /// No producer-state snapshot is written until the log is reopened (a
+    /// `.txnindex` write failed; only a full scan on open repairs it).
+    pub(crate) snapshots_stopped: bool,
 }
 
 impl Log {
@@ -312,6 +315,7 @@ impl Log {
                     crate::txn_index::append(&self.dir, self.active.base_offset(), a.into())
                 {
                     tracing::warn!(dir = %self.dir.display(), "transaction index not updated (rebuilt on restart): {e}");
+                    self.stop_producer_snapshots();
                 }
             }
         }
@@ -617,6 +621,7 @@ impl Log {
         // A batch straddling both the log start and `offset` went whole.
         self.log_start = self.log_start.min(self.next_offset);
         self.max_timestamp = recovery::log_max_timestamp(self.segments(), &self.config)?;
+        crate::snapshot::delete_above(&self.dir, self.next_offset)?;
         self.producers =
             recovery::producer_states(&self.dir, &self.older, &self.active, self.config.compact)?;
         Ok(())
@@ -637,6 +642,9 @@ impl Log {
         self.log_start = offset;
         self.max_timestamp = None;
         self.producers.clear();
+        // No aborted transaction is left: a reused segment's index goes too.
+        crate::txn_index::reconcile(&self.dir, &std::collections::BTreeMap::new())?;
+        crate::snapshot::delete_above(&self.dir, i64::MIN)?;
         self.dir_dirty = true;
         Ok(())
     }
@@ -728,7 +736,9 @@ impl Log {
         if self.active.size() == 0 {
             return Ok(());
         }
-        self.start_segment_at_log_end()
+        self.start_segment_at_log_end()?;
+        self.write_producer_snapshot();
+        Ok(())
     }
 
     /// Makes a new, empty segment named after the log end the active one.

@@ -5,8 +5,10 @@
 //! refused.
 //!
 //! The state is derived from batch headers alone (producer id, epoch, base
-//! sequence, last offset delta), so it is rebuilt on open by scanning the
-//! headers of every segment; nothing extra is stored on disk.
+//! sequence, last offset delta) and transaction markers. On open it is
+//! loaded from the latest producer-state snapshot (`.snapshot`, see
+//! `snapshot`) and brought up to date by scanning the batches after
+//! it, or rebuilt by scanning every segment when no snapshot is usable.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -47,6 +49,9 @@ pub struct ProducerEntry {
     /// Offset of the first batch of the producer's open transaction in
     /// this log, until a marker closes it.
     pub txn_first_offset: Option<i64>,
+    /// Offset of the producer's latest batch or transaction marker in this
+    /// log (so a snapshot can tell which producers retention has removed).
+    pub last_offset: i64,
 }
 
 impl ProducerEntry {
@@ -78,6 +83,17 @@ impl From<AbortedTxn> for crate::format::TxnIndexEntry {
             first_offset: a.first_offset,
             last_offset: a.last_offset,
             last_stable_offset: a.last_stable_offset,
+        }
+    }
+}
+
+impl From<crate::format::TxnIndexEntry> for AbortedTxn {
+    fn from(e: crate::format::TxnIndexEntry) -> Self {
+        AbortedTxn {
+            producer_id: e.producer_id,
+            first_offset: e.first_offset,
+            last_offset: e.last_offset,
+            last_stable_offset: e.last_stable_offset,
         }
     }
 }
@@ -165,6 +181,7 @@ impl ProducerStates {
         commit: bool,
     ) -> Option<AbortedTxn> {
         let entry = self.entries.entry(producer_id).or_default();
+        entry.last_offset = marker_offset;
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -310,6 +327,35 @@ impl ProducerStates {
         Ok(AppendCheck::Accept(staged))
     }
 
+    /// Every aborted transaction, in the order of their markers.
+    pub fn aborted(&self) -> &[AbortedTxn] {
+        &self.aborted
+    }
+
+    /// Rebuilds the state from a snapshot's producers and the aborted
+    /// transactions before its offset.
+    pub(crate) fn restore(entries: Vec<(i64, ProducerEntry)>, aborted: Vec<AbortedTxn>) -> Self {
+        ProducerStates {
+            entries: entries.into_iter().collect(),
+            aborted,
+        }
+    }
+
+    /// Forgets what a scan starting at `log_start` (the first segment's base
+    /// offset) would not see: producers whose last batch or marker is below
+    /// it, and remembered batches below it. Returns false, leaving the state
+    /// unusable, when an open transaction began below it (a scan would date
+    /// it from its first batch still in the log, which only a scan finds).
+    pub(crate) fn forget_below(&mut self, log_start: i64) -> bool {
+        self.entries.retain(|_, e| e.last_offset >= log_start);
+        for entry in self.entries.values_mut() {
+            entry.batches.retain(|b| b.first_offset >= log_start);
+        }
+        self.entries
+            .values()
+            .all(|e| e.txn_first_offset.is_none_or(|t| t >= log_start))
+    }
+
     /// Installs entries staged by [`ProducerStates::check_append`].
     pub fn commit(&mut self, staged: HashMap<i64, ProducerEntry>) {
         self.entries.extend(staged);
@@ -334,6 +380,7 @@ fn apply(entry: &mut ProducerEntry, header: &BatchHeader, first_offset: i64) {
         entry.epoch = epoch;
     }
     entry.lenient = false;
+    entry.last_offset = first_offset.saturating_add(i64::from(header.last_offset_delta()));
     if header.is_transactional() && entry.txn_first_offset.is_none() {
         entry.txn_first_offset = Some(first_offset);
     }

@@ -55,12 +55,14 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
     };
     let segments = older.iter().chain(std::iter::once(&active));
     let max_timestamp = log_max_timestamp(segments, &config)?;
-    let producers = producer_states(dir, &older, &active, config.compact)?;
+    let (producers, snapshot) =
+        open_producer_states(dir, &older, &active, next_offset, config.compact)?;
     info!(
         dir = %dir.display(),
         segments = older.len() + 1,
         log_end_offset = next_offset,
         producers = producers.len(),
+        producer_snapshot = snapshot.unwrap_or(-1),
         "log opened"
     );
     Ok(Log {
@@ -80,6 +82,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         truncations: 0,
         tombstone_horizon: None,
         jitter: std::hash::RandomState::new(),
+        snapshots_stopped: false,
     })
 }
 
@@ -220,6 +223,103 @@ pub(crate) fn log_max_timestamp<'a>(
     Ok(Some((ts, offset)))
 }
 
+/// Idempotent producers' state on open: from the latest usable snapshot at
+/// or below `log_end` and the batches after it, else by a full scan (see
+/// [`producer_states`]), with the offset of the snapshot used. Snapshots above `log_end` (the tail they describe
+/// was lost) are deleted first. A compacted log is always scanned in full:
+/// compaction rewrites closed segments after their snapshots were taken.
+pub(crate) fn open_producer_states(
+    dir: &Path,
+    older: &[Segment],
+    active: &Segment,
+    log_end: i64,
+    compacted: bool,
+) -> Result<(ProducerStates, Option<i64>)> {
+    crate::snapshot::delete_above(dir, log_end)?;
+    if !compacted {
+        for offset in crate::snapshot::list(dir)?.into_iter().rev() {
+            if let Some(states) = resume_from_snapshot(dir, older, active, offset)? {
+                return Ok((states, Some(offset)));
+            }
+        }
+    }
+    Ok((producer_states(dir, older, active, compacted)?, None))
+}
+
+/// The state from the snapshot at `offset` brought up to the log end by
+/// scanning the batches from `offset` on; `None` when the snapshot, or the
+/// `.txnindex` of a segment it lets the scan skip, is unreadable or corrupt,
+/// or a transaction open in it or aborted before it began in a segment
+/// since deleted (a scan dates such a transaction from its first batch
+/// still in the log).
+///
+/// Aborted transactions with markers below `offset` are read from the
+/// skipped segments' `.txnindex` files; the scan adds the later ones, and
+/// every index is then reconciled as after a full scan.
+pub(crate) fn resume_from_snapshot(
+    dir: &Path,
+    older: &[Segment],
+    active: &Segment,
+    offset: i64,
+) -> Result<Option<ProducerStates>> {
+    let Some(entries) = crate::snapshot::load(dir, offset) else {
+        return Ok(None);
+    };
+    let segments: Vec<&Segment> = older.iter().chain(std::iter::once(active)).collect();
+    let mut aborted = BTreeMap::new();
+    let mut aborted_list = Vec::new();
+    for segment in segments.iter().filter(|s| s.base_offset() < offset) {
+        let path = format::txn_index_path(dir, segment.base_offset());
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                warn!(path = %path.display(), "transaction index unreadable, scanning the whole log: {e}");
+                return Ok(None);
+            }
+        };
+        let Some(found) = format::TxnIndexEntry::decode_all(&bytes) else {
+            warn!(path = %path.display(), "transaction index corrupt, scanning the whole log");
+            return Ok(None);
+        };
+        let kept: Vec<_> = found
+            .into_iter()
+            .filter(|e| e.last_offset < offset)
+            .collect();
+        aborted_list.extend(
+            kept.iter()
+                .map(|e| crate::producer_state::AbortedTxn::from(*e)),
+        );
+        aborted.insert(segment.base_offset(), kept);
+    }
+    let log_start = segments.first().map_or(0, |s| s.base_offset());
+    // A scan dates a transaction from its first batch still in the log.
+    let straddles = aborted_list
+        .iter()
+        .any(|a| a.first_offset < log_start || a.last_stable_offset < log_start);
+    let mut states = ProducerStates::restore(entries, aborted_list);
+    if straddles || !states.forget_below(log_start) {
+        info!(dir = %dir.display(), offset, "a transaction began before the log start; scanning the whole log");
+        return Ok(None);
+    }
+    for (i, segment) in segments.iter().enumerate() {
+        let next_base = segments.get(i + 1).map(|s| s.base_offset());
+        let from = if segment.base_offset() >= offset {
+            0
+        } else if next_base.is_none_or(|next| next > offset) {
+            match segment.find_batch(offset)? {
+                Some((position, _)) => position,
+                None => continue,
+            }
+        } else {
+            continue;
+        };
+        replay_producers(segment, from, &mut states, &mut aborted)?;
+    }
+    crate::txn_index::reconcile(dir, &aborted)?;
+    Ok(Some(states))
+}
+
 /// Idempotent producers' state, rebuilt by reading the header of every
 /// batch in the log (no record is decompressed). Every segment is scanned,
 /// so a producer idle for longer than the active segment keeps its epoch
@@ -238,12 +338,12 @@ pub(crate) fn producer_states(
     let mut states = ProducerStates::default();
     let mut aborted = BTreeMap::new();
     for segment in older {
-        replay_producers(segment, &mut states, &mut aborted)?;
+        replay_producers(segment, 0, &mut states, &mut aborted)?;
     }
     if compacted {
         states.mark_lenient();
     }
-    replay_producers(active, &mut states, &mut aborted)?;
+    replay_producers(active, 0, &mut states, &mut aborted)?;
     crate::txn_index::reconcile(dir, &aborted)?;
     Ok(states)
 }
@@ -253,10 +353,11 @@ pub(crate) fn producer_states(
 /// Aborted transactions are added to `aborted` under the segment's base.
 fn replay_producers(
     segment: &Segment,
+    from: u64,
     states: &mut ProducerStates,
     aborted: &mut BTreeMap<i64, Vec<crate::format::TxnIndexEntry>>,
 ) -> Result<()> {
-    for item in segment.headers_from(0) {
+    for item in segment.headers_from(from) {
         let (position, header) = item?;
         if header.is_control() {
             let bytes = segment.read_exact(position, header.total_len())?;
