@@ -6,6 +6,7 @@
 //! threads call it.
 //!
 //! - [`log`]: the `Log` type, one partition's log: append, read, truncate, roll, recover.
+//! - `log_config`: `LogConfig`, the settings of one log.
 //! - [`format`]: every on-disk detail (file names, index entry layout).
 //! - `segment`: one `.log` file with its sparse offset index; closed segments'
 //!   read handles live in a process-wide bounded cache (`set_max_open_segment_files`).
@@ -24,6 +25,7 @@ pub mod error;
 pub mod format;
 pub mod io;
 pub mod log;
+mod log_config;
 pub mod producer_state;
 mod recovery;
 mod retention;
