@@ -7,7 +7,7 @@ loop surviving a consumer kill and a broker restart."""
 import time
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 from confluent_kafka import TopicPartition as TP
 
 from clients import c_consume, create_topic
