@@ -45,32 +45,45 @@ impl Broker {
                 .or_default()
                 .push(record);
         }
-        let now = now_ms();
         for (index, records) in by_partition {
-            let Some(partition) = topic.partition(index) else {
-                continue;
-            };
-            let new: Vec<NewRecord<'_>> = records
-                .iter()
-                .map(|r| NewRecord {
-                    key: Some(&r.key),
-                    value: r.value.as_deref(),
-                    timestamp: now,
-                    headers: Vec::new(),
-                })
-                .collect();
-            let mut bytes =
-                batch::build_batch_with(0, &new, &BatchOptions::default()).map_err(|e| {
-                    BrokerError::InvalidConfig(format!("building a __consumer_offsets batch: {e}"))
-                })?;
-            partition
-                .append(&mut bytes)
-                .map_err(|source| BrokerError::Storage {
-                    context: format!("appending to {OFFSETS_TOPIC}-{index}"),
-                    source,
-                })?;
+            self.append_offsets_batch(&topic, index, &records, &BatchOptions::default())?;
         }
         self.notify_append();
+        Ok(())
+    }
+
+    /// Appends `records` to partition `index` of `__consumer_offsets` as
+    /// one batch with `options` (plain, or a producer's transactional
+    /// batch). A partition that does not exist is skipped.
+    pub(super) fn append_offsets_batch(
+        &self,
+        topic: &Topic,
+        index: i32,
+        records: &[&OffsetsRecord],
+        options: &BatchOptions,
+    ) -> Result<(), BrokerError> {
+        let Some(partition) = topic.partition(index) else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let new: Vec<NewRecord<'_>> = records
+            .iter()
+            .map(|r| NewRecord {
+                key: Some(&r.key),
+                value: r.value.as_deref(),
+                timestamp: now,
+                headers: Vec::new(),
+            })
+            .collect();
+        let mut bytes = batch::build_batch_with(0, &new, options).map_err(|e| {
+            BrokerError::InvalidConfig(format!("building a {OFFSETS_TOPIC} batch: {e}"))
+        })?;
+        partition
+            .append(&mut bytes)
+            .map_err(|source| BrokerError::Storage {
+                context: format!("appending to {OFFSETS_TOPIC}-{index}"),
+                source,
+            })?;
         Ok(())
     }
 

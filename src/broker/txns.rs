@@ -94,34 +94,17 @@ impl Broker {
         };
         let topic = self.offsets_topic()?;
         let index = partition_for(&first.group, topic.partition_count());
-        let partition = topic
-            .partition(index)
-            .ok_or_else(|| BrokerError::UnknownTopic(OFFSETS_TOPIC.to_string()))?;
-        let now = now_ms();
-        let new: Vec<NewRecord<'_>> = records
-            .iter()
-            .map(|r| NewRecord {
-                key: Some(&r.key),
-                value: r.value.as_deref(),
-                timestamp: now,
-                headers: Vec::new(),
-            })
-            .collect();
+        if topic.partition(index).is_none() {
+            return Err(BrokerError::UnknownTopic(OFFSETS_TOPIC.to_string()));
+        }
         let options = BatchOptions {
             transactional: true,
             producer_id,
             producer_epoch,
             ..BatchOptions::default()
         };
-        let mut bytes = batch::build_batch_with(0, &new, &options).map_err(|e| {
-            BrokerError::InvalidConfig(format!("building a {OFFSETS_TOPIC} batch: {e}"))
-        })?;
-        partition
-            .append(&mut bytes)
-            .map_err(|source| BrokerError::Storage {
-                context: format!("appending to {OFFSETS_TOPIC}-{index}"),
-                source,
-            })?;
+        let records: Vec<&OffsetsRecord> = records.iter().collect();
+        self.append_offsets_batch(&topic, index, &records, &options)?;
         self.notify_append();
         Ok(())
     }
