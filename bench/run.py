@@ -354,6 +354,18 @@ def latency(broker, rate, seconds, size=100):
     }
 
 
+def start_times(make, count):
+    """Start-up times of `count` more fresh brokers, each stopped at once."""
+    times = []
+    for _ in range(count):
+        broker = make()
+        try:
+            times.append(broker.start_ms)
+        finally:
+            broker.stop()
+    return times
+
+
 def measure(broker, args, scratch):
     figures = {}
     if broker.start_ms is not None:
@@ -378,6 +390,8 @@ def main():
     ap.add_argument("--peer-bootstrap", help="a running broker to measure as B")
     ap.add_argument("--peer-cmd", help="command starting broker B; {port} is replaced by a free port")
     ap.add_argument("--reps", type=int, default=3, help="repetitions (medians are reported)")
+    ap.add_argument("--starts", type=int, default=9,
+                    help="fresh starts timed per repetition (their median is the repetition's figure)")
     ap.add_argument("--count", type=int, default=200_000, help="records per bulk run")
     ap.add_argument("--size", type=int, default=1024, help="record size for bulk runs, bytes")
     ap.add_argument("--rates", type=int, nargs="*", default=[1000, 10000],
@@ -413,9 +427,15 @@ def main():
                     continue
                 try:
                     print(f"rep {rep + 1}/{args.reps}: {label} at {broker.bootstrap}", file=sys.stderr)
-                    results[label].append(measure(broker, args, scratch))
+                    figures = measure(broker, args, scratch)
                 finally:
                     broker.stop()
+                if broker.start_ms is not None:
+                    # A few milliseconds are easily swayed by the machine:
+                    # each repetition's figure is the median of several starts.
+                    starts = [broker.start_ms] + start_times(make, args.starts - 1)
+                    figures["start ms"] = statistics.median(starts)
+                results[label].append(figures)
 
     keys = list(results["A"][0].keys())
     has_b = bool(results["B"])

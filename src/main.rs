@@ -83,11 +83,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
     wharf_storage::set_max_open_segment_files(
         usize::try_from(config.max_open_segment_files).unwrap_or(usize::MAX),
     );
+    let prepared = server::prepare(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(server::serve(config))
+    runtime.block_on(server::serve(prepared))
 }
 
 /// Raises the soft limit on open files to the hard limit: a broker holds a

@@ -19,9 +19,20 @@ use connection::Connection;
 /// How long shutdown waits for connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs a broker from `config` until SIGINT or SIGTERM.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let listeners = bind(&config.listen).await?;
+/// A broker ready to serve: its listeners are bound (connections queue in
+/// the backlog) and its data directory is open and replayed.
+pub struct Prepared {
+    listeners: Vec<std::net::TcpListener>,
+    broker: Arc<Broker>,
+    limits: Limits,
+}
+
+/// Binds the listeners and opens the data directory, on the calling thread
+/// and before any async runtime exists: start-up does this work once, and
+/// doing it here saves the thread hand-offs a runtime would add between the
+/// process starting and its first answered request.
+pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
+    let listeners = bind(&config.listen)?;
     let bound: Vec<SocketAddr> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -30,7 +41,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .first()
         .map(|a| a.port())
         .context("no address bound")?;
-    let (advertised_host, advertised_port) = advertised(&config, port)?;
+    let (advertised_host, advertised_port) = advertised(config, port)?;
     let settings = BrokerSettings {
         node_id: config.node_id,
         advertised_host,
@@ -49,18 +60,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         compression_type: config.compression_type,
         max_decompressed_batch_bytes: config.max_decompressed_batch_bytes,
     };
-    let broker = tokio::task::spawn_blocking(move || Broker::open(settings))
-        .await
-        .context("opening the data directory")??;
-    let broker = Arc::new(broker);
-    let loading = broker.clone();
-    tokio::task::spawn_blocking(move || loading.load_groups())
-        .await
-        .context("loading consumer groups")??;
-    let loading = broker.clone();
-    tokio::task::spawn_blocking(move || loading.load_txns())
-        .await
-        .context("loading transactions")??;
+    let broker = Arc::new(Broker::open(settings).context("opening the data directory")?);
+    broker.load_groups().context("loading consumer groups")?;
+    broker.load_txns().context("loading transactions")?;
     tracing::info!(
         listen = ?bound,
         advertised = %format!("{}:{}", broker.settings.advertised_host, broker.settings.advertised_port),
@@ -72,6 +74,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_connections: config.max_connections,
         max_request_size: config.max_request_size,
     };
+    Ok(Prepared {
+        listeners,
+        broker,
+        limits,
+    })
+}
+
+/// Serves a prepared broker until SIGINT or SIGTERM. Must run inside a
+/// Tokio runtime.
+pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
+    let Prepared {
+        listeners,
+        broker,
+        limits,
+    } = prepared;
+    let listeners = listeners
+        .into_iter()
+        .map(TcpListener::from_std)
+        .collect::<Result<Vec<_>, _>>()
+        .context("registering the listeners with the runtime")?;
     run(listeners, broker, limits, shutdown_signal()).await
 }
 
@@ -197,7 +219,7 @@ async fn accept_loop(
 /// loopback addresses, whatever this machine's resolver says, because
 /// clients resolve it to either. Port 0 binds the first address to a free
 /// port and the others to the same one.
-async fn bind(listen: &str) -> anyhow::Result<Vec<TcpListener>> {
+fn bind(listen: &str) -> anyhow::Result<Vec<std::net::TcpListener>> {
     let mut addrs: Vec<SocketAddr> = match listen.rsplit_once(':') {
         Some((host, port)) if host.eq_ignore_ascii_case("localhost") => {
             let port: u16 = port
@@ -208,8 +230,7 @@ async fn bind(listen: &str) -> anyhow::Result<Vec<TcpListener>> {
                 SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
             ]
         }
-        _ => tokio::net::lookup_host(listen)
-            .await
+        _ => std::net::ToSocketAddrs::to_socket_addrs(listen)
             .with_context(|| format!("resolving --listen {listen:?}"))?
             .collect(),
     };
@@ -224,7 +245,7 @@ async fn bind(listen: &str) -> anyhow::Result<Vec<TcpListener>> {
         if let Some(p) = port {
             addr.set_port(p);
         }
-        match TcpListener::bind(addr).await {
+        match bind_one(addr) {
             Ok(l) => {
                 port = l.local_addr().ok().map(|a| a.port());
                 listeners.push(l);
@@ -239,6 +260,14 @@ async fn bind(listen: &str) -> anyhow::Result<Vec<TcpListener>> {
         (true, Some(e)) => Err(e).with_context(|| format!("binding {listen}")),
         _ => Ok(listeners),
     }
+}
+
+/// A non-blocking listening socket on `addr`, ready for Tokio. (std sets
+/// SO_REUSEADDR on Unix, so a restart does not wait out TIME_WAIT.)
+fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 /// The host and port Metadata advertises: the flag, or the listen host with
