@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds librdkafka's own load generator, rdkafka_performance, from the
 # librdkafka sources vendored in the `rdkafka-sys` crate, and puts it at
-# bench/.bin/rdkafka_performance (ignored by git), where bench/run.py finds it.
+# bench/.bin/rdkafka_performance (ignored by git), where bench/run.py finds it,
+# and builds bench/latency.c on the same library into bench/.bin/latency.
 #
 # Needs cargo (to fetch the crate), gcc, make, and the zlib/OpenSSL headers
 # (Debian: zlib1g-dev libssl-dev). Optional features (SASL/GSSAPI, zstd,
@@ -35,4 +36,10 @@ make -j"$(nproc)" libs >"$work/make.log" 2>&1 || { tail -20 "$work/make.log" >&2
 make -C examples rdkafka_performance >"$work/examples.log" 2>&1 || { tail -20 "$work/examples.log" >&2; exit 1; }
 mkdir -p "$here/.bin"
 cp examples/rdkafka_performance "$here/.bin/rdkafka_performance"
-echo "built $here/.bin/rdkafka_performance (librdkafka from rdkafka-sys $version)"
+# bench/latency.c, the paced latency probe, on the same static librdkafka
+# and the libraries its configure step chose.
+libs="$(sed -n 's/^LIBS+=//p' Makefile.config | tr '\n' ' ')"
+# shellcheck disable=SC2086
+gcc -O2 -Wall -I src -o "$here/.bin/latency" "$here/latency.c" src/librdkafka.a $libs -lpthread \
+    || { echo "building bench/latency.c failed" >&2; exit 1; }
+echo "built $here/.bin/rdkafka_performance and $here/.bin/latency (librdkafka from rdkafka-sys $version)"
