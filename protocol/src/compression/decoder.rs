@@ -39,7 +39,32 @@ enum Source<'a> {
     Gzip(Box<flate2::read::MultiGzDecoder<&'a [u8]>>),
     Snappy(SnappyBlocks<'a>),
     Lz4(Box<lz4_flex::frame::FrameDecoder<&'a [u8]>>),
-    Zstd(Box<zstd::stream::read::Decoder<'static, &'a [u8]>>),
+    Zstd {
+        reader: Box<zstd::stream::read::Decoder<'static, &'a [u8]>>,
+        /// The content size the frames declare, when every frame declares
+        /// one: checked at the end, because the streaming reader reports a
+        /// frame that ends short of its declared size as a clean end when
+        /// the caller reads in pieces smaller than that size.
+        declared: Option<u64>,
+    },
+}
+
+/// The total content size the zstd frames in `input` declare, or `None`
+/// when a frame declares none or cannot be parsed (the reader then finds
+/// any corruption itself).
+fn zstd_declared_size(mut input: &[u8]) -> Option<u64> {
+    use zstd::zstd_safe;
+    let mut total = 0u64;
+    while !input.is_empty() {
+        let size = zstd_safe::get_frame_content_size(input).ok()??;
+        let frame_len = zstd_safe::find_frame_compressed_size(input).ok()?;
+        total = total.checked_add(size)?;
+        input = input.get(frame_len..)?;
+        if frame_len == 0 {
+            return None;
+        }
+    }
+    Some(total)
 }
 
 impl<'a> Decoder<'a> {
@@ -61,7 +86,10 @@ impl<'a> Decoder<'a> {
                 decoder
                     .window_log_max(ZSTD_MAX_WINDOW_LOG)
                     .map_err(|e| corrupt(codec, e))?;
-                Source::Zstd(Box::new(decoder))
+                Source::Zstd {
+                    reader: Box::new(decoder),
+                    declared: zstd_declared_size(input),
+                }
             }
         };
         Ok(Decoder {
@@ -102,7 +130,23 @@ impl<'a> Decoder<'a> {
             Source::Plain(rest) => take_into(rest, buf),
             Source::Gzip(r) => read_retrying(r, buf).map_err(|e| corrupt(codec, e))?,
             Source::Lz4(r) => read_retrying(r, buf).map_err(|e| corrupt(codec, e))?,
-            Source::Zstd(r) => read_retrying(r, buf).map_err(|e| corrupt(codec, e))?,
+            Source::Zstd { reader, declared } => {
+                let n = read_retrying(reader, buf).map_err(|e| corrupt(codec, e))?;
+                if n == 0 {
+                    if let Some(declared) = *declared {
+                        if u64::try_from(self.produced).ok() != Some(declared) {
+                            return Err(corrupt(
+                                codec,
+                                format!(
+                                    "frame content ends after {} of the {declared} bytes it declares",
+                                    self.produced
+                                ),
+                            ));
+                        }
+                    }
+                }
+                n
+            }
         };
         self.account(n)
     }

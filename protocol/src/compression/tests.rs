@@ -183,3 +183,32 @@ proptest! {
         }
     }
 }
+
+/// A zstd frame that declares 65 bytes of content but holds an empty last
+/// block (found by `validate_never_panics_on_mutated_batches`): read in
+/// pieces smaller than 65 bytes, the streaming reader reported a clean end,
+/// so batch validation accepted a payload that a whole decompression
+/// refuses. Every read size must now refuse it.
+#[test]
+fn zstd_frame_shorter_than_its_declared_size_is_corrupt_at_any_read_size() {
+    let frame: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x41, 0x01, 0x00, 0x00];
+    for size in [1usize, 8, 64, 65, 4096] {
+        let mut decoder = Decoder::new(Compression::Zstd, frame, 1 << 20).unwrap();
+        let mut buf = vec![0u8; size];
+        let read = decoder.read(&mut buf);
+        assert!(
+            matches!(
+                read,
+                Err(CompressionError::Corrupt {
+                    codec: Compression::Zstd,
+                    ..
+                })
+            ),
+            "read size {size}: {read:?}"
+        );
+    }
+    // The same frame declaring its true size (0) is a valid empty payload.
+    let valid: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0x01, 0x00, 0x00];
+    let mut decoder = Decoder::new(Compression::Zstd, valid, 1 << 20).unwrap();
+    assert_eq!(decoder.read(&mut [0u8; 8]).unwrap(), 0);
+}
