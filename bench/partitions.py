@@ -77,12 +77,15 @@ def report(label, proc, port, start_ms):
 
 
 def stop(proc):
+    """SIGTERM, then the seconds the broker took to shut down cleanly."""
+    t0 = time.perf_counter()
     proc.terminate()
     try:
         proc.wait(60)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    return time.perf_counter() - t0
 
 
 def main():
@@ -117,13 +120,14 @@ def main():
             print(f"{total} partitions ({args.topics} topics x {args.partitions}) "
                   f"created in {created_s:.1f} s")
             report("fresh", proc, port, start_ms)
+            del producer, admin  # no client left retrying the stopped broker
         finally:
-            stop(proc)
+            print(f"{'':10} clean shutdown (SIGTERM to exit) {stop(proc):.2f} s")
         proc, port, start_ms = start(args.wharf, data)
         try:
             report("restarted", proc, port, start_ms)
         finally:
-            stop(proc)
+            print(f"{'':10} clean shutdown (SIGTERM to exit) {stop(proc):.2f} s")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,12 @@ impl crate::log::Log {
         if self.snapshots_stopped {
             return;
         }
+        // Nothing was appended since the snapshot at this offset was written
+        // (a restart with no new data, or a roll and a close at the same
+        // offset): rewriting it would cost fsyncs and change nothing.
+        if format::snapshot_path(&self.dir, self.next_offset).exists() {
+            return;
+        }
         if let Err(e) = write(&self.dir, self.next_offset, &self.producers) {
             warn!(dir = %self.dir.display(), "producer-state snapshot not written: {e}");
         }
