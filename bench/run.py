@@ -303,6 +303,15 @@ def latency(broker, rate, seconds, client, size=100):
     return latency_confluent(broker, rate, seconds, size)
 
 
+def latency_figures(rate, e2e, ack):
+    """The figures of one latency run from its (p50, p99, max) in ms."""
+    figures = {}
+    for name, values in (("e2e", e2e), ("ack", ack)):
+        for stat, value in zip(("p50", "p99", "max"), values):
+            figures[f"{name} {stat} ms @{rate}/s"] = value
+    return figures
+
+
 def latency_c(broker, rate, seconds, size):
     """bench/.bin/latency (bench/latency.c on librdkafka): no client thread spins."""
     topic = create_topic(broker.bootstrap, 1)
@@ -316,14 +325,7 @@ def latency_c(broker, rate, seconds, size):
     e2e = [float(v) for v in fields[5:8]]
     if out.returncode != 0:
         print(f"latency probe @{rate}/s: {out.stdout.strip()}", file=sys.stderr)
-    return {
-        f"e2e p50 ms @{rate}/s": e2e[0],
-        f"e2e p99 ms @{rate}/s": e2e[1],
-        f"e2e max ms @{rate}/s": e2e[2],
-        f"ack p50 ms @{rate}/s": ack[0],
-        f"ack p99 ms @{rate}/s": ack[1],
-        f"ack max ms @{rate}/s": ack[2],
-    }
+    return latency_figures(rate, e2e, ack)
 
 
 def latency_confluent(broker, rate, seconds, size):
@@ -375,14 +377,11 @@ def latency_confluent(broker, rate, seconds, size):
     reader.join(30)
     done.set()
     consumer.close()
-    return {
-        f"e2e p50 ms @{rate}/s": percentile(e2e, 50),
-        f"e2e p99 ms @{rate}/s": percentile(e2e, 99),
-        f"e2e max ms @{rate}/s": max(e2e) if e2e else float("nan"),
-        f"ack p50 ms @{rate}/s": percentile(acks, 50),
-        f"ack p99 ms @{rate}/s": percentile(acks, 99),
-        f"ack max ms @{rate}/s": max(acks) if acks else float("nan"),
-    }
+    def summary(values):
+        return [percentile(values, 50), percentile(values, 99),
+                max(values) if values else float("nan")]
+
+    return latency_figures(rate, summary(e2e), summary(acks))
 
 
 def start_times(make, count):
