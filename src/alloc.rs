@@ -30,6 +30,12 @@ pub struct Allocator {
     huge: usize,
 }
 
+impl Default for Allocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Allocator {
     /// The broker's allocator: 1 GiB and up is mapped.
     pub const fn new() -> Self {

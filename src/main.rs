@@ -1,12 +1,5 @@
 //! The `wharf` command: `wharf serve` runs a broker.
 
-mod alloc;
-mod broker;
-mod config;
-mod handlers;
-mod registry;
-mod server;
-
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -14,7 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::Config;
+use wharf::config::Config;
+use wharf::{alloc, server};
 
 #[global_allocator]
 static ALLOCATOR: alloc::Allocator = alloc::Allocator::new();

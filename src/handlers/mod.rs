@@ -89,6 +89,11 @@ impl ResponseBody {
     pub fn len(&self) -> usize {
         self.chunks().iter().map(Bytes::len).sum()
     }
+
+    /// Whether the body has no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.chunks().iter().all(Bytes::is_empty)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

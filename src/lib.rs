@@ -1,0 +1,10 @@
+//! The broker as a library: the `wharf` binary (`main.rs`) is a thin
+//! command-line front on these modules, and the fuzz targets drive the same
+//! request path (frame, header, registry, handler) that a connection does.
+
+pub mod alloc;
+pub mod broker;
+pub mod config;
+pub mod handlers;
+pub mod registry;
+pub mod server;
