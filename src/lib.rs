@@ -8,3 +8,9 @@ pub mod config;
 pub mod handlers;
 pub mod registry;
 pub mod server;
+
+/// The unit tests run on the broker's allocator too (the binary installs it
+/// in `main.rs`), so `alloc`'s tests exercise the real thing.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: alloc::Allocator = alloc::Allocator::new();
