@@ -445,6 +445,19 @@ pub fn set_log_append_time(buf: &mut [u8], timestamp: i64) -> Result<(), BatchEr
     let attributes = header.attributes | TIMESTAMP_TYPE_BIT;
     write_field(buf, ATTRIBUTES_AT, &attributes.to_be_bytes())?;
     write_field(buf, MAX_TIMESTAMP_AT, &timestamp.to_be_bytes())?;
+    rewrite_crc(buf, &header)
+}
+
+/// Sets the maxTimestamp of the batch at the start of `buf` (keeping its
+/// timestamp type) and recomputes the CRC. Kafka stores the largest record
+/// timestamp there whatever the producer wrote.
+pub fn set_max_timestamp(buf: &mut [u8], timestamp: i64) -> Result<(), BatchError> {
+    let header = BatchHeader::parse(buf)?;
+    write_field(buf, MAX_TIMESTAMP_AT, &timestamp.to_be_bytes())?;
+    rewrite_crc(buf, &header)
+}
+
+fn rewrite_crc(buf: &mut [u8], header: &BatchHeader) -> Result<(), BatchError> {
     let total = header.total_len();
     let available = buf.len();
     let covered = buf.get(ATTRIBUTES_AT..total).ok_or(BatchError::Truncated {

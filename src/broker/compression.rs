@@ -126,12 +126,20 @@ pub enum PrepareError {
     /// zstd in a Produce older than v7, which Kafka refuses.
     #[error("zstd batches need Produce v7 or later, got v{0}")]
     ZstdNeedsV7(i16),
+    /// A control batch (transaction marker): only the broker writes those.
+    #[error("clients may not write control batches (transaction markers)")]
+    ControlBatch,
+    /// More than one batch for one partition, which Kafka refuses from v3.
+    #[error("a produce request carries one record batch per partition, got {0}")]
+    NotOneBatch(usize),
     /// A batch could not be parsed, validated or recompressed.
     #[error(transparent)]
     Batch(#[from] BatchError),
 }
 
-/// Applies the topic's compression to a Produce's `records`: `Ok(None)` when
+/// Checks a client's Produce `records` as Kafka does before any append (one
+/// batch per partition, no control batches: only the broker writes
+/// transaction markers) and applies the topic's compression: `Ok(None)` when
 /// they are to be stored as they arrived, else the records with every batch
 /// in another codec recompressed (see [`batch::recompress`]). Batches
 /// already in the topic's codec are copied untouched. `api_version` is the
@@ -143,12 +151,20 @@ pub fn prepare_records(
     max_decompressed: usize,
 ) -> Result<Option<Vec<u8>>, PrepareError> {
     let mut needs_work = false;
+    let mut count = 0usize;
     for item in batch::batches(records) {
         let (header, _) = item?;
+        count = count.saturating_add(1);
+        if header.is_control() {
+            return Err(PrepareError::ControlBatch);
+        }
         if header.compression() == Compression::Zstd && api_version < 7 {
             return Err(PrepareError::ZstdNeedsV7(api_version));
         }
         needs_work |= target.is_some_and(|t| t.codec != header.compression());
+    }
+    if count > 1 {
+        return Err(PrepareError::NotOneBatch(count));
     }
     let Some(target) = target.filter(|_| needs_work) else {
         return Ok(None);
@@ -268,23 +284,40 @@ mod tests {
     fn prepare_recompresses_only_batches_in_another_codec() {
         let gz = batch::build_batch(0, &[(None, Some(b"a"), 1)], Compression::Gzip).unwrap();
         let zs = batch::build_batch(0, &[(None, Some(b"b"), 2)], Compression::Zstd).unwrap();
-        let records = [gz.clone(), zs].concat();
         let target = Some(Recompression {
             codec: Compression::Gzip,
             level: Some(9),
         });
-        assert!(prepare_records(&records, None, 13, 1 << 20)
-            .unwrap()
-            .is_none());
-        let out = prepare_records(&records, target, 13, 1 << 20)
-            .unwrap()
-            .unwrap();
+        assert!(prepare_records(&zs, None, 13, 1 << 20).unwrap().is_none());
+        let out = prepare_records(&zs, target, 13, 1 << 20).unwrap().unwrap();
         let batches: Vec<_> = batch::batches(&out).map(Result::unwrap).collect();
-        assert_eq!(batches.len(), 2);
-        assert_eq!(batches[0].1, &gz[..]);
-        assert_eq!(batches[1].0.compression(), Compression::Gzip);
-        batch::validate(batches[1].1, 1 << 20).unwrap();
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].0.compression(), Compression::Gzip);
+        batch::validate(batches[0].1, 1 << 20).unwrap();
         assert!(prepare_records(&gz, target, 13, 1 << 20).unwrap().is_none());
+    }
+
+    #[test]
+    fn refuses_more_than_one_batch_per_partition() {
+        let a = batch::build_batch(0, &[(None, Some(b"a"), 1)], Compression::None).unwrap();
+        let records = [a.clone(), a].concat();
+        assert!(matches!(
+            prepare_records(&records, None, 9, 1 << 20),
+            Err(PrepareError::NotOneBatch(2))
+        ));
+    }
+
+    #[test]
+    fn refuses_control_batches_from_clients() {
+        let marker = batch::ControlMarker {
+            commit: true,
+            coordinator_epoch: 0,
+        };
+        let forged = batch::build_marker(7, 0, marker, 1).unwrap();
+        assert!(matches!(
+            prepare_records(&forged, None, 9, 1 << 20),
+            Err(PrepareError::ControlBatch)
+        ));
     }
 
     #[test]

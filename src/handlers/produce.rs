@@ -225,6 +225,9 @@ fn prepare(
         Err(e @ PrepareError::ZstdNeedsV7(_)) => {
             Err((ResponseError::UnsupportedCompressionType, e.to_string()))
         }
+        Err(e @ (PrepareError::ControlBatch | PrepareError::NotOneBatch(_))) => {
+            Err((ResponseError::InvalidRecord, e.to_string()))
+        }
         Err(e @ PrepareError::Batch(_)) => Err((ResponseError::CorruptMessage, e.to_string())),
     }
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use wharf_protocol::batch::{self, BatchHeader};
+use wharf_protocol::batch::{self, BatchHeader, TimestampType};
 
 use crate::error::{Result, StorageError};
 use crate::io;
@@ -192,6 +192,14 @@ impl Log {
                 })?;
             batch::set_base_offset(bytes, offset)?;
             batch::set_partition_leader_epoch(bytes, leader_epoch)?;
+            // As Kafka: a CreateTime batch's maxTimestamp is its largest
+            // record timestamp, whatever the producer wrote.
+            if v.header.timestamp_type() == TimestampType::CreateTime
+                && v.header.records_count() > 0
+                && v.max_timestamp != v.header.max_timestamp()
+            {
+                batch::set_max_timestamp(bytes, v.max_timestamp)?;
+            }
             let header = BatchHeader::parse(bytes)?;
             let ts_offset = offset.saturating_add(i64::from(v.max_timestamp_offset_delta));
             if max.is_none_or(|(ts, _)| v.max_timestamp > ts) {
