@@ -74,6 +74,35 @@ pub struct BrokerSettings {
 struct TopicTable {
     by_name: HashMap<String, Arc<Topic>>,
     by_id: HashMap<Uuid, Arc<Topic>>,
+    /// Each topic's name with `.` read as `_`, to its real name: Kafka
+    /// refuses a topic whose name differs from another's only there, since
+    /// both map to the same metric names.
+    by_collision_key: HashMap<String, String>,
+}
+
+impl TopicTable {
+    fn insert(&mut self, topic: Arc<Topic>) {
+        self.by_collision_key
+            .insert(topic::collision_key(&topic.name), topic.name.to_string());
+        self.by_name.insert(topic.name.to_string(), topic.clone());
+        self.by_id.insert(topic.id, topic);
+    }
+
+    fn remove(&mut self, topic: &Topic) {
+        self.by_name.remove(&*topic.name);
+        self.by_id.remove(&topic.id);
+        self.by_collision_key
+            .remove(&topic::collision_key(&topic.name));
+    }
+
+    /// The existing topic whose name collides with `name` (differs only in
+    /// `.` against `_`), if any.
+    fn collision(&self, name: &str) -> Option<&str> {
+        self.by_collision_key
+            .get(&topic::collision_key(name))
+            .map(String::as_str)
+            .filter(|existing| *existing != name)
+    }
 }
 
 #[derive(Debug)]
@@ -91,6 +120,9 @@ pub struct Broker {
     pub txns: wharf_coordinator::txn::TxnCoordinator,
     /// The block producer ids are handed out from (InitProducerId).
     producer_ids: Mutex<producer_ids::ProducerIdBlock>,
+    /// The one writer of `log-start-offset-checkpoint` (DeleteRecords,
+    /// retention and topic changes all write it).
+    log_start_checkpoint: wharf_storage::checkpoint::CheckpointFile,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -160,6 +192,9 @@ impl Broker {
             producer_ids: Mutex::new(producer_ids::ProducerIdBlock::after_replay(
                 producer_ids_end,
             )),
+            log_start_checkpoint: wharf_storage::checkpoint::CheckpointFile::new(
+                dir.join(retention::CHECKPOINT_FILE),
+            ),
             _lock: lock,
         };
         {
@@ -168,9 +203,7 @@ impl Broker {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
             for (id, new) in live {
-                let topic = Arc::new(broker.open_topic(id, &new)?);
-                table.by_name.insert(new.name.clone(), topic.clone());
-                table.by_id.insert(id, topic);
+                table.insert(Arc::new(broker.open_topic(id, &new)?));
             }
             tracing::info!(topics = table.by_name.len(), dir = %dir.display(), "data directory opened");
         }
@@ -202,6 +235,12 @@ impl Broker {
         configs::validate_topic_configs(&new.configs)?;
         if self.topic(&new.name).is_some() {
             return Err(BrokerError::TopicAlreadyExists(new.name.clone()));
+        }
+        if let Some(existing) = self.read_table().collision(&new.name) {
+            return Err(BrokerError::InvalidTopic(format!(
+                "topic name {:?} collides with existing topic {existing:?} ('.' and '_' are alike in metric names)",
+                new.name
+            )));
         }
         Ok(())
     }
@@ -252,10 +291,10 @@ impl Broker {
             self.remove_partition_dirs(&new.name, new.partitions);
             return Err(BrokerError::io("recording a new topic", metadata.path(), e));
         }
-        let mut table = self.topics.write().unwrap_or_else(PoisonError::into_inner);
-        table.by_name.insert(new.name.clone(), topic.clone());
-        table.by_id.insert(id, topic.clone());
-        drop(table);
+        self.topics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(topic.clone());
         // Replace any entries a deleted namesake left in the checkpoint.
         if let Err(e) = self.write_log_start_checkpoint() {
             tracing::error!("{e}");
@@ -275,8 +314,7 @@ impl Broker {
             .map_err(|e| BrokerError::io("recording a topic deletion", metadata.path(), e))?;
         {
             let mut table = self.topics.write().unwrap_or_else(PoisonError::into_inner);
-            table.by_name.remove(&*topic.name);
-            table.by_id.remove(&topic.id);
+            table.remove(topic);
         }
         self.remove_partition_dirs(&topic.name, topic.partition_count());
         // Forget its log start offsets, so a topic of the same name created

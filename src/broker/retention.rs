@@ -4,22 +4,12 @@
 //! Every `log.retention.check.interval.ms` the task applies each partition's
 //! retention settings (the storage engine deletes expired segments), then
 //! writes the log start offset of every partition to
-//! `<data dir>/log-start-offset-checkpoint` in Kafka's checkpoint format:
-//!
-//! ```text
-//! 0                  <- format version
-//! 2                  <- number of entries
-//! orders 0 1500      <- topic, partition, log start offset
-//! orders 1 0
-//! ```
-//!
-//! The file is written to a temporary name, fsynced and renamed over the old
-//! one, so a crash leaves either the old or the new file. On start the broker
-//! moves each partition's log start forward to its checkpointed offset, so a
-//! DeleteRecords in the middle of a segment survives restarts.
+//! `<data dir>/log-start-offset-checkpoint` in Kafka's checkpoint format
+//! (`wharf_storage::checkpoint`, which owns the format and serialises the
+//! writers). On start the broker moves each partition's log start forward to
+//! its checkpointed offset, so a DeleteRecords in the middle of a segment
+//! survives restarts.
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,7 +21,6 @@ use tokio::sync::watch;
 use super::{Broker, BrokerError};
 
 pub const CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
-const CHECKPOINT_VERSION: &str = "0";
 
 /// Runs retention, flush.ms flushes and the log cleaner periodically until
 /// `stop` flips to true. The cleaner has a loop of its own, so a long pass
@@ -170,35 +159,31 @@ impl Broker {
 
     /// Writes every partition's log start offset to the checkpoint file.
     pub fn write_log_start_checkpoint(&self) -> Result<(), BrokerError> {
-        let mut entries = Vec::new();
-        for topic in self.topics() {
-            for partition in &topic.partitions {
-                entries.push((
-                    topic.name.to_string(),
-                    partition.index,
-                    partition.log_start_offset(),
-                ));
+        let file = &self.log_start_checkpoint;
+        file.write(|| {
+            let mut entries = Vec::new();
+            for topic in self.topics() {
+                for partition in &topic.partitions {
+                    entries.push((
+                        topic.name.to_string(),
+                        partition.index,
+                        partition.log_start_offset(),
+                    ));
+                }
             }
-        }
-        let path = self.settings.data_dir.join(CHECKPOINT_FILE);
-        write_checkpoint(&path, &entries)
-            .map_err(|e| BrokerError::io("writing the log start offset checkpoint", &path, e))
+            entries
+        })
+        .map_err(|e| BrokerError::io("writing the log start offset checkpoint", file.path(), e))
     }
 
     /// Moves each partition's log start to its checkpointed offset.
     pub(super) fn restore_log_start_offsets(&self) {
-        let path = self.settings.data_dir.join(CHECKPOINT_FILE);
-        let entries = match std::fs::read_to_string(&path) {
-            Ok(text) => match parse_checkpoint(&text) {
-                Some(entries) => entries,
-                None => {
-                    tracing::warn!(path = %path.display(), "ignoring a malformed log start offset checkpoint");
-                    return;
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        let path = self.log_start_checkpoint.path();
+        let entries = match self.log_start_checkpoint.read() {
+            Ok(Some(entries)) => entries,
+            Ok(None) => return,
             Err(e) => {
-                tracing::warn!(path = %path.display(), "cannot read the log start offset checkpoint: {e}");
+                tracing::warn!(path = %path.display(), "ignoring the log start offset checkpoint: {e}");
                 return;
             }
         };
@@ -215,66 +200,6 @@ impl Broker {
             if let Err(e) = partition.advance_log_start(offset) {
                 tracing::warn!(topic = %name, partition = index, offset, "checkpointed log start not applied: {e}");
             }
-        }
-    }
-}
-
-fn write_checkpoint(path: &Path, entries: &[(String, i32, i64)]) -> std::io::Result<()> {
-    let mut text = format!("{CHECKPOINT_VERSION}\n{}\n", entries.len());
-    for (topic, partition, offset) in entries {
-        text.push_str(&format!("{topic} {partition} {offset}\n"));
-    }
-    wharf_storage::io::replace_file(path, text.as_bytes())
-}
-
-/// Parses Kafka's checkpoint format; `None` if anything is off.
-fn parse_checkpoint(text: &str) -> Option<HashMap<(String, i32), i64>> {
-    let mut lines = text.lines();
-    if lines.next()? != CHECKPOINT_VERSION {
-        return None;
-    }
-    let count: usize = lines.next()?.trim().parse().ok()?;
-    let mut out = HashMap::with_capacity(count);
-    for _ in 0..count {
-        let mut parts = lines.next()?.split(' ');
-        let topic = parts.next()?.to_string();
-        let partition: i32 = parts.next()?.parse().ok()?;
-        let offset: i64 = parts.next()?.parse().ok()?;
-        if parts.next().is_some() {
-            return None;
-        }
-        out.insert((topic, partition), offset);
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checkpoint_round_trips_in_kafka_format() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(CHECKPOINT_FILE);
-        write_checkpoint(&path, &[("a".into(), 0, 15), ("b.c".into(), 3, 0)]).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, "0\n2\na 0 15\nb.c 3 0\n");
-        let parsed = parse_checkpoint(&text).unwrap();
-        assert_eq!(parsed[&("a".to_string(), 0)], 15);
-        assert_eq!(parsed.len(), 2);
-    }
-
-    #[test]
-    fn malformed_checkpoints_are_rejected() {
-        for bad in [
-            "",
-            "1\n0\n",
-            "0\n2\na 0 1\n",
-            "0\n1\na x 1\n",
-            "0\n1\na 0 1 2\n",
-        ] {
-            assert!(parse_checkpoint(bad).is_none(), "{bad:?}");
         }
     }
 }

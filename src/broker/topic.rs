@@ -43,6 +43,12 @@ impl Topic {
     }
 }
 
+/// A topic name with every `.` read as `_`: two topics whose keys are equal
+/// collide (Kafka's `Topic.hasCollision`).
+pub fn collision_key(name: &str) -> String {
+    name.replace('.', "_")
+}
+
 /// Kafka's topic name rules: 1..=249 characters from [a-zA-Z0-9._-], and
 /// not `.` or `..`.
 pub fn validate_name(name: &str) -> Result<(), BrokerError> {

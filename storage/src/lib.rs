@@ -17,9 +17,11 @@
 //! - [`io`]: the write-side file operations, with fail points tests arm.
 //! - `snapshot`: producer-state snapshots (`.snapshot`), so opening scans only recent batches.
 //! - `txn_index`: each segment's aborted-transaction index (`.txnindex`).
+//! - [`checkpoint`]: Kafka's offset checkpoint files and their single writer.
 //! - [`error`]: the one error type, `StorageError`.
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 mod compaction;
 pub mod error;
 pub mod format;
