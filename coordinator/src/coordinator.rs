@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use crate::group::{Group, GroupState};
 pub use crate::messages::*;
 use crate::rebalance::*;
+use crate::records;
 use crate::{GroupConfig, GroupError, OffsetsRecord};
 
 pub(crate) struct Inner {
@@ -112,8 +113,8 @@ impl GroupCoordinator {
         if let Err(e) = self.check_loaded() {
             return error_join(e, &req.member_id);
         }
-        if req.group_id.is_empty() {
-            return error_join(GroupError::InvalidGroupId, &req.member_id);
+        if let Err(e) = check_join_fields(&req) {
+            return error_join(e, &req.member_id);
         }
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms
@@ -154,7 +155,7 @@ impl GroupCoordinator {
                 .group_instance_id
                 .clone()
                 .unwrap_or_else(|| req.client_id.clone());
-            let new_id = format!("{prefix}-{}", uuid::Uuid::new_v4());
+            let new_id = crate::rebalance::new_member_id(&prefix);
             if req.require_known_member_id && req.group_instance_id.is_none() {
                 group.pending_ids.insert(
                     new_id.clone(),
@@ -415,4 +416,28 @@ pub(crate) fn check_member(
     } else {
         Err(GroupError::UnknownMemberId)
     }
+}
+
+/// Kafka's group id rule (not empty), and every field a JoinGroup stores
+/// short enough for the group's records.
+fn check_join_fields(req: &JoinRequest) -> Result<(), GroupError> {
+    check_group_id(&req.group_id)?;
+    if !req.group_instance_id.as_deref().is_none_or(records::fits) {
+        return Err(GroupError::TooLong("group instance id"));
+    }
+    if !records::fits(&req.protocol_type) {
+        return Err(GroupError::TooLong("protocol type"));
+    }
+    if !req.protocols.iter().all(|(name, _)| records::fits(name)) {
+        return Err(GroupError::TooLong("protocol name"));
+    }
+    Ok(())
+}
+
+/// A group id must be non-empty (Kafka) and fit the stored records.
+pub(crate) fn check_group_id(group_id: &str) -> Result<(), GroupError> {
+    if group_id.is_empty() || !records::fits(group_id) {
+        return Err(GroupError::InvalidGroupId);
+    }
+    Ok(())
 }

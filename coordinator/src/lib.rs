@@ -89,6 +89,9 @@ pub enum GroupError {
     CoordinatorNotAvailable,
     #[error("invalid group id")]
     InvalidGroupId,
+    /// A field longer than the group's stored records can hold.
+    #[error("{0} is longer than {max} bytes", max = crate::records::MAX_STRING_LEN)]
+    TooLong(&'static str),
     #[error("a new member must rejoin with the member id it was given")]
     MemberIdRequired,
     #[error("unknown member id")]

@@ -44,9 +44,7 @@ impl GroupCoordinator {
     /// returns the records that make it durable.
     pub fn commit(&self, req: &CommitRequest, now: i64) -> Result<Vec<OffsetsRecord>, GroupError> {
         self.check_loaded()?;
-        if req.group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
+        crate::coordinator::check_group_id(&req.group_id)?;
         let mut inner = self.lock();
         if !inner.groups.contains_key(&req.group_id) {
             if req.generation_id >= 0 {

@@ -11,6 +11,19 @@ use crate::messages::{JoinMember, JoinOutcome, JoinRequest, JoinResponse, SyncRe
 use crate::records::{self, GroupValue, MemberValue, RecordKey};
 use crate::{GroupConfig, GroupError, OffsetsRecord};
 
+/// A member id: `prefix` (the client id or group instance id) and a UUID, as
+/// Kafka makes them, with the prefix shortened where needed so the id fits
+/// the stored group records.
+pub(crate) fn new_member_id(prefix: &str) -> String {
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let room = records::MAX_STRING_LEN.saturating_sub(uuid.len() + 1);
+    let mut cut = prefix.len().min(room);
+    while !prefix.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}-{uuid}", prefix.get(..cut).unwrap_or_default())
+}
+
 pub(crate) fn new_member(
     req: &JoinRequest,
     id: String,
@@ -135,7 +148,7 @@ pub(crate) fn static_rejoin(
         return error_join(GroupError::UnknownMemberId, &req.member_id);
     };
     let prefix = req.group_instance_id.clone().unwrap_or_default();
-    let new_id = format!("{prefix}-{}", uuid::Uuid::new_v4());
+    let new_id = new_member_id(&prefix);
     tracing::info!(group = %group.id, old = %old_id, new = %new_id, "static member rejoined");
     if let Some(w) = member.join_waiter.take() {
         let _ = w.send(JoinResponse {
@@ -377,5 +390,22 @@ pub(crate) fn group_record(group: &Group, now: i64) -> OffsetsRecord {
             group: group.id.clone(),
         }),
         value: Some(records::encode_group_value(&value)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_ids_from_long_client_ids_fit_the_stored_records() {
+        let long = "é".repeat(20_000);
+        let id = new_member_id(&long);
+        assert!(records::fits(&id), "{} bytes", id.len());
+        assert!(id.starts_with("éé"));
+        let short = new_member_id("rdkafka");
+        assert!(short.starts_with("rdkafka-"));
+        assert_eq!(short.len(), "rdkafka-".len() + 36);
     }
 }

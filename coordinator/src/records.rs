@@ -234,9 +234,22 @@ pub(crate) fn put_i16(out: &mut Vec<u8>, v: i16) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
-/// Strings longer than i16::MAX bytes are cut (the request codecs already
-/// bound them, so this never happens in practice).
+/// The longest string these int16-length schemas hold, in bytes.
+pub const MAX_STRING_LEN: usize = i16::MAX as usize;
+
+/// Whether `s` can be stored faithfully in a record. Flexible request
+/// versions carry longer strings; the coordinators refuse those at the
+/// request (INVALID_GROUP_ID, INVALID_REQUEST) so that nothing reaches
+/// [`put_str`] that it would have to cut.
+pub fn fits(s: &str) -> bool {
+    s.len() <= MAX_STRING_LEN
+}
+
+/// Writes an int16-length string. Callers check [`fits`] at the request;
+/// a longer string here would be a bug, and is cut rather than written with
+/// a wrong length.
 pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(fits(s), "a {}-byte string reached a record", s.len());
     let bytes = s.as_bytes();
     let len = bytes.len().min(i16::MAX as usize);
     put_i16(out, i16::try_from(len).unwrap_or(i16::MAX));

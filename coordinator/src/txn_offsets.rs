@@ -34,9 +34,7 @@ impl GroupCoordinator {
         now: i64,
     ) -> Result<Vec<OffsetsRecord>, GroupError> {
         self.check_loaded()?;
-        if req.group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
+        crate::coordinator::check_group_id(&req.group_id)?;
         let mut inner = self.lock();
         if let Some(group) = inner.groups.get(&req.group_id) {
             if !req.member_id.is_empty() {

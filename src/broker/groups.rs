@@ -133,6 +133,7 @@ pub fn group_error(e: wharf_coordinator::GroupError) -> kafka_protocol::Response
         G::CoordinatorLoadInProgress => R::CoordinatorLoadInProgress,
         G::CoordinatorNotAvailable => R::CoordinatorNotAvailable,
         G::InvalidGroupId => R::InvalidGroupId,
+        G::TooLong(_) => R::InvalidRequest,
         G::MemberIdRequired => R::MemberIdRequired,
         G::UnknownMemberId => R::UnknownMemberId,
         G::IllegalGeneration => R::IllegalGeneration,

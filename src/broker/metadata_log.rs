@@ -91,9 +91,20 @@ impl MetadataLog {
     /// Appends a record and syncs it to disk.
     pub fn append(&mut self, record: &MetadataRecord) -> io::Result<()> {
         let payload = encode_payload(record);
-        let len = u32::try_from(payload.len()).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, "metadata record too large")
-        })?;
+        // Replay treats a longer record as a corrupt tail and cuts it (and
+        // everything after it): refuse it here instead of acknowledging it.
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|_| payload.len() <= MAX_RECORD)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "metadata record of {} bytes is over the {MAX_RECORD}-byte limit",
+                        payload.len()
+                    ),
+                )
+            })?;
         let mut buf = Vec::with_capacity(8 + payload.len());
         buf.extend_from_slice(&len.to_be_bytes());
         buf.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
@@ -249,6 +260,22 @@ impl<'a> Reader<'a> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_a_record_that_replay_would_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = MetadataLog::open(dir.path()).unwrap();
+        let big = MetadataRecord::TopicConfigsChanged {
+            id: Uuid::new_v4(),
+            configs: BTreeMap::from([("k".to_string(), "v".repeat(MAX_RECORD))]),
+        };
+        assert!(log.append(&big).is_err());
+        let small = MetadataRecord::ProducerIdsReserved { end: 7 };
+        log.append(&small).unwrap();
+        drop(log);
+        let (_, records) = MetadataLog::open(dir.path()).unwrap();
+        assert_eq!(records, vec![small]);
+    }
 
     fn created(name: &str) -> MetadataRecord {
         MetadataRecord::TopicCreated {

@@ -43,6 +43,7 @@ pub fn txn_error(e: TxnError, version: i16, fenced: FencedSince) -> ResponseErro
         TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
         TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
         TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+        TxnError::TransactionalIdTooLong => ResponseError::InvalidRequest,
     }
 }
 

@@ -234,6 +234,9 @@ impl TxnCoordinator {
         allocate: impl FnOnce() -> Option<i64>,
     ) -> Result<InitResult, TxnError> {
         self.check_loaded()?;
+        if !crate::records::fits(transactional_id) {
+            return Err(TxnError::TransactionalIdTooLong);
+        }
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return Err(TxnError::InvalidTransactionTimeout);
         }

@@ -137,6 +137,9 @@ pub enum TxnError {
     InvalidTxnState,
     #[error("unknown transactional id")]
     TransactionalIdNotFound,
+    /// Longer than `__transaction_state`'s records can hold.
+    #[error("transactional id is longer than {max} bytes", max = crate::records::MAX_STRING_LEN)]
+    TransactionalIdTooLong,
 }
 
 /// Something to append to `__transaction_state`, for the partition that
