@@ -22,6 +22,9 @@ pub struct TestBroker {
     listen: String,
     pub dir: TempDir,
     args: Vec<String>,
+    /// Where the broker's stderr goes when a test reads its log
+    /// ([`TestBroker::start_logged`]); inherited otherwise.
+    log_path: Option<std::path::PathBuf>,
 }
 
 impl TestBroker {
@@ -33,8 +36,27 @@ impl TestBroker {
         Self::start_on("127.0.0.1", args)
     }
 
+    /// Like [`TestBroker::start_with`], with the broker's stderr kept in a
+    /// file that [`TestBroker::log`] reads (across restarts).
+    pub fn start_logged(args: &[&str]) -> Self {
+        Self::launch("127.0.0.1", args, true)
+    }
+
+    /// What the broker has logged so far (empty unless started with
+    /// [`TestBroker::start_logged`]).
+    pub fn log(&self) -> String {
+        self.log_path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
     /// Starts with `--listen HOST:PORT` for a free port.
     pub fn start_on(host: &str, args: &[&str]) -> Self {
+        Self::launch(host, args, false)
+    }
+
+    fn launch(host: &str, args: &[&str], logged: bool) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -46,7 +68,11 @@ impl TestBroker {
             listen: format!("{host}:{port}"),
             dir: tempfile::tempdir().unwrap(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            log_path: None,
         };
+        if logged {
+            broker.log_path = Some(broker.dir.path().with_extension("log"));
+        }
         broker.spawn();
         broker
     }
@@ -60,7 +86,16 @@ impl TestBroker {
             .arg(self.dir.path())
             .args(&self.args)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.log_path {
+                Some(path) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .unwrap(),
+                ),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -105,6 +140,9 @@ impl Drop for TestBroker {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(path) = &self.log_path {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
