@@ -6,6 +6,7 @@ pub mod alloc;
 pub mod broker;
 pub mod config;
 pub mod handlers;
+pub mod logging;
 pub mod registry;
 pub mod server;
 

@@ -52,10 +52,14 @@ fn main() -> ExitCode {
 
 fn init_logging(level: &str) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(level).with_context(|| format!("bad --log-level {level:?}"))?;
+    let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(wharf::logging::EscapingMakeWriter::new(
+            std::io::stderr,
+            ansi,
+        ))
+        .with_ansi(ansi)
         .init();
     Ok(())
 }

@@ -346,3 +346,26 @@ fn produce_records_field_must_hold_a_batch() {
         ResponseError::CorruptMessage.code()
     );
 }
+
+#[test]
+fn client_supplied_names_cannot_forge_log_lines() {
+    let broker = TestBroker::start_logged(&["--group-initial-rebalance-delay-ms", "0"]);
+    let mut client = broker.client();
+    let forged = "2026-01-01T00:00:00.000000Z  INFO wharf: FORGED";
+    let mut join = JoinGroupRequest::default();
+    join.group_id = GroupId(StrBytes::from_string(format!("evil\n{forged}")));
+    join.session_timeout_ms = 10_000;
+    join.rebalance_timeout_ms = 10_000;
+    join.protocol_type = StrBytes::from_static_str("consumer");
+    let mut proto = JoinGroupRequestProtocol::default();
+    proto.name = StrBytes::from_static_str("range");
+    join.protocols = vec![proto];
+    let resp: JoinGroupResponse = client.call(ApiKey::JoinGroup, 3, &join);
+    assert_eq!(resp.error_code, 0);
+    let log = broker.log();
+    assert!(log.contains("FORGED"), "the group id was logged:\n{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with(forged)),
+        "a client value started a log line:\n{log}"
+    );
+}
