@@ -369,3 +369,13 @@ fn client_supplied_names_cannot_forge_log_lines() {
         "a client value started a log line:\n{log}"
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_broker_binary_is_position_independent() {
+    // ELF e_type at byte 16 (little-endian on x86-64 and aarch64): 3 is
+    // ET_DYN, what a PIE is; 2 (ET_EXEC) would mean a fixed load address.
+    let bytes = std::fs::read(env!("CARGO_BIN_EXE_wharf")).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([bytes[16], bytes[17]]), 3);
+}
