@@ -209,6 +209,18 @@ pub struct Config {
     /// tracing-subscriber directive such as `wharf=debug`.
     #[arg(long, env = "WHARF_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Log line format: `text` (human-readable) or `json` (one JSON object
+    /// per line, for log collectors).
+    #[arg(long, env = "WHARF_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// A bytes-per-second rate: a finite number above 0.

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use wharf::config::Config;
+use wharf::config::{Config, LogFormat};
 use wharf::{alloc, server};
 
 #[global_allocator]
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => {
-            if let Err(err) = init_logging(&config.log_level) {
+            if let Err(err) = init_logging(&config.log_level, config.log_format) {
                 eprintln!("wharf: {err:#}");
                 return ExitCode::FAILURE;
             }
@@ -50,17 +50,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) -> anyhow::Result<()> {
+fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(level).with_context(|| format!("bad --log-level {level:?}"))?;
-    let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt()
+    let ansi = format == LogFormat::Text && std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(wharf::logging::EscapingMakeWriter::new(
             std::io::stderr,
             ansi,
         ))
-        .with_ansi(ansi)
-        .init();
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
     Ok(())
 }
 

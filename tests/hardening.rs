@@ -347,13 +347,15 @@ fn produce_records_field_must_hold_a_batch() {
     );
 }
 
-#[test]
-fn client_supplied_names_cannot_forge_log_lines() {
-    let broker = TestBroker::start_logged(&["--group-initial-rebalance-delay-ms", "0"]);
+/// Joins a group whose id carries a forged log line; returns the log.
+fn log_after_a_forging_join(args: &[&str]) -> (String, &'static str) {
+    let mut all = vec!["--group-initial-rebalance-delay-ms", "0"];
+    all.extend_from_slice(args);
+    let broker = TestBroker::start_logged(&all);
     let mut client = broker.client();
     let forged = "2026-01-01T00:00:00.000000Z  INFO wharf: FORGED";
     let mut join = JoinGroupRequest::default();
-    join.group_id = GroupId(StrBytes::from_string(format!("evil\n{forged}")));
+    join.group_id = GroupId(StrBytes::from_string(format!("evil\n{forged}\n")));
     join.session_timeout_ms = 10_000;
     join.rebalance_timeout_ms = 10_000;
     join.protocol_type = StrBytes::from_static_str("consumer");
@@ -364,10 +366,27 @@ fn client_supplied_names_cannot_forge_log_lines() {
     assert_eq!(resp.error_code, 0);
     let log = broker.log();
     assert!(log.contains("FORGED"), "the group id was logged:\n{log}");
+    (log, forged)
+}
+
+#[test]
+fn client_supplied_names_cannot_forge_log_lines() {
+    let (log, forged) = log_after_a_forging_join(&[]);
     assert!(
         !log.lines().any(|l| l.starts_with(forged)),
         "a client value started a log line:\n{log}"
     );
+}
+
+#[test]
+fn json_logs_keep_one_event_per_line() {
+    let (log, _) = log_after_a_forging_join(&["--log-format", "json"]);
+    for line in log.lines() {
+        assert!(
+            line.starts_with('{') && line.ends_with('}'),
+            "not one JSON object: {line:?}"
+        );
+    }
 }
 
 #[cfg(target_os = "linux")]
