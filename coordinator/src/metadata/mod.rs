@@ -2,7 +2,13 @@
 //! they build, and the controller's decisions that produce them.
 
 mod codec;
+pub mod image;
+pub mod partition;
 pub mod records;
 mod wire;
 
+pub use image::{
+    BrokerRegistration, ConfigResource, ImageError, ImageSnapshot, MetadataImage, TopicImage,
+};
+pub use partition::PartitionRegistration;
 pub use records::{MetadataRecord, RecordError};
