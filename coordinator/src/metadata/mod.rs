@@ -4,6 +4,7 @@
 mod codec;
 pub mod image;
 pub mod partition;
+pub mod placement;
 pub mod records;
 mod wire;
 
