@@ -2,12 +2,17 @@
 //! they build, and the controller's decisions that produce them.
 
 mod codec;
+pub mod controller;
 pub mod image;
 pub mod partition;
 pub mod placement;
 pub mod records;
+#[cfg(test)]
+mod testkit;
+pub mod topics;
 mod wire;
 
+pub use controller::{ControllerConfig, ControllerError};
 pub use image::{
     BrokerRegistration, ConfigResource, ImageError, ImageSnapshot, MetadataImage, TopicImage,
 };

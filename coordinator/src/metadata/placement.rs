@@ -19,10 +19,16 @@
 
 use std::collections::BTreeMap;
 
-/// Where placement draws its random numbers.
+/// Where placement (and topic ids) draw their random numbers.
 pub trait RandomSource {
-    /// A number in `0..bound`; `bound` is at least 1.
-    fn next_below(&mut self, bound: usize) -> usize;
+    /// 64 random bits.
+    fn next_u64(&mut self) -> u64;
+
+    /// A number in `0..bound` (0 when `bound` is 0).
+    fn next_below(&mut self, bound: usize) -> usize {
+        let bound = u64::try_from(bound.max(1)).unwrap_or(u64::MAX);
+        usize::try_from(self.next_u64() % bound).unwrap_or(0)
+    }
 }
 
 /// A small seeded generator (SplitMix64), enough for spreading replicas.
@@ -36,14 +42,12 @@ impl SeededRandom {
 }
 
 impl RandomSource for SeededRandom {
-    fn next_below(&mut self, bound: usize) -> usize {
+    fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        let bound = u64::try_from(bound.max(1)).unwrap_or(u64::MAX);
-        usize::try_from(z % bound).unwrap_or(0)
+        z ^ (z >> 31)
     }
 }
 
