@@ -1,8 +1,10 @@
 //! The cluster's metadata: Kafka's `__cluster_metadata` records, the image
 //! they build, and the controller's decisions that produce them.
 
+pub mod brokers;
 mod codec;
 pub mod controller;
+pub mod elections;
 pub mod image;
 pub mod partition;
 pub mod placement;
