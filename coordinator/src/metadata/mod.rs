@@ -1,6 +1,7 @@
 //! The cluster's metadata: Kafka's `__cluster_metadata` records, the image
 //! they build, and the controller's decisions that produce them.
 
+pub mod alter_partition;
 pub mod brokers;
 mod codec;
 pub mod controller;
