@@ -121,10 +121,11 @@ pub struct RegistrationRequest {
 }
 
 /// Registers a broker. A new incarnation gets `new_broker_epoch` (the log
-/// offset its record will take) and starts fenced; the same incarnation
-/// registering again keeps its epoch and state. A different incarnation of
-/// an id whose session is still valid is refused with
-/// DUPLICATE_BROKER_REGISTRATION.
+/// offset the first of the returned records will take) and starts fenced;
+/// the same incarnation registering again keeps its epoch and state. A
+/// different incarnation of an id whose session is still valid is refused
+/// with DUPLICATE_BROKER_REGISTRATION. The RegisterBrokerRecord is the last
+/// record returned.
 pub fn register_broker(
     image: &MetadataImage,
     sessions: &mut BrokerSessions,
@@ -174,7 +175,19 @@ pub fn register_broker(
         in_controlled_shutdown,
         log_dirs: request.log_dirs.clone(),
     };
-    Ok((vec![MetadataRecord::RegisterBroker(record)], epoch))
+    // A new incarnation of a registered broker is a process that restarted
+    // without a controlled shutdown: it leaves every ISR first, so nothing
+    // stays led by a broker that may have lost unflushed data. (Kafka does
+    // this in `handleBrokerUncleanShutdown` when ELR is enabled; without
+    // ELR, Kafka 3.x leaves its leaderships to a broker that is now fenced.)
+    let mut records = match existing {
+        Some(_) if !same_incarnation => {
+            partition_changes(image, config, BrokerChange::Removing(id))
+        }
+        _ => Vec::new(),
+    };
+    records.push(MetadataRecord::RegisterBroker(record));
+    Ok((records, epoch))
 }
 
 /// A BrokerHeartbeat request.

@@ -141,7 +141,7 @@ fn a_different_incarnation_after_the_session_expired_replaces_the_registration()
     )
     .unwrap();
     assert_eq!(epoch, 500);
-    let MetadataRecord::RegisterBroker(r) = &records[0] else {
+    let MetadataRecord::RegisterBroker(r) = records.last().unwrap() else {
         panic!()
     };
     assert!(r.fenced);
@@ -264,4 +264,29 @@ fn unregistering_moves_leaderships_then_removes_the_broker() {
         unregister_broker(&image, &config(), 1).unwrap_err().code,
         ResponseError::BrokerIdNotRegistered
     );
+}
+
+#[test]
+fn a_new_incarnation_of_a_leader_first_leaves_every_isr() {
+    let (mut image, mut sessions) = live(&[1, 2], 0);
+    let t = create_assigned(&mut image, "t", &[&[1, 2]]);
+    let u = create_assigned(&mut image, "u", &[&[1]]);
+    let (records, _) = register_broker(
+        &image,
+        &mut sessions,
+        &config(),
+        &request(1, Uuid::from_u128(9)),
+        500,
+        9_001,
+    )
+    .unwrap();
+    assert!(matches!(
+        records.last(),
+        Some(MetadataRecord::RegisterBroker(_))
+    ));
+    apply_all(&mut image, &records);
+    let moved = image.partition(t, 0).unwrap();
+    assert_eq!((moved.leader, moved.isr.clone()), (2, vec![2]));
+    let offline = image.partition(u, 0).unwrap();
+    assert_eq!((offline.leader, offline.isr.clone()), (-1, vec![1]));
 }

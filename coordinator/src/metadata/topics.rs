@@ -296,10 +296,12 @@ pub fn create_topics(
         .topics()
         .map(|t| (unify_collision_chars(&t.name), t.name.clone()))
         .collect();
+    let mut taken = BTreeSet::new();
     for topic in topics {
-        let result = create_topic(image, config, random, topic, &names, &existing).map(
+        let result = create_topic(image, config, random, topic, &names, &existing, &taken).map(
             |(created, topic_records)| {
                 existing.insert(unify_collision_chars(&topic.name), topic.name.clone());
+                taken.insert(created.topic_id);
                 records.extend(topic_records);
                 created
             },
@@ -319,6 +321,7 @@ fn create_topic(
     topic: &NewTopic,
     names_in_request: &BTreeMap<&str, usize>,
     existing: &BTreeMap<String, String>,
+    taken: &BTreeSet<Uuid>,
 ) -> Result<(CreatedTopic, Vec<MetadataRecord>), ControllerError> {
     if names_in_request
         .get(topic.name.as_str())
@@ -348,7 +351,13 @@ fn create_topic(
         ));
     }
     let parts = plan_partitions(image, config, random, topic)?;
-    let topic_id = random_topic_id(random);
+    // Ids are random; a test's seeded source can repeat one, so skip taken
+    // ids (a topic created earlier in this request is in `existing` by name
+    // only, so ids of this request are checked through `taken`).
+    let mut topic_id = random_topic_id(random);
+    while image.topic(topic_id).is_some() || taken.contains(&topic_id) {
+        topic_id = random_topic_id(random);
+    }
     let mut records = vec![MetadataRecord::Topic(TopicRecord {
         name: topic.name.clone(),
         topic_id,
