@@ -261,6 +261,11 @@ pub fn heartbeat(
     let leads = || !image.partitions_led_by(id).is_empty();
     let next = match current {
         State::Fenced if request.want_shut_down => State::ShutdownNow,
+        // A broker fenced at the end of a controlled shutdown must register
+        // again before it serves: unfencing it would leave it unfenced but
+        // still "in controlled shutdown", unable to lead or follow, and Kafka's
+        // unfence handling would even elect it. (Kafka lets it unfence.)
+        State::Fenced if broker.in_controlled_shutdown => State::Fenced,
         State::Fenced
             if !request.want_fence && request.current_metadata_offset >= register_offset =>
         {

@@ -233,6 +233,10 @@ fn controlled_shutdown_waits_for_leaderships_to_move_and_active_brokers_to_catch
     assert!(reply.should_shut_down && reply.is_fenced);
     apply_all(&mut image, &records);
     assert!(image.broker(1).unwrap().fenced);
+    // It must register again: a caught-up heartbeat does not unfence it.
+    let (records, reply) =
+        heartbeat(&image, &mut sessions, &config(), &beat(1, 101, 1_000), 60).unwrap();
+    assert!(records.is_empty() && reply.is_fenced);
 }
 
 #[test]

@@ -7,6 +7,8 @@ mod codec;
 pub mod controller;
 pub mod elections;
 pub mod image;
+#[cfg(test)]
+mod model_tests;
 pub mod partition;
 pub mod placement;
 pub mod records;
