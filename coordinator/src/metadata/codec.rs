@@ -4,8 +4,8 @@
 use super::records::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, ConfigRecord,
     FeatureLevelRecord, FenceBrokerRecord, FencingChange, LeaderRecoveryState, MetadataRecord,
-    PartitionChangeRecord, PartitionRecord, RecordError, RegisterBrokerRecord, RemoveTopicRecord,
-    TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord, NO_LEADER_CHANGE,
+    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RecordError, RegisterBrokerRecord,
+    RemoveTopicRecord, TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord, NO_LEADER_CHANGE,
 };
 use super::wire::{Reader, TaggedFields, Writer};
 
@@ -125,6 +125,12 @@ pub(crate) fn write_body(w: &mut Writer, record: &MetadataRecord) {
             w.string(&r.name);
             w.i16(r.feature_level);
         }
+        MetadataRecord::ProducerIds(r) => {
+            w.i32(r.broker_id);
+            w.i64(r.broker_epoch);
+            w.i64(r.next_producer_id);
+        }
+        MetadataRecord::NoOp => {}
     }
     tags.write_to(w);
 }
@@ -189,6 +195,19 @@ pub(crate) fn read_body(
             };
             r.tagged_fields(|_, _| Ok(false))?;
             MetadataRecord::FeatureLevel(record)
+        }
+        15 => {
+            let record = ProducerIdsRecord {
+                broker_id: r.i32()?,
+                broker_epoch: r.i64()?,
+                next_producer_id: r.i64()?,
+            };
+            r.tagged_fields(|_, _| Ok(false))?;
+            MetadataRecord::ProducerIds(record)
+        }
+        20 => {
+            r.tagged_fields(|_, _| Ok(false))?;
+            MetadataRecord::NoOp
         }
         17 => MetadataRecord::BrokerRegistrationChange(read_registration_change(r, version)?),
         other => return Err(RecordError::UnknownApiKey(other)),

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::partition::PartitionRegistration;
 use super::records::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, ConfigRecord,
-    FeatureLevelRecord, FencingChange, MetadataRecord, RegisterBrokerRecord, TopicRecord,
-    CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC,
+    FeatureLevelRecord, FencingChange, MetadataRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    TopicRecord, CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC,
 };
 
 /// An image shared with readers: handlers hold one while they answer.
@@ -46,6 +46,8 @@ pub enum ImageError {
     UnknownTopic(Uuid),
     #[error("topic {topic} has no partition {partition}")]
     UnknownPartition { topic: Uuid, partition: i32 },
+    #[error("next producer id {record} is not above the current {current}")]
+    ProducerIdsWentBack { current: i64, record: i64 },
 }
 
 /// A registered broker (Kafka's `BrokerRegistration`).
@@ -142,13 +144,28 @@ impl ConfigResource {
 }
 
 /// The cluster's metadata after some prefix of the metadata log.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetadataImage {
     brokers: BTreeMap<i32, BrokerRegistration>,
     topics: BTreeMap<Uuid, Arc<TopicImage>>,
     topic_ids: BTreeMap<String, Uuid>,
     configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     features: BTreeMap<String, i16>,
+    /// The first producer id not yet handed out, -1 before any block.
+    next_producer_id: i64,
+}
+
+impl Default for MetadataImage {
+    fn default() -> Self {
+        MetadataImage {
+            brokers: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            topic_ids: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            features: BTreeMap::new(),
+            next_producer_id: -1,
+        }
+    }
 }
 
 impl MetadataImage {
@@ -215,6 +232,16 @@ impl MetadataImage {
                     self.features.insert(r.name.clone(), r.feature_level);
                 }
             }
+            MetadataRecord::ProducerIds(r) => {
+                if self.next_producer_id >= 0 && r.next_producer_id <= self.next_producer_id {
+                    return Err(ImageError::ProducerIdsWentBack {
+                        current: self.next_producer_id,
+                        record: r.next_producer_id,
+                    });
+                }
+                self.next_producer_id = r.next_producer_id;
+            }
+            MetadataRecord::NoOp => {}
         }
         Ok(())
     }
@@ -301,7 +328,8 @@ impl MetadataImage {
     }
 
     /// Records that rebuild this image from an empty one: feature levels,
-    /// brokers, topics with their partitions, then configs.
+    /// brokers, topics with their partitions, configs, then the producer id
+    /// block.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
         for (name, level) in &self.features {
@@ -334,6 +362,13 @@ impl MetadataImage {
                     value: Some(value.clone()),
                 }));
             }
+        }
+        if self.next_producer_id >= 0 {
+            out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: -1,
+                broker_epoch: -1,
+                next_producer_id: self.next_producer_id,
+            }));
         }
         out
     }
@@ -411,6 +446,11 @@ impl MetadataImage {
 
     pub fn feature_level(&self, name: &str) -> Option<i16> {
         self.features.get(name).copied()
+    }
+
+    /// The first producer id not yet handed out (-1 before any block).
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 }
 

@@ -98,6 +98,12 @@ fn sample() -> MetadataImage {
         partition(t, 0, &[1, 2, 3]),
         partition(t, 1, &[2, 3, 1]),
         config(CONFIG_RESOURCE_BROKER, "", "log.retention.ms", Some("1000")),
+        MetadataRecord::ProducerIds(ProducerIdsRecord {
+            broker_id: 1,
+            broker_epoch: 10,
+            next_producer_id: 1000,
+        }),
+        MetadataRecord::NoOp,
     ])
 }
 
@@ -274,4 +280,27 @@ fn a_snapshot_taken_before_a_change_does_not_see_it() {
     assert_eq!(snapshot.partition(t, 0).unwrap().leader, 1);
     assert_eq!(image.partition(t, 0).unwrap().leader, 2);
     assert_eq!(image.partition(t, 0).unwrap().leader_epoch, 1);
+}
+
+#[test]
+fn producer_id_blocks_only_move_forward() {
+    let mut image = sample();
+    assert_eq!(image.next_producer_id(), 1000);
+    let block = |next| {
+        MetadataRecord::ProducerIds(ProducerIdsRecord {
+            broker_id: 2,
+            broker_epoch: 11,
+            next_producer_id: next,
+        })
+    };
+    assert_eq!(
+        image.apply(&block(1000)),
+        Err(ImageError::ProducerIdsWentBack {
+            current: 1000,
+            record: 1000
+        })
+    );
+    image.apply(&block(2000)).unwrap();
+    assert_eq!(image.next_producer_id(), 2000);
+    assert_eq!(MetadataImage::new().next_producer_id(), -1);
 }

@@ -304,6 +304,15 @@ pub struct FeatureLevelRecord {
     pub feature_level: i16,
 }
 
+/// ProducerIdsRecord (api key 15): producer ids below `next_producer_id`
+/// are handed out (a broker took the block ending there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerIdsRecord {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    pub next_producer_id: i64,
+}
+
 /// Every metadata record Wharf reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
@@ -318,6 +327,10 @@ pub enum MetadataRecord {
     RemoveTopic(RemoveTopicRecord),
     Config(ConfigRecord),
     FeatureLevel(FeatureLevelRecord),
+    ProducerIds(ProducerIdsRecord),
+    /// NoOpRecord (api key 20): no fields; Kafka's controller appends one
+    /// now and then to advance the log.
+    NoOp,
 }
 
 /// The only frame version Kafka defines.
@@ -337,6 +350,8 @@ impl MetadataRecord {
             MetadataRecord::UnfenceBroker(_) => 8,
             MetadataRecord::RemoveTopic(_) => 9,
             MetadataRecord::FeatureLevel(_) => 12,
+            MetadataRecord::ProducerIds(_) => 15,
+            MetadataRecord::NoOp => 20,
             MetadataRecord::BrokerRegistrationChange(_) => 17,
         }
     }
@@ -373,7 +388,7 @@ impl MetadataRecord {
         let max_version = match api_key {
             0 => 3,
             3 | 5 | 17 => 2,
-            1 | 2 | 4 | 7 | 8 | 9 | 12 => 0,
+            1 | 2 | 4 | 7 | 8 | 9 | 12 | 15 | 20 => 0,
             other => return Err(RecordError::UnknownApiKey(other)),
         };
         if version > max_version {

@@ -93,6 +93,15 @@ fn a_tag_the_version_does_not_define_is_skipped() {
 }
 
 #[test]
+fn a_no_op_record_is_its_frame_and_an_empty_tag_section() {
+    assert_eq!(MetadataRecord::NoOp.encode(), vec![0x01, 0x14, 0x00, 0x00]);
+    assert_eq!(
+        MetadataRecord::decode(&[0x01, 0x14, 0x00, 0x00]),
+        Ok(MetadataRecord::NoOp)
+    );
+}
+
+#[test]
 fn frame_version_0_is_rejected() {
     assert_eq!(
         MetadataRecord::decode(&[0x00, 0x02, 0x00]),
@@ -312,6 +321,14 @@ fn any_record() -> impl Strategy<Value = MetadataRecord> {
                 value
             })
         ),
+        (any::<i32>(), any::<i64>(), any::<i64>()).prop_map(|(broker_id, broker_epoch, next)| {
+            MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id,
+                broker_epoch,
+                next_producer_id: next,
+            })
+        }),
+        Just(MetadataRecord::NoOp),
         (name(), any::<i16>()).prop_map(|(name, feature_level)| {
             MetadataRecord::FeatureLevel(FeatureLevelRecord {
                 name,
@@ -329,7 +346,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_after_a_valid_frame_header_never_panic(
-        key in prop::sample::select(vec![0u8, 1, 2, 3, 4, 5, 7, 8, 9, 12, 17]),
+        key in prop::sample::select(vec![0u8, 1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 17, 20]),
         version in 0u8..4,
         body in proptest::collection::vec(any::<u8>(), 0..128),
     ) {
