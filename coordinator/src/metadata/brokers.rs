@@ -143,6 +143,7 @@ pub fn register_broker(
             ),
         ));
     }
+    let features = check_features(image, &request.features)?;
     let id = request.broker_id;
     let existing = image.broker(id);
     let same_incarnation = existing.is_some_and(|b| b.incarnation_id == request.incarnation_id);
@@ -169,7 +170,7 @@ pub fn register_broker(
         incarnation_id: request.incarnation_id,
         broker_epoch: epoch,
         end_points: request.listeners.clone(),
-        features: request.features.clone(),
+        features,
         rack: request.rack.clone(),
         fenced,
         in_controlled_shutdown,
@@ -188,6 +189,53 @@ pub fn register_broker(
     };
     records.push(MetadataRecord::RegisterBroker(record));
     Ok((records, epoch))
+}
+
+/// The feature that versions the metadata log itself.
+pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
+
+/// Kafka's `processRegistrationFeature` over a registration's features: the
+/// broker must support the cluster's finalized level of every feature it
+/// names (metadata.version defaults to level 1, others to 0), and of every
+/// finalized feature it does not name (support for none is level 0 only).
+/// A broker naming no metadata.version is taken to support level 1 only.
+/// Returns the features to record.
+fn check_features(
+    image: &MetadataImage,
+    requested: &[BrokerFeature],
+) -> Result<Vec<BrokerFeature>, ControllerError> {
+    let mut features = requested.to_vec();
+    if !features.iter().any(|f| f.name == METADATA_VERSION_FEATURE) {
+        features.push(BrokerFeature {
+            name: METADATA_VERSION_FEATURE.into(),
+            min_supported_version: 1,
+            max_supported_version: 1,
+        });
+    }
+    let unsupported = |name: &str, level: i16, lo: i16, hi: i16| {
+        ControllerError::new(
+            ResponseError::UnsupportedVersion,
+            format!("Unable to register because the broker does not support finalized version {level} of {name}. The broker wants a version between {lo} and {hi}, inclusive."),
+        )
+    };
+    for f in &features {
+        let default = i16::from(f.name == METADATA_VERSION_FEATURE);
+        let level = image.feature_level(&f.name).unwrap_or(default);
+        if !(f.min_supported_version..=f.max_supported_version).contains(&level) {
+            return Err(unsupported(
+                &f.name,
+                level,
+                f.min_supported_version,
+                f.max_supported_version,
+            ));
+        }
+    }
+    for (name, level) in image.features() {
+        if level != 0 && !features.iter().any(|f| f.name == name) {
+            return Err(unsupported(name, level, 0, 0));
+        }
+    }
+    Ok(features)
 }
 
 /// A BrokerHeartbeat request.

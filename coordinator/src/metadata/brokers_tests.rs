@@ -294,3 +294,60 @@ fn a_new_incarnation_of_a_leader_first_leaves_every_isr() {
     let offline = image.partition(u, 0).unwrap();
     assert_eq!((offline.leader, offline.isr.clone()), (-1, vec![1]));
 }
+
+#[test]
+fn a_broker_not_supporting_a_finalized_feature_level_is_unsupported_version() {
+    let mut image = MetadataImage::new();
+    apply_all(
+        &mut image,
+        &[MetadataRecord::FeatureLevel(
+            crate::metadata::records::FeatureLevelRecord {
+                name: METADATA_VERSION_FEATURE.into(),
+                feature_level: 20,
+            },
+        )],
+    );
+    let mut sessions = BrokerSessions::new();
+    let mut req = request(1, Uuid::from_u128(1));
+    // Naming no metadata.version means supporting level 1 only.
+    let err = register_broker(&image, &mut sessions, &config(), &req, 1, 0).unwrap_err();
+    assert_eq!(err.code, ResponseError::UnsupportedVersion);
+    req.features = vec![BrokerFeature {
+        name: METADATA_VERSION_FEATURE.into(),
+        min_supported_version: 7,
+        max_supported_version: 19,
+    }];
+    let err = register_broker(&image, &mut sessions, &config(), &req, 1, 0).unwrap_err();
+    assert_eq!(err.code, ResponseError::UnsupportedVersion);
+    req.features[0].max_supported_version = 25;
+    let (records, _) = register_broker(&image, &mut sessions, &config(), &req, 1, 0).unwrap();
+    let MetadataRecord::RegisterBroker(r) = records.last().unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.features, req.features);
+}
+
+#[test]
+fn a_broker_naming_no_metadata_version_is_recorded_with_level_one() {
+    let mut sessions = BrokerSessions::new();
+    let (records, _) = register_broker(
+        &MetadataImage::new(),
+        &mut sessions,
+        &config(),
+        &request(1, Uuid::from_u128(1)),
+        1,
+        0,
+    )
+    .unwrap();
+    let MetadataRecord::RegisterBroker(r) = records.last().unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        r.features,
+        vec![BrokerFeature {
+            name: METADATA_VERSION_FEATURE.into(),
+            min_supported_version: 1,
+            max_supported_version: 1
+        }]
+    );
+}

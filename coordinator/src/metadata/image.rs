@@ -448,6 +448,11 @@ impl MetadataImage {
         self.features.get(name).copied()
     }
 
+    /// Finalized feature levels, by name.
+    pub fn features(&self) -> impl Iterator<Item = (&str, i16)> {
+        self.features.iter().map(|(n, l)| (n.as_str(), *l))
+    }
+
     /// The first producer id not yet handed out (-1 before any block).
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
