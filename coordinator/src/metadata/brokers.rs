@@ -271,6 +271,11 @@ enum State {
 /// unfenced broker that wants to shut down while leading partitions enters
 /// controlled shutdown (its leaderships move), and is told to stop once it
 /// leads nothing and every active broker has read its shutdown records.
+///
+/// After appending the returned records, when the reply says
+/// `in_controlled_shutdown`, the caller reports the offset of the log's
+/// last record through [`BrokerSessions::controlled_shutdown_appended`]
+/// (Kafka's `processBatchEndOffset`), even when there were no records.
 pub fn heartbeat(
     image: &MetadataImage,
     sessions: &mut BrokerSessions,
