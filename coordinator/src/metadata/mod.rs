@@ -59,6 +59,7 @@ pub mod placement;
 pub mod records;
 #[cfg(test)]
 mod testkit;
+pub mod topic_names;
 pub mod topics;
 mod wire;
 

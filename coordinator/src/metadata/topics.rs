@@ -14,48 +14,13 @@ use super::records::{
     ConfigRecord, LeaderRecoveryState, MetadataRecord, PartitionRecord, RemoveTopicRecord,
     TopicRecord, CONFIG_RESOURCE_TOPIC,
 };
-
-/// Longest legal topic name.
-pub const MAX_TOPIC_NAME_LENGTH: usize = 249;
+use super::topic_names::unify_collision_chars;
+pub use super::topic_names::{
+    random_topic_id, validate_topic_name, CLUSTER_METADATA_TOPIC, MAX_TOPIC_NAME_LENGTH,
+};
 
 fn error(code: ResponseError, message: impl Into<String>) -> ControllerError {
     ControllerError::new(code, message)
-}
-
-/// Kafka's `Topic.validate`: non-empty, not "." or "..", at most 249
-/// characters of ASCII letters, digits, '.', '_' and '-'.
-pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
-    let reason = if name.is_empty() {
-        Some("the empty string is not allowed".to_owned())
-    } else if name == "." || name == ".." {
-        Some(format!("'{name}' is not allowed"))
-    } else if name.len() > MAX_TOPIC_NAME_LENGTH {
-        Some(format!(
-            "the length of '{name}' is longer than the max allowed length {MAX_TOPIC_NAME_LENGTH}"
-        ))
-    } else if !name
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
-    {
-        Some(format!(
-            "'{name}' contains one or more characters other than ASCII alphanumerics, '.', '_' and '-'"
-        ))
-    } else {
-        None
-    };
-    match reason {
-        Some(r) => Err(error(
-            ResponseError::InvalidTopicException,
-            format!("Topic name is invalid: {r}"),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// '.' and '_' collide in metric names, so Kafka treats names that differ
-/// only there as the same.
-fn unify_collision_chars(name: &str) -> String {
-    name.replace('.', "_")
 }
 
 /// One topic of a CreateTopics request.
@@ -87,20 +52,6 @@ pub struct CreatedTopic {
 pub struct CreateTopicsOutcome {
     pub records: Vec<MetadataRecord>,
     pub results: Vec<(String, Result<CreatedTopic, ControllerError>)>,
-}
-
-/// A random topic id as Kafka's `Uuid.randomUuid` makes them: version 4,
-/// never the zero or metadata-topic id, never one whose base64 form starts
-/// with '-'.
-pub fn random_topic_id(random: &mut dyn RandomSource) -> Uuid {
-    loop {
-        let bits = (u128::from(random.next_u64()) << 64) | u128::from(random.next_u64());
-        let id = uuid::Builder::from_random_bytes(bits.to_be_bytes()).into_uuid();
-        let first = id.as_bytes()[0];
-        if id.as_u128() > 1 && first >> 2 != 62 {
-            return id;
-        }
-    }
 }
 
 /// Brokers placement may use: registered and not in controlled shutdown.
@@ -334,6 +285,12 @@ fn create_topic(
             "Duplicate topic name.",
         ));
     }
+    if topic.name == CLUSTER_METADATA_TOPIC {
+        return Err(error(
+            ResponseError::InvalidRequest,
+            format!("Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."),
+        ));
+    }
     validate_topic_name(&topic.name)?;
     if image.topic_id(&topic.name).is_some() {
         return Err(error(
@@ -490,6 +447,21 @@ pub fn delete_topic(
         ));
     }
     Ok(MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id }))
+}
+
+/// Decides the deletion of a topic by name: its RemoveTopicRecord, or
+/// UNKNOWN_TOPIC_OR_PARTITION.
+pub fn delete_topic_by_name(
+    image: &MetadataImage,
+    name: &str,
+) -> Result<MetadataRecord, ControllerError> {
+    let id = image.topic_id(name).ok_or_else(|| {
+        error(
+            ResponseError::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.",
+        )
+    })?;
+    delete_topic(image, id)
 }
 
 #[cfg(test)]

@@ -187,6 +187,16 @@ fn a_name_twice_in_one_request_is_invalid_request_for_both() {
 }
 
 #[test]
+fn the_metadata_topic_cannot_be_created() {
+    let image = cluster(&[1]);
+    let topic = new_topic("__cluster_metadata", 1, 1);
+    assert_eq!(
+        code(create_one(&image, &ControllerConfig::default(), topic)),
+        ResponseError::InvalidRequest
+    );
+}
+
+#[test]
 fn validate_only_answers_without_records() {
     let image = cluster(&[1]);
     let outcome = create_topics(
@@ -350,6 +360,14 @@ fn delete_topic_names_the_topic_or_is_unknown_topic_id() {
     assert_eq!(
         delete_topic(&image, Uuid::from_u128(77)).unwrap_err().code,
         ResponseError::UnknownTopicId
+    );
+    assert_eq!(
+        delete_topic_by_name(&image, "t").unwrap(),
+        delete_topic(&image, id).unwrap()
+    );
+    assert_eq!(
+        delete_topic_by_name(&image, "u").unwrap_err().code,
+        ResponseError::UnknownTopicOrPartition
     );
 }
 
