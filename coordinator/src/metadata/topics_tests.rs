@@ -381,3 +381,33 @@ fn random_topic_ids_are_version_4_and_never_reserved() {
         assert_ne!(id.as_bytes()[0] >> 2, 62);
     }
 }
+
+#[test]
+fn created_partitions_span_the_racks_of_the_brokers() {
+    let mut image = MetadataImage::new();
+    for (id, rack) in [(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c"), (6, "c")] {
+        apply_all(
+            &mut image,
+            &[
+                register_record(id, 100 + i64::from(id), Some(rack)),
+                crate::metadata::testkit::unfence_record(id, 100 + i64::from(id)),
+            ],
+        );
+    }
+    create(
+        &mut image,
+        &ControllerConfig::default(),
+        &[new_topic("t", 12, 3)],
+    );
+    let mut leaders: BTreeMap<i32, usize> = BTreeMap::new();
+    for p in image.topic_by_name("t").unwrap().partitions.values() {
+        let racks: std::collections::BTreeSet<_> = p
+            .replicas
+            .iter()
+            .map(|b| image.broker(*b).unwrap().rack.clone())
+            .collect();
+        assert_eq!(racks.len(), 3, "{:?}", p.replicas);
+        *leaders.entry(p.leader).or_default() += 1;
+    }
+    assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2; 6]);
+}
