@@ -381,6 +381,35 @@ impl MetadataImage {
         self.brokers.values()
     }
 
+    /// Brokers clients may be sent to: unfenced ones, including those in
+    /// controlled shutdown (Kafka's `getAliveBrokerNodes`).
+    pub fn alive_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// The endpoint of an alive broker on `listener`.
+    pub fn alive_endpoint(&self, id: i32, listener: &str) -> Option<&BrokerEndpoint> {
+        self.brokers
+            .get(&id)
+            .filter(|b| !b.fenced)?
+            .endpoints
+            .iter()
+            .find(|e| e.name == listener)
+    }
+
+    /// A partition's replicas that clients cannot reach on `listener`:
+    /// unregistered, fenced, or without that listener (the Metadata
+    /// response's `offline_replicas`, as Kafka's `getOfflineReplicas`
+    /// computes them, log directories aside).
+    pub fn offline_replicas(&self, partition: &PartitionRegistration, listener: &str) -> Vec<i32> {
+        partition
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| self.alive_endpoint(*r, listener).is_none())
+            .collect()
+    }
+
     /// True when the broker is registered, unfenced and not shutting down.
     pub fn is_active(&self, id: i32) -> bool {
         self.brokers

@@ -304,3 +304,26 @@ fn producer_id_blocks_only_move_forward() {
     assert_eq!(image.next_producer_id(), 2000);
     assert_eq!(MetadataImage::new().next_producer_id(), -1);
 }
+
+#[test]
+fn alive_brokers_and_offline_replicas_follow_fencing_and_listeners() {
+    let mut image = sample();
+    // Broker 1 unfenced, 2 unfenced but shutting down, 3 fenced.
+    let alive: Vec<i32> = image.alive_brokers().map(|b| b.id).collect();
+    assert_eq!(alive, vec![1, 2]);
+    let t = Uuid::from_u128(1);
+    let p = image.partition(t, 0).unwrap().clone();
+    assert_eq!(image.offline_replicas(&p, "PLAINTEXT"), vec![3]);
+    assert_eq!(image.offline_replicas(&p, "SSL"), vec![1, 2, 3]);
+    assert_eq!(
+        image.alive_endpoint(1, "PLAINTEXT").unwrap().host,
+        "broker1"
+    );
+    image
+        .apply(&MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+            broker_id: 1,
+            broker_epoch: 10,
+        }))
+        .unwrap();
+    assert_eq!(image.offline_replicas(&p, "PLAINTEXT"), vec![1, 3]);
+}

@@ -112,8 +112,7 @@ impl PartitionRegistration {
         self.has_leader() && self.replicas.first() == Some(&self.leader)
     }
 
-    /// Replicas not in the ISR (the Metadata response's offline replicas are
-    /// a subset: those on brokers that are not live).
+    /// Replicas not in the ISR.
     pub fn out_of_sync_replicas(&self) -> impl Iterator<Item = i32> + '_ {
         self.replicas
             .iter()
