@@ -28,6 +28,7 @@
 mod coordinator;
 mod group;
 mod messages;
+pub mod metadata;
 mod offsets;
 mod rebalance;
 pub mod records;
