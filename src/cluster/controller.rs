@@ -1,0 +1,304 @@
+//! The active controller: decides metadata changes and proposes them.
+//!
+//! Requests that change cluster metadata (CreateTopics, DeleteTopics,
+//! CreatePartitions, config changes, BrokerRegistration, BrokerHeartbeat,
+//! AlterPartition) end here, on the node that leads the metadata quorum. One
+//! at a time, each takes the current image, runs the pure decision from
+//! `wharf_coordinator::metadata`, proposes the resulting records as one
+//! batch, and returns once the batch is committed and applied, so the next
+//! decision sees it. Nothing is applied that was not committed: a proposal
+//! that fails (no majority, leadership lost) changes nothing and answers
+//! NOT_CONTROLLER or REQUEST_TIMED_OUT.
+//!
+//! The replicated log sits behind [`MetadataLog`], the narrow interface the
+//! Raft quorum implements; tests use an in-memory log.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+use wharf_coordinator::metadata::brokers::{
+    self, BrokerSessions, HeartbeatReply, HeartbeatRequest, RegistrationRequest,
+};
+use wharf_coordinator::metadata::placement::SeededRandom;
+use wharf_coordinator::metadata::topics::{self, CreatedTopic, NewTopic};
+use wharf_coordinator::metadata::{
+    ControllerConfig, ControllerError, ImageSnapshot, MetadataRecord,
+};
+
+/// Why a proposal did not commit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("this node is not the active controller (leader: {leader:?})")]
+    NotLeader { leader: Option<i32> },
+    #[error("the metadata quorum did not commit the change in time")]
+    Timeout,
+    #[error("the metadata quorum is shutting down")]
+    ShuttingDown,
+}
+
+impl ProposeError {
+    /// The Kafka error a client sees.
+    pub fn code(&self) -> ResponseError {
+        match self {
+            ProposeError::NotLeader { .. } | ProposeError::ShuttingDown => {
+                ResponseError::NotController
+            }
+            ProposeError::Timeout => ResponseError::RequestTimedOut,
+        }
+    }
+}
+
+impl From<ProposeError> for ControllerError {
+    fn from(e: ProposeError) -> Self {
+        ControllerError::new(e.code(), e.to_string())
+    }
+}
+
+/// The replicated metadata log, as the controller needs it.
+pub trait MetadataLog: Send + Sync + 'static {
+    /// Appends `records` as one batch; resolves once the batch is committed
+    /// and applied to [`MetadataLog::image`], with the batch's offset.
+    fn propose(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> impl Future<Output = Result<i64, ProposeError>> + Send;
+
+    /// The image with every committed batch applied.
+    fn image(&self) -> ImageSnapshot;
+
+    /// The offset the next proposed batch will take (broker epochs).
+    fn next_offset(&self) -> i64;
+
+    /// Whether this node leads the quorum now.
+    fn is_leader(&self) -> bool;
+}
+
+/// The active controller's state besides the image.
+struct State {
+    sessions: BrokerSessions,
+    random: SeededRandom,
+}
+
+/// Decides and proposes metadata changes; see the module doc.
+pub struct Controller<L> {
+    log: Arc<L>,
+    config: ControllerConfig,
+    /// Held for a whole decision and its proposal: decisions are serial.
+    state: Mutex<State>,
+    /// Milliseconds since the epoch (injected so tests control time).
+    now_ms: Clock,
+}
+
+/// Where the controller reads the time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+impl<L> std::fmt::Debug for Controller<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L: MetadataLog> Controller<L> {
+    pub fn new(log: Arc<L>, config: ControllerConfig, now_ms: Clock) -> Self {
+        let seed = Uuid::new_v4().as_u64_pair().0;
+        Self {
+            log,
+            config,
+            state: Mutex::new(State {
+                sessions: BrokerSessions::new(),
+                random: SeededRandom::new(seed),
+            }),
+            now_ms,
+        }
+    }
+
+    pub fn config(&self) -> &ControllerConfig {
+        &self.config
+    }
+
+    fn not_controller(&self) -> ControllerError {
+        ControllerError::new(
+            ResponseError::NotController,
+            "this node is not the active controller",
+        )
+    }
+
+    /// Proposes `records` (if any) and feeds them to the sessions.
+    async fn commit(
+        &self,
+        state: &mut State,
+        records: Vec<MetadataRecord>,
+    ) -> Result<i64, ControllerError> {
+        if records.is_empty() {
+            return Ok(self.log.next_offset().saturating_sub(1));
+        }
+        let offset = self.log.propose(records.clone()).await?;
+        for record in &records {
+            state.sessions.replayed(offset, record);
+        }
+        Ok(offset)
+    }
+
+    /// CreateTopics: each topic's result, in request order.
+    pub async fn create_topics(
+        &self,
+        topics: &[NewTopic],
+        validate_only: bool,
+    ) -> Vec<(String, Result<CreatedTopic, ControllerError>)> {
+        let mut state = self.state.lock().await;
+        if !self.log.is_leader() {
+            let e = self.not_controller();
+            return topics
+                .iter()
+                .map(|t| (t.name.clone(), Err(e.clone())))
+                .collect();
+        }
+        let image = self.log.image();
+        let outcome = topics::create_topics(
+            &image,
+            &self.config,
+            &mut state.random,
+            topics,
+            validate_only,
+        );
+        match self.commit(&mut state, outcome.records).await {
+            Ok(_) => outcome.results,
+            Err(e) => outcome
+                .results
+                .into_iter()
+                .map(|(name, r)| (name, r.and(Err(e.clone()))))
+                .collect(),
+        }
+    }
+
+    /// DeleteTopics by name.
+    pub async fn delete_topics(
+        &self,
+        names: &[String],
+    ) -> Vec<(String, Result<Uuid, ControllerError>)> {
+        let mut state = self.state.lock().await;
+        if !self.log.is_leader() {
+            let e = self.not_controller();
+            return names.iter().map(|n| (n.clone(), Err(e.clone()))).collect();
+        }
+        let image = self.log.image();
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(names.len());
+        for name in names {
+            let result = topics::delete_topic_by_name(&image, name).map(|record| {
+                let id = match &record {
+                    MetadataRecord::RemoveTopic(r) => r.topic_id,
+                    _ => Uuid::nil(),
+                };
+                if !records.contains(&record) {
+                    records.push(record);
+                }
+                id
+            });
+            results.push((name.clone(), result));
+        }
+        match self.commit(&mut state, records).await {
+            Ok(_) => results,
+            Err(e) => results
+                .into_iter()
+                .map(|(n, r)| (n, r.and(Err(e.clone()))))
+                .collect(),
+        }
+    }
+
+    /// CreatePartitions for one topic: grow it to `count` partitions.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<&[Vec<i32>]>,
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        let mut state = self.state.lock().await;
+        if !self.log.is_leader() {
+            return Err(self.not_controller());
+        }
+        let image = self.log.image();
+        let records =
+            topics::create_partitions(&image, &mut state.random, name, count, assignments)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.commit(&mut state, records).await.map(|_| ())
+    }
+
+    /// BrokerRegistration: the broker's epoch.
+    pub async fn register_broker(
+        &self,
+        request: &RegistrationRequest,
+    ) -> Result<i64, ControllerError> {
+        let mut state = self.state.lock().await;
+        if !self.log.is_leader() {
+            return Err(self.not_controller());
+        }
+        let image = self.log.image();
+        let now = (self.now_ms)();
+        let next = self.log.next_offset();
+        let (records, epoch) = brokers::register_broker(
+            &image,
+            &mut state.sessions,
+            &self.config,
+            request,
+            next,
+            now,
+        )?;
+        self.commit(&mut state, records).await?;
+        Ok(epoch)
+    }
+
+    /// BrokerHeartbeat.
+    pub async fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatReply, ControllerError> {
+        let mut state = self.state.lock().await;
+        if !self.log.is_leader() {
+            return Err(self.not_controller());
+        }
+        let image = self.log.image();
+        let now = (self.now_ms)();
+        let (records, reply) =
+            brokers::heartbeat(&image, &mut state.sessions, &self.config, request, now)?;
+        let offset = self.commit(&mut state, records).await?;
+        if reply.in_controlled_shutdown {
+            state
+                .sessions
+                .controlled_shutdown_appended(request.broker_id, offset);
+        }
+        Ok(reply)
+    }
+
+    /// Fences every broker whose session has expired, one at a time (each
+    /// fencing's elections see the previous one). Returns the fenced ids.
+    pub async fn fence_stale_brokers(&self) -> Result<Vec<i32>, ControllerError> {
+        let mut state = self.state.lock().await;
+        let mut fenced = Vec::new();
+        while self.log.is_leader() {
+            let image = self.log.image();
+            let now = (self.now_ms)();
+            let Some((id, records)) =
+                brokers::fence_one_stale_broker(&image, &mut state.sessions, &self.config, now)
+            else {
+                break;
+            };
+            tracing::warn!(broker = id, "fencing a broker whose session expired");
+            self.commit(&mut state, records).await?;
+            fenced.push(id);
+        }
+        Ok(fenced)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

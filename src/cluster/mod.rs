@@ -1,0 +1,3 @@
+//! The cluster: the metadata quorum and the active controller.
+
+pub mod controller;
