@@ -1,3 +1,4 @@
 //! The cluster: the metadata quorum and the active controller.
 
 pub mod controller;
+pub mod migration;
