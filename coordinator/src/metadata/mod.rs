@@ -50,6 +50,7 @@ pub mod alter_partition;
 pub mod brokers;
 mod codec;
 pub mod controller;
+pub mod delta;
 pub mod elections;
 pub mod image;
 #[cfg(test)]
