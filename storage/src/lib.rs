@@ -44,7 +44,10 @@ pub use log::{AppendInfo, Log, LogConfig, PendingSync};
 pub use producer_state::{AbortedTxn, ProducerStates};
 pub use retention::RetentionOutcome;
 pub use segment::file_cache::{
-    max_open_active_segment_files, max_open_segment_files, open_active_segment_files,
-    open_segment_files, set_max_open_active_segment_files, set_max_open_segment_files,
-    DEFAULT_MAX_OPEN_ACTIVE_SEGMENT_FILES, DEFAULT_MAX_OPEN_SEGMENT_FILES,
+    max_open_segment_files, open_segment_files, set_max_open_segment_files,
+    DEFAULT_MAX_OPEN_SEGMENT_FILES,
+};
+pub use segment::write_pool::{
+    max_open_active_segment_files, open_active_segment_files, set_max_open_active_segment_files,
+    DEFAULT_MAX_OPEN_ACTIVE_SEGMENT_FILES,
 };

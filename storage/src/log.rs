@@ -16,7 +16,10 @@ use crate::segment::{PlacedBatch, Segment};
 #[derive(Debug)]
 pub struct PendingSync {
     /// Handles of the files written since the previous flush.
-    files: Vec<(std::sync::Arc<std::fs::File>, PathBuf)>,
+    files: Vec<(
+        std::sync::Arc<crate::segment::write_pool::PooledFile>,
+        PathBuf,
+    )>,
     /// The log directory, when segment files were created or removed.
     dir: Option<PathBuf>,
 }

@@ -5,19 +5,20 @@
 //! `&mut`.
 //!
 //! No segment owns a file handle. The active segment's read-write handle
-//! lives in the process-wide bounded write pool of [`file_cache`]: it stays
-//! open while the partition is written and closes when the partition has
-//! been idle long enough for others to take its slot; the next append
-//! reopens it. Reads use that handle while it is open, and otherwise borrow
-//! a read-only one from the bounded read pool. The rare write to a closed
-//! segment (a truncation that makes it active again, a pending fsync)
-//! reopens it through the write pool, and lets it go afterwards.
+//! lives in the process-wide bounded [`write_pool`]: it stays open while the
+//! partition is written and closes when the partition has been idle long
+//! enough for others to take its slot; the next append reopens it. Reads
+//! use that handle while it is open, and otherwise borrow a read-only one
+//! from the bounded [`file_cache`]. The rare write to a closed segment (a
+//! truncation that makes it active again, a pending fsync) reopens it
+//! through the write pool, and lets it go afterwards.
 
 mod entry_file;
 pub(crate) mod file_cache;
 mod index;
 mod time_index;
 mod tracker;
+pub(crate) mod write_pool;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -34,6 +35,7 @@ pub(crate) use entry_file::open_rw;
 use index::OffsetIndex;
 use time_index::TimeIndex;
 pub(crate) use tracker::BatchTracker;
+use write_pool::{PooledFile, WriteSlot};
 
 /// A batch appended to a segment: where it starts in the appended buffer, and its header.
 #[derive(Debug, Clone, Copy)]
@@ -54,8 +56,10 @@ pub(crate) struct Segment {
     /// Whether the segment has left the active slot: it then holds a write
     /// handle only while a flush or truncation needs it.
     closed: bool,
-    /// Key of this segment's handles in [`file_cache`]'s pools.
+    /// Key of this segment's handles in [`file_cache`] and [`write_pool`].
     cache_id: u64,
+    /// The write handle, while the write pool holds it open.
+    write: WriteSlot,
     /// Bytes of whole batches in the file; appends go here.
     size: u64,
     /// Sparse offset index.
@@ -81,12 +85,14 @@ impl Segment {
         let index = OffsetIndex::create(&format::index_path(dir, base_offset), Vec::new())?;
         let time_index = TimeIndex::create(&format::time_index_path(dir, base_offset), Vec::new())?;
         let cache_id = file_cache::next_id();
-        file_cache::insert_write(cache_id, file);
+        let mut write = WriteSlot::default();
+        write.set(cache_id, file);
         Ok(Segment {
             base_offset,
             log_path,
             closed: false,
             cache_id,
+            write,
             size: 0,
             index,
             time_index,
@@ -136,6 +142,7 @@ impl Segment {
             log_path,
             closed: true,
             cache_id: file_cache::next_id(),
+            write: WriteSlot::default(),
             size,
             index,
             time_index,
@@ -160,12 +167,14 @@ impl Segment {
             TimeIndex::create(&format::time_index_path(dir, base_offset), time_entries)?;
         let created_ms = modified_ms(&file).unwrap_or_else(now_ms);
         let cache_id = file_cache::next_id();
-        file_cache::insert_write(cache_id, file);
+        let mut write = WriteSlot::default();
+        write.set(cache_id, file);
         Ok(Segment {
             base_offset,
             log_path: format::log_path(dir, base_offset),
             closed: false,
             cache_id,
+            write,
             size,
             index,
             time_index,
@@ -349,22 +358,27 @@ impl Segment {
         Ok(buf)
     }
 
-    /// A handle to read the `.log` file: the pooled write handle while it
-    /// is open, else a read-only one from the read pool.
-    fn readable(&self) -> std::io::Result<Arc<File>> {
-        if !self.closed || self.dirty {
-            if let Some(file) = file_cache::peek_write(self.cache_id) {
-                return Ok(file);
-            }
+    /// A handle to read the `.log` file: the write handle while the pool
+    /// holds it open, else a read-only one from the read cache.
+    fn readable(&self) -> std::io::Result<ReadHandle> {
+        match self.write.open() {
+            Some(file) => Ok(ReadHandle::Write(file)),
+            None => file_cache::get(self.cache_id, &self.log_path).map(ReadHandle::Read),
         }
-        file_cache::get_read(self.cache_id, &self.log_path)
     }
 
-    /// The write handle, from the write pool, which reopens the file
-    /// (through the I/O seam) if it had closed it.
-    fn writable(&self) -> Result<Arc<File>> {
-        file_cache::get_write(self.cache_id, &self.log_path)
-            .map_err(|e| StorageError::io(format!("opening {}", self.log_path.display()), e))
+    /// The write handle, reopened (through the I/O seam) if the pool had
+    /// closed it.
+    fn writable(&mut self) -> Result<Arc<PooledFile>> {
+        let (file, opened) = self
+            .write
+            .get(self.cache_id, &self.log_path, io::reopen_rw)
+            .map_err(|e| StorageError::io(format!("opening {}", self.log_path.display()), e))?;
+        if opened {
+            // Reads use the write handle now; a cached one would only take a slot.
+            file_cache::forget(self.cache_id);
+        }
+        Ok(file)
     }
 
     /// Marks the segment as no longer the active one and closes its write
@@ -375,7 +389,7 @@ impl Segment {
     /// again.
     pub(crate) fn close(&mut self) {
         self.closed = true;
-        file_cache::forget_write(self.cache_id);
+        self.write.release(self.cache_id);
     }
 
     /// Makes a closed segment the active one again (a truncation removed
@@ -388,7 +402,7 @@ impl Segment {
     /// left to fsync.
     fn release_if_idle(&mut self) {
         if self.closed && !self.dirty {
-            file_cache::forget_write(self.cache_id);
+            self.write.release(self.cache_id);
         }
     }
 
@@ -438,7 +452,7 @@ impl Segment {
     /// Handles of the files to fsync, if written since the last flush; the
     /// segment then counts as flushed. (The `.log` handle is shared with the
     /// write pool, and stays valid if the pool closes its copy meanwhile.)
-    pub(crate) fn take_sync_handles(&mut self) -> Result<Vec<(Arc<File>, PathBuf)>> {
+    pub(crate) fn take_sync_handles(&mut self) -> Result<Vec<(Arc<PooledFile>, PathBuf)>> {
         if !self.dirty {
             return Ok(Vec::new());
         }
@@ -447,8 +461,8 @@ impl Segment {
         let (time, time_path) = self.time_index.sync_handle()?;
         let handles = vec![
             log,
-            (Arc::new(index), index_path),
-            (Arc::new(time), time_path),
+            (PooledFile::unpooled(index), index_path),
+            (PooledFile::unpooled(time), time_path),
         ];
         self.dirty = false;
         self.release_if_idle();
@@ -486,6 +500,26 @@ impl Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         file_cache::forget(self.cache_id);
+        self.write.release(self.cache_id);
+    }
+}
+
+/// A handle to read a segment's `.log` file; see [`Segment::readable`].
+enum ReadHandle {
+    /// The segment's pooled write handle.
+    Write(Arc<PooledFile>),
+    /// A cached read handle, valid as long as this lives even if evicted.
+    Read(Arc<File>),
+}
+
+impl std::ops::Deref for ReadHandle {
+    type Target = File;
+
+    fn deref(&self) -> &File {
+        match self {
+            ReadHandle::Write(file) => file,
+            ReadHandle::Read(file) => file,
+        }
     }
 }
 
