@@ -7,6 +7,9 @@ use clap::Args;
 
 use crate::broker::configs::BrokerConfigs;
 
+/// `--max-connections` when not given.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// Settings of one broker process. Every field is a `wharf serve` flag.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -132,7 +135,7 @@ pub struct Config {
     /// Most client connections served at once; more wait to be accepted.
     /// Lowered at start to half of what the open-files limit leaves after
     /// the broker's internal files, if larger (see the README).
-    #[arg(long, env = "WHARF_MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(long, env = "WHARF_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Partitions of the internal __consumer_offsets topic, fixed when it is

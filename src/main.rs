@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use wharf::config::{Config, LogFormat};
+use wharf::config::{Config, LogFormat, DEFAULT_MAX_CONNECTIONS};
 use wharf::{alloc, limits, server};
 
 #[global_allocator]
@@ -128,9 +128,6 @@ fn apply_fd_budget(config: &mut Config, open_files: Option<u64>) {
         "file descriptor budget"
     );
 }
-
-/// `--max-connections`'s default, to tell it from a value the user chose.
-const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// Raises the soft limit on open files to the hard limit: a broker holds a
 /// file per connection and per pooled segment file, and the usual soft

@@ -287,3 +287,52 @@ fn creations_past_max_partitions_get_policy_violation_and_create_nothing() {
     let answers = create_topics(&mut client, &[("after-restart", 1)], false);
     assert_eq!(answers[0].0, ResponseError::PolicyViolation.code());
 }
+
+#[test]
+fn a_large_topic_creation_does_not_hold_up_other_clients() {
+    let broker = TestBroker::start_with(&["--max-partitions", "100000", "--log-level", "warn"]);
+    // Connection A asks for a topic of 5,000 partitions: seconds of file work.
+    let mut a = broker.client();
+    let mut t = CreatableTopic::default();
+    t.name = name("huge");
+    t.num_partitions = 5_000;
+    t.replication_factor = 1;
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 60_000;
+    a.send(ApiKey::CreateTopics, 7, &req);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    // Meanwhile connection B gets a producer id (a metadata log record),
+    // auto-creates a topic, produces to it and reads it back.
+    let mut b = broker.client();
+    let mut init = InitProducerIdRequest::default();
+    init.transactional_id = None;
+    init.transaction_timeout_ms = 60_000;
+    init.producer_id = (-1).into();
+    init.producer_epoch = -1;
+    let resp: InitProducerIdResponse = b.call(ApiKey::InitProducerId, 4, &init);
+    assert_eq!(resp.error_code, 0);
+    let resp = metadata(&mut b, &["small".to_string()]);
+    assert_eq!(resp.topics[0].error_code, 0);
+    assert_eq!(produce(&mut b, "small", 0), 0);
+    assert_eq!(fetch_values(&mut b, "small", 0), vec![value("small", 0)]);
+
+    // All of that was answered while A's creation was still under way.
+    a.stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let pending = a.stream.peek(&mut byte);
+    a.stream.set_nonblocking(false).unwrap();
+    assert!(
+        matches!(&pending, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "A's creation finished before B was served: {pending:?}"
+    );
+    a.stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(300)))
+        .unwrap();
+    let body = a.read_frame().expect("A's answer");
+    assert!(!body.is_empty());
+    let resp = metadata(&mut b, &["huge".to_string()]);
+    assert_eq!(resp.topics[0].error_code, 0);
+    assert_eq!(resp.topics[0].partitions.len(), 5_000);
+}

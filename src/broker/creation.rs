@@ -40,11 +40,16 @@ pub(super) struct Creations {
 struct Reservation<'a> {
     broker: &'a Broker,
     name: String,
+    /// Whether the topic made it into the table (and the reservation was
+    /// ended there, under the lock): nothing left to release.
+    ended: bool,
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        self.broker.lock_creations().pending.remove(&self.name);
+        if !self.ended {
+            self.broker.lock_creations().pending.remove(&self.name);
+        }
     }
 }
 
@@ -127,6 +132,7 @@ impl Broker {
         Ok(Reservation {
             broker: self,
             name: new.name.clone(),
+            ended: false,
         })
     }
 
@@ -139,7 +145,7 @@ impl Broker {
     /// held, then records it durably (see the module documentation). Slow
     /// for many partitions: call it from a blocking thread.
     pub fn create_topic(&self, new: NewTopic) -> Result<Arc<Topic>, BrokerError> {
-        let reservation = self.reserve(&new)?;
+        let mut reservation = self.reserve(&new)?;
         let id = Uuid::new_v4();
         let topic = match self.open_topic(id, &new) {
             Ok(t) => Arc::new(t),
@@ -169,6 +175,7 @@ impl Broker {
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(topic.clone());
             creations.pending.remove(&new.name);
+            reservation.ended = true;
             creations.hosted = creations
                 .hosted
                 .saturating_add(u64::try_from(new.partitions).unwrap_or(0));

@@ -34,7 +34,6 @@ pub async fn handle(request: Request) -> HandlerResult {
     let creating = broker.clone();
     let topics = body.topics;
     let validate_only = body.validate_only;
-    let count = topics.len();
     let outcomes = tokio::task::spawn_blocking(move || {
         topics
             .into_iter()
@@ -54,7 +53,6 @@ pub async fn handle(request: Request) -> HandlerResult {
     })
     .await
     .map_err(|e| HandlerError::Internal(format!("CreateTopics task failed: {e}")))?;
-    debug_assert_eq!(outcomes.len(), count);
 
     let mut results = Vec::with_capacity(outcomes.len());
     for (topic_name, outcome) in outcomes {

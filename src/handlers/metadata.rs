@@ -53,11 +53,14 @@ pub async fn handle(request: Request) -> HandlerResult {
                         let found = match broker.topic(name.0.as_str()) {
                             Some(topic) => Ok(topic),
                             None if !allow_create => Err(ResponseError::UnknownTopicOrPartition),
-                            // Past this request's share of creations, or
-                            // being created by another request: "retry".
-                            None => created
-                                .remove(name.0.as_str())
-                                .unwrap_or(Err(ResponseError::LeaderNotAvailable)),
+                            None => created.remove(name.0.as_str()).unwrap_or_else(|| {
+                                match crate::broker::topic::validate_name(name.0.as_str()) {
+                                    Err(e) => Err(e.kafka_error()),
+                                    // Past this request's share of creations,
+                                    // or being created by another: "retry".
+                                    Ok(()) => Err(ResponseError::LeaderNotAvailable),
+                                }
+                            }),
                         };
                         found.map_or_else(
                             |err| topic_error(Some(&name.0), Uuid::nil(), err),
@@ -108,7 +111,10 @@ async fn auto_create<'a>(
     let mut wanted = Vec::new();
     let mut left = 0usize;
     for name in names {
-        if broker.topic(name).is_some() || !seen.insert(name) {
+        if broker.topic(name).is_some()
+            || !seen.insert(name)
+            || crate::broker::topic::validate_name(name).is_err()
+        {
             continue;
         }
         if wanted.len() < cap {
