@@ -54,12 +54,6 @@ impl Drop for Reservation<'_> {
 }
 
 impl Broker {
-    /// Partitions hosted now, internal topics included (not counting those
-    /// being created).
-    pub fn hosted_partitions(&self) -> u64 {
-        self.lock_creations().hosted
-    }
-
     /// Partitions the internal topics will take that are not created yet:
     /// room every user topic creation leaves free, so that consumer groups
     /// and transactions can always start.
