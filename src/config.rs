@@ -7,6 +7,9 @@ use clap::Args;
 
 use crate::broker::configs::BrokerConfigs;
 
+/// `--max-connections` when not given.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// Settings of one broker process. Every field is a `wharf serve` flag.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -130,7 +133,9 @@ pub struct Config {
     pub max_decompressed_batch_bytes: usize,
 
     /// Most client connections served at once; more wait to be accepted.
-    #[arg(long, env = "WHARF_MAX_CONNECTIONS", default_value_t = 10_000)]
+    /// Lowered at start to half of what the open-files limit leaves after
+    /// the broker's internal files, if larger (see the README).
+    #[arg(long, env = "WHARF_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Partitions of the internal __consumer_offsets topic, fixed when it is
@@ -187,13 +192,37 @@ pub struct Config {
           value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub transaction_state_log_num_partitions: i32,
 
-    /// Most `.log` files of closed (non-active) segments held open at once,
-    /// over all partitions; reads of others open them on demand and the
-    /// least recently read close. Each partition's active segment keeps its
-    /// file open besides, not counted here.
-    #[arg(long, env = "WHARF_MAX_OPEN_SEGMENT_FILES", default_value_t = 1024,
+    /// Most `.log` files of closed (non-active) segments held open for
+    /// reading at once, over all partitions; reads of others open them on
+    /// demand and the least recently read close. Default: 1024, or a
+    /// quarter of the open-files limit left for segment files if smaller
+    /// (see the README); a larger value is lowered to that with a warning.
+    #[arg(long, env = "WHARF_MAX_OPEN_SEGMENT_FILES",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub max_open_segment_files: u64,
+    pub max_open_segment_files: Option<u64>,
+
+    /// Most active segments' `.log` files held open for writing at once,
+    /// over all partitions: a partition being written keeps its file open,
+    /// and the least recently written close when others need a slot (an
+    /// idle partition holds no descriptor). Default: what the open-files
+    /// limit leaves after the other shares (see the README).
+    #[arg(long, env = "WHARF_MAX_OPEN_ACTIVE_SEGMENT_FILES",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_open_active_segment_files: Option<u64>,
+
+    /// Most partitions this broker hosts, internal topics included;
+    /// creations past it get POLICY_VIOLATION. Default: one per 128 KiB of
+    /// the machine's (or the cgroup's) memory, at least 1000.
+    #[arg(long, env = "WHARF_MAX_PARTITIONS",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_partitions: Option<u64>,
+
+    /// Most topics one Metadata request auto-creates; the request's other
+    /// unknown topics are answered LEADER_NOT_AVAILABLE, as Kafka answers a
+    /// topic whose creation is under way, and clients ask again.
+    #[arg(long, env = "WHARF_MAX_AUTO_CREATED_TOPICS_PER_REQUEST", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_auto_created_topics_per_request: u32,
 
     /// Make the log engine's file I/O fail on purpose, to see how clients
     /// and tools cope with a full or failing disk: a comma-separated list of

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod handlers;
+pub mod limits;
 pub mod logging;
 pub mod registry;
 pub mod server;

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use wharf::config::{Config, LogFormat};
-use wharf::{alloc, server};
+use wharf::config::{Config, LogFormat, DEFAULT_MAX_CONNECTIONS};
+use wharf::{alloc, limits, server};
 
 #[global_allocator]
 static ALLOCATOR: alloc::Allocator = alloc::Allocator::new();
@@ -67,7 +67,7 @@ fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(mut config: Config) -> anyhow::Result<()> {
     if let Some(spec) = &config.fault_injection {
         let faults = wharf_storage::io::arm_spec(spec)
             .map_err(|e| anyhow::anyhow!("bad --fault-injection {spec:?}: {e}"))?;
@@ -80,10 +80,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
             );
         }
     }
-    raise_open_files_limit();
-    wharf_storage::set_max_open_segment_files(
-        usize::try_from(config.max_open_segment_files).unwrap_or(usize::MAX),
-    );
+    let open_files = raise_open_files_limit();
+    apply_fd_budget(&mut config, open_files);
     let prepared = server::prepare(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -92,30 +90,76 @@ fn serve(config: Config) -> anyhow::Result<()> {
     runtime.block_on(server::serve(prepared))
 }
 
+/// Shares the open-files limit between connections and the two segment
+/// file pools (the rule is in `wharf::limits`), and applies the shares.
+fn apply_fd_budget(config: &mut Config, open_files: Option<u64>) {
+    let budget = limits::fd_budget(
+        open_files,
+        u64::try_from(config.max_connections).unwrap_or(u64::MAX),
+        config.max_open_segment_files,
+        config.max_open_active_segment_files,
+    );
+    for (flag, asked, got) in &budget.lowered {
+        if *flag == "--max-connections" && config.max_connections == DEFAULT_MAX_CONNECTIONS {
+            tracing::info!(
+                limit = budget.limit,
+                "serving at most {got} connections at once: the open-files limit leaves no room for {asked}"
+            );
+        } else {
+            tracing::warn!(
+                limit = budget.limit,
+                "{flag} {asked} does not fit under the open-files limit; using {got}"
+            );
+        }
+    }
+    config.max_connections = usize::try_from(budget.connections).unwrap_or(usize::MAX);
+    wharf_storage::set_max_open_segment_files(
+        usize::try_from(budget.read_pool).unwrap_or(usize::MAX),
+    );
+    wharf_storage::set_max_open_active_segment_files(
+        usize::try_from(budget.write_pool).unwrap_or(usize::MAX),
+    );
+    tracing::info!(
+        open_files_limit = budget.limit,
+        reserved = budget.internal,
+        connections = budget.connections,
+        read_pool = budget.read_pool,
+        write_pool = budget.write_pool,
+        "file descriptor budget"
+    );
+}
+
 /// Raises the soft limit on open files to the hard limit: a broker holds a
-/// file per partition's active segment and per connection, and the usual
-/// soft default (1024) runs out long before the hard one.
-fn raise_open_files_limit() {
+/// file per connection and per pooled segment file, and the usual soft
+/// default (1024) runs out long before the hard one. Returns the soft limit
+/// in force afterwards (`None`: unlimited).
+fn raise_open_files_limit() -> Option<u64> {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);
     if limit.current.is_some() && limit.current == limit.maximum {
         tracing::debug!(limit = ?limit.current, "open-files limit already at its maximum");
-        return;
+        return limit.current;
     }
     let raised = Rlimit {
         current: limit.maximum,
         maximum: limit.maximum,
     };
     match setrlimit(Resource::Nofile, raised) {
-        Ok(()) => tracing::debug!(
-            from = ?limit.current,
-            to = ?limit.maximum,
-            "raised the open-files soft limit to the hard limit"
-        ),
-        Err(e) => tracing::debug!(
-            soft = ?limit.current,
-            hard = ?limit.maximum,
-            "could not raise the open-files soft limit: {e}"
-        ),
+        Ok(()) => {
+            tracing::debug!(
+                from = ?limit.current,
+                to = ?limit.maximum,
+                "raised the open-files soft limit to the hard limit"
+            );
+            limit.maximum
+        }
+        Err(e) => {
+            tracing::debug!(
+                soft = ?limit.current,
+                hard = ?limit.maximum,
+                "could not raise the open-files soft limit: {e}"
+            );
+            limit.current
+        }
     }
 }

@@ -19,6 +19,9 @@ pub enum BrokerError {
     InvalidConfig(String),
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
+    /// A creation past `--max-partitions`; the message says by how much.
+    #[error("{0}")]
+    PartitionLimit(String),
     #[error("data directory {0} is in use by another broker")]
     DataDirInUse(PathBuf),
     #[error("{0}")]
@@ -54,6 +57,7 @@ impl BrokerError {
             Self::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             Self::InvalidConfig(_) => ResponseError::InvalidConfig,
             Self::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+            Self::PartitionLimit(_) => ResponseError::PolicyViolation,
             Self::Storage { source, .. } => storage_error_code(source),
             Self::DataDirInUse(_) | Self::InconsistentDataDir(_) | Self::Io { .. } => {
                 ResponseError::KafkaStorageError

@@ -4,6 +4,7 @@
 
 pub mod compression;
 pub mod configs;
+mod creation;
 mod error;
 pub mod groups;
 mod meta_properties;
@@ -16,7 +17,7 @@ pub mod timestamps;
 pub mod topic;
 pub mod txns;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -68,6 +69,10 @@ pub struct BrokerSettings {
     pub compression_type: compression::CompressionType,
     /// Most bytes one compressed batch may decompress to (bomb protection).
     pub max_decompressed_batch_bytes: usize,
+    /// Most partitions this broker hosts, internal topics included.
+    pub max_partitions: u64,
+    /// Most topics one Metadata request auto-creates.
+    pub max_auto_created_topics_per_request: usize,
 }
 
 #[derive(Debug, Default)]
@@ -110,8 +115,14 @@ pub struct Broker {
     pub settings: BrokerSettings,
     pub cluster_id: String,
     topics: RwLock<TopicTable>,
-    /// Serialises topic creation and deletion, and owns the metadata file.
+    /// Owns the metadata file: held to append a record and to change the
+    /// topic table accordingly, never while partitions are created.
     metadata: Mutex<MetadataLog>,
+    /// Topics being created and the partitions hosted, for the partition
+    /// limit (see `creation`). Taken after `metadata`, before `topics`.
+    creations: Mutex<creation::Creations>,
+    /// Topic names in the log start offset checkpoint last written or read.
+    checkpoint_names: Mutex<HashSet<String>>,
     /// Bumped after every append; long-polling fetches wait for a change.
     appends: watch::Sender<u64>,
     /// Consumer groups and their committed offsets.
@@ -140,6 +151,14 @@ impl Broker {
     /// replays the metadata log and recovers every partition's log.
     pub fn open(settings: BrokerSettings) -> Result<Self, BrokerError> {
         settings.configs.validate()?;
+        let internal = i64::from(settings.groups.offsets_partitions)
+            .saturating_add(i64::from(settings.txns.state_partitions));
+        if i64::try_from(settings.max_partitions).unwrap_or(i64::MAX) < internal {
+            return Err(BrokerError::InvalidConfig(format!(
+                "--max-partitions {} leaves no room for the internal topics' {internal} partitions (--offsets-topic-num-partitions plus --transaction-state-log-num-partitions)",
+                settings.max_partitions
+            )));
+        }
         let dir = settings.data_dir.clone();
         std::fs::create_dir_all(&dir)
             .map_err(|e| BrokerError::io("creating the data directory", &dir, e))?;
@@ -188,6 +207,8 @@ impl Broker {
             cluster_id,
             topics: RwLock::new(TopicTable::default()),
             metadata: Mutex::new(metadata),
+            creations: Mutex::new(creation::Creations::default()),
+            checkpoint_names: Mutex::new(HashSet::new()),
             appends: watch::Sender::new(0),
             producer_ids: Mutex::new(producer_ids::ProducerIdBlock::after_replay(
                 producer_ids_end,
@@ -202,10 +223,21 @@ impl Broker {
                 .topics
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
+            let mut hosted = 0u64;
             for (id, new) in live {
+                hosted = hosted.saturating_add(u64::try_from(new.partitions).unwrap_or(0));
                 table.insert(Arc::new(broker.open_topic(id, &new)?));
             }
-            tracing::info!(topics = table.by_name.len(), dir = %dir.display(), "data directory opened");
+            broker.lock_creations().hosted = hosted;
+            let max = broker.settings.max_partitions;
+            if hosted > max {
+                tracing::warn!(
+                    partitions = hosted,
+                    max_partitions = max,
+                    "the data directory holds more partitions than --max-partitions allows: all are served, new ones are refused"
+                );
+            }
+            tracing::info!(topics = table.by_name.len(), partitions = hosted, dir = %dir.display(), "data directory opened");
         }
         broker.restore_log_start_offsets();
         Ok(broker)
@@ -226,7 +258,8 @@ impl Broker {
         all
     }
 
-    /// Checks a creation without performing it (CreateTopics validate_only).
+    /// Checks a topic's name, partitions and configs, and that no topic of
+    /// that name exists (see also `validate_creation`).
     pub fn validate_new_topic(&self, new: &NewTopic) -> Result<(), BrokerError> {
         topic::validate_name(&new.name)?;
         if new.partitions < 1 {
@@ -245,64 +278,6 @@ impl Broker {
         Ok(())
     }
 
-    /// An internal topic (`__consumer_offsets`, `__transaction_state`):
-    /// compacted, with Kafka's 100 MiB segments, created with `partitions`
-    /// the first time it is needed (by whichever caller gets there first).
-    pub fn internal_topic(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, BrokerError> {
-        if let Some(topic) = self.topic(name) {
-            return Ok(topic);
-        }
-        let new = NewTopic {
-            name: name.to_string(),
-            partitions,
-            configs: BTreeMap::from([
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                ("segment.bytes".to_string(), "104857600".to_string()),
-            ]),
-        };
-        match self.create_topic(new) {
-            Ok(topic) => Ok(topic),
-            Err(BrokerError::TopicAlreadyExists(_)) => self
-                .topic(name)
-                .ok_or_else(|| BrokerError::UnknownTopic(name.to_string())),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Creates a topic: opens its partition logs, then records it durably.
-    pub fn create_topic(&self, new: NewTopic) -> Result<Arc<Topic>, BrokerError> {
-        let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
-        self.validate_new_topic(&new)?;
-        let id = Uuid::new_v4();
-        let topic = match self.open_topic(id, &new) {
-            Ok(t) => Arc::new(t),
-            Err(e) => {
-                self.remove_partition_dirs(&new.name, new.partitions);
-                return Err(e);
-            }
-        };
-        let record = MetadataRecord::TopicCreated {
-            id,
-            name: new.name.clone(),
-            partitions: new.partitions,
-            configs: new.configs.clone(),
-        };
-        if let Err(e) = metadata.append(&record) {
-            self.remove_partition_dirs(&new.name, new.partitions);
-            return Err(BrokerError::io("recording a new topic", metadata.path(), e));
-        }
-        self.topics
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(topic.clone());
-        // Replace any entries a deleted namesake left in the checkpoint.
-        if let Err(e) = self.write_log_start_checkpoint() {
-            tracing::error!("{e}");
-        }
-        tracing::info!(topic = %new.name, %id, partitions = new.partitions, "topic created");
-        Ok(topic)
-    }
-
     /// Deletes a topic: forgets it durably, then removes its data from disk.
     pub fn delete_topic(&self, topic: &Topic) -> Result<(), BrokerError> {
         let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
@@ -313,8 +288,12 @@ impl Broker {
             .append(&MetadataRecord::TopicDeleted { id: topic.id })
             .map_err(|e| BrokerError::io("recording a topic deletion", metadata.path(), e))?;
         {
+            let mut creations = self.lock_creations();
             let mut table = self.topics.write().unwrap_or_else(PoisonError::into_inner);
             table.remove(topic);
+            creations.hosted = creations
+                .hosted
+                .saturating_sub(u64::try_from(topic.partitions.len()).unwrap_or(0));
         }
         self.remove_partition_dirs(&topic.name, topic.partition_count());
         // Forget its log start offsets, so a topic of the same name created
@@ -447,6 +426,14 @@ impl Broker {
                 tracing::error!(dir = %target.display(), "could not delete partition data: {e}");
             }
         }
+    }
+
+    /// Applies `f` to the names in the log start offset checkpoint.
+    fn checkpoint_names<T>(&self, f: impl FnOnce(&mut HashSet<String>) -> T) -> T {
+        f(&mut self
+            .checkpoint_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
     }
 
     fn read_table(&self) -> std::sync::RwLockReadGuard<'_, TopicTable> {

@@ -171,6 +171,11 @@ impl Broker {
                     ));
                 }
             }
+            // Names only ever join this set, before the write: it holds
+            // every name the file may hold (see `create_topic`).
+            self.checkpoint_names(|names| {
+                names.extend(entries.iter().map(|(name, _, _)| name.clone()));
+            });
             entries
         })
         .map_err(|e| BrokerError::io("writing the log start offset checkpoint", file.path(), e))
@@ -187,6 +192,9 @@ impl Broker {
                 return;
             }
         };
+        self.checkpoint_names(|names| {
+            names.extend(entries.keys().map(|(name, _)| name.clone()));
+        });
         for ((name, index), offset) in entries {
             let Some(partition) = self.topic(&name).and_then(|t| t.partition(index).cloned())
             else {

@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::config_resources::topic_entries;
-use super::{HandlerResult, Request};
+use super::{HandlerError, HandlerResult, Request};
 use crate::broker::{Broker, BrokerError, NewTopic};
 
 pub const MIN_VERSION: i16 = 2;
@@ -29,20 +29,37 @@ pub async fn handle(request: Request) -> HandlerResult {
         .filter(|n| !seen.insert(n.clone()))
         .collect();
 
-    let mut results = Vec::with_capacity(body.topics.len());
-    for topic in &body.topics {
-        let name = topic.name.0.to_string();
+    // Creating partitions is file work, and many of them take a while: off
+    // the async workers, so other connections are served meanwhile.
+    let creating = broker.clone();
+    let topics = body.topics;
+    let validate_only = body.validate_only;
+    let outcomes = tokio::task::spawn_blocking(move || {
+        topics
+            .into_iter()
+            .map(|topic| {
+                let name = topic.name.0.to_string();
+                let outcome = if duplicates.contains(&name) {
+                    Err((
+                        ResponseError::InvalidRequest,
+                        format!("topic {name:?} appears more than once in the request"),
+                    ))
+                } else {
+                    create(&creating, &topic, validate_only)
+                };
+                (topic.name, outcome)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| HandlerError::Internal(format!("CreateTopics task failed: {e}")))?;
+
+    let mut results = Vec::with_capacity(outcomes.len());
+    for (topic_name, outcome) in outcomes {
+        let name = topic_name.0.to_string();
         let mut result = CreatableTopicResult::default();
-        result.name = topic.name.clone();
+        result.name = topic_name;
         result.error_message = None;
-        let outcome = if duplicates.contains(&name) {
-            Err((
-                ResponseError::InvalidRequest,
-                format!("topic {name:?} appears more than once in the request"),
-            ))
-        } else {
-            create(broker, topic, body.validate_only)
-        };
         match outcome {
             Ok((id, new)) => {
                 if request.api_version >= 7 {
@@ -133,7 +150,7 @@ fn create(broker: &Broker, topic: &CreatableTopic, validate_only: bool) -> Outco
         configs,
     };
     if validate_only {
-        broker.validate_new_topic(&new).map_err(fail)?;
+        broker.validate_creation(&new).map_err(fail)?;
         return Ok((Uuid::nil(), new));
     }
     let created = broker.create_topic(new.clone()).map_err(fail)?;

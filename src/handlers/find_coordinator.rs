@@ -24,7 +24,16 @@ pub async fn handle(request: Request) -> HandlerResult {
     } else {
         vec![body.key]
     };
-    let found = locate(broker, body.key_type);
+    // The first request creates the internal topic: file work, off the
+    // async workers.
+    let locating = broker.clone();
+    let key_type = body.key_type;
+    let found = tokio::task::spawn_blocking(move || locate(&locating, key_type))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!("FindCoordinator task failed: {e}");
+            Err(ResponseError::CoordinatorNotAvailable)
+        });
     let settings = &broker.settings;
     let mut response = FindCoordinatorResponse::default();
     if version >= 4 {

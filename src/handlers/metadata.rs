@@ -1,7 +1,7 @@
 //! Metadata: the broker, and the topics asked for (all when none are named),
 //! creating unknown ones when the client allows it and the broker does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use kafka_protocol::messages::metadata_response::{
@@ -38,19 +38,42 @@ pub async fn handle(request: Request) -> HandlerResult {
         Some(list) if list.is_empty() && version == 0 => {
             broker.topics().iter().map(describe).collect()
         }
-        Some(list) => list
-            .into_iter()
-            .map(|t| match t.name {
-                Some(name) => by_name(broker, name.0.as_str(), allow_create).map_or_else(
-                    |err| topic_error(Some(&name.0), Uuid::nil(), err),
-                    |t| describe(&t),
-                ),
-                None => broker.topic_by_id(&t.topic_id).map_or_else(
-                    || topic_error(None, t.topic_id, ResponseError::UnknownTopicId),
-                    |t| describe(&t),
-                ),
-            })
-            .collect(),
+        Some(list) => {
+            let mut created = if allow_create {
+                let names = list
+                    .iter()
+                    .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()));
+                auto_create(broker, names).await
+            } else {
+                HashMap::new()
+            };
+            list.into_iter()
+                .map(|t| match t.name {
+                    Some(name) => {
+                        let found = match broker.topic(name.0.as_str()) {
+                            Some(topic) => Ok(topic),
+                            None if !allow_create => Err(ResponseError::UnknownTopicOrPartition),
+                            None => created.remove(name.0.as_str()).unwrap_or_else(|| {
+                                match crate::broker::topic::validate_name(name.0.as_str()) {
+                                    Err(e) => Err(e.kafka_error()),
+                                    // Past this request's share of creations,
+                                    // or being created by another: "retry".
+                                    Ok(()) => Err(ResponseError::LeaderNotAvailable),
+                                }
+                            }),
+                        };
+                        found.map_or_else(
+                            |err| topic_error(Some(&name.0), Uuid::nil(), err),
+                            |t| describe(&t),
+                        )
+                    }
+                    None => broker.topic_by_id(&t.topic_id).map_or_else(
+                        || topic_error(None, t.topic_id, ResponseError::UnknownTopicId),
+                        |t| describe(&t),
+                    ),
+                })
+                .collect()
+        }
     };
 
     let settings = &broker.settings;
@@ -75,15 +98,61 @@ pub async fn handle(request: Request) -> HandlerResult {
     request.respond(&response)
 }
 
-/// The topic named `name`, created first when it is unknown and creation is
-/// allowed.
-fn by_name(broker: &Broker, name: &str, allow_create: bool) -> Result<Arc<Topic>, ResponseError> {
-    if let Some(topic) = broker.topic(name) {
-        return Ok(topic);
+/// Creates the unknown topics among `names`, at most
+/// `--max-auto-created-topics-per-request` of them, on a blocking thread.
+/// Returns the outcome for each one it tried; the others are left for the
+/// client's next request.
+async fn auto_create<'a>(
+    broker: &Arc<Broker>,
+    names: impl Iterator<Item = &'a str>,
+) -> HashMap<String, Result<Arc<Topic>, ResponseError>> {
+    let cap = broker.settings.max_auto_created_topics_per_request;
+    let mut seen = HashSet::new();
+    let mut wanted = Vec::new();
+    let mut left = 0usize;
+    for name in names {
+        if broker.topic(name).is_some()
+            || !seen.insert(name)
+            || crate::broker::topic::validate_name(name).is_err()
+        {
+            continue;
+        }
+        if wanted.len() < cap {
+            wanted.push(name.to_string());
+        } else {
+            left = left.saturating_add(1);
+        }
     }
-    if !allow_create {
-        return Err(ResponseError::UnknownTopicOrPartition);
+    if wanted.is_empty() {
+        return HashMap::new();
     }
+    if left > 0 {
+        tracing::info!(
+            creating = wanted.len(),
+            deferred = left,
+            "a Metadata request names more unknown topics than one request may create; the rest get LEADER_NOT_AVAILABLE"
+        );
+    }
+    let creating = broker.clone();
+    let count = wanted.len();
+    tokio::task::spawn_blocking(move || {
+        wanted
+            .into_iter()
+            .map(|name| {
+                let outcome = create(&creating, &name);
+                (name, outcome)
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_else(|e| {
+        tracing::error!(topics = count, "auto-creation task failed: {e}");
+        HashMap::new()
+    })
+}
+
+/// Creates the topic `name` with the broker's defaults.
+fn create(broker: &Broker, name: &str) -> Result<Arc<Topic>, ResponseError> {
     let new = NewTopic {
         name: name.to_string(),
         partitions: broker.settings.default_partitions,
@@ -91,10 +160,10 @@ fn by_name(broker: &Broker, name: &str, allow_create: bool) -> Result<Arc<Topic>
     };
     match broker.create_topic(new) {
         Ok(topic) => Ok(topic),
-        // Another request created it first.
-        Err(BrokerError::TopicAlreadyExists(_)) => broker
-            .topic(name)
-            .ok_or(ResponseError::UnknownTopicOrPartition),
+        // Another request created it first, or is creating it.
+        Err(BrokerError::TopicAlreadyExists(_)) => {
+            broker.topic(name).ok_or(ResponseError::LeaderNotAvailable)
+        }
         Err(e) => {
             tracing::warn!(topic = name, "auto-creation failed: {e}");
             Err(e.kafka_error())

@@ -110,6 +110,10 @@ pub enum HandlerError {
         version: i16,
         reason: String,
     },
+    /// The handler's work failed in a way no error code describes (a
+    /// blocking task panicked).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl Request {

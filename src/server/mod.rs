@@ -59,6 +59,13 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         cleaner_io_max_bytes_per_second: config.log_cleaner_io_max_bytes_per_second,
         compression_type: config.compression_type,
         max_decompressed_batch_bytes: config.max_decompressed_batch_bytes,
+        max_partitions: config.max_partitions.unwrap_or_else(|| {
+            crate::limits::default_max_partitions(crate::limits::available_memory())
+        }),
+        max_auto_created_topics_per_request: usize::try_from(
+            config.max_auto_created_topics_per_request,
+        )
+        .unwrap_or(usize::MAX),
     };
     let broker = Arc::new(Broker::open(settings).context("opening the data directory")?);
     broker.load_groups().context("loading consumer groups")?;

@@ -289,6 +289,13 @@ pub(crate) fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
         .open(path)
 }
 
+/// Reopens an existing file for positioned reads and writes (fail point
+/// segment-create); a missing file is an error, not created.
+pub(crate) fn reopen_rw(path: &Path) -> io::Result<File> {
+    check(FailPoint::SegmentCreate, path)?;
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
 /// Writes all of `buf` at `position`. An injected failure first writes the
 /// first half of `buf`, as a disk filling up mid-write does.
 pub(crate) fn write_all_at(

@@ -8,8 +8,11 @@
 //! - [`log`]: the `Log` type, one partition's log: append, read, truncate, roll, recover.
 //! - `log_config`: `LogConfig`, the settings of one log.
 //! - [`format`]: every on-disk detail (file names, index entry layout).
-//! - `segment`: one `.log` file with its sparse offset index; closed segments'
-//!   read handles live in a process-wide bounded cache (`set_max_open_segment_files`).
+//! - `segment`: one `.log` file with its sparse offset index; no segment owns
+//!   a file handle: they live in two process-wide bounded pools, one of read
+//!   handles (`set_max_open_segment_files`) and one of active segments' write
+//!   handles (`set_max_open_active_segment_files`), so an idle partition
+//!   holds no descriptor.
 //! - [`producer_state`]: idempotent producers' epochs and last batches, for deduplication.
 //! - `recovery`: opening a directory and repairing a torn tail.
 //! - `retention`: deleting expired segments and moving the log start offset.
@@ -43,4 +46,8 @@ pub use retention::RetentionOutcome;
 pub use segment::file_cache::{
     max_open_segment_files, open_segment_files, set_max_open_segment_files,
     DEFAULT_MAX_OPEN_SEGMENT_FILES,
+};
+pub use segment::write_pool::{
+    max_open_active_segment_files, open_active_segment_files, set_max_open_active_segment_files,
+    DEFAULT_MAX_OPEN_ACTIVE_SEGMENT_FILES,
 };

@@ -15,8 +15,11 @@ use crate::segment::{PlacedBatch, Segment};
 /// The fsyncs a flush still owes; see [`Log::prepare_sync`].
 #[derive(Debug)]
 pub struct PendingSync {
-    /// Duplicated handles of the files written since the previous flush.
-    files: Vec<(std::fs::File, PathBuf)>,
+    /// Handles of the files written since the previous flush.
+    files: Vec<(
+        std::sync::Arc<crate::segment::write_pool::PooledFile>,
+        PathBuf,
+    )>,
     /// The log directory, when segment files were created or removed.
     dir: Option<PathBuf>,
 }
@@ -449,8 +452,8 @@ impl Log {
         self.unflushed_messages
     }
 
-    /// Starts a flush that finishes without `&mut self`: takes duplicate
-    /// handles of every file written since the last flush (and of the
+    /// Starts a flush that finishes without `&mut self`: takes handles of
+    /// every file written since the last flush (and of the
     /// directory, if segments were created or removed) and counts the log as
     /// flushed. Calling [`PendingSync::sync`] afterwards, with no lock held,
     /// makes everything appended before this call durable, so appends need

@@ -25,6 +25,8 @@ pub struct TestBroker {
     /// Where the broker's stderr goes when a test reads its log
     /// ([`TestBroker::start_logged`]); inherited otherwise.
     log_path: Option<std::path::PathBuf>,
+    /// Open-files limit (soft and hard) the broker runs under, if set.
+    nofile: Option<u64>,
 }
 
 impl TestBroker {
@@ -51,25 +53,22 @@ impl TestBroker {
             .unwrap_or_default()
     }
 
+    /// Starts under an open-files limit of `nofile` (soft and hard, set by
+    /// `prlimit`, which then execs the broker: same pid).
+    pub fn start_limited(nofile: u64, args: &[&str]) -> Self {
+        let mut broker = Self::new("127.0.0.1", args);
+        broker.nofile = Some(nofile);
+        broker.spawn();
+        broker
+    }
+
     /// Starts with `--listen HOST:PORT` for a free port.
     pub fn start_on(host: &str, args: &[&str]) -> Self {
         Self::launch(host, args, false)
     }
 
     fn launch(host: &str, args: &[&str], logged: bool) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut broker = Self {
-            child: None,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            listen: format!("{host}:{port}"),
-            dir: tempfile::tempdir().unwrap(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            log_path: None,
-        };
+        let mut broker = Self::new(host, args);
         if logged {
             broker.log_path = Some(broker.dir.path().with_extension("log"));
         }
@@ -77,8 +76,36 @@ impl TestBroker {
         broker
     }
 
+    /// A broker not started yet, on a free port and a fresh directory.
+    fn new(host: &str, args: &[&str]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self {
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            listen: format!("{host}:{port}"),
+            dir: tempfile::tempdir().unwrap(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            log_path: None,
+            nofile: None,
+        }
+    }
+
     fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        let mut command = match self.nofile {
+            None => Command::new(env!("CARGO_BIN_EXE_wharf")),
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_wharf"));
+                c
+            }
+        };
+        let child = command
             .arg("serve")
             .arg("--listen")
             .arg(&self.listen)
@@ -128,6 +155,18 @@ impl TestBroker {
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+
+    /// The broker process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker running").id()
+    }
+
+    /// How many file descriptors the broker process has open now.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
     }
 
     pub fn client(&self) -> Client {

@@ -1,13 +1,13 @@
-//! The process-wide, bounded set of read handles on closed segments' `.log`
+//! The process-wide, bounded pool of read handles on segments' `.log`
 //! files.
 //!
-//! A closed segment (every segment but a log's active one) holds no file
-//! handle of its own: a read asks this cache for one, which opens the file
-//! read-only on a miss and, when more than the capacity are open, closes the
-//! least recently used. So thousands of partitions with many segments each
-//! keep at most [`max_open_segment_files`] descriptors open for their closed
-//! segments. Active segments keep their read-write handle for their lifetime
-//! and are not counted here: one per partition, never evicted.
+//! A segment whose write handle is not open (every closed segment, and an
+//! active one idle long enough for the write pool to close its handle; see
+//! `write_pool`) is read through this cache, which opens the file read-only
+//! on a miss and, when more than the capacity are open, closes the least
+//! recently used. So however many partitions and segments there are,
+//! segment files take at most this capacity plus the write pool's in
+//! descriptors. (Index files hold none: see `entry_file`.)
 //!
 //! Handles are `Arc<File>`: evicting one only drops the cache's reference,
 //! so a read already under way on it finishes on a valid descriptor, which
@@ -30,7 +30,7 @@ static CACHE: LazyLock<FileCache> =
 /// (compaction renames over it) gets a new segment and so a new id.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-/// Sets how many closed segments' `.log` files may be open at once, process
+/// Sets how many `.log` files may be open for reading at once, process
 /// wide (at least 1). Surplus handles close as reads touch other segments.
 pub fn set_max_open_segment_files(max: usize) {
     CACHE.set_capacity(max);
@@ -41,13 +41,13 @@ pub fn max_open_segment_files() -> usize {
     CACHE.capacity()
 }
 
-/// How many closed segments' `.log` files the cache holds open now (handles
+/// How many `.log` files the cache holds open for reading now (handles
 /// evicted but still in use by a read are not counted).
 pub fn open_segment_files() -> usize {
     CACHE.len()
 }
 
-/// A fresh id for a segment's cache entries.
+/// A fresh id for a segment's pool entries.
 pub(crate) fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
@@ -57,8 +57,8 @@ pub(crate) fn get(id: u64, path: &Path) -> std::io::Result<Arc<File>> {
     CACHE.get(id, path)
 }
 
-/// Drops the handle cached under `id`, if any (the segment is gone or holds
-/// its own handle again).
+/// Drops the handle cached under `id`, if any (the segment is gone or has
+/// its write handle open again).
 pub(crate) fn forget(id: u64) {
     CACHE.forget(id);
 }

@@ -4,19 +4,23 @@
 //! readers can work while holding only a shared reference; appends need
 //! `&mut`.
 //!
-//! The active segment holds its `.log` file open for writing. A closed one
-//! holds no handle: reads borrow one from the process-wide bounded
-//! [`file_cache`], and the rare write to a closed segment (a truncation that
-//! makes it active again, a pending fsync) reopens it through the I/O seam.
+//! No segment owns a file handle. The active segment's read-write handle
+//! lives in the process-wide bounded [`write_pool`]: it stays open while the
+//! partition is written and closes when the partition has been idle long
+//! enough for others to take its slot; the next append reopens it. Reads
+//! use that handle while it is open, and otherwise borrow a read-only one
+//! from the bounded [`file_cache`]. The rare write to a closed segment (a
+//! truncation that makes it active again, a pending fsync) reopens it
+//! through the write pool, and lets it go afterwards.
 
 mod entry_file;
 pub(crate) mod file_cache;
 mod index;
 mod time_index;
 mod tracker;
+pub(crate) mod write_pool;
 
 use std::fs::File;
-use std::ops::Deref;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +35,7 @@ pub(crate) use entry_file::open_rw;
 use index::OffsetIndex;
 use time_index::TimeIndex;
 pub(crate) use tracker::BatchTracker;
+use write_pool::{PooledFile, WriteSlot};
 
 /// A batch appended to a segment: where it starts in the appended buffer, and its header.
 #[derive(Debug, Clone, Copy)]
@@ -48,15 +53,13 @@ pub(crate) struct Segment {
     base_offset: i64,
     /// Path of the `.log` file, for messages and deletion.
     log_path: PathBuf,
-    /// The `.log` file opened for writing while the segment is active (or,
-    /// closed, briefly for an fsync); `None` otherwise (reads then go
-    /// through [`file_cache`]).
-    file: Option<File>,
-    /// Whether the segment has left the active slot: it then holds its
-    /// write handle only while a flush needs it.
+    /// Whether the segment has left the active slot: it then holds a write
+    /// handle only while a flush or truncation needs it.
     closed: bool,
-    /// Key of this segment's read handle in [`file_cache`].
+    /// Key of this segment's handles in [`file_cache`] and [`write_pool`].
     cache_id: u64,
+    /// The write handle, while the write pool holds it open.
+    write: WriteSlot,
     /// Bytes of whole batches in the file; appends go here.
     size: u64,
     /// Sparse offset index.
@@ -68,7 +71,9 @@ pub(crate) struct Segment {
     created_ms: i64,
     /// Index spacing and the batch with the largest timestamp.
     tracker: BatchTracker,
-    /// Written to since the last fsync.
+    /// Written to since the last fsync. Kept here, not with the handle: a
+    /// write handle closed by the pool leaves the segment dirty, and the
+    /// next flush reopens the file to fsync it.
     dirty: bool,
 }
 
@@ -79,12 +84,15 @@ impl Segment {
         let file = open_rw(&log_path, true)?;
         let index = OffsetIndex::create(&format::index_path(dir, base_offset), Vec::new())?;
         let time_index = TimeIndex::create(&format::time_index_path(dir, base_offset), Vec::new())?;
+        let cache_id = file_cache::next_id();
+        let mut write = WriteSlot::default();
+        write.set(cache_id, file);
         Ok(Segment {
             base_offset,
             log_path,
-            file: Some(file),
             closed: false,
-            cache_id: file_cache::next_id(),
+            cache_id,
+            write,
             size: 0,
             index,
             time_index,
@@ -132,9 +140,9 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path,
-            file: None,
             closed: true,
             cache_id: file_cache::next_id(),
+            write: WriteSlot::default(),
             size,
             index,
             time_index,
@@ -158,12 +166,15 @@ impl Segment {
         let time_index =
             TimeIndex::create(&format::time_index_path(dir, base_offset), time_entries)?;
         let created_ms = modified_ms(&file).unwrap_or_else(now_ms);
+        let cache_id = file_cache::next_id();
+        let mut write = WriteSlot::default();
+        write.set(cache_id, file);
         Ok(Segment {
             base_offset,
             log_path: format::log_path(dir, base_offset),
-            file: Some(file),
             closed: false,
-            cache_id: file_cache::next_id(),
+            cache_id,
+            write,
             size,
             index,
             time_index,
@@ -213,9 +224,8 @@ impl Segment {
 
     fn write_and_index(&mut self, start: u64, bytes: &[u8], batches: &[PlacedBatch]) -> Result<()> {
         self.dirty = true;
-        self.writable()?;
-        let file = self.write_handle()?;
-        io::write_all_at(FailPoint::SegmentWrite, file, &self.log_path, bytes, start)
+        let file = self.writable()?;
+        io::write_all_at(FailPoint::SegmentWrite, &file, &self.log_path, bytes, start)
             .map_err(|e| StorageError::io(format!("writing {}", self.log_path.display()), e))?;
         self.size = start.saturating_add(bytes.len() as u64);
         for placed in batches {
@@ -348,51 +358,42 @@ impl Segment {
         Ok(buf)
     }
 
-    /// A handle to read the `.log` file: the segment's own while it holds
-    /// one, else one from the process-wide cache.
-    fn readable(&self) -> std::io::Result<ReadHandle<'_>> {
-        match &self.file {
-            Some(file) => Ok(ReadHandle::Held(file)),
-            None => file_cache::get(self.cache_id, &self.log_path).map(ReadHandle::Cached),
+    /// A handle to read the `.log` file: the write handle while the pool
+    /// holds it open, else a read-only one from the read cache.
+    fn readable(&self) -> std::io::Result<ReadHandle> {
+        match self.write.open() {
+            Some(file) => Ok(ReadHandle::Write(file)),
+            None => file_cache::get(self.cache_id, &self.log_path).map(ReadHandle::Read),
         }
     }
 
-    /// The write handle, reopened (through the I/O seam) if the segment is
-    /// closed and had let it go.
-    fn writable(&mut self) -> Result<&File> {
-        if self.file.is_none() {
-            let file = open_rw(&self.log_path, false)?;
-            // Reads use this handle now; a cached one would only take a slot.
+    /// The write handle, reopened (through the I/O seam) if the pool had
+    /// closed it.
+    fn writable(&mut self) -> Result<Arc<PooledFile>> {
+        let (file, opened) = self
+            .write
+            .get(self.cache_id, &self.log_path, io::reopen_rw)
+            .map_err(|e| StorageError::io(format!("opening {}", self.log_path.display()), e))?;
+        if opened {
+            // Reads use the write handle now; a cached one would only take a slot.
             file_cache::forget(self.cache_id);
-            self.file = Some(file);
         }
-        self.write_handle()
-    }
-
-    /// The write handle; [`Segment::writable`] must have been called.
-    fn write_handle(&self) -> Result<&File> {
-        self.file.as_ref().ok_or_else(|| {
-            StorageError::io(
-                format!("opening {}", self.log_path.display()),
-                std::io::Error::other("segment file handle missing"),
-            )
-        })
+        Ok(file)
     }
 
     /// Marks the segment as no longer the active one and closes its write
     /// handle, even with writes not yet fsynced: without `flush.messages` or
     /// `flush.ms` nothing may ever fsync them, and the handle would stay
-    /// open for good. The next flush reopens the file to fsync it (fsync
-    /// covers the file's dirty pages whichever descriptor wrote them, and a
-    /// write-back error not yet reported is reported to a new descriptor
-    /// too), then closes it again.
+    /// open for good. The next flush reopens the file to fsync it (see
+    /// [`file_cache`] on why no write-back error is lost), then closes it
+    /// again.
     pub(crate) fn close(&mut self) {
         self.closed = true;
-        self.file = None;
+        self.write.release(self.cache_id);
     }
 
     /// Makes a closed segment the active one again (a truncation removed
-    /// the segments after it): it keeps its write handle from now on.
+    /// the segments after it): its appends go through the write pool again.
     pub(crate) fn reactivate(&mut self) {
         self.closed = false;
     }
@@ -401,14 +402,14 @@ impl Segment {
     /// left to fsync.
     fn release_if_idle(&mut self) {
         if self.closed && !self.dirty {
-            self.file = None;
+            self.write.release(self.cache_id);
         }
     }
 
     /// Cuts the segment at byte `size` (a batch boundary) and drops index entries past it.
     pub(crate) fn truncate_to(&mut self, size: u64) -> Result<()> {
-        self.writable()?;
-        io::set_len(self.write_handle()?, &self.log_path, size)
+        let file = self.writable()?;
+        io::set_len(&file, &self.log_path, size)
             .map_err(|e| StorageError::io(format!("truncating {}", self.log_path.display()), e))?;
         self.size = size;
         self.index.truncate_to_position(size)?;
@@ -431,8 +432,8 @@ impl Segment {
     /// fsyncs the data and index files if written since the last flush.
     pub(crate) fn flush(&mut self) -> Result<()> {
         if self.dirty {
-            self.writable()?;
-            io::sync_data(self.write_handle()?, &self.log_path)
+            let file = self.writable()?;
+            io::sync_data(&file, &self.log_path)
                 .map_err(|e| StorageError::io(format!("syncing {}", self.log_path.display()), e))?;
             self.index.sync()?;
             self.time_index.sync()?;
@@ -448,23 +449,20 @@ impl Segment {
         self.time_index.persist()
     }
 
-    /// Duplicate handles of the files to fsync, if written since the last
-    /// flush; the segment then counts as flushed.
-    pub(crate) fn take_sync_handles(&mut self) -> Result<Vec<(File, PathBuf)>> {
+    /// Handles of the files to fsync, if written since the last flush; the
+    /// segment then counts as flushed. (The `.log` handle is shared with the
+    /// write pool, and stays valid if the pool closes its copy meanwhile.)
+    pub(crate) fn take_sync_handles(&mut self) -> Result<Vec<(Arc<PooledFile>, PathBuf)>> {
         if !self.dirty {
             return Ok(Vec::new());
         }
-        let dup = |file: &File, path: &Path| {
-            file.try_clone()
-                .map(|f| (f, path.to_path_buf()))
-                .map_err(|e| StorageError::io(format!("duplicating {}", path.display()), e))
-        };
-        self.writable()?;
-        let log = dup(self.write_handle()?, &self.log_path)?;
+        let log = (self.writable()?, self.log_path.clone());
+        let (index, index_path) = self.index.sync_handle()?;
+        let (time, time_path) = self.time_index.sync_handle()?;
         let handles = vec![
             log,
-            self.index.sync_handle()?,
-            self.time_index.sync_handle()?,
+            (PooledFile::unpooled(index), index_path),
+            (PooledFile::unpooled(time), time_path),
         ];
         self.dirty = false;
         self.release_if_idle();
@@ -473,13 +471,8 @@ impl Segment {
 
     /// When the segment file was last written, in milliseconds since the epoch.
     pub(crate) fn last_modified_ms(&self) -> Option<i64> {
-        match &self.file {
-            Some(file) => modified_ms(file),
-            None => {
-                let modified = std::fs::metadata(&self.log_path).ok()?.modified().ok()?;
-                system_time_ms(modified)
-            }
-        }
+        let modified = std::fs::metadata(&self.log_path).ok()?.modified().ok()?;
+        system_time_ms(modified)
     }
 
     /// Removes both files.
@@ -507,24 +500,25 @@ impl Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         file_cache::forget(self.cache_id);
+        self.write.release(self.cache_id);
     }
 }
 
 /// A handle to read a segment's `.log` file; see [`Segment::readable`].
-enum ReadHandle<'a> {
-    /// The segment's own write handle.
-    Held(&'a File),
+enum ReadHandle {
+    /// The segment's pooled write handle.
+    Write(Arc<PooledFile>),
     /// A cached read handle, valid as long as this lives even if evicted.
-    Cached(Arc<File>),
+    Read(Arc<File>),
 }
 
-impl Deref for ReadHandle<'_> {
+impl std::ops::Deref for ReadHandle {
     type Target = File;
 
     fn deref(&self) -> &File {
         match self {
-            ReadHandle::Held(file) => file,
-            ReadHandle::Cached(file) => file,
+            ReadHandle::Write(file) => file,
+            ReadHandle::Read(file) => file,
         }
     }
 }
