@@ -4,6 +4,7 @@
 
 pub mod alloc;
 pub mod broker;
+pub mod budget;
 pub mod config;
 pub mod handlers;
 pub mod registry;

@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::broker::{Broker, BrokerSettings};
+use crate::budget::RequestBudget;
 use crate::config::Config;
-use connection::Connection;
+use connection::{Connection, Shared};
 
 /// How long shutdown waits for connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,6 +74,10 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     let limits = Limits {
         max_connections: config.max_connections,
         max_request_size: config.max_request_size,
+        connections_max_idle: Duration::from_millis(config.connections_max_idle_ms),
+        request_read_timeout: Duration::from_millis(config.request_read_timeout_ms),
+        queued_max_request_bytes: usize::try_from(config.queued_max_request_bytes)
+            .unwrap_or(usize::MAX),
     };
     Ok(Prepared {
         listeners,
@@ -102,6 +107,32 @@ pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
 pub struct Limits {
     pub max_connections: usize,
     pub max_request_size: usize,
+    pub connections_max_idle: Duration,
+    pub request_read_timeout: Duration,
+    pub queued_max_request_bytes: usize,
+}
+
+impl Limits {
+    /// What every connection shares. The request budget is raised to hold
+    /// one request of the largest size, or such a request could never be
+    /// read.
+    fn shared(&self) -> Shared {
+        let one_request = self
+            .max_request_size
+            .saturating_add(wharf_protocol::frame::SIZE_PREFIX_LEN);
+        if self.queued_max_request_bytes < self.max_request_size {
+            tracing::warn!(
+                "--queued-max-request-bytes {} is below one request of --max-request-size; using {one_request}",
+                self.queued_max_request_bytes
+            );
+        }
+        Shared {
+            max_request_size: self.max_request_size,
+            idle_timeout: self.connections_max_idle,
+            request_timeout: self.request_read_timeout,
+            request_budget: RequestBudget::new(self.queued_max_request_bytes.max(one_request)),
+        }
+    }
 }
 
 /// Serves `listeners` until `shutdown` completes, then drains connections and
@@ -116,12 +147,13 @@ pub async fn run(
     // Every connection holds a clone; when all are dropped, recv() ends.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let shared = Arc::new(limits.shared());
     let mut acceptors = Vec::new();
     for listener in listeners {
         acceptors.push(tokio::spawn(accept_loop(
             listener,
             broker.clone(),
-            limits,
+            shared.clone(),
             permits.clone(),
             stop_rx.clone(),
             alive_tx.clone(),
@@ -174,10 +206,12 @@ async fn group_ticker(broker: Arc<Broker>) {
     }
 }
 
+/// Accepts connections while fewer than `--max-connections` are open (as
+/// Kafka, the rest wait in the listen backlog).
 async fn accept_loop(
     listener: TcpListener,
     broker: Arc<Broker>,
-    limits: Limits,
+    shared: Arc<Shared>,
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
@@ -196,8 +230,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let connection =
-                    Connection::new(stream, peer, broker.clone(), limits.max_request_size);
+                let connection = Connection::new(stream, peer, broker.clone(), shared.clone());
                 let stop = stop.clone();
                 let alive = alive.clone();
                 tokio::spawn(async move {

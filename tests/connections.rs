@@ -1,0 +1,252 @@
+//! Hostile and careless connections: frames that claim more than they send,
+//! clients that never read their answers, idle and half-sent connections,
+//! too many sockets from one address. The broker's memory stays bounded,
+//! such connections are closed, and a normal client is served throughout.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{produce_batch, Client, TestBroker};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use wharf_protocol::batch::{self, build_batch};
+use wharf_protocol::compression::Compression;
+
+const MIB: u64 = 1024 * 1024;
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// Creates `topic` unless it exists.
+fn create_topic_if_missing(client: &mut Client, topic: &str) {
+    let code = create(client, topic);
+    assert!(code == 0 || code == 36, "CreateTopics error {code}");
+}
+
+/// The error code of creating `topic` with one partition.
+fn create(client: &mut Client, topic: &str) -> i16 {
+    let mut t = CreatableTopic::default();
+    t.name = name(topic);
+    t.num_partitions = 1;
+    t.replication_factor = 1;
+    let mut req = CreateTopicsRequest::default();
+    req.topics = vec![t];
+    let resp: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &req);
+    resp.topics[0].error_code
+}
+
+/// A Fetch v12 of partition 0 of `topic` from `offset`, returning at once,
+/// asking for up to 64 MiB.
+fn fetch_request(topic: &str, offset: i64) -> FetchRequest {
+    let mut p = FetchPartition::default();
+    p.partition = 0;
+    p.fetch_offset = offset;
+    p.partition_max_bytes = 64 << 20;
+    let mut t = FetchTopic::default();
+    t.topic = name(topic);
+    t.partitions = vec![p];
+    let mut req = FetchRequest::default();
+    req.max_wait_ms = 0;
+    req.max_bytes = 64 << 20;
+    req.topics = vec![t];
+    req
+}
+
+/// A normal client on a fresh connection: creates `topic` if needed,
+/// produces one record and reads it back.
+fn round_trip(broker: &TestBroker, topic: &str) {
+    let mut client = broker.client();
+    create_topic_if_missing(&mut client, topic);
+    let value = b"still served".to_vec();
+    let records = build_batch(0, &[(None, Some(&value[..]), 1)], Compression::None).unwrap();
+    let (error, offset) = produce_batch(&mut client, topic, 0, records);
+    assert_eq!(error, 0);
+    let resp: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch_request(topic, offset));
+    let partition = &resp.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    let records = partition.records.clone().unwrap();
+    let (header, _) = batch::batches(&records).next().unwrap().unwrap();
+    assert_eq!(header.base_offset(), offset);
+}
+
+/// True once the broker closes `stream` (end of stream or reset), reading and
+/// discarding anything it sends; false if it is still open after `within`.
+fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// ApiVersions on `client`: true if answered.
+fn api_versions(client: &mut Client) -> bool {
+    client.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    client.read_frame().is_some()
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB as f64
+}
+
+#[test]
+fn frames_claiming_a_large_size_cost_memory_only_as_bytes_arrive() {
+    let broker = TestBroker::start();
+    round_trip(&broker, "live");
+    let (rss_before, data_before) = (broker.rss_anon(), broker.vm_data());
+    // Each claims a frame of 1 MiB + 1 byte and sends nothing more.
+    let claim = ((1i32 << 20) + 1).to_be_bytes();
+    let sockets: Vec<TcpStream> = (0..500)
+        .map(|_| {
+            let mut s = TcpStream::connect(broker.addr).unwrap();
+            s.write_all(&claim).unwrap();
+            s
+        })
+        .collect();
+    // The broker has accepted and read them all by the time a later
+    // connection is served; give their tasks a moment besides.
+    round_trip(&broker, "live");
+    std::thread::sleep(Duration::from_millis(500));
+    round_trip(&broker, "live");
+    let (rss_after, data_after) = (broker.rss_anon(), broker.vm_data());
+    eprintln!(
+        "500 connections each claiming 1 MiB + 1: RssAnon {:.1} -> {:.1} MiB, VmData {:.1} -> {:.1} MiB",
+        mib(rss_before),
+        mib(rss_after),
+        mib(data_before),
+        mib(data_after)
+    );
+    assert!(
+        rss_after.saturating_sub(rss_before) < 64 * MIB,
+        "RssAnon grew by {:.1} MiB",
+        mib(rss_after - rss_before)
+    );
+    // Memory reserved but not yet touched is resident here only as pages
+    // are written; where transparent huge pages are always on, touching the
+    // first bytes of a reservation makes up to 2 MiB of it resident. So the
+    // reservations themselves are bounded too.
+    assert!(
+        data_after.saturating_sub(data_before) < 128 * MIB,
+        "VmData grew by {:.1} MiB",
+        mib(data_after - data_before)
+    );
+    drop(sockets);
+}
+
+#[test]
+fn request_bytes_budget_pauses_reading_rather_than_growing_memory() {
+    let broker = TestBroker::start_with(&[
+        "--queued-max-request-bytes",
+        "16777216",
+        "--max-request-size",
+        "16777216",
+    ]);
+    round_trip(&broker, "live");
+    let before = broker.rss_anon();
+    // 16 clients each start a 16 MiB request and send 12 MiB of it: 192 MiB
+    // if the broker read it all.
+    let writers: Vec<_> = (0..16)
+        .map(|_| {
+            let addr = broker.addr;
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+                let mut frame = (16i32 << 20).to_be_bytes().to_vec();
+                frame.resize(12 << 20, 0);
+                // Blocks, then times out, once the broker stops reading.
+                let _ = s.write_all(&frame);
+                s
+            })
+        })
+        .collect();
+    let sockets: Vec<TcpStream> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    // Small requests still get through while the budget is spent.
+    round_trip(&broker, "live");
+    let after = broker.rss_anon();
+    eprintln!(
+        "RssAnon with 16 clients sending 12 MiB of 16 MiB requests: {:.1} -> {:.1} MiB",
+        mib(before),
+        mib(after)
+    );
+    assert!(
+        after.saturating_sub(before) < 64 * MIB,
+        "RssAnon grew by {:.1} MiB",
+        mib(after - before)
+    );
+    drop(sockets);
+}
+
+#[test]
+fn idle_connections_are_closed_and_active_ones_kept() {
+    let broker = TestBroker::start_with(&["--connections-max-idle-ms", "1000"]);
+    let mut idle = TcpStream::connect(broker.addr).unwrap();
+    let mut active = broker.client();
+    let started = Instant::now();
+    // Busy for twice the idle time, one request every 300 ms.
+    while started.elapsed() < Duration::from_millis(2500) {
+        assert!(api_versions(&mut active), "an active connection was closed");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(10)),
+        "an idle connection stayed open"
+    );
+    // Idle after its last answer: closed too.
+    assert!(closed_within(&mut active.stream, Duration::from_secs(10)));
+    round_trip(&broker, "live");
+}
+
+#[test]
+fn half_sent_requests_are_closed_after_the_request_timeout() {
+    let broker = TestBroker::start_with(&["--request-read-timeout-ms", "1000"]);
+    // A size prefix and part of the frame it announces.
+    let mut partial = TcpStream::connect(broker.addr).unwrap();
+    partial.write_all(&100i32.to_be_bytes()).unwrap();
+    partial.write_all(&[0u8; 10]).unwrap();
+    // Half a size prefix.
+    let mut half_prefix = TcpStream::connect(broker.addr).unwrap();
+    half_prefix.write_all(&[0, 0]).unwrap();
+    // Idle, without a started frame: the idle timeout (10 minutes) applies.
+    let mut idle = TcpStream::connect(broker.addr).unwrap();
+    assert!(closed_within(&mut partial, Duration::from_secs(10)));
+    assert!(closed_within(&mut half_prefix, Duration::from_secs(10)));
+    assert!(!closed_within(&mut idle, Duration::from_millis(500)));
+    round_trip(&broker, "live");
+}
+
+#[test]
+fn idle_sockets_do_not_lock_new_clients_out_past_max_connections() {
+    let broker = TestBroker::start_with(&[
+        "--max-connections",
+        "20",
+        "--connections-max-idle-ms",
+        "1000",
+    ]);
+    let idle: Vec<TcpStream> = (0..30)
+        .map(|_| TcpStream::connect(broker.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // Waits in the backlog until the idle ones are closed, then is served.
+    let mut late = broker.client();
+    assert!(api_versions(&mut late), "a new client was locked out");
+    round_trip(&broker, "live");
+    drop(idle);
+}
