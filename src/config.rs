@@ -134,6 +134,12 @@ pub struct Config {
     #[arg(long, env = "WHARF_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Most connections from one IP address; a connection past it is closed
+    /// at once (Kafka's max.connections.per.ip). Unlimited when unset.
+    #[arg(long, env = "WHARF_MAX_CONNECTIONS_PER_IP",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_ip: Option<u64>,
+
     /// Close a connection that sends no request for this long, or does not
     /// read its response for this long (Kafka's connections.max.idle.ms).
     #[arg(long, env = "WHARF_CONNECTIONS_MAX_IDLE_MS", default_value_t = 600_000,
@@ -318,6 +324,11 @@ impl Config {
             (
                 "queued.max.request.bytes",
                 self.queued_max_request_bytes.to_string(),
+            ),
+            (
+                "max.connections.per.ip",
+                self.max_connections_per_ip
+                    .map_or_else(|| i32::MAX.to_string(), |n| n.to_string()),
             ),
             ("log.dirs", self.resolved_data_dir().display().to_string()),
             (

@@ -250,3 +250,43 @@ fn idle_sockets_do_not_lock_new_clients_out_past_max_connections() {
     round_trip(&broker, "live");
     drop(idle);
 }
+
+/// A client the broker serves, retrying for up to 10 s while connections
+/// it has not yet seen closed still count against the per-address limit.
+fn admitted_client(broker: &TestBroker) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = broker.client();
+        c.stream
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        if api_versions(&mut c) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no connection admitted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn connections_past_the_per_ip_limit_are_refused() {
+    let broker = TestBroker::start_with(&["--max-connections-per-ip", "5"]);
+    // (Retrying: the harness's own probe that the broker is up may still
+    // count for a moment.)
+    let mut first: Vec<Client> = (0..5).map(|_| admitted_client(&broker)).collect();
+    let mut excess = TcpStream::connect(broker.addr).unwrap();
+    assert!(
+        closed_within(&mut excess, Duration::from_secs(5)),
+        "the sixth connection from one address was kept"
+    );
+    // After two leave, two more are accepted (once the broker has seen the
+    // first two go).
+    first.truncate(3);
+    let mut admitted: Vec<Client> = (0..2).map(|_| admitted_client(&broker)).collect();
+    // And the limit holds again.
+    let mut excess = TcpStream::connect(broker.addr).unwrap();
+    assert!(closed_within(&mut excess, Duration::from_secs(5)));
+    for c in first.iter_mut().chain(admitted.iter_mut()) {
+        assert!(api_versions(c));
+    }
+}

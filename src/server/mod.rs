@@ -2,6 +2,7 @@
 //! shutdown (stop accepting, let in-flight requests finish, flush, exit).
 
 mod connection;
+mod per_ip;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use crate::broker::{Broker, BrokerSettings};
 use crate::budget::RequestBudget;
 use crate::config::Config;
 use connection::{Connection, Shared};
+use per_ip::PerIp;
 
 /// How long shutdown waits for connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,6 +75,9 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     );
     let limits = Limits {
         max_connections: config.max_connections,
+        max_connections_per_ip: config
+            .max_connections_per_ip
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         max_request_size: config.max_request_size,
         connections_max_idle: Duration::from_millis(config.connections_max_idle_ms),
         request_read_timeout: Duration::from_millis(config.request_read_timeout_ms),
@@ -106,6 +111,8 @@ pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_connections: usize,
+    /// None: no limit per address.
+    pub max_connections_per_ip: Option<usize>,
     pub max_request_size: usize,
     pub connections_max_idle: Duration,
     pub request_read_timeout: Duration,
@@ -148,12 +155,14 @@ pub async fn run(
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let shared = Arc::new(limits.shared());
+    let per_ip = limits.max_connections_per_ip.map(PerIp::new);
     let mut acceptors = Vec::new();
     for listener in listeners {
         acceptors.push(tokio::spawn(accept_loop(
             listener,
             broker.clone(),
             shared.clone(),
+            per_ip.clone(),
             permits.clone(),
             stop_rx.clone(),
             alive_tx.clone(),
@@ -207,11 +216,13 @@ async fn group_ticker(broker: Arc<Broker>) {
 }
 
 /// Accepts connections while fewer than `--max-connections` are open (as
-/// Kafka, the rest wait in the listen backlog).
+/// Kafka, the rest wait in the listen backlog), closing at once those past
+/// the per-address limit.
 async fn accept_loop(
     listener: TcpListener,
     broker: Arc<Broker>,
     shared: Arc<Shared>,
+    per_ip: Option<Arc<PerIp>>,
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
@@ -230,11 +241,28 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
+                let slot = match &per_ip {
+                    None => None,
+                    Some(table) => match table.admit(peer.ip()) {
+                        Some(slot) => Some(slot),
+                        None => {
+                            tracing::info!(
+                                %peer,
+                                "refusing connection: {} already open from {} (--max-connections-per-ip)",
+                                table.open(peer.ip()),
+                                peer.ip()
+                            );
+                            drop(stream);
+                            continue;
+                        }
+                    },
+                };
                 let connection = Connection::new(stream, peer, broker.clone(), shared.clone());
                 let stop = stop.clone();
                 let alive = alive.clone();
                 tokio::spawn(async move {
                     connection.run(stop).await;
+                    drop(slot);
                     drop(permit);
                     drop(alive);
                 });
