@@ -160,6 +160,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub queued_max_request_bytes: u64,
 
+    /// Most bytes of responses built but not yet written, over all
+    /// connections; one Fetch answer takes at most an eighth of it, and
+    /// answers with only a first batch while it is spent.
+    #[arg(long, env = "WHARF_QUEUED_MAX_RESPONSE_BYTES", default_value_t = 256 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub queued_max_response_bytes: u64,
+
     /// Partitions of the internal __consumer_offsets topic, fixed when it is
     /// first created (Kafka's offsets.topic.num.partitions).
     #[arg(long, env = "WHARF_OFFSETS_TOPIC_NUM_PARTITIONS", default_value_t = 50,

@@ -10,6 +10,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::{produce_batch, Client, TestBroker};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -22,6 +23,10 @@ const MIB: u64 = 1024 * 1024;
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn create_topic(client: &mut Client, topic: &str) {
+    assert_eq!(create(client, topic), 0);
 }
 
 /// Creates `topic` unless it exists.
@@ -149,6 +154,49 @@ fn frames_claiming_a_large_size_cost_memory_only_as_bytes_arrive() {
         mib(data_after - data_before)
     );
     drop(sockets);
+}
+
+#[test]
+fn clients_that_never_read_fetch_answers_pin_a_bounded_amount() {
+    let broker = TestBroker::start_with(&["--queued-max-response-bytes", "16777216"]);
+    let mut client = broker.client();
+    create_topic(&mut client, "big");
+    // 16 MiB in batches of 512 KiB, so each Fetch answer would be 16 MiB.
+    let value = vec![b'x'; 512 * 1024];
+    for _ in 0..32 {
+        let records = build_batch(0, &[(None, Some(&value[..]), 1)], Compression::None).unwrap();
+        assert_eq!(produce_batch(&mut client, "big", 0, records).0, 0);
+    }
+    round_trip(&broker, "live");
+    let before = broker.rss_anon();
+    // Each sends Fetches and never reads an answer.
+    let mut readers = Vec::new();
+    for _ in 0..20 {
+        let mut c = broker.client();
+        for _ in 0..3 {
+            c.send(ApiKey::Fetch, 12, &fetch_request("big", 0));
+        }
+        readers.push(c);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // A normal consumer is still answered, and with its records.
+    round_trip(&broker, "live");
+    let after = broker.rss_anon();
+    eprintln!(
+        "RssAnon with 20 clients not reading 16 MiB Fetch answers: {:.1} -> {:.1} MiB",
+        mib(before),
+        mib(after)
+    );
+    assert!(
+        after.saturating_sub(before) < 96 * MIB,
+        "RssAnon grew by {:.1} MiB",
+        mib(after - before)
+    );
+    // A consumer that reads gets the big topic too (if in smaller answers).
+    let resp: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch_request("big", 0));
+    let records: Bytes = resp.responses[0].partitions[0].records.clone().unwrap();
+    assert!(batch::batches(&records).count() >= 1);
+    drop(readers);
 }
 
 #[test]

@@ -28,7 +28,7 @@ use wharf_protocol::frame::{self, FrameDecoder, FrameError};
 use wharf_protocol::header::{self, HeaderError};
 
 use crate::broker::Broker;
-use crate::budget::{RequestBudget, RequestCharge};
+use crate::budget::{RequestBudget, RequestCharge, ResponseBudget};
 use crate::handlers::{self, HandlerError, Request, ResponseBody};
 use crate::registry;
 
@@ -81,6 +81,7 @@ pub struct Shared {
     /// Longest a request frame may take to arrive once started.
     pub request_timeout: Duration,
     pub request_budget: Arc<RequestBudget>,
+    pub response_budget: Arc<ResponseBudget>,
 }
 
 /// What a read waits for, which decides its deadline.
@@ -270,6 +271,7 @@ impl Connection {
                 shutdown: stop,
                 client_id: parsed.header.client_id.as_deref().unwrap_or("").to_string(),
                 client_host: format!("/{}", self.peer.ip()),
+                response_budget: self.shared.response_budget.clone(),
             };
             let body = (api.handle)(request).instrument(span.clone()).await;
             // The request's bytes are gone with the handler's future.

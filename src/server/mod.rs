@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::broker::{Broker, BrokerSettings};
-use crate::budget::RequestBudget;
+use crate::budget::{RequestBudget, ResponseBudget};
 use crate::config::Config;
 use connection::{Connection, Shared};
 use per_ip::PerIp;
@@ -83,6 +83,8 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         request_read_timeout: Duration::from_millis(config.request_read_timeout_ms),
         queued_max_request_bytes: usize::try_from(config.queued_max_request_bytes)
             .unwrap_or(usize::MAX),
+        queued_max_response_bytes: usize::try_from(config.queued_max_response_bytes)
+            .unwrap_or(usize::MAX),
     };
     Ok(Prepared {
         listeners,
@@ -117,6 +119,7 @@ pub struct Limits {
     pub connections_max_idle: Duration,
     pub request_read_timeout: Duration,
     pub queued_max_request_bytes: usize,
+    pub queued_max_response_bytes: usize,
 }
 
 impl Limits {
@@ -138,6 +141,7 @@ impl Limits {
             idle_timeout: self.connections_max_idle,
             request_timeout: self.request_read_timeout,
             request_budget: RequestBudget::new(self.queued_max_request_bytes.max(one_request)),
+            response_budget: ResponseBudget::new(self.queued_max_response_bytes),
         }
     }
 }
