@@ -15,12 +15,20 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 /// Bytes of requests that may be buffered at once, over all connections.
+///
+/// Connections take it as their requests' bytes arrive, not all at once, so
+/// several partly read requests could hold all of it, each waiting for more:
+/// none could finish. To rule that out, one connection at a time may go on
+/// past the budget (it holds the "finisher" token) until its request is
+/// handled; the budget is exceeded by at most that one request.
 #[derive(Debug)]
 pub struct RequestBudget {
     /// One permit per byte; tokio's semaphore serves waiters in order.
     permits: Semaphore,
     /// Permits in all; no charge asks for more, so none waits forever.
     total: usize,
+    /// One permit: the right to go on past the budget.
+    finisher: Semaphore,
 }
 
 impl RequestBudget {
@@ -29,6 +37,7 @@ impl RequestBudget {
         Arc::new(Self {
             permits: Semaphore::new(total),
             total,
+            finisher: Semaphore::new(1),
         })
     }
 
@@ -43,40 +52,81 @@ impl RequestBudget {
 #[derive(Debug)]
 pub struct RequestCharge {
     budget: Arc<RequestBudget>,
+    /// Bytes taken from the budget.
     held: usize,
+    /// Bytes beyond the budget, while holding the finisher token.
+    overdraft: usize,
+    finishing: bool,
 }
 
 impl RequestCharge {
     pub fn new(budget: Arc<RequestBudget>) -> Self {
-        Self { budget, held: 0 }
+        Self {
+            budget,
+            held: 0,
+            overdraft: 0,
+            finishing: false,
+        }
     }
 
-    /// Holds at least `bytes` (at most the whole budget), waiting until
-    /// other connections give enough back. Cancel-safe: a wait that is
-    /// dropped takes nothing.
+    /// Holds at least `bytes` (at most the whole budget's size), waiting
+    /// until other connections give enough back or this one becomes the
+    /// finisher. Cancel-safe: a wait that is dropped takes nothing.
     pub async fn grow_to(&mut self, bytes: usize) {
         let bytes = bytes.min(self.budget.total);
-        if bytes <= self.held {
+        let have = self.held + self.overdraft;
+        if bytes <= have {
             return;
         }
-        let more = u32::try_from(bytes - self.held).unwrap_or(u32::MAX);
-        // The semaphore is never closed, so this only ever succeeds.
-        if let Ok(permit) = self.budget.permits.acquire_many(more).await {
+        let more = u32::try_from(bytes - have).unwrap_or(u32::MAX);
+        if self.finishing {
+            self.overdraft += more as usize;
+            return;
+        }
+        if let Ok(permit) = self.budget.permits.try_acquire_many(more) {
             permit.forget();
             self.held += more as usize;
+            return;
+        }
+        // Neither semaphore is ever closed, so one branch completes.
+        tokio::select! {
+            Ok(permit) = self.budget.permits.acquire_many(more) => {
+                permit.forget();
+                self.held += more as usize;
+            }
+            Ok(token) = self.budget.finisher.acquire() => {
+                token.forget();
+                self.finishing = true;
+                self.overdraft += more as usize;
+            }
+            else => {}
         }
     }
 
-    /// Gives back all but `bytes`.
+    /// Gives back all but `bytes`, the overdraft first; the finisher token
+    /// goes back with the last of it.
     pub fn shrink_to(&mut self, bytes: usize) {
-        if bytes < self.held {
-            self.budget.permits.add_permits(self.held - bytes);
-            self.held = bytes;
+        let have = self.held + self.overdraft;
+        if bytes >= have {
+            return;
+        }
+        let mut excess = have - bytes;
+        let from_overdraft = excess.min(self.overdraft);
+        self.overdraft -= from_overdraft;
+        excess -= from_overdraft;
+        if excess > 0 {
+            self.budget.permits.add_permits(excess);
+            self.held -= excess;
+        }
+        if self.finishing && self.overdraft == 0 {
+            self.finishing = false;
+            self.budget.finisher.add_permits(1);
         }
     }
 
+    /// Bytes held, within the budget and past it.
     pub fn held(&self) -> usize {
-        self.held
+        self.held + self.overdraft
     }
 }
 
@@ -184,7 +234,11 @@ mod tests {
         let mut second = RequestCharge::new(budget.clone());
         second.grow_to(20).await;
         assert_eq!(budget.available(), 0);
-        // Spent: the next one waits ...
+        // Spent: one more goes on as the finisher ...
+        let mut finisher = RequestCharge::new(budget.clone());
+        finisher.grow_to(10).await;
+        assert_eq!(finisher.held(), 10);
+        // ... and the next waits ...
         let mut third = RequestCharge::new(budget.clone());
         let waited = tokio::time::timeout(Duration::from_millis(50), third.grow_to(10)).await;
         assert!(waited.is_err());
@@ -196,10 +250,29 @@ mod tests {
             (first.held(), third.held(), budget.available()),
             (50, 10, 20)
         );
-        drop(first);
-        drop(second);
-        drop(third);
+        drop((first, second, third, finisher));
         assert_eq!(budget.available(), 100);
+    }
+
+    #[tokio::test]
+    async fn partly_read_requests_holding_the_whole_budget_still_finish() {
+        let budget = RequestBudget::new(100);
+        let mut a = RequestCharge::new(budget.clone());
+        let mut b = RequestCharge::new(budget.clone());
+        a.grow_to(60).await;
+        b.grow_to(40).await;
+        // Both need more and nothing is left: one goes on past the budget.
+        let wait = Duration::from_millis(50);
+        assert!(tokio::time::timeout(wait, a.grow_to(90)).await.is_ok());
+        assert!(tokio::time::timeout(wait, a.grow_to(100)).await.is_ok());
+        assert!(tokio::time::timeout(wait, b.grow_to(80)).await.is_err());
+        // Its request handled, it gives everything back, the token too.
+        a.shrink_to(0);
+        assert!(tokio::time::timeout(wait, b.grow_to(80)).await.is_ok());
+        assert_eq!(b.held(), 80);
+        drop((a, b));
+        assert_eq!(budget.available(), 100);
+        assert_eq!(budget.finisher.available_permits(), 1);
     }
 
     #[tokio::test]
