@@ -200,6 +200,44 @@ fn clients_that_never_read_fetch_answers_pin_a_bounded_amount() {
 }
 
 #[test]
+fn a_client_that_stops_reading_its_answer_is_closed_after_the_idle_time() {
+    let broker = TestBroker::start_with(&["--connections-max-idle-ms", "1000"]);
+    let mut client = broker.client();
+    create_topic(&mut client, "big");
+    let value = vec![b'x'; 512 * 1024];
+    for _ in 0..32 {
+        let records = build_batch(0, &[(None, Some(&value[..]), 1)], Compression::None).unwrap();
+        assert_eq!(produce_batch(&mut client, "big", 0, records).0, 0);
+    }
+    // A 16 MiB answer, of which TCP's buffers hold only part, is never read.
+    let mut stalled = broker.client();
+    stalled.send(ApiKey::Fetch, 12, &fetch_request("big", 0));
+    std::thread::sleep(Duration::from_secs(3));
+    // The broker gave up in the middle of the answer: what arrives before
+    // the end of the stream is less than the answer.
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    stalled
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let closed = loop {
+        match stalled.stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => received += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break false
+            }
+            Err(_) => break true,
+        }
+    };
+    eprintln!("a client that stopped reading got {received} bytes before the broker closed");
+    assert!(closed, "the connection stayed open");
+    assert!(received < 16 << 20, "the whole answer was written");
+    round_trip(&broker, "live");
+}
+
+#[test]
 fn request_bytes_budget_pauses_reading_rather_than_growing_memory() {
     let broker = TestBroker::start_with(&[
         "--queued-max-request-bytes",
