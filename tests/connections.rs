@@ -322,11 +322,12 @@ fn half_sent_requests_are_closed_after_the_request_timeout() {
 fn idle_sockets_do_not_lock_new_clients_out_past_max_connections() {
     let broker = TestBroker::start_with(&[
         "--max-connections",
-        "20",
+        "100",
         "--connections-max-idle-ms",
         "1000",
     ]);
-    let idle: Vec<TcpStream> = (0..30)
+    // 150 sockets that never send anything, against room for 100.
+    let idle: Vec<TcpStream> = (0..150)
         .map(|_| TcpStream::connect(broker.addr).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(200));
