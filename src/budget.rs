@@ -5,9 +5,11 @@
 //! The two behave differently when spent. A connection that needs more
 //! request budget waits for it, so it stops reading from its socket and the
 //! client's own TCP window pushes back. A Fetch that finds the response
-//! budget spent does not wait: it answers with less (down to the first
-//! batch alone, which Kafka always returns whole), so consumers that do read
-//! keep making progress while clients that never read hold what they hold.
+//! budget spent does not wait: it answers with less, down to the first batch
+//! alone (which Kafka always returns whole, so it may overdraw the budget, by
+//! at most the budget's size again), or with no records once that too is
+//! spent. Consumers that read keep making progress while clients that never
+//! read hold what they hold, and memory stays bounded however many they are.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -144,6 +146,9 @@ pub struct ResponseBudget {
     /// Most one response may be granted: an eighth of the budget, so it
     /// takes at least eight clients that stop reading to spend it.
     share: usize,
+    /// How low `available` may go: first batches larger than what is left
+    /// may overdraw the budget by up to its size again, no further.
+    floor: i64,
 }
 
 impl ResponseBudget {
@@ -152,6 +157,7 @@ impl ResponseBudget {
         Arc::new(Self {
             available: AtomicI64::new(bytes as i64),
             share: (bytes / 8).max(1),
+            floor: -(bytes as i64),
         })
     }
 
@@ -201,15 +207,46 @@ impl ResponseCharge {
         usize::try_from(self.held).unwrap_or(0)
     }
 
-    /// Charges exactly `used` bytes: gives back what was granted and not
-    /// used, or takes the excess even past the budget (a Fetch answer's
-    /// first batch goes out whole however large).
+    /// Makes the charge at least `bytes`, past what is left of the budget
+    /// if need be (a Fetch answer's first batch goes out whole however
+    /// large) but not past the overdraft floor. False, taking nothing, if
+    /// that floor is reached.
+    pub fn extend_to(&mut self, bytes: usize) -> bool {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        let more = bytes - self.held;
+        if more <= 0 {
+            return true;
+        }
+        let available = &self.budget.available;
+        let mut current = available.load(Ordering::Relaxed);
+        loop {
+            if current.saturating_sub(more) < self.budget.floor {
+                return false;
+            }
+            match available.compare_exchange_weak(
+                current,
+                current - more,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    self.held = bytes;
+                    return true;
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// Gives back all of the charge but `used` bytes.
     pub fn settle(&mut self, used: usize) {
         let used = i64::try_from(used).unwrap_or(i64::MAX);
-        self.budget
-            .available
-            .fetch_add(self.held - used, Ordering::Relaxed);
-        self.held = used;
+        if used < self.held {
+            self.budget
+                .available
+                .fetch_add(self.held - used, Ordering::Relaxed);
+            self.held = used;
+        }
     }
 }
 
@@ -299,18 +336,31 @@ mod tests {
     }
 
     #[test]
-    fn settling_returns_the_unused_part_or_overdraws() {
+    fn settling_returns_the_unused_part() {
         let budget = ResponseBudget::new(800);
         let mut small = budget.reserve(100);
         small.settle(30);
         assert_eq!(budget.available(), 770);
-        let mut spent = budget.reserve(0);
-        // A first batch larger than anything granted is still charged.
-        spent.settle(1_000);
-        assert_eq!(budget.available(), -230);
-        assert_eq!(budget.reserve(10).granted(), 0);
-        drop(spent);
         drop(small);
+        assert_eq!(budget.available(), 800);
+    }
+
+    #[test]
+    fn first_batches_overdraw_by_at_most_the_budget_again() {
+        let budget = ResponseBudget::new(800);
+        let held: Vec<_> = (0..8).map(|_| budget.reserve(100)).collect();
+        let mut first = budget.reserve(100);
+        assert_eq!(first.granted(), 0);
+        // A first batch larger than anything left is still charged ...
+        assert!(first.extend_to(500));
+        let mut second = budget.reserve(100);
+        assert!(second.extend_to(300));
+        assert_eq!(budget.available(), -800);
+        // ... down to the floor, and no further.
+        let mut third = budget.reserve(100);
+        assert!(!third.extend_to(1));
+        assert_eq!((third.granted(), budget.available()), (0, -800));
+        drop((held, first, second, third));
         assert_eq!(budget.available(), 800);
     }
 }

@@ -161,8 +161,9 @@ pub struct Config {
     pub queued_max_request_bytes: u64,
 
     /// Most bytes of responses built but not yet written, over all
-    /// connections; one Fetch answer takes at most an eighth of it, and
-    /// answers with only a first batch while it is spent.
+    /// connections; one Fetch answer takes at most an eighth of it. While
+    /// it is spent, answers carry only a first batch (overdrawing it by at
+    /// most its size again), then no records.
     #[arg(long, env = "WHARF_QUEUED_MAX_RESPONSE_BYTES", default_value_t = 256 * 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub queued_max_response_bytes: u64,

@@ -200,6 +200,57 @@ fn clients_that_never_read_fetch_answers_pin_a_bounded_amount() {
 }
 
 #[test]
+fn memory_for_unread_answers_does_not_grow_with_the_number_of_such_clients() {
+    // 8 MiB, and as much again for first batches past it; batches of 6 MiB,
+    // more than TCP's buffers take (about 4 MiB here) from a client that
+    // does not read.
+    let broker = TestBroker::start_with(&[
+        "--queued-max-response-bytes",
+        "8388608",
+        "--message-max-bytes",
+        "8388608",
+    ]);
+    let mut client = broker.client();
+    create_topic(&mut client, "big");
+    let value = vec![b'x'; 6 << 20];
+    for _ in 0..4 {
+        let records = build_batch(0, &[(None, Some(&value[..]), 1)], Compression::None).unwrap();
+        assert_eq!(produce_batch(&mut client, "big", 0, records).0, 0);
+    }
+    round_trip(&broker, "live");
+    let before = broker.rss_anon();
+    // 40 clients not reading: one 6 MiB first batch each would be 240 MiB.
+    let readers: Vec<Client> = (0..40)
+        .map(|_| {
+            let mut c = broker.client();
+            c.send(ApiKey::Fetch, 12, &fetch_request("big", 0));
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    // Still served: produces are answered, and Fetches too (without
+    // records while the budget is spent).
+    let mut fresh = broker.client();
+    let value = b"still served".to_vec();
+    let records = build_batch(0, &[(None, Some(&value[..]), 1)], Compression::None).unwrap();
+    assert_eq!(produce_batch(&mut fresh, "big", 0, records).0, 0);
+    let resp: FetchResponse = fresh.call(ApiKey::Fetch, 12, &fetch_request("big", 0));
+    assert_eq!(resp.responses[0].partitions[0].error_code, 0);
+    let after = broker.rss_anon();
+    eprintln!(
+        "RssAnon with 40 clients not reading Fetch answers of 6 MiB batches: {:.1} -> {:.1} MiB",
+        mib(before),
+        mib(after)
+    );
+    assert!(
+        after.saturating_sub(before) < 48 * MIB,
+        "RssAnon grew by {:.1} MiB",
+        mib(after - before)
+    );
+    drop(readers);
+}
+
+#[test]
 fn a_client_that_stops_reading_its_answer_is_closed_after_the_idle_time() {
     let broker = TestBroker::start_with(&["--connections-max-idle-ms", "1000"]);
     let mut client = broker.client();

@@ -7,8 +7,9 @@
 //!
 //! The records read stay in memory until the client has read the answer,
 //! so they are charged to the broker's response budget: an answer carries
-//! at most what the budget grants (and always the first batch whole), and
-//! the charge ends when the connection has written it.
+//! at most what the budget grants, or its first batch whole while the
+//! budget's overdraft allows, and the charge ends when the connection has
+//! written it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,6 +147,15 @@ fn read_all(
                         Ok(records) if version < 10 && contains_zstd(&records) => {
                             // As Kafka: zstd needs Fetch v10 or later.
                             out.error_code = ResponseError::UnsupportedCompressionType.code();
+                        }
+                        Ok(records) if !charge.extend_to(total + records.len()) => {
+                            // The response budget is spent, the first
+                            // batch's overdraft included: these records
+                            // wait for a later fetch.
+                            tracing::debug!(
+                                bytes = records.len(),
+                                "response budget spent; answering without these records"
+                            );
                         }
                         Ok(records) => {
                             if committed {
