@@ -132,11 +132,46 @@ pub struct Config {
     #[arg(long, env = "WHARF_MAX_DECOMPRESSED_BATCH_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_decompressed_batch_bytes: usize,
 
-    /// Most client connections served at once; more wait to be accepted.
-    /// Lowered at start to half of what the open-files limit leaves after
-    /// the broker's internal files, if larger (see the README).
+    /// Most client connections served at once; more wait in the listen
+    /// backlog until one closes (Kafka's max.connections). Lowered at start
+    /// to half of what the open-files limit leaves after the broker's
+    /// internal files, if larger (see the README).
     #[arg(long, env = "WHARF_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
+
+    /// Most connections from one IP address; a connection past it is closed
+    /// at once (Kafka's max.connections.per.ip). Unlimited when unset.
+    #[arg(long, env = "WHARF_MAX_CONNECTIONS_PER_IP",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_ip: Option<u64>,
+
+    /// Close a connection that sends no request for this long, or does not
+    /// read its response for this long (Kafka's connections.max.idle.ms).
+    #[arg(long, env = "WHARF_CONNECTIONS_MAX_IDLE_MS", default_value_t = 600_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub connections_max_idle_ms: u64,
+
+    /// Close a connection whose request frame, once started, has not fully
+    /// arrived within this long.
+    #[arg(long, env = "WHARF_REQUEST_READ_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_read_timeout_ms: u64,
+
+    /// Most bytes of requests being read or handled at once over all
+    /// connections, beyond a first 8 KiB buffer each (Kafka's
+    /// queued.max.request.bytes); connections stop reading while it is
+    /// spent. Raised to --max-request-size + 4 if lower.
+    #[arg(long, env = "WHARF_QUEUED_MAX_REQUEST_BYTES", default_value_t = 256 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub queued_max_request_bytes: u64,
+
+    /// Most bytes of responses built but not yet written, over all
+    /// connections; one Fetch answer takes at most an eighth of it. While
+    /// it is spent, answers carry only a first batch (overdrawing it by at
+    /// most its size again), then no records.
+    #[arg(long, env = "WHARF_QUEUED_MAX_RESPONSE_BYTES", default_value_t = 256 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub queued_max_response_bytes: u64,
 
     /// Partitions of the internal __consumer_offsets topic, fixed when it is
     /// first created (Kafka's offsets.topic.num.partitions).
@@ -330,6 +365,19 @@ impl Config {
             (
                 "socket.request.max.bytes",
                 self.max_request_size.to_string(),
+            ),
+            (
+                "connections.max.idle.ms",
+                self.connections_max_idle_ms.to_string(),
+            ),
+            (
+                "queued.max.request.bytes",
+                self.queued_max_request_bytes.to_string(),
+            ),
+            (
+                "max.connections.per.ip",
+                self.max_connections_per_ip
+                    .map_or_else(|| i32::MAX.to_string(), |n| n.to_string()),
             ),
             ("log.dirs", self.resolved_data_dir().display().to_string()),
             (

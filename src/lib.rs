@@ -4,6 +4,7 @@
 
 pub mod alloc;
 pub mod broker;
+pub mod budget;
 pub mod cluster;
 pub mod config;
 pub mod handlers;

@@ -4,7 +4,14 @@
 //! append anywhere on the broker, re-reading when one happens; it does not
 //! poll. Fetch sessions (KIP-227) are not kept: every response carries
 //! session id 0, which tells clients to send full fetches.
+//!
+//! The records read stay in memory until the client has read the answer,
+//! so they are charged to the broker's response budget: an answer carries
+//! at most what the budget grants, or its first batch whole while the
+//! budget's overdraft allows, and the charge ends when the connection has
+//! written it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +26,7 @@ use tokio::time::Instant;
 use super::{HandlerError, HandlerResult, Request, ResponseBody};
 use crate::broker::compression::contains_zstd;
 use crate::broker::{storage_error_code, Broker, Partition};
+use crate::budget::{ResponseBudget, ResponseCharge};
 
 pub const MIN_VERSION: i16 = 4;
 pub const MAX_VERSION: i16 = 18;
@@ -39,7 +47,12 @@ pub async fn handle(mut request: Request) -> HandlerResult {
         // Mark the current append count seen before reading, so an append
         // that lands after the read wakes the wait below.
         appends.borrow_and_update();
-        let (responses, bytes, errors) = read_all(&broker, &body, request.api_version);
+        let (responses, bytes, errors, charge) = read_all(
+            &broker,
+            &body,
+            request.api_version,
+            &request.response_budget,
+        );
         let done = bytes >= min_bytes
             || errors
             || Instant::now() >= deadline
@@ -47,8 +60,9 @@ pub async fn handle(mut request: Request) -> HandlerResult {
         if done {
             let mut response = FetchResponse::default();
             response.responses = responses;
-            return respond(&request, &response);
+            return respond(&request, &response, charge);
         }
+        drop(charge);
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {}
             // Cannot fail: the sender lives in the broker this request holds.
@@ -60,27 +74,32 @@ pub async fn handle(mut request: Request) -> HandlerResult {
 
 /// Encodes the response as chunks: each partition's records go out as the
 /// buffer storage returned, without being copied into the response.
-fn respond(request: &Request, response: &FetchResponse) -> HandlerResult {
+fn respond(request: &Request, response: &FetchResponse, charge: ResponseCharge) -> HandlerResult {
     let chunks = wharf_protocol::fetch_response::encode_chunks(response, request.api_version)
         .map_err(|e| HandlerError::Encode {
             api: request.api_key,
             version: request.api_version,
             reason: e.reason,
         })?;
-    Ok(Some(ResponseBody::Chunks(chunks)))
+    Ok(Some(ResponseBody::Charged(chunks, charge)))
 }
 
-/// Reads every requested partition once. Returns the topic responses, the
-/// number of record bytes, and whether any partition had an error.
+/// Reads every requested partition once, within what the response budget
+/// grants. Returns the topic responses, the number of record bytes, whether
+/// any partition had an error, and the charge for the records read.
 fn read_all(
     broker: &Broker,
     body: &FetchRequest,
     version: i16,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    budget: &Arc<ResponseBudget>,
+) -> (Vec<FetchableTopicResponse>, usize, bool, ResponseCharge) {
     let by_id = version >= 13;
-    let max_bytes = usize::try_from(body.max_bytes)
-        .unwrap_or(0)
-        .min(FETCH_MAX_BYTES);
+    let mut charge = budget.reserve(
+        usize::try_from(body.max_bytes)
+            .unwrap_or(0)
+            .min(FETCH_MAX_BYTES),
+    );
+    let max_bytes = charge.granted();
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(body.topics.len());
@@ -129,6 +148,15 @@ fn read_all(
                             // As Kafka: zstd needs Fetch v10 or later.
                             out.error_code = ResponseError::UnsupportedCompressionType.code();
                         }
+                        Ok(records) if !charge.extend_to(total + records.len()) => {
+                            // The response budget is spent, the first
+                            // batch's overdraft included: these records
+                            // wait for a later fetch.
+                            tracing::debug!(
+                                bytes = records.len(),
+                                "response budget spent; answering without these records"
+                            );
+                        }
                         Ok(records) => {
                             if committed {
                                 out.aborted_transactions =
@@ -155,7 +183,8 @@ fn read_all(
         response.partitions = partitions;
         responses.push(response);
     }
-    (responses, total, any_error)
+    charge.settle(total);
+    (responses, total, any_error, charge)
 }
 
 fn read_partition(

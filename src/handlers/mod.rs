@@ -46,6 +46,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
+use crate::budget::{ResponseBudget, ResponseCharge};
 
 /// A decoded request header and the still-encoded body, with what a handler
 /// may need from the connection.
@@ -61,6 +62,9 @@ pub struct Request {
     pub client_id: String,
     /// The client's address as Kafka shows it in DescribeGroups ("/ip").
     pub client_host: String,
+    /// The broker-wide budget of response bytes not yet written; a Fetch
+    /// answers with no more than it grants.
+    pub response_budget: Arc<ResponseBudget>,
 }
 
 /// The encoded response body, or `None` when the client expects no answer
@@ -74,6 +78,9 @@ pub type HandlerResult = Result<Option<ResponseBody>, HandlerError>;
 pub enum ResponseBody {
     One(Bytes),
     Chunks(Vec<Bytes>),
+    /// Chunks whose bytes are charged to the response budget until the
+    /// body is dropped, once written.
+    Charged(Vec<Bytes>, ResponseCharge),
 }
 
 impl ResponseBody {
@@ -81,7 +88,7 @@ impl ResponseBody {
     pub fn chunks(&self) -> &[Bytes] {
         match self {
             ResponseBody::One(body) => std::slice::from_ref(body),
-            ResponseBody::Chunks(chunks) => chunks,
+            ResponseBody::Chunks(chunks) | ResponseBody::Charged(chunks, _) => chunks,
         }
     }
 

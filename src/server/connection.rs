@@ -2,10 +2,19 @@
 //! write the response, in order. Kafka's own rule is one request at a time
 //! per connection, so responses leave in request order by construction; a
 //! slow request (a long-polling fetch) holds only its own connection.
+//!
+//! What a client controls is bounded: the read buffer grows with the bytes
+//! that arrive, not with the size a frame's prefix claims, and past a small
+//! first buffer it is charged to the broker-wide request budget (reading
+//! pauses while that is spent); a connection without a request for
+//! `connections.max.idle.ms`, a frame not completed within the request
+//! read timeout, and a response the client does not read for the idle time
+//! all close the connection.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
@@ -13,11 +22,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::Instrument;
 use wharf_protocol::frame::{self, FrameDecoder, FrameError};
 use wharf_protocol::header::{self, HeaderError};
 
 use crate::broker::Broker;
+use crate::budget::{RequestBudget, RequestCharge, ResponseBudget};
 use crate::handlers::{self, HandlerError, Request, ResponseBody};
 use crate::registry;
 
@@ -41,8 +52,45 @@ enum CloseReason {
     Handler(#[from] HandlerError),
     #[error("connection ended in the middle of a request frame")]
     TruncatedFrame,
+    #[error("no request for {} ms (--connections-max-idle-ms)", .0.as_millis())]
+    Idle(Duration),
+    #[error("request frame not completed within {} ms (--request-read-timeout-ms)", .0.as_millis())]
+    RequestTimeout(Duration),
+    #[error("client read none of its response for {} ms (--connections-max-idle-ms)", .0.as_millis())]
+    WriteStalled(Duration),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Bytes a connection may buffer without charge to the request budget:
+/// the first read buffer, which holds whole most requests.
+pub const READ_BASE: usize = 8 * 1024;
+
+/// How far the read buffer may grow ahead of the bytes received: to this
+/// many times what it holds. Larger means fewer reallocations (and copies)
+/// while a large request arrives; smaller, less room a client reserves with
+/// bytes it never sends.
+const READ_GROWTH: usize = 4;
+
+/// What every connection of a server shares: its limits and budgets.
+#[derive(Debug)]
+pub struct Shared {
+    pub max_request_size: usize,
+    /// Longest wait for a request, or for a response's write to progress.
+    pub idle_timeout: Duration,
+    /// Longest a request frame may take to arrive once started.
+    pub request_timeout: Duration,
+    pub request_budget: Arc<RequestBudget>,
+    pub response_budget: Arc<ResponseBudget>,
+}
+
+/// What a read waits for, which decides its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// The first byte of a request: the idle timeout.
+    Request,
+    /// The rest of a started frame: the request read timeout.
+    RestOfFrame,
 }
 
 pub struct Connection {
@@ -54,6 +102,10 @@ pub struct Connection {
     decoder: FrameDecoder,
     /// Bytes read but not yet consumed as frames.
     buffer: BytesMut,
+    /// The request budget this connection holds: its buffer's capacity
+    /// beyond `READ_BASE`, until the request in it has been handled.
+    charge: RequestCharge,
+    shared: Arc<Shared>,
 }
 
 impl Connection {
@@ -61,7 +113,7 @@ impl Connection {
         stream: TcpStream,
         peer: SocketAddr,
         broker: Arc<Broker>,
-        max_request_size: usize,
+        shared: Arc<Shared>,
     ) -> Self {
         // Small responses should leave at once rather than wait for more.
         if let Err(e) = stream.set_nodelay(true) {
@@ -73,8 +125,10 @@ impl Connection {
             writer,
             peer,
             broker,
-            decoder: FrameDecoder::new(max_request_size),
-            buffer: BytesMut::with_capacity(8 * 1024),
+            decoder: FrameDecoder::new(shared.max_request_size),
+            buffer: BytesMut::with_capacity(READ_BASE),
+            charge: RequestCharge::new(shared.request_budget.clone()),
+            shared,
         }
     }
 
@@ -94,7 +148,11 @@ impl Connection {
                 Err(e) => Err(e),
             };
             if let Err(reason) = result {
-                tracing::warn!(%peer, "closing connection: {reason}");
+                match reason {
+                    // Routine: clients come and go.
+                    CloseReason::Idle(_) => tracing::info!(%peer, "closing connection: {reason}"),
+                    _ => tracing::warn!(%peer, "closing connection: {reason}"),
+                }
                 break;
             }
         }
@@ -103,20 +161,88 @@ impl Connection {
 
     /// The next whole frame, or `None` on a clean end of stream.
     async fn read_frame(&mut self) -> Result<Option<Bytes>, CloseReason> {
+        let mut deadline: Option<(Waiting, Instant)> = None;
         loop {
             if let Some(frame) = self.decoder.decode(&mut self.buffer)? {
+                if frame.len() > READ_BASE {
+                    self.rebase();
+                }
                 return Ok(Some(frame));
             }
             let needed = self.decoder.needed(&self.buffer)?;
-            self.buffer.reserve(needed.min(1024 * 1024));
-            if self.reader.read_buf(&mut self.buffer).await? == 0 {
-                return if self.buffer.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(CloseReason::TruncatedFrame)
-                };
+            let held = self.buffer.len();
+            // Room for the rest of the frame, but never more than
+            // READ_GROWTH times what has arrived.
+            let target = (held + needed)
+                .max(READ_BASE)
+                .min(held.saturating_mul(READ_GROWTH).max(READ_BASE));
+            let waiting = if held == 0 {
+                Waiting::Request
+            } else {
+                Waiting::RestOfFrame
+            };
+            let (_, at) = match deadline {
+                Some(d) if d.0 == waiting => d,
+                _ => {
+                    let limit = match waiting {
+                        Waiting::Request => self.shared.idle_timeout,
+                        Waiting::RestOfFrame => self.shared.request_timeout,
+                    };
+                    *deadline.insert((waiting, Instant::now() + limit))
+                }
+            };
+            let Self {
+                reader,
+                buffer,
+                charge,
+                ..
+            } = self;
+            let read = tokio::time::timeout_at(at, async {
+                if buffer.capacity() < target {
+                    // Waits while the broker's request budget is spent:
+                    // this connection stops reading until others finish.
+                    charge.grow_to(target - READ_BASE).await;
+                    buffer.reserve(target - held);
+                }
+                reader.read_buf(buffer).await
+            })
+            .await;
+            match read {
+                Err(_) => {
+                    return Err(match waiting {
+                        Waiting::Request => CloseReason::Idle(self.shared.idle_timeout),
+                        Waiting::RestOfFrame => {
+                            CloseReason::RequestTimeout(self.shared.request_timeout)
+                        }
+                    })
+                }
+                Ok(Ok(0)) => {
+                    return if self.buffer.is_empty() {
+                        Ok(None)
+                    } else {
+                        Err(CloseReason::TruncatedFrame)
+                    };
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e.into()),
             }
         }
+    }
+
+    /// Moves what follows a large frame into a fresh first-size buffer, so
+    /// the large one is freed once its request is handled rather than kept
+    /// for reuse without charge.
+    fn rebase(&mut self) {
+        let mut fresh = BytesMut::with_capacity(self.buffer.len().max(READ_BASE));
+        fresh.extend_from_slice(&self.buffer);
+        self.buffer = fresh;
+    }
+
+    /// Gives back the request budget held for a handled request, keeping
+    /// what covers bytes still buffered (pipelined requests).
+    fn release_request(&mut self) {
+        self.charge
+            .shrink_to(self.buffer.capacity().saturating_sub(READ_BASE));
     }
 
     async fn serve(
@@ -145,8 +271,12 @@ impl Connection {
                 shutdown: stop,
                 client_id: parsed.header.client_id.as_deref().unwrap_or("").to_string(),
                 client_host: format!("/{}", self.peer.ip()),
+                response_budget: self.shared.response_budget.clone(),
             };
-            (api.handle)(request).instrument(span.clone()).await?
+            let body = (api.handle)(request).instrument(span.clone()).await;
+            // The request's bytes are gone with the handler's future.
+            self.release_request();
+            body?
         } else if parsed.api_key == ApiKey::ApiVersions {
             // Tell the client which versions we know, in the v0 layout
             // every client can read.
@@ -193,7 +323,10 @@ impl Connection {
         let mut rest = &mut slices[..];
         while !rest.is_empty() {
             let batch = rest.len().min(MAX_IOVECS);
-            let written = self.writer.write_vectored(&rest[..batch]).await?;
+            let idle = self.shared.idle_timeout;
+            let written = tokio::time::timeout(idle, self.writer.write_vectored(&rest[..batch]))
+                .await
+                .map_err(|_| CloseReason::WriteStalled(idle))??;
             if written == 0 {
                 return Err(CloseReason::Io(std::io::ErrorKind::WriteZero.into()));
             }

@@ -2,6 +2,7 @@
 //! shutdown (stop accepting, let in-flight requests finish, flush, exit).
 
 mod connection;
+mod per_ip;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,8 +14,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::broker::{Broker, BrokerSettings};
+use crate::budget::{RequestBudget, ResponseBudget};
 use crate::config::Config;
-use connection::Connection;
+use connection::{Connection, Shared};
+use per_ip::PerIp;
 
 /// How long shutdown waits for connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,7 +82,16 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     );
     let limits = Limits {
         max_connections: config.max_connections,
+        max_connections_per_ip: config
+            .max_connections_per_ip
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         max_request_size: config.max_request_size,
+        connections_max_idle: Duration::from_millis(config.connections_max_idle_ms),
+        request_read_timeout: Duration::from_millis(config.request_read_timeout_ms),
+        queued_max_request_bytes: usize::try_from(config.queued_max_request_bytes)
+            .unwrap_or(usize::MAX),
+        queued_max_response_bytes: usize::try_from(config.queued_max_response_bytes)
+            .unwrap_or(usize::MAX),
     };
     Ok(Prepared {
         listeners,
@@ -108,7 +120,37 @@ pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_connections: usize,
+    /// None: no limit per address.
+    pub max_connections_per_ip: Option<usize>,
     pub max_request_size: usize,
+    pub connections_max_idle: Duration,
+    pub request_read_timeout: Duration,
+    pub queued_max_request_bytes: usize,
+    pub queued_max_response_bytes: usize,
+}
+
+impl Limits {
+    /// What every connection shares. The request budget is raised to hold
+    /// one request of the largest size, or such a request could never be
+    /// read.
+    fn shared(&self) -> Shared {
+        let one_request = self
+            .max_request_size
+            .saturating_add(wharf_protocol::frame::SIZE_PREFIX_LEN);
+        if self.queued_max_request_bytes < self.max_request_size {
+            tracing::warn!(
+                "--queued-max-request-bytes {} is below one request of --max-request-size; using {one_request}",
+                self.queued_max_request_bytes
+            );
+        }
+        Shared {
+            max_request_size: self.max_request_size,
+            idle_timeout: self.connections_max_idle,
+            request_timeout: self.request_read_timeout,
+            request_budget: RequestBudget::new(self.queued_max_request_bytes.max(one_request)),
+            response_budget: ResponseBudget::new(self.queued_max_response_bytes),
+        }
+    }
 }
 
 /// Serves `listeners` until `shutdown` completes, then drains connections and
@@ -123,12 +165,15 @@ pub async fn run(
     // Every connection holds a clone; when all are dropped, recv() ends.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let shared = Arc::new(limits.shared());
+    let per_ip = limits.max_connections_per_ip.map(PerIp::new);
     let mut acceptors = Vec::new();
     for listener in listeners {
         acceptors.push(tokio::spawn(accept_loop(
             listener,
             broker.clone(),
-            limits,
+            shared.clone(),
+            per_ip.clone(),
             permits.clone(),
             stop_rx.clone(),
             alive_tx.clone(),
@@ -181,10 +226,14 @@ async fn group_ticker(broker: Arc<Broker>) {
     }
 }
 
+/// Accepts connections while fewer than `--max-connections` are open (as
+/// Kafka, the rest wait in the listen backlog), closing at once those past
+/// the per-address limit.
 async fn accept_loop(
     listener: TcpListener,
     broker: Arc<Broker>,
-    limits: Limits,
+    shared: Arc<Shared>,
+    per_ip: Option<Arc<PerIp>>,
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
@@ -203,12 +252,28 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let connection =
-                    Connection::new(stream, peer, broker.clone(), limits.max_request_size);
+                let slot = match &per_ip {
+                    None => None,
+                    Some(table) => match table.admit(peer.ip()) {
+                        Some(slot) => Some(slot),
+                        None => {
+                            tracing::info!(
+                                %peer,
+                                "refusing connection: {} already open from {} (--max-connections-per-ip)",
+                                table.open(peer.ip()),
+                                peer.ip()
+                            );
+                            drop(stream);
+                            continue;
+                        }
+                    },
+                };
+                let connection = Connection::new(stream, peer, broker.clone(), shared.clone());
                 let stop = stop.clone();
                 let alive = alive.clone();
                 tokio::spawn(async move {
                     connection.run(stop).await;
+                    drop(slot);
                     drop(permit);
                     drop(alive);
                 });

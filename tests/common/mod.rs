@@ -172,6 +172,29 @@ impl TestBroker {
     pub fn client(&self) -> Client {
         Client::connect(self.addr)
     }
+
+    /// The broker's resident anonymous memory (heap, not file pages), in
+    /// bytes.
+    pub fn rss_anon(&self) -> u64 {
+        self.memory("RssAnon")
+    }
+
+    /// The broker's private writable memory, resident or not (heap and
+    /// anonymous mappings it has asked the kernel for), in bytes.
+    pub fn vm_data(&self) -> u64 {
+        self.memory("VmData")
+    }
+
+    /// A field of /proc/PID/status given in kB, in bytes.
+    fn memory(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"));
+        kib * 1024
+    }
 }
 
 impl Drop for TestBroker {
