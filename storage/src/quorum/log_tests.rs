@@ -236,3 +236,88 @@ fn a_failing_fsync_is_an_error_too() {
     assert!(err.is_err());
     assert_eq!(indexes(&log), vec![0]);
 }
+
+mod model {
+    //! Random sequences of append, truncate, purge and reopen, checked
+    //! against a model after every step.
+
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(u8),
+        Truncate(u8),
+        Purge(u8),
+        Reopen,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1u8..6).prop_map(Op::Append),
+            1 => any::<u8>().prop_map(Op::Truncate),
+            1 => any::<u8>().prop_map(Op::Purge),
+            1 => Just(Op::Reopen),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn the_log_matches_a_model_through_appends_truncations_purges_and_reopens(
+            ops in proptest::collection::vec(op(), 1..40)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = QuorumLog::open(dir.path(), 96).unwrap();
+            let mut model: BTreeMap<u64, QuorumEntry> = BTreeMap::new();
+            let mut purged: Option<QuorumLogId> = None;
+            let mut term = 1;
+            for op in ops {
+                let last = model.keys().next_back().copied().or(purged.map(|p| p.index));
+                match op {
+                    Op::Append(n) => {
+                        let from = last.map_or(0, |l| l + 1);
+                        let entries = records(term, from, from + u64::from(n));
+                        log.append(&entries).unwrap();
+                        for e in entries {
+                            model.insert(e.log_id.index, e);
+                        }
+                    }
+                    Op::Truncate(at) => {
+                        if let (Some(first), Some(last)) = (model.keys().next().copied(), model.keys().next_back().copied()) {
+                            let from = first + u64::from(at) % (last - first + 1);
+                            log.truncate(from).unwrap();
+                            model.split_off(&from);
+                            term += 1;
+                        }
+                    }
+                    Op::Purge(at) => {
+                        let start = purged.map_or(0, |p| p.index + 1);
+                        let upto = start + u64::from(at) % (last.map_or(0, |l| l + 1).saturating_sub(start) + 3);
+                        let id = model.get(&upto).map_or(QuorumLogId { term, node_id: 1, index: upto }, |e| e.log_id);
+                        log.purge(id).unwrap();
+                        model = model.split_off(&(upto + 1));
+                        purged = Some(id);
+                    }
+                    Op::Reopen => {
+                        drop(log);
+                        log = QuorumLog::open(dir.path(), 96).unwrap();
+                    }
+                }
+                let expected: Vec<QuorumEntry> = model.values().cloned().collect();
+                prop_assert_eq!(log.entries(..), expected);
+                prop_assert_eq!(log.last_purged(), purged);
+                prop_assert_eq!(
+                    log.last_log_id(),
+                    model.values().next_back().map(|e| e.log_id).or(purged)
+                );
+            }
+            drop(log);
+            let reopened = QuorumLog::open(dir.path(), 96).unwrap();
+            prop_assert_eq!(reopened.entries(..), model.values().cloned().collect::<Vec<_>>());
+        }
+    }
+}
