@@ -55,7 +55,7 @@ async fn bind(addr: SocketAddr) -> TcpListener {
 pub(super) struct Cluster {
     _dirs: Vec<TempDir>,
     pub(super) configs: BTreeMap<i32, QuorumConfig>,
-    addrs: BTreeMap<i32, SocketAddr>,
+    pub(super) addrs: BTreeMap<i32, SocketAddr>,
     pub(super) nodes: BTreeMap<i32, Quorum>,
 }
 

@@ -245,3 +245,71 @@ async fn describe_reports_each_voters_lag_on_the_leader() {
     assert!(lag(behind).unwrap() >= 5, "{d:?}");
     cluster.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_controller_listener_is_refused_and_the_quorum_goes_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    let cluster = Cluster::start(3, quick).await;
+    let (leader, _) = cluster.leader().await;
+    let addr = cluster.addrs[&leader];
+    let closed = |mut s: TcpStream| async move {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the listener answers or closes in time");
+        assert!(
+            matches!(n, Ok(0) | Err(_)),
+            "connection should close, read {n:?}"
+        );
+    };
+
+    // An api key the listener does not serve (ApiVersions), a negative
+    // length, and a length past the frame limit: the connection closes.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut frame = vec![0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0, 0];
+    s.write_all(&frame).await.unwrap();
+    closed(s).await;
+    for len in [-5i32, i32::MAX] {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&len.to_be_bytes()).await.unwrap();
+        closed(s).await;
+    }
+
+    // A quorum api key with a body that is not JSON: a Refused reply.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    frame = Vec::new();
+    let body = b"not json";
+    let header: Vec<u8> = [
+        &API_KEY_VOTE.to_be_bytes()[..],
+        &0i16.to_be_bytes(),
+        &42i32.to_be_bytes(),
+        &0i16.to_be_bytes(),
+    ]
+    .concat();
+    frame.extend_from_slice(&((header.len() + body.len()) as i32).to_be_bytes());
+    frame.extend_from_slice(&header);
+    frame.extend_from_slice(body);
+    s.write_all(&frame).await.unwrap();
+    let mut len = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut reply = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply[..4], &42i32.to_be_bytes());
+    let text = String::from_utf8_lossy(&reply[4..]);
+    assert!(
+        text.contains("Refused") && text.contains("malformed"),
+        "{text}"
+    );
+
+    cluster.nodes[&leader]
+        .propose(vec![setting("still-working", "1")])
+        .await
+        .unwrap();
+    cluster.converge(|s| s.contains_key("still-working")).await;
+    cluster.stop_all().await;
+}
