@@ -303,3 +303,38 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use wharf_coordinator::metadata::records::{
+        ConfigRecord, PartitionChangeRecord, CONFIG_RESOURCE_BROKER,
+    };
+    use wharf_coordinator::metadata::ConfigResource;
+
+    use super::*;
+
+    #[test]
+    fn records_that_do_not_decode_or_that_the_image_refuses_are_skipped_and_the_rest_applied() {
+        let set = |v: &str| {
+            MetadataRecord::Config(ConfigRecord {
+                resource_type: CONFIG_RESOURCE_BROKER,
+                resource_name: String::new(),
+                name: "k".into(),
+                value: Some(v.into()),
+            })
+            .encode()
+        };
+        let refused =
+            MetadataRecord::PartitionChange(PartitionChangeRecord::new(uuid::Uuid::new_v4(), 0))
+                .encode();
+        let records = vec![set("1"), vec![0xff, 0x00, 0x13], refused, set("2")];
+        let mut a = MetadataImage::new();
+        let mut b = MetadataImage::new();
+        assert_eq!(apply_records(&mut a, &records, 7), 2);
+        assert_eq!(apply_records(&mut b, &records, 7), 2);
+        assert_eq!(a, b, "skipping is deterministic");
+        let configs = a.configs(&ConfigResource::Broker(String::new())).unwrap();
+        assert_eq!(configs.get("k").map(String::as_str), Some("2"));
+    }
+}

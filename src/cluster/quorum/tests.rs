@@ -357,3 +357,38 @@ async fn a_lagging_voter_catches_up_from_a_snapshot_after_the_leader_purged_its_
     cluster.assert_images_equal();
     cluster.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_record_is_skipped_on_every_voter_and_followers_see_new_images() {
+    use wharf_coordinator::metadata::records::PartitionChangeRecord;
+
+    let cluster = Cluster::start(3, quick).await;
+    let (leader, _) = cluster.leader().await;
+    let follower = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
+    let mut rx = cluster.nodes[&follower].subscribe();
+    rx.borrow_and_update();
+    let refused =
+        MetadataRecord::PartitionChange(PartitionChangeRecord::new(uuid::Uuid::new_v4(), 0));
+    cluster.nodes[&leader]
+        .propose(vec![refused, setting("next", "1")])
+        .await
+        .unwrap();
+    let seen = tokio::time::timeout(WAIT, async {
+        loop {
+            rx.changed().await.unwrap();
+            let image = rx.borrow_and_update().clone();
+            if image
+                .configs(&ConfigResource::Broker(String::new()))
+                .is_some_and(|c| c.contains_key("next"))
+            {
+                return image;
+            }
+        }
+    })
+    .await
+    .expect("the follower publishes the new image");
+    assert_eq!(seen.topics().count(), 0);
+    cluster.converge(|s| s.contains_key("next")).await;
+    cluster.assert_images_equal();
+    cluster.stop_all().await;
+}
