@@ -11,18 +11,19 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
     AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote,
 };
-use wharf_storage::quorum::{self as disk, QuorumLog};
+use wharf_storage::quorum::{self as disk, QuorumDir, QuorumLog, VoteFile};
 
 use super::types::{
     entry_from_disk, entry_to_disk, log_id_from_disk, log_id_to_disk, vote_from_disk, vote_to_disk,
     TypeConfig,
 };
 
-/// The Raft log of this node. Clones share the one open log (the reader
-/// openraft asks for is a clone).
+/// The Raft log and vote of this node. Clones share the one open log (the
+/// reader openraft asks for is a clone).
 #[derive(Debug, Clone)]
 pub(crate) struct LogStore {
     log: Arc<Mutex<QuorumLog>>,
+    vote: Arc<Mutex<VoteFile>>,
     dir: PathBuf,
 }
 
@@ -49,18 +50,13 @@ where
 }
 
 impl LogStore {
-    /// Opens (recovering) the log in `dir`.
-    pub(crate) async fn open(dir: PathBuf, segment_bytes: u64) -> StoreResult<LogStore> {
-        let d = dir.clone();
-        let log = blocking(
-            move || QuorumLog::open(&d, segment_bytes),
-            StorageIOError::read_logs,
-        )
-        .await?;
-        Ok(LogStore {
-            log: Arc::new(Mutex::new(log)),
+    /// The store over an opened quorum directory `dir`.
+    pub(crate) fn new(dir: PathBuf, opened: QuorumDir) -> LogStore {
+        LogStore {
+            log: Arc::new(Mutex::new(opened.log)),
+            vote: Arc::new(Mutex::new(opened.vote)),
             dir,
-        })
+        }
     }
 
     async fn with_log<T, F>(
@@ -118,18 +114,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> StoreResult<()> {
-        let dir = self.dir.clone();
+        let file = Arc::clone(&self.vote);
         let vote = vote_to_disk(vote);
         blocking(
-            move || disk::write_vote(&dir, &vote),
+            move || {
+                file.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .save(&vote)
+            },
             StorageIOError::write_vote,
         )
         .await
     }
 
     async fn read_vote(&mut self) -> StoreResult<Option<Vote<u64>>> {
-        let dir = self.dir.clone();
-        let vote = blocking(move || disk::read_vote(&dir), StorageIOError::read_vote).await?;
+        let vote = self
+            .vote
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .vote();
         Ok(vote.as_ref().map(vote_from_disk))
     }
 

@@ -36,7 +36,6 @@ mod tests;
 mod tests_faults;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,7 +45,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wharf_coordinator::metadata::{ImageSnapshot, MetadataRecord};
-use wharf_storage::quorum::{self as disk, QuorumProperties, METADATA_LOG_DIR};
+use wharf_storage::quorum::{self as disk, QuorumDir, QuorumProperties, METADATA_LOG_DIR};
 
 pub use config::{parse_voters, QuorumConfig, VotersError, SINGLE_VOTER_ADDR};
 pub use network::{API_KEY_APPEND_ENTRIES, API_KEY_INSTALL_SNAPSHOT, API_KEY_VOTE};
@@ -173,34 +172,41 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Checks `quorum.properties` against the configuration, writing it at
-/// first start.
-fn check_directory(dir: PathBuf, props: QuorumProperties) -> Result<(), QuorumError> {
+/// Checks `quorum.properties` against the configuration and opens the
+/// directory (writing the properties at first start).
+fn open_directory(
+    dir: &std::path::Path,
+    props: QuorumProperties,
+    segment_bytes: u64,
+) -> Result<QuorumDir, QuorumError> {
     let storage = |e: wharf_storage::StorageError| QuorumError::Storage(e.to_string());
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| QuorumError::Storage(format!("creating {}: {e}", dir.display())))?;
     let shown = dir.display().to_string();
-    match disk::read_quorum_properties(&dir).map_err(storage)? {
-        None => disk::write_quorum_properties(&dir, &props).map_err(storage),
+    let first_start = match disk::read_quorum_properties(dir).map_err(storage)? {
+        None => Some(&props),
         Some(found) if found.cluster_id != props.cluster_id => {
-            Err(QuorumError::ClusterIdMismatch {
+            return Err(QuorumError::ClusterIdMismatch {
                 dir: shown,
                 found: found.cluster_id,
                 expected: props.cluster_id,
             })
         }
-        Some(found) if found.node_id != props.node_id => Err(QuorumError::NodeIdMismatch {
-            dir: shown,
-            found: found.node_id,
-            expected: props.node_id,
-        }),
-        Some(found) if found.voters != props.voters => Err(QuorumError::VotersChanged {
-            dir: shown,
-            persisted: render_voters(&found.voters),
-            given: render_voters(&props.voters),
-        }),
-        Some(_) => Ok(()),
-    }
+        Some(found) if found.node_id != props.node_id => {
+            return Err(QuorumError::NodeIdMismatch {
+                dir: shown,
+                found: found.node_id,
+                expected: props.node_id,
+            })
+        }
+        Some(found) if found.voters != props.voters => {
+            return Err(QuorumError::VotersChanged {
+                dir: shown,
+                persisted: render_voters(&found.voters),
+                given: render_voters(&props.voters),
+            })
+        }
+        Some(_) => None,
+    };
+    QuorumDir::open(dir, segment_bytes, first_start).map_err(storage)
 }
 
 impl Quorum {
@@ -231,13 +237,11 @@ impl Quorum {
             voters: config.voters.clone(),
         };
         let d = dir.clone();
-        tokio::task::spawn_blocking(move || check_directory(d, props))
+        let segment_bytes = config.segment_bytes;
+        let opened = tokio::task::spawn_blocking(move || open_directory(&d, props, segment_bytes))
             .await
             .map_err(|e| QuorumError::Storage(e.to_string()))??;
-
-        let log_store = LogStore::open(dir.clone(), config.segment_bytes)
-            .await
-            .map_err(|e| QuorumError::Storage(e.to_string()))?;
+        let log_store = LogStore::new(dir.clone(), opened);
         let (state_machine, image) = StateMachine::open(dir)
             .await
             .map_err(|e| QuorumError::Storage(e.to_string()))?;

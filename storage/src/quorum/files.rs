@@ -1,4 +1,4 @@
-//! The quorum's small files: vote, committed hint, snapshot and
+//! The quorum's small files: committed hint, snapshot and
 //! `quorum.properties`. Each is replaced whole (a temporary file renamed
 //! over the old one), so a crash leaves the old or the new contents.
 
@@ -7,16 +7,14 @@ use std::io;
 use std::path::Path;
 
 use super::codec::{seal, unseal, Reader, Writer};
-use super::{QuorumLogId, QuorumSnapshot, QuorumVote};
+use super::{QuorumLogId, QuorumSnapshot};
 use crate::error::{Result, StorageError};
 use crate::io as fio;
 
-const VOTE_FILE: &str = "raft-vote";
 const COMMITTED_FILE: &str = "raft-committed";
 const SNAPSHOT_FILE: &str = "raft-snapshot";
 const PROPERTIES_FILE: &str = "quorum.properties";
 
-const VOTE_MAGIC: &[u8; 4] = b"WQVT";
 const COMMITTED_MAGIC: &[u8; 4] = b"WQCM";
 const SNAPSHOT_MAGIC: &[u8; 4] = b"WQSN";
 
@@ -35,36 +33,6 @@ pub(crate) fn corrupt(path: &Path, reason: &str) -> StorageError {
         position: 0,
         reason: reason.to_string(),
     }
-}
-
-/// Writes the vote durably.
-pub fn write_vote(dir: &Path, vote: &QuorumVote) -> Result<()> {
-    let mut w = Writer::default();
-    w.u64(vote.term);
-    w.u64(vote.node_id);
-    w.u8(u8::from(vote.committed));
-    let path = dir.join(VOTE_FILE);
-    fio::replace_file(&path, &seal(VOTE_MAGIC, &w.buf))
-        .map_err(|e| StorageError::io(format!("writing {}", path.display()), e))
-}
-
-/// Reads the vote; `None` if none was ever written.
-pub fn read_vote(dir: &Path) -> Result<Option<QuorumVote>> {
-    let path = dir.join(VOTE_FILE);
-    let Some(bytes) = read_optional(&path)? else {
-        return Ok(None);
-    };
-    let body = unseal(VOTE_MAGIC, &bytes).map_err(|r| corrupt(&path, r))?;
-    let mut r = Reader::new(body);
-    let vote = (|| {
-        Some(QuorumVote {
-            term: r.u64()?,
-            node_id: r.u64()?,
-            committed: r.u8()? != 0,
-        })
-    })();
-    vote.map(Some)
-        .ok_or_else(|| corrupt(&path, "malformed vote"))
 }
 
 /// Writes the last committed log id: a hint that lets a restarted node
@@ -212,28 +180,8 @@ mod tests {
     use crate::quorum::QuorumMembership;
 
     #[test]
-    fn vote_survives_a_reopen_and_the_last_write_wins() {
+    fn a_damaged_committed_hint_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read_vote(dir.path()).unwrap(), None);
-        let v1 = QuorumVote {
-            term: 1,
-            node_id: 2,
-            committed: false,
-        };
-        let v2 = QuorumVote {
-            term: 2,
-            node_id: 3,
-            committed: true,
-        };
-        write_vote(dir.path(), &v1).unwrap();
-        write_vote(dir.path(), &v2).unwrap();
-        assert_eq!(read_vote(dir.path()).unwrap(), Some(v2));
-    }
-
-    #[test]
-    fn a_damaged_vote_is_an_error_and_a_damaged_hint_is_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        write_vote(dir.path(), &QuorumVote::default()).unwrap();
         let id = QuorumLogId {
             term: 1,
             node_id: 1,
@@ -241,14 +189,11 @@ mod tests {
         };
         write_committed(dir.path(), Some(id)).unwrap();
         assert_eq!(read_committed(dir.path()).unwrap(), Some(id));
-        for name in [VOTE_FILE, COMMITTED_FILE] {
-            let path = dir.path().join(name);
-            let mut bytes = std::fs::read(&path).unwrap();
-            let last = bytes.len() - 1;
-            bytes[last] ^= 1;
-            std::fs::write(&path, bytes).unwrap();
-        }
-        assert!(read_vote(dir.path()).is_err());
+        let path = dir.path().join(COMMITTED_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
         assert_eq!(read_committed(dir.path()).unwrap(), None);
     }
 
@@ -287,22 +232,5 @@ mod tests {
         assert_eq!(read_quorum_properties(dir.path()).unwrap(), Some(props));
         std::fs::write(dir.path().join(PROPERTIES_FILE), "nonsense").unwrap();
         assert!(read_quorum_properties(dir.path()).is_err());
-    }
-
-    #[test]
-    fn a_failing_vote_write_is_an_error_and_keeps_the_old_vote() {
-        use crate::io::{arm, disarm, FailPoint, Fault, InjectedError, Trigger};
-        let dir = tempfile::tempdir().unwrap();
-        let v1 = QuorumVote {
-            term: 1,
-            node_id: 1,
-            committed: true,
-        };
-        write_vote(dir.path(), &v1).unwrap();
-        arm(Fault::new(FailPoint::AuxSync, InjectedError::Eio, Trigger::Always).under(dir.path()));
-        let err = write_vote(dir.path(), &QuorumVote { term: 2, ..v1 });
-        disarm(Some(dir.path()));
-        assert!(err.is_err());
-        assert_eq!(read_vote(dir.path()).unwrap(), Some(v1));
     }
 }

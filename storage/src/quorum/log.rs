@@ -70,6 +70,17 @@ impl QuorumLog {
     /// Opens (creating) the log in `dir`, recovering it: frames cut short or
     /// failing their CRC at the end of the last segment are cut off.
     pub fn open(dir: &Path, segment_bytes: u64) -> Result<QuorumLog> {
+        let (log, created) = QuorumLog::open_unsynced(dir, segment_bytes)?;
+        if created {
+            fio::sync_dir(dir).map_err(|e| io_err("syncing", dir, e))?;
+        }
+        Ok(log)
+    }
+
+    /// [`Self::open`], but a fresh log's first segment is created without
+    /// a directory fsync; returns whether it was, and the caller must fsync
+    /// the directory (see `QuorumDir::open`).
+    pub(crate) fn open_unsynced(dir: &Path, segment_bytes: u64) -> Result<(QuorumLog, bool)> {
         std::fs::create_dir_all(dir).map_err(|e| io_err("creating", dir, e))?;
         let purged = read_log_start(dir)?;
         let mut bases = Vec::new();
@@ -101,7 +112,13 @@ impl QuorumLog {
         for base in bases {
             log.recover_segment(base, Some(base) == last_base, &mut prev)?;
         }
-        Ok(log)
+        let fresh = log.segments.is_empty() && log.purged.is_none();
+        if fresh {
+            let path = log.dir.join(segment_name(0));
+            let file = fio::open_rw(&path, true).map_err(|e| io_err("creating", &path, e))?;
+            log.segments.insert(0, Segment { path, file, len: 0 });
+        }
+        Ok((log, fresh))
     }
 
     fn recover_segment(&mut self, base: u64, is_last: bool, prev: &mut Option<u64>) -> Result<()> {

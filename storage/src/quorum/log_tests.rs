@@ -321,3 +321,30 @@ mod model {
         }
     }
 }
+
+#[test]
+fn a_fresh_quorum_dir_gets_its_files_at_once_and_reopens_with_log_and_vote() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join(METADATA_LOG_DIR);
+    let props = QuorumProperties {
+        cluster_id: "c".into(),
+        node_id: 1,
+        voters: [(1, "h:1".to_string())].into(),
+    };
+    let mut opened = QuorumDir::open(&dir, DEFAULT_SEGMENT_BYTES, Some(&props)).unwrap();
+    assert_eq!(read_quorum_properties(&dir).unwrap(), Some(props));
+    assert_eq!(segment_files(&dir), vec![format!("{:020}.raftlog", 0)]);
+    assert!(dir.join("raft-vote").exists());
+    assert_eq!(opened.vote.vote(), None);
+    opened.log.append(&records(1, 0, 2)).unwrap();
+    let vote = QuorumVote {
+        term: 1,
+        node_id: 1,
+        committed: true,
+    };
+    opened.vote.save(&vote).unwrap();
+    drop(opened);
+    let opened = QuorumDir::open(&dir, DEFAULT_SEGMENT_BYTES, None).unwrap();
+    assert_eq!(indexes(&opened.log), vec![0, 1]);
+    assert_eq!(opened.vote.vote(), Some(vote));
+}

@@ -15,7 +15,7 @@
 //! | --- | --- | --- |
 //! | `<20-digit index>.raftlog` | log entries from that index on | appended, fsynced per append; rolled past a size |
 //! | `raft-log-start` | the id of the last purged entry | replaced atomically before segments are removed |
-//! | `raft-vote` | the vote (term, node, committed) | replaced atomically and durably |
+//! | `raft-vote` | the vote (term, node, committed) | two slots overwritten in turn, fsynced (see `vote`) |
 //! | `raft-committed` | the last committed log id (a hint for restart) | replaced atomically, not fsynced |
 //! | `raft-snapshot` | the current snapshot: its last log id, membership and records | replaced atomically and durably |
 //! | `quorum.properties` | cluster id, node id and voters of this directory | once, at first start |
@@ -24,7 +24,7 @@
 //! Recovery reads the segments in order; in the last one, a frame cut short
 //! or failing its CRC ends the log there and the file is cut back (a torn
 //! tail); damage in an earlier segment is reported as corruption. Sealed
-//! files (vote, snapshot, log start, committed) carry a magic, a version,
+//! files (vote slots, snapshot, log start, committed) carry a magic, a version,
 //! a length and a CRC; a damaged one is an error, except the committed
 //! hint, which is then ignored.
 //!
@@ -38,13 +38,19 @@ mod files;
 mod log;
 #[cfg(test)]
 mod log_tests;
+mod vote;
 
 pub use codec::{decode_record_list, encode_record_list};
 pub use files::{
-    read_committed, read_quorum_properties, read_snapshot, read_vote, write_committed,
-    write_quorum_properties, write_snapshot, write_vote, QuorumProperties,
+    read_committed, read_quorum_properties, read_snapshot, write_committed,
+    write_quorum_properties, write_snapshot, QuorumProperties,
 };
 pub use log::{QuorumLog, DEFAULT_SEGMENT_BYTES};
+pub use vote::VoteFile;
+
+use std::path::Path;
+
+use crate::error::{Result, StorageError};
 
 /// The directory name of the metadata log, as Kafka names it.
 pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
@@ -116,4 +122,40 @@ pub struct QuorumSnapshot {
     pub id: String,
     /// The state, as [`encode_record_list`] encodes the image's records.
     pub data: Vec<u8>,
+}
+
+/// The quorum's directory, opened: its log and its vote file.
+#[derive(Debug)]
+pub struct QuorumDir {
+    /// The Raft log, recovered.
+    pub log: QuorumLog,
+    /// The vote file, with the vote it holds.
+    pub vote: VoteFile,
+}
+
+impl QuorumDir {
+    /// Opens (creating) the quorum directory `dir`: recovers the log, reads
+    /// the vote, and at first start (`first_start` given) writes
+    /// `quorum.properties`. A fresh directory gets its first log segment
+    /// and its vote file at once, and one directory fsync makes every file
+    /// created durable, so that a first start costs few fsyncs.
+    pub fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        first_start: Option<&QuorumProperties>,
+    ) -> Result<QuorumDir> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::io(format!("creating {}", dir.display()), e))?;
+        let (log, log_created) = QuorumLog::open_unsynced(dir, segment_bytes)?;
+        let (vote, vote_created) = VoteFile::open_unsynced(dir)?;
+        match first_start {
+            // Its rename is followed by a directory fsync, which covers the
+            // files created above too.
+            Some(props) => write_quorum_properties(dir, props)?,
+            None if log_created || vote_created => crate::io::sync_dir(dir)
+                .map_err(|e| StorageError::io(format!("syncing {}", dir.display()), e))?,
+            None => {}
+        }
+        Ok(QuorumDir { log, vote })
+    }
 }
