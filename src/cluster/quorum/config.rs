@@ -21,8 +21,9 @@ pub struct QuorumConfig {
     /// The data directory; the quorum's files go under
     /// `__cluster_metadata-0` in it.
     pub data_dir: PathBuf,
-    /// A follower that hears nothing from a leader for this long (plus a
-    /// random part of as much again) starts an election. Kafka's
+    /// A follower that hears nothing from a leader for 1.5 times this long
+    /// (openraft's leader lease) waits this long plus a random part of half
+    /// as much again and starts an election. Kafka's
     /// `controller.quorum.election.timeout.ms` is 1000.
     pub election_timeout: Duration,
     /// How often the leader sends heartbeats (empty AppendEntries).

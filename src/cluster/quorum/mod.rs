@@ -107,6 +107,24 @@ pub enum QuorumError {
     Raft(String),
 }
 
+impl QuorumError {
+    /// The Kafka error a request failing with this error answers: a
+    /// follower's or a stopping node's NOT_CONTROLLER (clients look for the
+    /// active controller and retry), REQUEST_TIMED_OUT when no majority
+    /// committed in time, KAFKA_STORAGE_ERROR for a failed disk.
+    pub fn response_error(&self) -> kafka_protocol::ResponseError {
+        use kafka_protocol::ResponseError;
+        match self {
+            QuorumError::NotLeader { .. } | QuorumError::ShuttingDown => {
+                ResponseError::NotController
+            }
+            QuorumError::Timeout => ResponseError::RequestTimedOut,
+            QuorumError::Storage(_) => ResponseError::KafkaStorageError,
+            _ => ResponseError::UnknownServerError,
+        }
+    }
+}
+
 /// One voter's progress, as DescribeQuorum reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoterDescription {
@@ -251,7 +269,11 @@ impl Quorum {
             cluster_name: config.cluster_id.clone(),
             heartbeat_interval: millis(config.heartbeat_interval).clamp(1, election - 1),
             election_timeout_min: election,
-            election_timeout_max: election.saturating_mul(2),
+            // openraft waits a leader lease of election_timeout_max after
+            // the last heartbeat, then its random election timeout in
+            // [min, max): with Kafka's 1000 ms that is 2.5 to 3 s, close
+            // to Kafka's fetch timeout (2 s) plus a first election.
+            election_timeout_max: election.saturating_add(election / 2),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_after_entries.max(1)),
             max_in_snapshot_log_to_keep: config.keep_entries_after_snapshot,
             ..Config::default()

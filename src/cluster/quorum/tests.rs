@@ -213,6 +213,14 @@ async fn three_voters_elect_a_leader_and_every_voter_applies_proposals_in_order(
     assert_eq!(d.epoch, epoch);
     assert_eq!(d.voters.len(), 3);
     assert!(d.high_watermark > last, "{d:?}");
+    assert_eq!(
+        err.response_error(),
+        kafka_protocol::ResponseError::NotController
+    );
+    assert_eq!(
+        QuorumError::Timeout.response_error(),
+        kafka_protocol::ResponseError::RequestTimedOut
+    );
     for v in &d.voters {
         assert!(v.log_end_offset.is_some(), "{d:?}");
         assert!(v.last_ack_ms.is_some(), "{d:?}");
