@@ -156,6 +156,10 @@ pub struct QuorumDescription {
     /// Quorum RPCs refused (sent or received) for a cluster id, voter set
     /// or node id mismatch.
     pub refused_requests: u64,
+    /// Why the last one was refused: one line naming the problem (e.g.
+    /// "controller quorum voters disagree: ..."). Such a node never forms a
+    /// quorum with the peer that disagrees; the broker may stop with it.
+    pub last_refusal: Option<String>,
 }
 
 /// A running node of the controller quorum.
@@ -455,6 +459,7 @@ impl Quorum {
             high_watermark: m.last_applied.map_or(0, |l| l.index + 1),
             voters,
             refused_requests: self.shared.refused(),
+            last_refusal: self.shared.last_refusal(),
         }
     }
 

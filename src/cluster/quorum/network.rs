@@ -92,6 +92,8 @@ pub(crate) struct NetShared {
     acks: Mutex<HashMap<u64, u64>>,
     /// Requests refused (either side) for a cluster id or voter mismatch.
     refused: AtomicU64,
+    /// Why the last refused request was refused (either side).
+    last_refusal: Mutex<Option<String>>,
 }
 
 impl NetShared {
@@ -100,6 +102,7 @@ impl NetShared {
             identity,
             acks: Mutex::new(HashMap::new()),
             refused: AtomicU64::new(0),
+            last_refusal: Mutex::new(None),
         })
     }
 
@@ -113,6 +116,21 @@ impl NetShared {
 
     pub(crate) fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn last_refusal(&self) -> Option<String> {
+        self.last_refusal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn record_refusal(&self, reason: &str) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        *self
+            .last_refusal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason.to_string());
     }
 
     fn record_ack(&self, id: u64) {
@@ -305,7 +323,7 @@ where
         }
         Ok(env) => match shared.check(&env) {
             Err(reason) => {
-                shared.refused.fetch_add(1, Ordering::Relaxed);
+                shared.record_refusal(&reason);
                 tracing::warn!(from = env.from, %reason, "refusing a quorum request");
                 Reply::Refused(reason)
             }
@@ -425,7 +443,7 @@ impl PeerClient {
             Ok(Reply::Ok(resp)) => Ok(resp),
             Ok(Reply::RaftError(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
             Ok(Reply::Refused(reason)) => {
-                self.shared.refused.fetch_add(1, Ordering::Relaxed);
+                self.shared.record_refusal(&reason);
                 if self.warned {
                     tracing::debug!(target_node = kafka_id(self.target), %reason, "quorum request refused");
                 } else {

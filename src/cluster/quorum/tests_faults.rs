@@ -211,6 +211,11 @@ async fn voters_that_disagree_on_the_voter_list_refuse_each_other() {
         assert!(Instant::now() < deadline, "no refusal seen");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    for q in [&q1, &q2] {
+        let reason = q.describe().last_refusal.unwrap();
+        assert!(reason.contains("voters disagree"), "{reason}");
+        assert!(!reason.contains('\n'));
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         q1.leader(),
