@@ -348,3 +348,58 @@ fn a_fresh_quorum_dir_gets_its_files_at_once_and_reopens_with_log_and_vote() {
     assert_eq!(indexes(&opened.log), vec![0, 1]);
     assert_eq!(opened.vote.vote(), Some(vote));
 }
+
+mod damage {
+    //! Arbitrary damage to the files never panics: the last segment keeps a
+    //! valid prefix, and a damaged vote or snapshot is an error.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn a_damaged_last_segment_recovers_to_a_prefix_of_what_was_written(
+            cut in any::<prop::sample::Index>(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            tail in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut log = QuorumLog::open(dir.path(), DEFAULT_SEGMENT_BYTES).unwrap();
+            let written = records(1, 0, 8);
+            log.append(&written).unwrap();
+            drop(log);
+            let seg = dir.path().join(format!("{:020}.raftlog", 0));
+            let mut bytes = std::fs::read(&seg).unwrap();
+            bytes.truncate(cut.index(bytes.len() + 1));
+            for (at, bits) in flips {
+                if !bytes.is_empty() {
+                    let i = at.index(bytes.len());
+                    bytes[i] ^= bits;
+                }
+            }
+            bytes.extend_from_slice(&tail);
+            std::fs::write(&seg, &bytes).unwrap();
+            let log = QuorumLog::open(dir.path(), DEFAULT_SEGMENT_BYTES).unwrap();
+            let got = log.entries(..);
+            prop_assert!(got.len() <= written.len());
+            prop_assert_eq!(&got[..], &written[..got.len()]);
+        }
+
+        #[test]
+        fn arbitrary_vote_and_snapshot_files_give_errors_not_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("raft-vote"), &bytes).unwrap();
+            std::fs::write(dir.path().join("raft-snapshot"), &bytes).unwrap();
+            std::fs::write(dir.path().join("raft-log-start"), &bytes).unwrap();
+            std::fs::write(dir.path().join("raft-committed"), &bytes).unwrap();
+            let _ = VoteFile::open(dir.path());
+            let _ = read_snapshot(dir.path());
+            let _ = read_committed(dir.path());
+            let _ = QuorumLog::open(dir.path(), DEFAULT_SEGMENT_BYTES);
+        }
+    }
+}
