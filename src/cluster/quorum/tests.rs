@@ -177,6 +177,7 @@ async fn three_voters_elect_a_leader_and_every_voter_applies_proposals_in_order(
     );
     let q = &cluster.nodes[&leader];
     let mut last = 0;
+    let proposing = Instant::now();
     for i in 0..20 {
         let offset = q
             .propose(vec![
@@ -188,6 +189,10 @@ async fn three_voters_elect_a_leader_and_every_voter_applies_proposals_in_order(
         assert!(offset > last, "offsets grow: {offset} after {last}");
         last = offset;
     }
+    println!(
+        "three voters: 20 proposals one after another in {:?}",
+        proposing.elapsed()
+    );
     // Applied on the leader before propose returns.
     assert_eq!(settings(q).get("last").map(String::as_str), Some("19"));
     cluster

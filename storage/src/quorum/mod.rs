@@ -24,9 +24,10 @@
 //! Recovery reads the segments in order; in the last one, a frame cut short
 //! or failing its CRC ends the log there and the file is cut back (a torn
 //! tail); damage in an earlier segment is reported as corruption. Sealed
-//! files (vote slots, snapshot, log start, committed) carry a magic, a version,
-//! a length and a CRC; a damaged one is an error, except the committed
-//! hint, which is then ignored.
+//! files (vote slots, snapshot, log start, committed) carry a magic, a
+//! version, a length and a CRC; a damaged one is an error, except a vote
+//! slot while the other slot is valid, and the committed hint, which is then
+//! ignored.
 //!
 //! Writes go through [`crate::io`], so the fail points cover them:
 //! `quorum-log-write` and `segment-sync` for the log, `segment-create`,
