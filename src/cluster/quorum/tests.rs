@@ -60,12 +60,15 @@ pub(super) struct Cluster {
 }
 
 impl Cluster {
-    /// Binds `n` listeners, then starts a voter on each.
-    pub(super) async fn start(n: i32, tune: impl Fn(&mut QuorumConfig)) -> Cluster {
-        let mut listeners = BTreeMap::new();
+    /// Binds `n` listeners and makes a directory and a configuration for
+    /// each voter.
+    async fn prepare(
+        n: i32,
+        tune: impl Fn(&mut QuorumConfig),
+    ) -> (Cluster, Vec<(i32, TcpListener)>) {
+        let mut listeners = Vec::new();
         for id in 1..=n {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            listeners.insert(id, l);
+            listeners.push((id, TcpListener::bind("127.0.0.1:0").await.unwrap()));
         }
         let addrs: BTreeMap<i32, SocketAddr> = listeners
             .iter()
@@ -82,17 +85,43 @@ impl Cluster {
             configs.insert(id, c);
             dirs.push(dir);
         }
-        let mut nodes = BTreeMap::new();
-        for (id, l) in listeners {
-            let q = Quorum::start(configs[&id].clone(), Some(l)).await.unwrap();
-            nodes.insert(id, q);
-        }
-        Cluster {
+        let cluster = Cluster {
             _dirs: dirs,
             configs,
             addrs,
-            nodes,
+            nodes: BTreeMap::new(),
+        };
+        (cluster, listeners)
+    }
+
+    /// Starts `n` voters one after another.
+    pub(super) async fn start(n: i32, tune: impl Fn(&mut QuorumConfig)) -> Cluster {
+        let (mut cluster, listeners) = Cluster::prepare(n, tune).await;
+        for (id, l) in listeners {
+            let q = Quorum::start(cluster.configs[&id].clone(), Some(l))
+                .await
+                .unwrap();
+            cluster.nodes.insert(id, q);
         }
+        cluster
+    }
+
+    /// Starts `n` voters at the same time, so that they all race to
+    /// initialise the membership.
+    pub(super) async fn start_concurrently(n: i32, tune: impl Fn(&mut QuorumConfig)) -> Cluster {
+        let (mut cluster, listeners) = Cluster::prepare(n, tune).await;
+        let starts: Vec<_> = listeners
+            .into_iter()
+            .map(|(id, l)| {
+                let c = cluster.configs[&id].clone();
+                tokio::spawn(async move { (id, Quorum::start(c, Some(l)).await) })
+            })
+            .collect();
+        for s in starts {
+            let (id, q) = s.await.unwrap();
+            cluster.nodes.insert(id, q.unwrap());
+        }
+        cluster
     }
 
     pub(super) async fn stop(&mut self, id: i32) {
@@ -404,4 +433,30 @@ async fn a_refused_record_is_skipped_on_every_voter_and_followers_see_new_images
     cluster.converge(|s| s.contains_key("next")).await;
     cluster.assert_images_equal();
     cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_started_at_once_all_initialise_and_agree_on_one_leader_and_log() {
+    for round in 0..2 {
+        let started = Instant::now();
+        let cluster = Cluster::start_concurrently(3, quick).await;
+        let (leader, epoch) = cluster.leader().await;
+        println!(
+            "round {round}: three voters started at once (election timeout 400 ms): leader {leader} in epoch {epoch} after {:?}",
+            started.elapsed()
+        );
+        cluster.nodes[&leader]
+            .propose(vec![setting("k", &round.to_string())])
+            .await
+            .unwrap();
+        cluster.converge(|s| s.contains_key("k")).await;
+        cluster.assert_images_equal();
+        // Every voter holds the same membership: the one from the voter list.
+        for q in cluster.nodes.values() {
+            let m = q.raft.metrics().borrow().membership_config.clone();
+            let ids: Vec<u64> = m.voter_ids().collect();
+            assert_eq!(ids, vec![1, 2, 3]);
+        }
+        cluster.stop_all().await;
+    }
 }
