@@ -40,6 +40,9 @@ pub struct QuorumConfig {
     pub keep_entries_after_snapshot: u64,
     /// Size past which the Raft log rolls to a new segment file.
     pub segment_bytes: u64,
+    /// The most bytes of encoded records one proposal may carry (Kafka's
+    /// KRaft caps a metadata batch at 8 MiB too).
+    pub max_batch_bytes: usize,
 }
 
 impl QuorumConfig {
@@ -61,6 +64,7 @@ impl QuorumConfig {
             snapshot_after_entries: 10_000,
             keep_entries_after_snapshot: 1000,
             segment_bytes: wharf_storage::quorum::DEFAULT_SEGMENT_BYTES,
+            max_batch_bytes: 8 << 20,
         }
     }
 

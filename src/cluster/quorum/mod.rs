@@ -66,6 +66,9 @@ pub enum QuorumError {
     /// The proposal was not committed in time (no majority, or a leader change).
     #[error("metadata write timed out waiting for a majority of the controller quorum")]
     Timeout,
+    /// The records of one proposal are too large for one log entry.
+    #[error("metadata batch of {bytes} bytes exceeds the limit of {max} bytes")]
+    TooLarge { bytes: usize, max: usize },
     /// The quorum is stopping or has stopped.
     #[error("the controller quorum is shutting down")]
     ShuttingDown,
@@ -120,6 +123,7 @@ impl QuorumError {
             }
             QuorumError::Timeout => ResponseError::RequestTimedOut,
             QuorumError::Storage(_) => ResponseError::KafkaStorageError,
+            QuorumError::TooLarge { .. } => ResponseError::RecordListTooLarge,
             _ => ResponseError::UnknownServerError,
         }
     }
@@ -172,6 +176,7 @@ pub struct Quorum {
     /// The controller listener's task (none for a single voter without one).
     server: Option<JoinHandle<()>>,
     write_timeout: Duration,
+    max_batch_bytes: usize,
 }
 
 impl std::fmt::Debug for Quorum {
@@ -311,6 +316,7 @@ impl Quorum {
             shared,
             server,
             write_timeout: config.write_timeout,
+            max_batch_bytes: config.max_batch_bytes,
         };
         quorum.initialize().await?;
         if config.voters.len() == 1 {
@@ -367,6 +373,13 @@ impl Quorum {
         let batch = MetadataBatch {
             records: records.iter().map(MetadataRecord::encode).collect(),
         };
+        let bytes: usize = batch.records.iter().map(Vec::len).sum();
+        if bytes > self.max_batch_bytes {
+            return Err(QuorumError::TooLarge {
+                bytes,
+                max: self.max_batch_bytes,
+            });
+        }
         match tokio::time::timeout(self.write_timeout, self.raft.client_write(batch)).await {
             Err(_) => Err(QuorumError::Timeout),
             Ok(Ok(resp)) => Ok(resp.log_id.index),

@@ -34,7 +34,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -414,7 +415,15 @@ impl PeerClient {
         result.map_err(|e| (false, e))
     }
 
-    async fn call<Req, Resp, E>(&mut self, api_key: i16, rpc: Req, ttl: Duration) -> Rpc<Resp, E>
+    /// Sends one RPC. `entries` is the number of log entries it carries: a
+    /// request too large for a frame asks openraft to send fewer.
+    async fn call<Req, Resp, E>(
+        &mut self,
+        api_key: i16,
+        rpc: Req,
+        entries: u64,
+        ttl: Duration,
+    ) -> Rpc<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -429,6 +438,18 @@ impl PeerClient {
         };
         let body =
             serde_json::to_vec(&env).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if body.len() > MAX_FRAME_BYTES - 64 {
+            let fit = (entries as usize).saturating_mul(MAX_FRAME_BYTES / 2) / body.len();
+            tracing::debug!(
+                bytes = body.len(),
+                entries,
+                fit,
+                "quorum request too large for one frame"
+            );
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(u64::try_from(fit).unwrap_or(1).max(1)),
+            ));
+        }
         let bytes = match tokio::time::timeout(ttl, self.exchange(api_key, &body)).await {
             Err(_) => {
                 self.stream = None;
@@ -464,8 +485,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Rpc<AppendEntriesResponse<u64>, RaftError<u64>> {
+        let entries = rpc.entries.len() as u64;
         let resp = self
-            .call(API_KEY_APPEND_ENTRIES, rpc, option.hard_ttl())
+            .call(API_KEY_APPEND_ENTRIES, rpc, entries, option.hard_ttl())
             .await;
         if resp.is_ok() {
             self.shared.record_ack(self.target);
@@ -478,7 +500,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Rpc<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
-        self.call(API_KEY_INSTALL_SNAPSHOT, rpc, option.hard_ttl())
+        self.call(API_KEY_INSTALL_SNAPSHOT, rpc, 0, option.hard_ttl())
             .await
     }
 
@@ -487,7 +509,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Rpc<VoteResponse<u64>, RaftError<u64>> {
-        self.call(API_KEY_VOTE, rpc, option.hard_ttl()).await
+        self.call(API_KEY_VOTE, rpc, 0, option.hard_ttl()).await
     }
 }
 

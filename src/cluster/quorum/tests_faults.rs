@@ -318,3 +318,27 @@ async fn garbage_on_the_controller_listener_is_refused_and_the_quorum_goes_on() 
     cluster.converge(|s| s.contains_key("still-working")).await;
     cluster.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_past_the_batch_limit_is_refused_and_nothing_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = QuorumConfig::single_voter(1, "solo", dir.path());
+    config.max_batch_bytes = 1000;
+    let q = Quorum::start(config, None).await.unwrap();
+    let big = "x".repeat(2000);
+    let err = q
+        .propose(vec![setting("small", "1"), setting("big", &big)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, QuorumError::TooLarge { max: 1000, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        err.response_error(),
+        kafka_protocol::ResponseError::RecordListTooLarge
+    );
+    assert!(settings(&q).is_empty());
+    q.propose(vec![setting("small", "1")]).await.unwrap();
+    q.shutdown().await;
+}

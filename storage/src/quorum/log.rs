@@ -12,7 +12,9 @@ use std::fs::File;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 
-use super::codec::{decode_entry, encode_entry, seal, unseal, Frame, Reader, Writer};
+use super::codec::{
+    decode_entry, encode_entry, seal, unseal, Frame, Reader, Writer, ENTRY_HEADER, MAX_ENTRY_BYTES,
+};
 use super::files::{corrupt, read_optional};
 use super::{QuorumEntry, QuorumLogId};
 use crate::error::{Result, StorageError};
@@ -254,8 +256,17 @@ impl QuorumLog {
         let mut buf = Vec::new();
         let mut positions = Vec::with_capacity(entries.len());
         for e in entries {
-            positions.push(segment.len + buf.len() as u64);
+            let start = buf.len();
+            positions.push(segment.len + start as u64);
             encode_entry(e, &mut buf);
+            // Recovery treats a longer frame as garbage: refuse to write one.
+            let size = (buf.len() - start - ENTRY_HEADER) as u64;
+            if size > u64::from(MAX_ENTRY_BYTES) {
+                return Err(StorageError::BatchTooLarge {
+                    size,
+                    max: u64::from(MAX_ENTRY_BYTES),
+                });
+            }
         }
         let written = fio::write_all_at(
             FailPoint::QuorumLogWrite,

@@ -226,6 +226,27 @@ fn a_failing_write_is_an_error_and_leaves_the_log_as_it_was() {
 }
 
 #[test]
+fn an_entry_too_large_to_recover_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = QuorumLog::open(dir.path(), DEFAULT_SEGMENT_BYTES).unwrap();
+    log.append(&records(1, 0, 1)).unwrap();
+    let huge = QuorumEntry {
+        log_id: id(1, 1),
+        payload: QuorumPayload::Records(vec![vec![0u8; 64 << 20]]),
+    };
+    let err = log.append(&[huge]).unwrap_err();
+    assert!(matches!(err, StorageError::BatchTooLarge { .. }), "{err}");
+    assert_eq!(
+        log.size_bytes(),
+        std::fs::metadata(dir.path().join(format!("{:020}.raftlog", 0)))
+            .unwrap()
+            .len()
+    );
+    log.append(&records(1, 1, 2)).unwrap();
+    assert_eq!(indexes(&log), vec![0, 1]);
+}
+
+#[test]
 fn a_failing_fsync_is_an_error_too() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = QuorumLog::open(dir.path(), DEFAULT_SEGMENT_BYTES).unwrap();
