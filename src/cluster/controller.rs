@@ -17,6 +17,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
+
+use super::quorum::{Quorum, QuorumError};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 use wharf_coordinator::metadata::brokers::{
@@ -28,32 +30,9 @@ use wharf_coordinator::metadata::{
     ControllerConfig, ControllerError, ImageSnapshot, MetadataRecord,
 };
 
-/// Why a proposal did not commit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProposeError {
-    #[error("this node is not the active controller (leader: {leader:?})")]
-    NotLeader { leader: Option<i32> },
-    #[error("the metadata quorum did not commit the change in time")]
-    Timeout,
-    #[error("the metadata quorum is shutting down")]
-    ShuttingDown,
-}
-
-impl ProposeError {
-    /// The Kafka error a client sees.
-    pub fn code(&self) -> ResponseError {
-        match self {
-            ProposeError::NotLeader { .. } | ProposeError::ShuttingDown => {
-                ResponseError::NotController
-            }
-            ProposeError::Timeout => ResponseError::RequestTimedOut,
-        }
-    }
-}
-
-impl From<ProposeError> for ControllerError {
-    fn from(e: ProposeError) -> Self {
-        ControllerError::new(e.code(), e.to_string())
+impl From<QuorumError> for ControllerError {
+    fn from(e: QuorumError) -> Self {
+        ControllerError::new(e.response_error(), e.to_string())
     }
 }
 
@@ -64,7 +43,7 @@ pub trait MetadataLog: Send + Sync + 'static {
     fn propose(
         &self,
         records: Vec<MetadataRecord>,
-    ) -> impl Future<Output = Result<i64, ProposeError>> + Send;
+    ) -> impl Future<Output = Result<i64, QuorumError>> + Send;
 
     /// The image with every committed batch applied.
     fn image(&self) -> ImageSnapshot;
@@ -74,6 +53,31 @@ pub trait MetadataLog: Send + Sync + 'static {
 
     /// Whether this node leads the quorum now.
     fn is_leader(&self) -> bool;
+}
+
+impl MetadataLog for Quorum {
+    fn propose(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> impl Future<Output = Result<i64, QuorumError>> + Send {
+        let proposing = Quorum::propose(self, records);
+        async move {
+            let offset = proposing.await?;
+            Ok(i64::try_from(offset).unwrap_or(i64::MAX))
+        }
+    }
+
+    fn image(&self) -> ImageSnapshot {
+        Quorum::image(self)
+    }
+
+    fn next_offset(&self) -> i64 {
+        i64::try_from(self.log_end_offset()).unwrap_or(i64::MAX)
+    }
+
+    fn is_leader(&self) -> bool {
+        self.leader().is_some_and(|(id, _)| id == self.node_id())
+    }
 }
 
 /// The active controller's state besides the image.

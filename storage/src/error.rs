@@ -110,6 +110,14 @@ pub enum StorageError {
         /// The failure that took it offline.
         reason: String,
     },
+    /// Raft log entries appended out of order: each must follow the last.
+    #[error("Raft log append out of order: expected index {expected}, got {got}")]
+    QuorumLogGap {
+        /// The index the next entry must have.
+        expected: u64,
+        /// The index it had.
+        got: u64,
+    },
 }
 
 impl StorageError {

@@ -51,11 +51,15 @@ pub enum FailPoint {
     AuxWrite,
     /// fsync of a compaction output or a checkpoint file.
     AuxSync,
+    /// Writing entries to the metadata quorum's Raft log (`*.raftlog` in
+    /// `__cluster_metadata-0`). Its fsyncs are `segment-sync`; its vote,
+    /// snapshot and state files are written at `aux-write`/`aux-sync`.
+    QuorumLogWrite,
 }
 
 impl FailPoint {
     /// Every fail point, for help texts and tests.
-    pub const ALL: [FailPoint; 10] = [
+    pub const ALL: [FailPoint; 11] = [
         FailPoint::SegmentCreate,
         FailPoint::SegmentWrite,
         FailPoint::IndexWrite,
@@ -66,6 +70,7 @@ impl FailPoint {
         FailPoint::Remove,
         FailPoint::AuxWrite,
         FailPoint::AuxSync,
+        FailPoint::QuorumLogWrite,
     ];
 
     /// The name used in specs.
@@ -81,6 +86,7 @@ impl FailPoint {
             FailPoint::Remove => "remove",
             FailPoint::AuxWrite => "aux-write",
             FailPoint::AuxSync => "aux-sync",
+            FailPoint::QuorumLogWrite => "quorum-log-write",
         }
     }
 }

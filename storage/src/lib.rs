@@ -22,6 +22,7 @@
 //! - `txn_index`: each segment's aborted-transaction index (`.txnindex`).
 //! - [`checkpoint`]: Kafka's offset checkpoint files and their single writer.
 //! - [`error`]: the one error type, `StorageError`.
+//! - [`quorum`]: the metadata quorum's Raft log, vote and snapshots (`__cluster_metadata-0`).
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
@@ -32,6 +33,7 @@ pub mod io;
 pub mod log;
 mod log_config;
 pub mod producer_state;
+pub mod quorum;
 mod recovery;
 mod retention;
 mod segment;

@@ -13,7 +13,7 @@ struct MemLog {
     image: StdMutex<ImageSnapshot>,
     next: AtomicI64,
     leader: AtomicBool,
-    fail: StdMutex<Option<ProposeError>>,
+    fail: StdMutex<Option<QuorumError>>,
 }
 
 impl MemLog {
@@ -31,7 +31,7 @@ impl MetadataLog for MemLog {
     fn propose(
         &self,
         records: Vec<MetadataRecord>,
-    ) -> impl Future<Output = Result<i64, ProposeError>> + Send {
+    ) -> impl Future<Output = Result<i64, QuorumError>> + Send {
         let result = (|| {
             if let Some(e) = self.fail.lock().unwrap().clone() {
                 return Err(e);
@@ -192,7 +192,7 @@ fn a_node_that_does_not_lead_answers_not_controller_and_changes_nothing() {
 fn a_proposal_that_does_not_commit_is_request_timed_out_and_changes_nothing() {
     let h = harness();
     h.live_brokers(&[1, 2, 3]);
-    *h.log.fail.lock().unwrap() = Some(ProposeError::Timeout);
+    *h.log.fail.lock().unwrap() = Some(QuorumError::Timeout);
     let err = h.create("t", 1).unwrap_err();
     assert_eq!(err.code, ResponseError::RequestTimedOut);
     assert!(h.log.image().topic_by_name("t").is_none());
