@@ -274,6 +274,43 @@ pub struct Config {
     #[arg(long, env = "WHARF_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// Where this node's controller listens for the metadata quorum's
+    /// traffic and brokers' registrations and heartbeats (Kafka's
+    /// CONTROLLER listener). Needed with several voters.
+    #[arg(long, env = "WHARF_CONTROLLER_LISTEN")]
+    pub controller_listen: Option<String>,
+
+    /// The metadata quorum's voters, `id@host:port,...` (Kafka's
+    /// controller.quorum.voters); the same list on every node. Without it
+    /// the node is the single voter of its own one-node cluster.
+    #[arg(long, env = "WHARF_CONTROLLER_QUORUM_VOTERS")]
+    pub controller_quorum_voters: Option<String>,
+
+    /// The cluster id a fresh data directory is formatted with, and that an
+    /// existing one must have (Kafka's `kafka-storage format --cluster-id`,
+    /// the CLUSTER_ID of Kafka's images). By default a random one, or with
+    /// --controller-quorum-voters one derived from the voter list, the same
+    /// on every node.
+    #[arg(long, env = "WHARF_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+
+    /// The rack this broker is in (Kafka's broker.rack), for rack-aware
+    /// replica placement.
+    #[arg(long, env = "WHARF_BROKER_RACK")]
+    pub broker_rack: Option<String>,
+
+    /// How often the broker heartbeats to the active controller (Kafka's
+    /// broker.heartbeat.interval.ms).
+    #[arg(long, env = "WHARF_BROKER_HEARTBEAT_INTERVAL_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub broker_heartbeat_interval_ms: u64,
+
+    /// How long the controller waits for a broker's heartbeat before it
+    /// fences the broker (Kafka's broker.session.timeout.ms).
+    #[arg(long, env = "WHARF_BROKER_SESSION_TIMEOUT_MS", default_value_t = 9000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub broker_session_timeout_ms: u64,
+
     /// Log line format: `text` (human-readable) or `json` (one JSON object
     /// per line, for log collectors).
     #[arg(long, env = "WHARF_LOG_FORMAT", value_enum, default_value = "text")]

@@ -51,7 +51,15 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(level).with_context(|| format!("bad --log-level {level:?}"))?;
+    // openraft narrates every election at info; its warnings are enough
+    // unless the filter asks for it by name.
+    let directives = if level.contains("openraft") {
+        level.to_string()
+    } else {
+        format!("{level},openraft=warn")
+    };
+    let filter =
+        EnvFilter::try_new(&directives).with_context(|| format!("bad --log-level {level:?}"))?;
     let ansi = format == LogFormat::Text && std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

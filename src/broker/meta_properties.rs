@@ -11,7 +11,11 @@ const FILE_NAME: &str = "meta.properties";
 
 /// Returns the cluster id stored in `dir`, creating the file on first start.
 /// A directory written by another node id is refused, as Kafka refuses it.
-pub fn load_or_create(dir: &Path, node_id: i32) -> Result<String, BrokerError> {
+pub fn load_or_create(
+    dir: &Path,
+    node_id: i32,
+    expected_cluster_id: Option<&str>,
+) -> Result<String, BrokerError> {
     let path = dir.join(FILE_NAME);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -24,6 +28,13 @@ pub fn load_or_create(dir: &Path, node_id: i32) -> Result<String, BrokerError> {
             let cluster_id = get("cluster.id").ok_or_else(|| {
                 BrokerError::InconsistentDataDir(format!("{} has no cluster.id", path.display()))
             })?;
+            if let Some(expected) = expected_cluster_id.filter(|e| *e != cluster_id) {
+                return Err(BrokerError::InconsistentDataDir(format!(
+                    "{} belongs to cluster {cluster_id}, not cluster {expected}; \
+                     use another --data-dir",
+                    path.display()
+                )));
+            }
             if let Some(stored) = get("node.id") {
                 if stored != node_id.to_string() {
                     return Err(BrokerError::InconsistentDataDir(format!(
@@ -36,7 +47,8 @@ pub fn load_or_create(dir: &Path, node_id: i32) -> Result<String, BrokerError> {
             Ok(cluster_id)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = base64_url(Uuid::new_v4().as_bytes());
+            let cluster_id = expected_cluster_id
+                .map_or_else(|| base64_url(Uuid::new_v4().as_bytes()), str::to_string);
             let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
             let tmp = dir.join(format!("{FILE_NAME}.tmp"));
             std::fs::write(&tmp, text).map_err(|e| BrokerError::io("writing", &tmp, e))?;
@@ -45,6 +57,19 @@ pub fn load_or_create(dir: &Path, node_id: i32) -> Result<String, BrokerError> {
         }
         Err(e) => Err(BrokerError::io("reading", &path, e)),
     }
+}
+
+/// A cluster id every node started with the same quorum voters derives
+/// alike, so a cluster forms without formatting its data directories with
+/// an agreed id first (Kafka's `kafka-storage format --cluster-id`): 16
+/// bytes from CRC-32C of the voter list, in Kafka's cluster id form.
+pub fn cluster_id_for_voters(voters: &str) -> String {
+    let mut bytes = [0u8; 16];
+    for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+        let crc = crc32c::crc32c(format!("wharf-cluster-{i}:{voters}").as_bytes());
+        chunk.copy_from_slice(&crc.to_be_bytes());
+    }
+    base64_url(&bytes)
 }
 
 /// URL-safe base64 without padding, the form Kafka uses for cluster ids.
@@ -73,6 +98,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_data_directory_of_another_cluster_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path(), 1, Some("abc")).unwrap();
+        assert_eq!(first, "abc");
+        assert_eq!(load_or_create(dir.path(), 1, Some("abc")).unwrap(), "abc");
+        assert_eq!(load_or_create(dir.path(), 1, None).unwrap(), "abc");
+        assert!(load_or_create(dir.path(), 1, Some("xyz")).is_err());
+    }
+
+    #[test]
+    fn nodes_with_the_same_voters_derive_the_same_cluster_id() {
+        let a = cluster_id_for_voters("1@h:1,2@h:2");
+        assert_eq!(a, cluster_id_for_voters("1@h:1,2@h:2"));
+        assert_ne!(a, cluster_id_for_voters("1@h:1,2@h:3"));
+        assert_eq!(a.len(), 22);
+    }
+
+    #[test]
     fn base64_url_matches_known_vectors() {
         assert_eq!(base64_url(b"f"), "Zg");
         assert_eq!(base64_url(b"fo"), "Zm8");
@@ -84,10 +127,10 @@ mod tests {
     #[test]
     fn keeps_the_cluster_id_and_refuses_another_node_id() {
         let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create(dir.path(), 1).unwrap();
-        assert_eq!(load_or_create(dir.path(), 1).unwrap(), first);
+        let first = load_or_create(dir.path(), 1, None).unwrap();
+        assert_eq!(load_or_create(dir.path(), 1, None).unwrap(), first);
         assert!(matches!(
-            load_or_create(dir.path(), 2),
+            load_or_create(dir.path(), 2, None),
             Err(BrokerError::InconsistentDataDir(_))
         ));
     }

@@ -7,7 +7,7 @@ pub mod configs;
 mod creation;
 mod error;
 pub mod groups;
-mod meta_properties;
+pub mod meta_properties;
 pub mod metadata_log;
 mod partition;
 pub mod producer_ids;
@@ -73,6 +73,9 @@ pub struct BrokerSettings {
     pub max_partitions: u64,
     /// Most topics one Metadata request auto-creates.
     pub max_auto_created_topics_per_request: usize,
+    /// The cluster id this data directory must belong to (`--cluster-id`, or
+    /// one derived from the quorum voters); a fresh directory takes it.
+    pub expected_cluster_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +137,8 @@ pub struct Broker {
     /// The one writer of `log-start-offset-checkpoint` (DeleteRecords,
     /// retention and topic changes all write it).
     log_start_checkpoint: wharf_storage::checkpoint::CheckpointFile,
+    /// This node's part in the cluster, once its quorum has started.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::node::ClusterNode>>,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -163,7 +168,11 @@ impl Broker {
         std::fs::create_dir_all(&dir)
             .map_err(|e| BrokerError::io("creating the data directory", &dir, e))?;
         let lock = lock_data_dir(&dir)?;
-        let cluster_id = meta_properties::load_or_create(&dir, settings.node_id)?;
+        let cluster_id = meta_properties::load_or_create(
+            &dir,
+            settings.node_id,
+            settings.expected_cluster_id.as_deref(),
+        )?;
         remove_deleted_partition_dirs(&dir);
 
         let (metadata, records) = MetadataLog::open(&dir)
@@ -216,6 +225,7 @@ impl Broker {
             log_start_checkpoint: wharf_storage::checkpoint::CheckpointFile::new(
                 dir.join(retention::CHECKPOINT_FILE),
             ),
+            cluster: std::sync::OnceLock::new(),
             _lock: lock,
         };
         {
@@ -241,6 +251,37 @@ impl Broker {
         }
         broker.restore_log_start_offsets();
         Ok(broker)
+    }
+
+    /// Hands the broker its cluster node (once; later calls are ignored).
+    pub fn set_cluster(&self, node: Arc<crate::cluster::node::ClusterNode>) {
+        let _ = self.cluster.set(node);
+    }
+
+    /// This node's part in the cluster, once its quorum has started.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::node::ClusterNode>> {
+        self.cluster.get()
+    }
+
+    /// The brokers clients are told of (Metadata, DescribeCluster) and the
+    /// controller's id: the live brokers of the cluster's image, or this
+    /// broker alone until its own registration is in the image.
+    pub fn cluster_view(&self) -> (Vec<crate::cluster::node::LiveBroker>, i32) {
+        let me = crate::cluster::node::LiveBroker {
+            id: self.settings.node_id,
+            host: self.settings.advertised_host.clone(),
+            port: self.settings.advertised_port,
+            rack: None,
+        };
+        let Some(node) = self.cluster() else {
+            return (vec![me], self.settings.node_id);
+        };
+        let brokers = node.live_brokers();
+        let controller = node.controller_id().unwrap_or(-1);
+        if !brokers.iter().any(|b| b.id == me.id) {
+            return (vec![me], self.settings.node_id);
+        }
+        (brokers, controller)
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {

@@ -43,6 +43,10 @@ impl Topic {
     }
 }
 
+/// The metadata quorum's log (`__cluster_metadata-0` in the data
+/// directory): no client topic may take its name.
+pub const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
+
 /// A topic name with every `.` read as `_`: two topics whose keys are equal
 /// collide (Kafka's `Topic.hasCollision`).
 pub fn collision_key(name: &str) -> String {
@@ -62,6 +66,9 @@ pub fn validate_name(name: &str) -> Result<(), BrokerError> {
     }
     if name == "." || name == ".." {
         return invalid("cannot be '.' or '..'");
+    }
+    if name == CLUSTER_METADATA_TOPIC {
+        return invalid("is the cluster metadata log's own");
     }
     if name.len() > MAX_NAME_LEN {
         return invalid("is longer than 249 characters");

@@ -9,4 +9,5 @@
 
 pub mod controller;
 pub mod migration;
+pub mod node;
 pub mod quorum;

@@ -13,18 +13,24 @@ pub const MAX_VERSION: i16 = 2;
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
 
 pub async fn handle(request: Request) -> HandlerResult {
-    // No broker is ever fenced, so include_fenced_brokers changes nothing.
+    // Fenced brokers are not listed (include_fenced_brokers is not served).
     let body: DescribeClusterRequest = request.decode()?;
-    let settings = &request.broker.settings;
-    let mut broker = DescribeClusterBroker::default();
-    broker.broker_id = settings.node_id.into();
-    broker.host = StrBytes::from_string(settings.advertised_host.clone());
-    broker.port = settings.advertised_port;
+    let (brokers, controller) = request.broker.cluster_view();
     let mut response = DescribeClusterResponse::default();
     response.cluster_id = StrBytes::from_string(request.broker.cluster_id.clone());
-    response.controller_id = settings.node_id.into();
+    response.controller_id = controller.into();
     response.endpoint_type = ENDPOINT_TYPE_BROKERS;
-    response.brokers = vec![broker];
+    response.brokers = brokers
+        .into_iter()
+        .map(|b| {
+            let mut out = DescribeClusterBroker::default();
+            out.broker_id = b.id.into();
+            out.host = StrBytes::from_string(b.host);
+            out.port = b.port;
+            out.rack = b.rack.map(StrBytes::from_string);
+            out
+        })
+        .collect();
     response.cluster_authorized_operations = if body.include_cluster_authorized_operations {
         authorized_ops::CLUSTER
     } else {

@@ -76,19 +76,24 @@ pub async fn handle(request: Request) -> HandlerResult {
         }
     };
 
-    let settings = &broker.settings;
-    let mut me = MetadataResponseBroker::default();
-    me.node_id = settings.node_id.into();
-    me.host = StrBytes::from_string(settings.advertised_host.clone());
-    me.port = settings.advertised_port;
-
+    let (brokers, controller) = broker.cluster_view();
     let mut response = MetadataResponse::default();
-    response.brokers = vec![me];
+    response.brokers = brokers
+        .into_iter()
+        .map(|b| {
+            let mut out = MetadataResponseBroker::default();
+            out.node_id = b.id.into();
+            out.host = StrBytes::from_string(b.host);
+            out.port = b.port;
+            out.rack = b.rack.map(StrBytes::from_string);
+            out
+        })
+        .collect();
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
     }
     if version >= 1 {
-        response.controller_id = settings.node_id.into();
+        response.controller_id = controller.into();
     }
     // The request flag exists only in v8-v10, as does the response field.
     if body.include_cluster_authorized_operations {

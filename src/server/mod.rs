@@ -15,9 +15,12 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::broker::{Broker, BrokerSettings};
 use crate::budget::{RequestBudget, ResponseBudget};
+use crate::cluster::node::{ClusterNode, NodeSettings};
+use crate::cluster::quorum::{parse_voters, Quorum, QuorumConfig};
 use crate::config::Config;
 use connection::{Connection, Shared};
 use per_ip::PerIp;
+use wharf_coordinator::metadata::ControllerConfig;
 
 /// How long shutdown waits for connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,6 +31,87 @@ pub struct Prepared {
     listeners: Vec<std::net::TcpListener>,
     broker: Arc<Broker>,
     limits: Limits,
+    cluster: ClusterPrep,
+}
+
+/// What starting this node's part in the cluster needs: the quorum's
+/// settings, its bound controller listener (none for a lone voter) and the
+/// broker's registration details.
+pub struct ClusterPrep {
+    quorum: QuorumConfig,
+    listener: Option<std::net::TcpListener>,
+    node: NodeSettings,
+}
+
+impl ClusterPrep {
+    fn new(config: &Config, broker: &Broker) -> anyhow::Result<ClusterPrep> {
+        let node_id = config.node_id;
+        let data_dir = config.resolved_data_dir();
+        let (quorum, listener) = match &config.controller_quorum_voters {
+            Some(spec) => {
+                let voters = parse_voters(spec)?;
+                if !voters.contains_key(&node_id) {
+                    bail!("node id {node_id} is not in --controller-quorum-voters {spec}");
+                }
+                let Some(listen) = &config.controller_listen else {
+                    bail!("--controller-quorum-voters needs --controller-listen for this node's controller");
+                };
+                let listener = std::net::TcpListener::bind(listen)
+                    .with_context(|| format!("binding the controller listener {listen}"))?;
+                listener
+                    .set_nonblocking(true)
+                    .context("setting the controller listener non-blocking")?;
+                let config =
+                    QuorumConfig::new(node_id, voters, broker.cluster_id.clone(), data_dir);
+                (config, Some(listener))
+            }
+            None => {
+                if config.controller_listen.is_some() {
+                    bail!("--controller-listen needs --controller-quorum-voters");
+                }
+                let config =
+                    QuorumConfig::single_voter(node_id, broker.cluster_id.clone(), data_dir);
+                (config, None)
+            }
+        };
+        let node = NodeSettings {
+            node_id,
+            cluster_id: broker.cluster_id.clone(),
+            advertised_host: broker.settings.advertised_host.clone(),
+            advertised_port: u16::try_from(broker.settings.advertised_port).unwrap_or(0),
+            rack: config.broker_rack.clone(),
+            voters: quorum.voters.clone(),
+            heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
+            controller: ControllerConfig {
+                default_num_partitions: config.num_partitions,
+                broker_session_timeout_ms: i64::try_from(config.broker_session_timeout_ms)
+                    .unwrap_or(i64::MAX),
+                cluster_id: broker.cluster_id.clone(),
+                ..ControllerConfig::default()
+            },
+        };
+        Ok(ClusterPrep {
+            quorum,
+            listener,
+            node,
+        })
+    }
+
+    /// Starts the quorum and this node's cluster tasks, then hands the node
+    /// to the broker.
+    async fn start(self, broker: Arc<Broker>, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let listener = self
+            .listener
+            .map(TcpListener::from_std)
+            .transpose()
+            .context("registering the controller listener with the runtime")?;
+        let quorum = Quorum::start(self.quorum, listener)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let node = ClusterNode::start(self.node, Arc::new(quorum), stop);
+        broker.set_cluster(node);
+        Ok(())
+    }
 }
 
 /// Binds the listeners and opens the data directory, on the calling thread
@@ -69,6 +153,15 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
             config.max_auto_created_topics_per_request,
         )
         .unwrap_or(usize::MAX),
+        expected_cluster_id: config.cluster_id.clone().or_else(|| {
+            config
+                .controller_quorum_voters
+                .as_deref()
+                .and_then(|spec| parse_voters(spec).ok())
+                .map(|voters| {
+                    crate::broker::meta_properties::cluster_id_for_voters(&render(&voters))
+                })
+        }),
     };
     let broker = Arc::new(Broker::open(settings).context("opening the data directory")?);
     broker.load_groups().context("loading consumer groups")?;
@@ -93,11 +186,23 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         queued_max_response_bytes: usize::try_from(config.queued_max_response_bytes)
             .unwrap_or(usize::MAX),
     };
+    let cluster = ClusterPrep::new(config, &broker)?;
     Ok(Prepared {
         listeners,
         broker,
         limits,
+        cluster,
     })
+}
+
+/// The voters in one canonical form (id order), so that spellings of the
+/// same list derive the same cluster id.
+fn render(voters: &std::collections::BTreeMap<i32, String>) -> String {
+    voters
+        .iter()
+        .map(|(id, addr)| format!("{id}@{addr}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Serves a prepared broker until SIGINT or SIGTERM. Must run inside a
@@ -107,13 +212,14 @@ pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
         listeners,
         broker,
         limits,
+        cluster,
     } = prepared;
     let listeners = listeners
         .into_iter()
         .map(TcpListener::from_std)
         .collect::<Result<Vec<_>, _>>()
         .context("registering the listeners with the runtime")?;
-    run(listeners, broker, limits, shutdown_signal()).await
+    run(listeners, broker, limits, cluster, shutdown_signal()).await
 }
 
 /// Per-server limits.
@@ -159,9 +265,13 @@ pub async fn run(
     listeners: Vec<TcpListener>,
     broker: Arc<Broker>,
     limits: Limits,
+    cluster: ClusterPrep,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The quorum starts beside the listeners, so the first requests are not
+    // held up by it; a node that cannot join its quorum stops.
+    let mut joining = tokio::spawn(cluster.start(broker.clone(), stop_rx.clone()));
     // Every connection holds a clone; when all are dropped, recv() ends.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -185,7 +295,21 @@ pub async fn run(
         broker.clone(),
         stop_rx.clone(),
     ));
-    shutdown.await;
+    let mut failure = None;
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = &mut shutdown => {}
+        joined = &mut joining => {
+            let joined = joined.unwrap_or_else(|e| Err(anyhow::anyhow!("{e}")));
+            match joined {
+                Ok(()) => (&mut shutdown).await,
+                Err(e) => {
+                    tracing::error!("cannot join the controller quorum: {e:#}");
+                    failure = Some(e);
+                }
+            }
+        }
+    }
     ticker.abort();
     tracing::info!("shutting down: no new connections; finishing in-flight requests");
     // The receiver half lives on in every connection, so this cannot fail.
@@ -204,6 +328,10 @@ pub async fn run(
     tokio::task::spawn_blocking(move || flushing.flush_all())
         .await
         .context("flushing logs")?;
+    joining.abort();
+    if let Some(e) = failure {
+        return Err(e);
+    }
     tracing::info!("wharf stopped cleanly");
     Ok(())
 }

@@ -48,7 +48,7 @@ use wharf_coordinator::metadata::{ImageSnapshot, MetadataRecord};
 use wharf_storage::quorum::{self as disk, QuorumDir, QuorumProperties, METADATA_LOG_DIR};
 
 pub use config::{parse_voters, QuorumConfig, VotersError, SINGLE_VOTER_ADDR};
-pub use network::{API_KEY_APPEND_ENTRIES, API_KEY_INSTALL_SNAPSHOT, API_KEY_VOTE};
+pub use network::{ControllerApis, API_KEY_APPEND_ENTRIES, API_KEY_INSTALL_SNAPSHOT, API_KEY_VOTE};
 pub use types::{MetadataBatch, TypeConfig};
 
 use log_store::LogStore;
@@ -427,6 +427,13 @@ impl Quorum {
             .borrow()
             .last_log_index
             .map_or(0, |i| i + 1)
+    }
+
+    /// Installs the server of the Kafka requests (BrokerRegistration,
+    /// BrokerHeartbeat, ...) that reach the controller listener; until then
+    /// they close their connection. Only the first call counts.
+    pub fn set_controller_apis(&self, apis: Arc<dyn network::ControllerApis>) {
+        let _ = self.shared.controller_apis.set(apis);
     }
 
     /// This node's id.

@@ -21,6 +21,10 @@
 //! request>}`; a response body is the JSON of `{"Ok": <openraft's
 //! response>}`, `{"RaftError": <openraft's error>}` or `{"Refused": reason}`.
 //!
+//! Any other api key is a Kafka request to the controller (BrokerRegistration,
+//! BrokerHeartbeat, ApiVersions): it goes, whole, to the [`ControllerApis`]
+//! the node installed, which answers in Kafka's own framing.
+//!
 //! A request whose cluster id or voter set differs from the receiver's, or
 //! that claims the receiver's own node id, is refused and logged on both
 //! sides: two nodes that disagree on the quorum never vote for each other
@@ -85,8 +89,18 @@ enum Reply<T, E> {
     Refused(String),
 }
 
+/// Serves the Kafka requests that reach the controller listener.
+pub trait ControllerApis: Send + Sync + 'static {
+    /// Answers one request frame (without its size prefix): the response
+    /// frame (header and body, without the size prefix), or `None` to close
+    /// the connection.
+    fn handle(
+        &self,
+        frame: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send + '_>>;
+}
+
 /// State the network's clients and server share with the quorum.
-#[derive(Debug)]
 pub(crate) struct NetShared {
     pub(crate) identity: Identity,
     /// Wall-clock ms of each voter's last answer to an AppendEntries.
@@ -95,6 +109,16 @@ pub(crate) struct NetShared {
     refused: AtomicU64,
     /// Why the last refused request was refused (either side).
     last_refusal: Mutex<Option<String>>,
+    /// Where Kafka requests on the controller listener go, once installed.
+    pub(crate) controller_apis: std::sync::OnceLock<Arc<dyn ControllerApis>>,
+}
+
+impl std::fmt::Debug for NetShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetShared")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NetShared {
@@ -104,6 +128,7 @@ impl NetShared {
             acks: Mutex::new(HashMap::new()),
             refused: AtomicU64::new(0),
             last_refusal: Mutex::new(None),
+            controller_apis: std::sync::OnceLock::new(),
         })
     }
 
@@ -290,6 +315,18 @@ async fn serve_connection(
                     raft.install_snapshot(req)
                 })
                 .await
+            }
+            _ if shared.controller_apis.get().is_some() => {
+                let Some(apis) = shared.controller_apis.get() else {
+                    return Ok(());
+                };
+                match apis.handle(frame_bytes).await {
+                    Some(response) => {
+                        stream.write_all(&frame(&[&response])).await?;
+                        continue;
+                    }
+                    None => return Ok(()),
+                }
             }
             other => {
                 tracing::warn!(

@@ -1,0 +1,466 @@
+//! This process as a member of the cluster: its voter in the metadata
+//! quorum, the controller it runs when it leads, and the broker's
+//! registration and heartbeats.
+//!
+//! Every `wharf serve` runs a [`ClusterNode`]: without
+//! `--controller-quorum-voters` it is the single voter of its own quorum.
+//! The broker registers with the active controller (BrokerRegistration) and
+//! then heartbeats every `--broker-heartbeat-interval-ms`
+//! (BrokerHeartbeat), both over the controller listener in Kafka's own
+//! request formats, or by a direct call when this node is the controller.
+//! The controller fences a broker whose heartbeats stop for
+//! `--broker-session-timeout-ms`; Metadata and DescribeCluster list the
+//! brokers the image shows alive.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::broker_registration_request::Listener;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    BrokerRegistrationRequest, BrokerRegistrationResponse,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+use uuid::Uuid;
+use wharf_client::{Connection, ConnectionOptions};
+use wharf_coordinator::metadata::brokers::{HeartbeatRequest, RegistrationRequest};
+use wharf_coordinator::metadata::records::BrokerEndpoint;
+use wharf_coordinator::metadata::{ControllerConfig, ControllerError, ImageSnapshot};
+
+use super::controller::Controller;
+use super::quorum::{ControllerApis, Quorum};
+
+/// The listener name brokers register their client endpoint under.
+pub const LISTENER_NAME: &str = "PLAINTEXT";
+
+/// What the node needs to know about this broker.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub rack: Option<String>,
+    /// The quorum's voters and their controller listeners.
+    pub voters: BTreeMap<i32, String>,
+    pub heartbeat_interval: Duration,
+    pub controller: ControllerConfig,
+}
+
+/// A broker as Metadata and DescribeCluster list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveBroker {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// This process's part in the cluster.
+pub struct ClusterNode {
+    settings: NodeSettings,
+    quorum: Arc<Quorum>,
+    controller: Arc<Controller<Quorum>>,
+    incarnation: Uuid,
+    /// The broker epoch of this broker's registration, -1 before one.
+    epoch: AtomicI64,
+}
+
+impl std::fmt::Debug for ClusterNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterNode")
+            .field("node_id", &self.settings.node_id)
+            .field("epoch", &self.epoch.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl ClusterNode {
+    /// Wraps a started quorum, installs the controller's Kafka APIs on its
+    /// listener and starts the registration, heartbeat and fencing tasks,
+    /// which end when `stop` flips to true.
+    pub fn start(
+        settings: NodeSettings,
+        quorum: Arc<Quorum>,
+        stop: watch::Receiver<bool>,
+    ) -> Arc<ClusterNode> {
+        let controller = Arc::new(Controller::new(
+            quorum.clone(),
+            settings.controller.clone(),
+            Arc::new(now_ms),
+        ));
+        let node = Arc::new(ClusterNode {
+            settings,
+            quorum,
+            controller,
+            incarnation: Uuid::new_v4(),
+            epoch: AtomicI64::new(-1),
+        });
+        node.quorum.set_controller_apis(Arc::new(Apis {
+            controller: node.controller.clone(),
+        }));
+        tokio::spawn(lifecycle(node.clone(), stop.clone()));
+        tokio::spawn(fencer(node.clone(), stop));
+        node
+    }
+
+    pub fn quorum(&self) -> &Arc<Quorum> {
+        &self.quorum
+    }
+
+    pub fn image(&self) -> ImageSnapshot {
+        self.quorum.image()
+    }
+
+    /// The quorum leader: the active controller's node id.
+    pub fn controller_id(&self) -> Option<i32> {
+        self.quorum.leader().map(|(id, _)| id)
+    }
+
+    /// Brokers registered, unfenced and reachable on the client listener.
+    pub fn live_brokers(&self) -> Vec<LiveBroker> {
+        let image = self.image();
+        image
+            .alive_brokers()
+            .filter_map(|b| {
+                let endpoint = b.endpoints.iter().find(|e| e.name == LISTENER_NAME)?;
+                Some(LiveBroker {
+                    id: b.id,
+                    host: endpoint.host.clone(),
+                    port: i32::from(endpoint.port),
+                    rack: b.rack.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// This broker's registration epoch, once registered.
+    pub fn broker_epoch(&self) -> Option<i64> {
+        Some(self.epoch.load(Ordering::Acquire)).filter(|e| *e >= 0)
+    }
+
+    fn registration(&self) -> BrokerRegistrationRequest {
+        let mut listener = Listener::default();
+        listener.name = StrBytes::from_static_str(LISTENER_NAME);
+        listener.host = StrBytes::from_string(self.settings.advertised_host.clone());
+        listener.port = self.settings.advertised_port;
+        listener.security_protocol = 0;
+        let mut request = BrokerRegistrationRequest::default();
+        request.broker_id = self.settings.node_id.into();
+        request.cluster_id = StrBytes::from_string(self.settings.cluster_id.clone());
+        request.incarnation_id = self.incarnation;
+        request.listeners = vec![listener];
+        request.rack = self.settings.rack.clone().map(StrBytes::from_string);
+        request
+    }
+
+    fn heartbeat(&self, epoch: i64) -> BrokerHeartbeatRequest {
+        let mut request = BrokerHeartbeatRequest::default();
+        request.broker_id = self.settings.node_id.into();
+        request.broker_epoch = epoch;
+        let applied = self.quorum.describe().high_watermark;
+        request.current_metadata_offset = i64::try_from(applied).unwrap_or(i64::MAX);
+        request
+    }
+
+    /// Sends `request` to the active controller: a direct call when it is
+    /// this node, else over the controller listener of the leader.
+    async fn to_controller<R, F, Fut>(
+        &self,
+        request: R,
+        local: F,
+        client: &mut Option<(i32, Connection)>,
+    ) -> Result<R::Response, String>
+    where
+        R: kafka_protocol::protocol::Request,
+        F: FnOnce(Arc<Controller<Quorum>>, R) -> Fut,
+        Fut: Future<Output = R::Response>,
+    {
+        let leader = self
+            .controller_id()
+            .ok_or_else(|| "no active controller yet".to_string())?;
+        if leader == self.settings.node_id {
+            return Ok(local(self.controller.clone(), request).await);
+        }
+        if client.as_ref().is_none_or(|(id, _)| *id != leader) {
+            let addr = self
+                .settings
+                .voters
+                .get(&leader)
+                .ok_or_else(|| format!("controller {leader} is not a known voter"))?;
+            let options = ConnectionOptions {
+                client_id: format!("wharf-broker-{}", self.settings.node_id),
+                request_timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(3),
+                ..ConnectionOptions::default()
+            };
+            let connection = Connection::connect(addr, options)
+                .await
+                .map_err(|e| e.to_string())?;
+            *client = Some((leader, connection));
+        }
+        let Some((_, connection)) = client.as_mut() else {
+            return Err("no connection to the controller".to_string());
+        };
+        match connection.call(&request).await {
+            Ok(response) => Ok(response),
+            Err(e) => {
+                *client = None;
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+/// Registers this broker, then heartbeats until `stop`.
+async fn lifecycle(node: Arc<ClusterNode>, mut stop: watch::Receiver<bool>) {
+    let mut client = None;
+    let mut logged_wait = false;
+    loop {
+        let epoch = node.epoch.load(Ordering::Acquire);
+        if epoch < 0 {
+            let request = node.registration();
+            let result = node
+                .to_controller(
+                    request,
+                    |c, r| async move { register(&c, &r).await },
+                    &mut client,
+                )
+                .await;
+            match result {
+                Ok(r) if r.error_code == 0 => {
+                    node.epoch.store(r.broker_epoch, Ordering::Release);
+                    tracing::info!(
+                        broker_epoch = r.broker_epoch,
+                        "registered with the controller"
+                    );
+                    continue;
+                }
+                Ok(r) => tracing::warn!(
+                    error = ?ResponseError::try_from_code(r.error_code),
+                    "broker registration refused"
+                ),
+                Err(e) if !logged_wait => {
+                    tracing::info!("waiting for the controller to register: {e}");
+                    logged_wait = true;
+                }
+                Err(e) => tracing::debug!("registration not sent: {e}"),
+            }
+        } else {
+            let request = node.heartbeat(epoch);
+            let result = node
+                .to_controller(
+                    request,
+                    |c, r| async move { heartbeat(&c, &r).await },
+                    &mut client,
+                )
+                .await;
+            match result {
+                Ok(r) if r.error_code == ResponseError::StaleBrokerEpoch.code() => {
+                    tracing::warn!(
+                        "the controller no longer knows this registration; registering again"
+                    );
+                    node.epoch.store(-1, Ordering::Release);
+                    continue;
+                }
+                Ok(r) if r.error_code != 0 => tracing::debug!(
+                    error = ?ResponseError::try_from_code(r.error_code),
+                    "heartbeat refused"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::debug!("heartbeat not sent: {e}"),
+            }
+        }
+        let pause = if node.epoch.load(Ordering::Acquire) < 0 {
+            Duration::from_millis(100)
+        } else {
+            node.settings.heartbeat_interval
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// On the active controller, fences brokers whose sessions expired.
+async fn fencer(node: Arc<ClusterNode>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = node.controller.fence_stale_brokers().await {
+            tracing::debug!("fencing check failed: {e}");
+        }
+    }
+}
+
+fn error_code(e: &ControllerError) -> i16 {
+    e.code.code()
+}
+
+async fn register(
+    controller: &Controller<Quorum>,
+    request: &BrokerRegistrationRequest,
+) -> BrokerRegistrationResponse {
+    let registration = RegistrationRequest {
+        broker_id: request.broker_id.0,
+        cluster_id: request.cluster_id.to_string(),
+        incarnation_id: request.incarnation_id,
+        listeners: request
+            .listeners
+            .iter()
+            .map(|l| BrokerEndpoint {
+                name: l.name.to_string(),
+                host: l.host.to_string(),
+                port: l.port,
+                security_protocol: l.security_protocol,
+            })
+            .collect(),
+        features: Vec::new(),
+        rack: request.rack.as_ref().map(|r| r.to_string()),
+        log_dirs: request.log_dirs.clone(),
+    };
+    let mut response = BrokerRegistrationResponse::default();
+    match controller.register_broker(&registration).await {
+        Ok(epoch) => response.broker_epoch = epoch,
+        Err(e) => {
+            tracing::info!(broker = request.broker_id.0, "registration refused: {e}");
+            response.error_code = error_code(&e);
+            response.broker_epoch = -1;
+        }
+    }
+    response
+}
+
+async fn heartbeat(
+    controller: &Controller<Quorum>,
+    request: &BrokerHeartbeatRequest,
+) -> BrokerHeartbeatResponse {
+    let beat = HeartbeatRequest {
+        broker_id: request.broker_id.0,
+        broker_epoch: request.broker_epoch,
+        current_metadata_offset: request.current_metadata_offset,
+        want_fence: request.want_fence,
+        want_shut_down: request.want_shut_down,
+    };
+    let mut response = BrokerHeartbeatResponse::default();
+    match controller.heartbeat(&beat).await {
+        Ok(reply) => {
+            response.is_caught_up = reply.is_caught_up;
+            response.is_fenced = reply.is_fenced;
+            response.should_shut_down = reply.should_shut_down;
+        }
+        Err(e) => {
+            response.error_code = error_code(&e);
+            response.is_fenced = true;
+        }
+    }
+    response
+}
+
+/// The Kafka APIs the controller listener serves besides the quorum's own.
+struct Apis {
+    controller: Arc<Controller<Quorum>>,
+}
+
+impl ControllerApis for Apis {
+    fn handle(&self, frame: Vec<u8>) -> Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send + '_>> {
+        Box::pin(async move {
+            let mut frame = Bytes::from(frame);
+            let parsed = match wharf_protocol::header::decode_request_header(&mut frame) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("bad request on the controller listener: {e}");
+                    return None;
+                }
+            };
+            let version = parsed.header.request_api_version;
+            let mut out = BytesMut::new();
+            if let Err(e) = wharf_protocol::header::encode_response_header(
+                &mut out,
+                parsed.api_key,
+                version,
+                parsed.header.correlation_id,
+            ) {
+                tracing::warn!("{e}");
+                return None;
+            }
+            let encoded = match parsed.api_key {
+                ApiKey::ApiVersions => encode(&api_versions(), version),
+                ApiKey::BrokerRegistration => {
+                    let request = BrokerRegistrationRequest::decode(&mut frame, version).ok()?;
+                    encode(&register(&self.controller, &request).await, version)
+                }
+                ApiKey::BrokerHeartbeat => {
+                    let request = BrokerHeartbeatRequest::decode(&mut frame, version).ok()?;
+                    encode(&heartbeat(&self.controller, &request).await, version)
+                }
+                other => {
+                    tracing::warn!(api = ?other, "API not served on the controller listener; closing the connection");
+                    return None;
+                }
+            };
+            out.extend_from_slice(&encoded?);
+            Some(out.to_vec())
+        })
+    }
+}
+
+fn encode<T: Encodable>(message: &T, version: i16) -> Option<Vec<u8>> {
+    let mut out = BytesMut::new();
+    match message.encode(&mut out, version) {
+        Ok(()) => Some(out.to_vec()),
+        Err(e) => {
+            tracing::warn!("could not encode a controller response: {e}");
+            None
+        }
+    }
+}
+
+/// ApiVersions on the controller listener: the controller's own APIs.
+fn api_versions() -> ApiVersionsResponse {
+    let entry = |key: ApiKey, min: i16, max: i16| {
+        let mut v = ApiVersion::default();
+        v.api_key = key as i16;
+        v.min_version = min;
+        v.max_version = max;
+        v
+    };
+    let mut response = ApiVersionsResponse::default();
+    response.api_keys = vec![
+        entry(
+            ApiKey::ApiVersions,
+            0,
+            kafka_protocol::messages::ApiVersionsRequest::VERSIONS
+                .max
+                .min(3),
+        ),
+        entry(
+            ApiKey::BrokerRegistration,
+            0,
+            BrokerRegistrationRequest::VERSIONS.max,
+        ),
+        entry(
+            ApiKey::BrokerHeartbeat,
+            0,
+            BrokerHeartbeatRequest::VERSIONS.max,
+        ),
+    ];
+    response
+}
