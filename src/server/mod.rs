@@ -4,6 +4,7 @@
 mod connection;
 mod per_ip;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,18 +45,37 @@ pub struct ClusterPrep {
 }
 
 impl ClusterPrep {
-    fn new(config: &Config, broker: &Broker) -> anyhow::Result<ClusterPrep> {
+    /// The voters the flags name (none for a lone voter), checked before
+    /// anything is written to the data directory.
+    fn voters(config: &Config) -> anyhow::Result<Option<BTreeMap<i32, String>>> {
         let node_id = config.node_id;
-        let data_dir = config.resolved_data_dir();
-        let (quorum, listener) = match &config.controller_quorum_voters {
+        match &config.controller_quorum_voters {
             Some(spec) => {
                 let voters = parse_voters(spec)?;
                 if !voters.contains_key(&node_id) {
                     bail!("node id {node_id} is not in --controller-quorum-voters {spec}");
                 }
-                let Some(listen) = &config.controller_listen else {
+                if config.controller_listen.is_none() {
                     bail!("--controller-quorum-voters needs --controller-listen for this node's controller");
-                };
+                }
+                Ok(Some(voters))
+            }
+            None if config.controller_listen.is_some() => {
+                bail!("--controller-listen needs --controller-quorum-voters")
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn new(
+        config: &Config,
+        voters: Option<BTreeMap<i32, String>>,
+        broker: &Broker,
+    ) -> anyhow::Result<ClusterPrep> {
+        let node_id = config.node_id;
+        let data_dir = config.resolved_data_dir();
+        let (quorum, listener) = match (voters, &config.controller_listen) {
+            (Some(voters), Some(listen)) => {
                 let listener = std::net::TcpListener::bind(listen)
                     .with_context(|| format!("binding the controller listener {listen}"))?;
                 listener
@@ -65,10 +85,7 @@ impl ClusterPrep {
                     QuorumConfig::new(node_id, voters, broker.cluster_id.clone(), data_dir);
                 (config, Some(listener))
             }
-            None => {
-                if config.controller_listen.is_some() {
-                    bail!("--controller-listen needs --controller-quorum-voters");
-                }
+            _ => {
                 let config =
                     QuorumConfig::single_voter(node_id, broker.cluster_id.clone(), data_dir);
                 (config, None)
@@ -119,6 +136,7 @@ impl ClusterPrep {
 /// doing it here saves the thread hand-offs a runtime would add between the
 /// process starting and its first answered request.
 pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
+    let voters = ClusterPrep::voters(config)?;
     let listeners = bind(&config.listen)?;
     let bound: Vec<SocketAddr> = listeners
         .iter()
@@ -154,13 +172,9 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         )
         .unwrap_or(usize::MAX),
         expected_cluster_id: config.cluster_id.clone().or_else(|| {
-            config
-                .controller_quorum_voters
-                .as_deref()
-                .and_then(|spec| parse_voters(spec).ok())
-                .map(|voters| {
-                    crate::broker::meta_properties::cluster_id_for_voters(&render(&voters))
-                })
+            voters
+                .as_ref()
+                .map(|v| crate::broker::meta_properties::cluster_id_for_voters(&render(v)))
         }),
     };
     let broker = Arc::new(Broker::open(settings).context("opening the data directory")?);
@@ -186,7 +200,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         queued_max_response_bytes: usize::try_from(config.queued_max_response_bytes)
             .unwrap_or(usize::MAX),
     };
-    let cluster = ClusterPrep::new(config, &broker)?;
+    let cluster = ClusterPrep::new(config, voters, &broker)?;
     Ok(Prepared {
         listeners,
         broker,
@@ -197,7 +211,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
 
 /// The voters in one canonical form (id order), so that spellings of the
 /// same list derive the same cluster id.
-fn render(voters: &std::collections::BTreeMap<i32, String>) -> String {
+fn render(voters: &BTreeMap<i32, String>) -> String {
     voters
         .iter()
         .map(|(id, addr)| format!("{id}@{addr}"))

@@ -94,7 +94,8 @@ impl TestBroker {
         }
     }
 
-    fn spawn(&mut self) {
+    /// Starts the broker process (again, after [`TestBroker::stop`]).
+    pub fn spawn(&mut self) {
         let mut command = match self.nofile {
             None => Command::new(env!("CARGO_BIN_EXE_wharf")),
             Some(n) => {
