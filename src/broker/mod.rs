@@ -277,10 +277,18 @@ impl Broker {
             return (vec![me], self.settings.node_id);
         };
         let brokers = node.live_brokers();
-        let controller = node.controller_id().unwrap_or(-1);
         if !brokers.iter().any(|b| b.id == me.id) {
             return (vec![me], self.settings.node_id);
         }
+        // Clients send admin requests to the controller they are told of,
+        // and wait while it is not a listed broker: name the active
+        // controller when it is listed, else a listed broker (every broker
+        // takes admin requests), as Kafka's KRaft brokers do.
+        let controller = node
+            .controller_id()
+            .filter(|c| brokers.iter().any(|b| b.id == *c))
+            .or_else(|| brokers.iter().map(|b| b.id).min())
+            .unwrap_or(me.id);
         (brokers, controller)
     }
 
