@@ -68,6 +68,7 @@ pub static APIS: &[Api] = &[
     api!(DeleteGroups, delete_groups),
     api!(IncrementalAlterConfigs, incremental_alter_configs),
     api!(OffsetDelete, offset_delete),
+    api!(DescribeQuorum, describe_quorum),
     api!(DescribeCluster, describe_cluster),
     api!(DescribeProducers, describe_producers),
     api!(DescribeTransactions, describe_transactions),

@@ -10,7 +10,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::TestBroker;
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+use kafka_protocol::messages::{
+    describe_quorum_request, ApiKey, DescribeQuorumRequest, DescribeQuorumResponse,
+    MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -203,4 +207,54 @@ fn a_data_directory_of_another_cluster_refuses_to_start() {
         "1@127.0.0.1:1,2@127.0.0.1:2,3@127.0.0.1:3",
     ]);
     assert!(stderr.contains("belongs to cluster"), "{stderr}");
+}
+
+fn describe_quorum(node: &TestBroker) -> DescribeQuorumResponse {
+    let mut partition = describe_quorum_request::PartitionData::default();
+    partition.partition_index = 0;
+    let mut topic = describe_quorum_request::TopicData::default();
+    topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+    topic.partitions = vec![partition];
+    let mut request = DescribeQuorumRequest::default();
+    request.topics = vec![topic];
+    node.client().call(ApiKey::DescribeQuorum, 1, &request)
+}
+
+#[test]
+fn describe_quorum_from_any_broker_reports_the_leader_and_every_voter() {
+    let cluster = Cluster::start(3);
+    let (controller, _) = cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
+    for node in &cluster.nodes {
+        let response = describe_quorum(node);
+        assert_eq!(response.error_code, 0);
+        let p = &response.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0, "{response:?}");
+        assert_eq!(p.leader_id.0, controller);
+        assert!(p.leader_epoch >= 1);
+        assert!(p.high_watermark > 0);
+        let mut voters: Vec<i32> = p.current_voters.iter().map(|v| v.replica_id.0).collect();
+        voters.sort_unstable();
+        assert_eq!(voters, vec![1, 2, 3]);
+        assert!(
+            p.current_voters.iter().all(|v| v.log_end_offset > 0),
+            "{p:?}"
+        );
+    }
+}
+
+#[test]
+fn a_lone_broker_is_its_own_single_voter_quorum() {
+    let broker = TestBroker::start();
+    let started = Instant::now();
+    let p = loop {
+        let response = describe_quorum(&broker);
+        let p = response.topics[0].partitions[0].clone();
+        if p.error_code == 0 {
+            break p;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{response:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(p.leader_id.0, 1);
+    assert_eq!(p.current_voters.len(), 1);
 }

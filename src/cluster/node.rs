@@ -23,8 +23,9 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::broker_registration_request::Listener;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
-    BrokerRegistrationRequest, BrokerRegistrationResponse,
+    describe_quorum_request, describe_quorum_response, ApiKey, ApiVersionsResponse,
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
+    BrokerRegistrationResponse, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 use kafka_protocol::ResponseError;
@@ -112,6 +113,7 @@ impl ClusterNode {
         });
         node.quorum.set_controller_apis(Arc::new(Apis {
             controller: node.controller.clone(),
+            quorum: node.quorum.clone(),
         }));
         tokio::spawn(lifecycle(node.clone(), stop.clone()));
         tokio::spawn(fencer(node.clone(), stop));
@@ -224,6 +226,80 @@ impl ClusterNode {
             }
         }
     }
+}
+
+impl ClusterNode {
+    /// DescribeQuorum for `__cluster_metadata-0`, from this node: the
+    /// leader's answer, or NOT_LEADER_OR_FOLLOWER on a follower.
+    pub fn describe_quorum(&self) -> DescribeQuorumResponse {
+        describe_quorum(&self.quorum)
+    }
+
+    /// DescribeQuorum answered by the active controller: this node when it
+    /// leads, else the leader over its controller listener.
+    pub async fn describe_quorum_from_leader(&self) -> DescribeQuorumResponse {
+        let mut request = DescribeQuorumRequest::default();
+        let mut partition = describe_quorum_request::PartitionData::default();
+        partition.partition_index = 0;
+        let mut topic = describe_quorum_request::TopicData::default();
+        topic.topic_name = TopicName(StrBytes::from_static_str(METADATA_TOPIC));
+        topic.partitions = vec![partition];
+        request.topics = vec![topic];
+        let mut client = None;
+        let quorum = self.quorum.clone();
+        let local = move |_, _| async move { describe_quorum(&quorum) };
+        match self.to_controller(request, local, &mut client).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::debug!("DescribeQuorum not forwarded: {e}");
+                let mut response = DescribeQuorumResponse::default();
+                response.error_code = ResponseError::NotController.code();
+                response.error_message = Some(StrBytes::from_string(e));
+                response
+            }
+        }
+    }
+}
+
+/// The metadata log's topic name, as DescribeQuorum names it.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// DescribeQuorum's answer from `quorum`'s view.
+pub fn describe_quorum(quorum: &Quorum) -> DescribeQuorumResponse {
+    let d = quorum.describe();
+    let mut partition = describe_quorum_response::PartitionData::default();
+    partition.partition_index = 0;
+    if d.leader != Some(d.node_id) {
+        partition.error_code = ResponseError::NotLeaderOrFollower.code();
+        partition.leader_id = d.leader.unwrap_or(-1).into();
+    } else {
+        partition.leader_id = d.node_id.into();
+        partition.leader_epoch = i32::try_from(d.epoch).unwrap_or(i32::MAX);
+        partition.high_watermark = i64::try_from(d.high_watermark).unwrap_or(i64::MAX);
+        partition.current_voters = d
+            .voters
+            .iter()
+            .map(|v| {
+                let mut state = describe_quorum_response::ReplicaState::default();
+                state.replica_id = v.node_id.into();
+                state.log_end_offset = v
+                    .log_end_offset
+                    .map_or(-1, |o| i64::try_from(o).unwrap_or(i64::MAX));
+                let ack = v
+                    .last_ack_ms
+                    .map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX));
+                state.last_fetch_timestamp = ack;
+                state.last_caught_up_timestamp = if v.lag == Some(0) { ack } else { -1 };
+                state
+            })
+            .collect();
+    }
+    let mut topic = describe_quorum_response::TopicData::default();
+    topic.topic_name = TopicName(StrBytes::from_static_str(METADATA_TOPIC));
+    topic.partitions = vec![partition];
+    let mut response = DescribeQuorumResponse::default();
+    response.topics = vec![topic];
+    response
 }
 
 /// Registers this broker, then heartbeats until `stop`.
@@ -377,6 +453,7 @@ async fn heartbeat(
 /// The Kafka APIs the controller listener serves besides the quorum's own.
 struct Apis {
     controller: Arc<Controller<Quorum>>,
+    quorum: Arc<Quorum>,
 }
 
 impl ControllerApis for Apis {
@@ -410,6 +487,10 @@ impl ControllerApis for Apis {
                 ApiKey::BrokerHeartbeat => {
                     let request = BrokerHeartbeatRequest::decode(&mut frame, version).ok()?;
                     encode(&heartbeat(&self.controller, &request).await, version)
+                }
+                ApiKey::DescribeQuorum => {
+                    DescribeQuorumRequest::decode(&mut frame, version).ok()?;
+                    encode(&describe_quorum(&self.quorum), version)
                 }
                 other => {
                     tracing::warn!(api = ?other, "API not served on the controller listener; closing the connection");
@@ -461,6 +542,7 @@ fn api_versions() -> ApiVersionsResponse {
             0,
             BrokerHeartbeatRequest::VERSIONS.max,
         ),
+        entry(ApiKey::DescribeQuorum, 0, 2),
     ];
     response
 }
