@@ -248,9 +248,10 @@ fn a_lone_broker_is_its_own_single_voter_quorum() {
     let started = Instant::now();
     let p = loop {
         let response = describe_quorum(&broker);
-        let p = response.topics[0].partitions[0].clone();
-        if p.error_code == 0 {
-            break p;
+        // Until the quorum has started: NOT_CONTROLLER, no partitions.
+        let found = response.topics.first().and_then(|t| t.partitions.first());
+        if let Some(p) = found.filter(|p| p.error_code == 0) {
+            break p.clone();
         }
         assert!(started.elapsed() < Duration::from_secs(10), "{response:?}");
         std::thread::sleep(Duration::from_millis(20));
