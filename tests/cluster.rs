@@ -259,3 +259,57 @@ fn a_lone_broker_is_its_own_single_voter_quorum() {
     assert_eq!(p.leader_id.0, 1);
     assert_eq!(p.current_voters.len(), 1);
 }
+
+#[test]
+fn ten_controller_kills_in_a_row_leave_one_cluster_with_every_voter_caught_up() {
+    let mut cluster = Cluster::start(3);
+    let mut failovers = Vec::new();
+    for cycle in 0..10 {
+        let (controller, _) = cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
+        let dead = usize::try_from(controller - 1).unwrap();
+        cluster.nodes[dead].stop(false);
+        let survivors: Vec<usize> = (0..3).filter(|&i| i != dead).collect();
+        let started = Instant::now();
+        loop {
+            let views: Vec<_> = survivors.iter().map(|&i| cluster.view(i)).collect();
+            let c = views[0].1;
+            if c != controller && views.iter().all(|v| v.1 == c) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "cycle {cycle}: no new controller after killing {controller}: {views:?}\n{}",
+                cluster.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        failovers.push(started.elapsed());
+        cluster.nodes[dead].spawn();
+    }
+    cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
+    // Every voter ends with the leader's whole log.
+    let started = Instant::now();
+    loop {
+        let leader = cluster.nodes.iter().map(describe_quorum).find_map(|r| {
+            let p = r.topics.first()?.partitions.first()?.clone();
+            (p.error_code == 0).then_some(p)
+        });
+        if let Some(p) = leader {
+            let ends: Vec<i64> = p.current_voters.iter().map(|v| v.log_end_offset).collect();
+            if ends.len() == 3 && ends.iter().all(|e| *e == ends[0] && *e > 0) {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "voters did not catch up\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    failovers.sort();
+    println!(
+        "10 controller kills: failover min {:?}, median {:?}, max {:?}",
+        failovers[0], failovers[5], failovers[9]
+    );
+}
