@@ -1,8 +1,9 @@
 //! Arbitrary bytes as a request frame's contents through
 //! `decode_request_header`, as the server calls it. No panic; a decoded
 //! header names the key and version of the frame's first four bytes, was
-//! read at the header version the server picks for them, and re-encodes to
-//! exactly the bytes it consumed. Response headers are encoded for the same
+//! read at the header version the server picks for them, decodes the same
+//! from exactly the bytes it consumed, and (without unknown tagged fields)
+//! survives an encode and decode. Response headers are encoded for the same
 //! key and version and must decode back with the correlation id.
 #![no_main]
 
@@ -27,23 +28,28 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(header.request_api_key, key);
     assert_eq!(header.request_api_version, version);
 
-    // Read at the version the server picks: the same bytes decode the same
-    // way again, and re-encode to exactly what was consumed (the request
-    // header has no field whose encoding is ambiguous, except tagged fields
-    // which are carried as they came).
+    // Read at the version the server picks: the bytes consumed decode the
+    // same way again, with nothing left over.
     let header_version = request_header_version(parsed.api_key, version);
     let consumed = original.len() - frame.len();
     let mut again = original.slice(..consumed);
     let reread = RequestHeader::decode(&mut again, header_version).expect("re-decodes");
     assert!(again.is_empty());
     assert_eq!(&reread, header);
-    let mut encoded = BytesMut::new();
-    header
-        .encode(&mut encoded, header_version)
-        .expect("a decoded header encodes");
-    let mut round = encoded.freeze();
-    let decoded = RequestHeader::decode(&mut round, header_version).expect("round trip");
-    assert_eq!(&decoded, header);
+    // And the header survives the encoder. Only without unknown tagged
+    // fields: kafka-protocol reads a tag past i32::MAX as a negative number
+    // that it cannot encode again. The broker never re-encodes a request
+    // header, so that is the codec's quirk, not a path of ours.
+    if header.unknown_tagged_fields.is_empty() {
+        let mut encoded = BytesMut::new();
+        header
+            .encode(&mut encoded, header_version)
+            .expect("a decoded header encodes");
+        let mut round = encoded.freeze();
+        let decoded = RequestHeader::decode(&mut round, header_version).expect("round trip");
+        assert!(round.is_empty());
+        assert_eq!(&decoded, header);
+    }
 
     let mut out = BytesMut::new();
     encode_response_header(&mut out, parsed.api_key, version, header.correlation_id)
