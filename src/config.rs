@@ -334,7 +334,26 @@ fn positive_rate(value: &str) -> Result<f64, String> {
     }
 }
 
+/// `wharf serve`'s flags on their own, for [`Config::from_flags`].
+#[derive(Debug, clap::Parser)]
+struct ServeFlags {
+    #[command(flatten)]
+    config: Config,
+}
+
 impl Config {
+    /// A config from `wharf serve` flags (without the command words), as
+    /// the command line would build it: for tests and the fuzz targets.
+    pub fn from_flags<I, T>(flags: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args = std::iter::once(std::ffi::OsString::from("wharf-serve"))
+            .chain(flags.into_iter().map(Into::into));
+        <ServeFlags as clap::Parser>::try_parse_from(args).map(|f| f.config)
+    }
+
     /// The coordinator's settings.
     pub fn group_config(&self) -> wharf_coordinator::GroupConfig {
         wharf_coordinator::GroupConfig {
@@ -440,5 +459,19 @@ impl Config {
             Some(home) if !home.is_empty() => PathBuf::from(home).join(".wharf").join("data"),
             _ => PathBuf::from("data"),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_flags_reads_serve_flags_and_refuses_unknown_ones() {
+        let config = Config::from_flags(["--data-dir", "/tmp/x", "--num-partitions", "3"]).unwrap();
+        assert_eq!(config.data_dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(config.num_partitions, 3);
+        assert!(Config::from_flags(["--no-such-flag"]).is_err());
     }
 }

@@ -32,7 +32,8 @@ fuzz_target!(|data: &[u8]| {
         if valid {
             assert!(walk.is_ok());
             for to in Compression::ALL {
-                let out = batch::recompress(one, to, None, LIMIT).expect("valid batch recompresses");
+                let out =
+                    batch::recompress(one, to, None, LIMIT).expect("valid batch recompresses");
                 let h = BatchHeader::parse(&out).expect("recompressed header");
                 batch::validate(&out, LIMIT).expect("recompressed batch validates");
                 assert_eq!(h.records_count(), header.records_count());
@@ -47,7 +48,11 @@ fn crc32c(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

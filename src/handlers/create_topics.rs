@@ -18,6 +18,10 @@ use crate::broker::{Broker, BrokerError, NewTopic};
 pub const MIN_VERSION: i16 = 2;
 pub const MAX_VERSION: i16 = 7;
 
+/// Kafka's cap on the partitions one CreateTopics request may ask for, over
+/// all its topics; past it the whole request is refused.
+const MAX_PARTITIONS_PER_REQUEST: u64 = 10_000;
+
 pub async fn handle(request: Request) -> HandlerResult {
     let body: CreateTopicsRequest = request.decode()?;
     let broker = &request.broker;
@@ -28,6 +32,10 @@ pub async fn handle(request: Request) -> HandlerResult {
         .map(|t| t.name.0.to_string())
         .filter(|n| !seen.insert(n.clone()))
         .collect();
+    let too_many = requested_partitions(broker, &body.topics) > MAX_PARTITIONS_PER_REQUEST;
+    if too_many {
+        tracing::info!("refusing CreateTopics: more than {MAX_PARTITIONS_PER_REQUEST} partitions");
+    }
 
     // Creating partitions is file work, and many of them take a while: off
     // the async workers, so other connections are served meanwhile.
@@ -39,7 +47,12 @@ pub async fn handle(request: Request) -> HandlerResult {
             .into_iter()
             .map(|topic| {
                 let name = topic.name.0.to_string();
-                let outcome = if duplicates.contains(&name) {
+                let outcome = if too_many {
+                    Err((
+                        ResponseError::PolicyViolation,
+                        "Excessively large number of partitions per request.".to_string(),
+                    ))
+                } else if duplicates.contains(&name) {
                     Err((
                         ResponseError::InvalidRequest,
                         format!("topic {name:?} appears more than once in the request"),
@@ -155,4 +168,20 @@ fn create(broker: &Broker, topic: &CreatableTopic, validate_only: bool) -> Outco
     }
     let created = broker.create_topic(new.clone()).map_err(fail)?;
     Ok((created.id, new))
+}
+
+/// How many partitions a CreateTopics request asks for in total.
+fn requested_partitions(broker: &Broker, topics: &[CreatableTopic]) -> u64 {
+    topics
+        .iter()
+        .map(|t| {
+            if !t.assignments.is_empty() {
+                u64::try_from(t.assignments.len()).unwrap_or(u64::MAX)
+            } else if t.num_partitions == -1 {
+                u64::try_from(broker.settings.default_partitions).unwrap_or(0)
+            } else {
+                u64::try_from(t.num_partitions).unwrap_or(0)
+            }
+        })
+        .fold(0, u64::saturating_add)
 }

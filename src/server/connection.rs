@@ -1,5 +1,5 @@
-//! One client connection: read a frame, dispatch it through the registry,
-//! write the response, in order. Kafka's own rule is one request at a time
+//! One client connection: read a frame, dispatch it through the registry
+//! (`dispatch.rs`), write the response, in order. Kafka's own rule is one request at a time
 //! per connection, so responses leave in request order by construction; a
 //! slow request (a long-polling fetch) holds only its own connection.
 //!
@@ -23,33 +23,23 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::Instrument;
-use wharf_protocol::frame::{self, FrameDecoder, FrameError};
-use wharf_protocol::header::{self, HeaderError};
+use wharf_protocol::frame::{FrameDecoder, FrameError};
+use wharf_protocol::header::HeaderError;
 
+use super::dispatch::{dispatch, response_head, Client, DispatchError};
 use crate::broker::Broker;
 use crate::budget::{RequestBudget, RequestCharge, ResponseBudget};
-use crate::handlers::{self, HandlerError, Request, ResponseBody};
-use crate::registry;
+use crate::handlers::ResponseBody;
 
 /// Why a connection is closed early. Each is logged once, at warn level.
 #[derive(Debug, thiserror::Error)]
 enum CloseReason {
     #[error("bad frame: {0}")]
     Frame(#[from] FrameError),
-    #[error("bad request header: {0}")]
-    Header(#[from] HeaderError),
-    #[error("API {0:?} is not supported")]
-    UnsupportedApi(ApiKey),
-    #[error("{api:?} v{version} is not supported (this broker serves v{min}-v{max})")]
-    UnsupportedVersion {
-        api: ApiKey,
-        version: i16,
-        min: i16,
-        max: i16,
-    },
     #[error(transparent)]
-    Handler(#[from] HandlerError),
+    Request(#[from] DispatchError),
+    #[error("could not encode a response header: {0}")]
+    Header(#[from] HeaderError),
     #[error("connection ended in the middle of a request frame")]
     TruncatedFrame,
     #[error("no request for {} ms (--connections-max-idle-ms)", .0.as_millis())]
@@ -247,54 +237,21 @@ impl Connection {
 
     async fn serve(
         &mut self,
-        mut frame: Bytes,
+        frame: Bytes,
         stop: watch::Receiver<bool>,
     ) -> Result<(), CloseReason> {
-        let parsed = header::decode_request_header(&mut frame)?;
-        let version = parsed.header.request_api_version;
-        let correlation_id = parsed.header.correlation_id;
-        let span = tracing::debug_span!(
-            "request",
-            api_key = ?parsed.api_key,
-            api_version = version,
-            correlation_id,
-            client_id = parsed.header.client_id.as_deref().unwrap_or(""),
-        );
-        let api =
-            registry::lookup(parsed.api_key).ok_or(CloseReason::UnsupportedApi(parsed.api_key))?;
-        let body = if api.supports(version) {
-            let request = Request {
-                broker: self.broker.clone(),
-                api_key: parsed.api_key,
-                api_version: version,
-                body: frame,
-                shutdown: stop,
-                client_id: parsed.header.client_id.as_deref().unwrap_or("").to_string(),
-                client_host: format!("/{}", self.peer.ip()),
-                response_budget: self.shared.response_budget.clone(),
-            };
-            let body = (api.handle)(request).instrument(span.clone()).await;
-            // The request's bytes are gone with the handler's future.
-            self.release_request();
-            body?
-        } else if parsed.api_key == ApiKey::ApiVersions {
-            // Tell the client which versions we know, in the v0 layout
-            // every client can read.
-            span.in_scope(|| tracing::debug!("unknown ApiVersions version; answering with v0"));
-            Some(ResponseBody::One(
-                handlers::api_versions::unsupported_version_response(),
-            ))
-        } else {
-            return Err(CloseReason::UnsupportedVersion {
-                api: parsed.api_key,
-                version,
-                min: api.min_version,
-                max: api.max_version,
-            });
+        let client = Client {
+            host: format!("/{}", self.peer.ip()),
+            shutdown: stop,
+            response_budget: self.shared.response_budget.clone(),
         };
-        match body {
+        let done = dispatch(&self.broker, frame, &client).await;
+        // The request's bytes are gone with the handler's future.
+        self.release_request();
+        let done = done?;
+        match done.body {
             Some(body) => {
-                self.write_response(parsed.api_key, version, correlation_id, body)
+                self.write_response(done.api_key, done.api_version, done.correlation_id, body)
                     .await
             }
             None => Ok(()),
@@ -310,11 +267,7 @@ impl Connection {
         correlation_id: i32,
         body: ResponseBody,
     ) -> Result<(), CloseReason> {
-        let mut head = BytesMut::with_capacity(16);
-        head.extend_from_slice(&[0; 4]);
-        header::encode_response_header(&mut head, api_key, version, correlation_id)?;
-        let size = frame::size_prefix(head.len() - 4 + body.len());
-        head[..4].copy_from_slice(&size);
+        let head = response_head(api_key, version, correlation_id, body.len())?;
         let mut slices: Vec<IoSlice<'_>> = std::iter::once(&head[..])
             .chain(body.chunks().iter().map(|c| &c[..]))
             .filter(|c| !c.is_empty())

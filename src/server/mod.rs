@@ -2,6 +2,7 @@
 //! shutdown (stop accepting, let in-flight requests finish, flush, exit).
 
 mod connection;
+pub mod dispatch;
 mod per_ip;
 
 use std::collections::BTreeMap;
@@ -147,39 +148,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         .map(|a| a.port())
         .context("no address bound")?;
     let (advertised_host, advertised_port) = advertised(config, port)?;
-    let settings = BrokerSettings {
-        node_id: config.node_id,
-        advertised_host,
-        advertised_port,
-        data_dir: config.resolved_data_dir(),
-        default_partitions: config.num_partitions,
-        auto_create_topics: config.auto_create_topics,
-        groups: config.group_config(),
-        txns: config.txn_config(),
-        configs: config.broker_configs(),
-        retention_check_interval: Duration::from_millis(config.log_retention_check_interval_ms),
-        flush_check_interval: Duration::from_millis(config.log_flush_scheduler_interval_ms),
-        fsync_before_ack: config.fsync_before_ack,
-        cleaner_interval: Duration::from_millis(config.log_cleaner_backoff_ms),
-        cleaner_io_max_bytes_per_second: config.log_cleaner_io_max_bytes_per_second,
-        compression_type: config.compression_type,
-        max_decompressed_batch_bytes: config.max_decompressed_batch_bytes,
-        max_partitions: config.max_partitions.unwrap_or_else(|| {
-            crate::limits::default_max_partitions(crate::limits::available_memory())
-        }),
-        max_auto_created_topics_per_request: usize::try_from(
-            config.max_auto_created_topics_per_request,
-        )
-        .unwrap_or(usize::MAX),
-        expected_cluster_id: config.cluster_id.clone().or_else(|| {
-            voters
-                .as_ref()
-                .map(|v| crate::broker::meta_properties::cluster_id_for_voters(&render(v)))
-        }),
-    };
-    let broker = Arc::new(Broker::open(settings).context("opening the data directory")?);
-    broker.load_groups().context("loading consumer groups")?;
-    broker.load_txns().context("loading transactions")?;
+    let broker = open_broker(settings(config, advertised_host, advertised_port))?;
     tracing::info!(
         listen = ?bound,
         advertised = %format!("{}:{}", broker.settings.advertised_host, broker.settings.advertised_port),
@@ -207,6 +176,51 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         limits,
         cluster,
     })
+}
+
+/// The broker's settings from its flags and the address it advertises.
+pub fn settings(config: &Config, advertised_host: String, advertised_port: i32) -> BrokerSettings {
+    BrokerSettings {
+        node_id: config.node_id,
+        advertised_host,
+        advertised_port,
+        data_dir: config.resolved_data_dir(),
+        default_partitions: config.num_partitions,
+        auto_create_topics: config.auto_create_topics,
+        groups: config.group_config(),
+        txns: config.txn_config(),
+        configs: config.broker_configs(),
+        retention_check_interval: Duration::from_millis(config.log_retention_check_interval_ms),
+        flush_check_interval: Duration::from_millis(config.log_flush_scheduler_interval_ms),
+        fsync_before_ack: config.fsync_before_ack,
+        cleaner_interval: Duration::from_millis(config.log_cleaner_backoff_ms),
+        cleaner_io_max_bytes_per_second: config.log_cleaner_io_max_bytes_per_second,
+        compression_type: config.compression_type,
+        max_decompressed_batch_bytes: config.max_decompressed_batch_bytes,
+        max_partitions: config.max_partitions.unwrap_or_else(|| {
+            crate::limits::default_max_partitions(crate::limits::available_memory())
+        }),
+        max_auto_created_topics_per_request: usize::try_from(
+            config.max_auto_created_topics_per_request,
+        )
+        .unwrap_or(usize::MAX),
+        expected_cluster_id: config.cluster_id.clone().or_else(|| {
+            let voters = config.controller_quorum_voters.as_deref()?;
+            let voters = parse_voters(voters).ok()?;
+            Some(crate::broker::meta_properties::cluster_id_for_voters(
+                &render(&voters),
+            ))
+        }),
+    }
+}
+
+/// Opens (or creates) the data directory and replays topics, consumer
+/// groups and transactions: a broker ready for requests.
+pub fn open_broker(settings: BrokerSettings) -> anyhow::Result<Arc<Broker>> {
+    let broker = Arc::new(Broker::open(settings).context("opening the data directory")?);
+    broker.load_groups().context("loading consumer groups")?;
+    broker.load_txns().context("loading transactions")?;
+    Ok(broker)
 }
 
 /// The voters in one canonical form (id order), so that spellings of the
