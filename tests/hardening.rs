@@ -6,11 +6,9 @@ mod common;
 
 use bytes::Bytes;
 use common::{Client, TestBroker};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
@@ -25,19 +23,11 @@ use wharf_protocol::batch::{self, build_batch, build_marker, ControlMarker};
 use wharf_protocol::compression::Compression;
 
 fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
+    common::topic_name(s)
 }
 
 fn create_topic(client: &mut Client, topic: &str, partitions: i32) -> i16 {
-    let mut t = CreatableTopic::default();
-    t.name = name(topic);
-    t.num_partitions = partitions;
-    t.replication_factor = 1;
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    req.timeout_ms = 5000;
-    let resp: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &req);
-    resp.topics[0].error_code
+    common::create_topic(client, topic, partitions).topics[0].error_code
 }
 
 fn batch_of(values: &[&str], timestamps: &[i64]) -> Vec<u8> {
@@ -51,23 +41,9 @@ fn batch_of(values: &[&str], timestamps: &[i64]) -> Vec<u8> {
 
 /// (high watermark, the stored batches) of partition 0 from offset 0.
 fn fetch_all(client: &mut Client, topic: &str) -> (i64, Bytes) {
-    let mut p = FetchPartition::default();
-    p.partition = 0;
-    p.fetch_offset = 0;
-    p.partition_max_bytes = 1 << 20;
-    let mut t = FetchTopic::default();
-    t.topic = name(topic);
-    t.partitions = vec![p];
-    let mut req = FetchRequest::default();
-    req.replica_id = (-1).into();
-    req.max_wait_ms = 0;
-    req.max_bytes = 1 << 20;
-    req.session_epoch = -1;
-    req.topics = vec![t];
-    let resp: FetchResponse = client.call(ApiKey::Fetch, 12, &req);
-    let p = &resp.responses[0].partitions[0];
+    let p = common::fetch_partition(client, topic, 0, 0);
     assert_eq!(p.error_code, 0);
-    (p.high_watermark, p.records.clone().unwrap_or_default())
+    (p.high_watermark, p.records.unwrap_or_default())
 }
 
 #[test]

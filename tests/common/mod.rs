@@ -129,7 +129,11 @@ impl TestBroker {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(self.addr).is_err() {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("broker exited at start ({status}):\n{}", self.log());
             }
             assert!(
@@ -326,4 +330,52 @@ pub fn produce_batch(
     let resp: ProduceResponse = client.call(ApiKey::Produce, 9, &req);
     let p = &resp.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
+}
+
+/// A topic name for a request.
+pub fn topic_name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// CreateTopics v7 of one topic with `partitions` partitions, replication
+/// factor 1.
+pub fn create_topic(
+    client: &mut Client,
+    topic: &str,
+    partitions: i32,
+) -> kafka_protocol::messages::CreateTopicsResponse {
+    let mut t = kafka_protocol::messages::create_topics_request::CreatableTopic::default();
+    t.name = topic_name(topic);
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    let mut req = kafka_protocol::messages::CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 5000;
+    client.call(ApiKey::CreateTopics, 7, &req)
+}
+
+/// Fetch v12 of partition `partition` of `topic` from `offset`, up to 1 MiB,
+/// without waiting.
+pub fn fetch_partition(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> kafka_protocol::messages::fetch_response::PartitionData {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let mut p = FetchPartition::default();
+    p.partition = partition;
+    p.fetch_offset = offset;
+    p.partition_max_bytes = 1 << 20;
+    let mut t = FetchTopic::default();
+    t.topic = topic_name(topic);
+    t.partitions = vec![p];
+    let mut req = kafka_protocol::messages::FetchRequest::default();
+    req.replica_id = (-1).into();
+    req.max_wait_ms = 0;
+    req.max_bytes = 1 << 20;
+    req.session_epoch = -1;
+    req.topics = vec![t];
+    let resp: kafka_protocol::messages::FetchResponse = client.call(ApiKey::Fetch, 12, &req);
+    resp.responses[0].partitions[0].clone()
 }
