@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => {
+            server::catch_early_signals();
             if let Err(err) = init_logging(&config.log_level, config.log_format) {
                 eprintln!("wharf: {err:#}");
                 return ExitCode::FAILURE;

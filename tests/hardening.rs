@@ -374,3 +374,13 @@ fn the_broker_binary_is_position_independent() {
     assert_eq!(&bytes[..4], b"\x7fELF");
     assert_eq!(u16::from_le_bytes([bytes[16], bytes[17]]), 3);
 }
+
+#[test]
+fn sigterm_as_soon_as_the_broker_listens_is_a_clean_shutdown() {
+    // The listener is bound before the async runtime listens for signals;
+    // a SIGTERM in between must still end in a clean exit (0).
+    for _ in 0..10 {
+        let mut broker = TestBroker::start();
+        broker.stop(true);
+    }
+}

@@ -526,25 +526,61 @@ fn advertised(config: &Config, bound_port: u16) -> anyhow::Result<(String, i32)>
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Set by SIGINT or SIGTERM from the moment [`catch_early_signals`] ran:
+/// a signal that arrives while the broker is still starting (before the
+/// runtime listens for it) is remembered, not fatal.
+static EARLY_SIGNAL: std::sync::OnceLock<Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::OnceLock::new();
+
+/// Catches SIGINT and SIGTERM from process start, so that one arriving
+/// before [`serve`] listens for it still means a clean shutdown (exit 0)
+/// rather than death by signal. Call first thing in `main`.
+pub fn catch_early_signals() {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
+        let flag = EARLY_SIGNAL.get_or_init(|| Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            if let Err(e) = signal_hook::flag::register(signal, flag.clone()) {
+                tracing::warn!("cannot catch signal {signal} at start: {e}");
+            }
+        }
+    }
+}
+
+fn early_signal() -> bool {
+    EARLY_SIGNAL
+        .get()
+        .is_some_and(|f| f.load(std::sync::atomic::Ordering::Acquire))
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM, including one that arrived
+/// before this was first polled (see [`catch_early_signals`]).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Both streams listen from here on; a signal before is in the flag.
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                if early_signal() {
+                    return;
+                }
                 tokio::select! {
-                    _ = ctrl_c => {}
+                    _ = int.recv() => {}
                     _ = term.recv() => {}
                 }
             }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                let _ = ctrl_c.await;
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("cannot listen for SIGINT and SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
