@@ -306,6 +306,7 @@ pub fn describe_quorum(quorum: &Quorum) -> DescribeQuorumResponse {
 async fn lifecycle(node: Arc<ClusterNode>, mut stop: watch::Receiver<bool>) {
     let mut client = None;
     let mut logged_wait = false;
+    let mut last_refusal = None;
     loop {
         let epoch = node.epoch.load(Ordering::Acquire);
         if epoch < 0 {
@@ -326,10 +327,19 @@ async fn lifecycle(node: Arc<ClusterNode>, mut stop: watch::Receiver<bool>) {
                     );
                     continue;
                 }
-                Ok(r) => tracing::warn!(
-                    error = ?ResponseError::try_from_code(r.error_code),
-                    "broker registration refused"
-                ),
+                // NOT_CONTROLLER while leadership moves is routine; other
+                // refusals are logged once per error code, not per retry.
+                Ok(r) if r.error_code == ResponseError::NotController.code() => {
+                    tracing::debug!("registration reached a former controller; retrying");
+                }
+                Ok(r) if last_refusal != Some(r.error_code) => {
+                    last_refusal = Some(r.error_code);
+                    tracing::warn!(
+                        error = ?ResponseError::try_from_code(r.error_code),
+                        "broker registration refused; retrying"
+                    );
+                }
+                Ok(_) => {}
                 Err(e) if !logged_wait => {
                     tracing::info!("waiting for the controller to register: {e}");
                     logged_wait = true;
