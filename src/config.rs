@@ -263,8 +263,8 @@ pub struct Config {
     /// and tools cope with a full or failing disk: a comma-separated list of
     /// POINT=ERROR[@TRIGGER], with POINT one of segment-create,
     /// segment-write, index-write, segment-sync, dir-sync, truncate, rename,
-    /// remove, aux-write, aux-sync, quorum-log-write (the metadata quorum's
-    /// Raft log); ERROR enospc or eio; TRIGGER always (default),
+    /// remove, aux-write, aux-sync, quorum-log-write, quorum-log-sync (the
+    /// metadata quorum's Raft log); ERROR enospc or eio; TRIGGER always (default),
     /// after:N (the first N calls succeed) or next:N (the next N calls
     /// fail). Example: `segment-write=enospc@after:3`. Never for production.
     #[arg(long, env = "WHARF_FAULT_INJECTION")]

@@ -52,14 +52,18 @@ pub enum FailPoint {
     /// fsync of a compaction output or a checkpoint file.
     AuxSync,
     /// Writing entries to the metadata quorum's Raft log (`*.raftlog` in
-    /// `__cluster_metadata-0`). Its fsyncs are `segment-sync`; its vote,
-    /// snapshot and state files are written at `aux-write`/`aux-sync`.
+    /// `__cluster_metadata-0`); its vote, snapshot and state files are
+    /// written at `aux-write`/`aux-sync`.
     QuorumLogWrite,
+    /// fsync of the metadata quorum's Raft log and of its directory: apart
+    /// from `segment-sync` and `dir-sync`, so that faults armed for the
+    /// partitions' logs do not stop the broker's quorum.
+    QuorumLogSync,
 }
 
 impl FailPoint {
     /// Every fail point, for help texts and tests.
-    pub const ALL: [FailPoint; 11] = [
+    pub const ALL: [FailPoint; 12] = [
         FailPoint::SegmentCreate,
         FailPoint::SegmentWrite,
         FailPoint::IndexWrite,
@@ -71,6 +75,7 @@ impl FailPoint {
         FailPoint::AuxWrite,
         FailPoint::AuxSync,
         FailPoint::QuorumLogWrite,
+        FailPoint::QuorumLogSync,
     ];
 
     /// The name used in specs.
@@ -87,6 +92,7 @@ impl FailPoint {
             FailPoint::AuxWrite => "aux-write",
             FailPoint::AuxSync => "aux-sync",
             FailPoint::QuorumLogWrite => "quorum-log-write",
+            FailPoint::QuorumLogSync => "quorum-log-sync",
         }
     }
 }
@@ -367,6 +373,18 @@ pub(crate) fn sync_aux(file: &File, path: &Path) -> io::Result<()> {
 /// fsyncs a directory, making file creations, renames and removals in it durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     check(FailPoint::DirSync, dir)?;
+    File::open(dir)?.sync_all()
+}
+
+/// fsyncs the metadata quorum's Raft log (fail point `quorum-log-sync`).
+pub(crate) fn sync_quorum_log(file: &File, path: &Path) -> io::Result<()> {
+    check(FailPoint::QuorumLogSync, path)?;
+    file.sync_data()
+}
+
+/// fsyncs the metadata quorum's directory (fail point `quorum-log-sync`).
+pub(crate) fn sync_quorum_dir(dir: &Path) -> io::Result<()> {
+    check(FailPoint::QuorumLogSync, dir)?;
     File::open(dir)?.sync_all()
 }
 

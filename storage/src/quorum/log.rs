@@ -74,7 +74,7 @@ impl QuorumLog {
     pub fn open(dir: &Path, segment_bytes: u64) -> Result<QuorumLog> {
         let (log, created) = QuorumLog::open_unsynced(dir, segment_bytes)?;
         if created {
-            fio::sync_dir(dir).map_err(|e| io_err("syncing", dir, e))?;
+            fio::sync_quorum_dir(dir).map_err(|e| io_err("syncing", dir, e))?;
         }
         Ok(log)
     }
@@ -174,7 +174,7 @@ impl QuorumLog {
         let file = fio::open_rw(&path, false).map_err(|e| io_err("opening", &path, e))?;
         if position < bytes.len() {
             fio::set_len(&file, &path, position as u64)
-                .and_then(|_| fio::sync_data(&file, &path))
+                .and_then(|_| fio::sync_quorum_log(&file, &path))
                 .map_err(|e| io_err("cutting the torn tail of", &path, e))?;
         }
         self.segments.insert(
@@ -275,7 +275,7 @@ impl QuorumLog {
             &buf,
             segment.len,
         )
-        .and_then(|_| fio::sync_data(&segment.file, &segment.path));
+        .and_then(|_| fio::sync_quorum_log(&segment.file, &segment.path));
         if let Err(e) = written {
             if let Err(undo) = fio::set_len(&segment.file, &segment.path, segment.len) {
                 tracing::error!(path = %segment.path.display(), error = %undo,
@@ -313,7 +313,7 @@ impl QuorumLog {
         }
         let path = self.dir.join(segment_name(index));
         let file = fio::open_rw(&path, true).map_err(|e| io_err("creating", &path, e))?;
-        fio::sync_dir(&self.dir).map_err(|e| io_err("syncing", &self.dir, e))?;
+        fio::sync_quorum_dir(&self.dir).map_err(|e| io_err("syncing", &self.dir, e))?;
         self.segments.insert(index, Segment { path, file, len: 0 });
         Ok(index)
     }
@@ -339,7 +339,7 @@ impl QuorumLog {
         }
         if let Some(segment) = self.segments.get_mut(&cut_segment) {
             fio::set_len(&segment.file, &segment.path, cut_position)
-                .and_then(|_| fio::sync_data(&segment.file, &segment.path))
+                .and_then(|_| fio::sync_quorum_log(&segment.file, &segment.path))
                 .map_err(|e| io_err("truncating", &segment.path, e))?;
             segment.len = cut_position;
         }

@@ -251,11 +251,27 @@ fn a_failing_fsync_is_an_error_too() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = QuorumLog::open(dir.path(), DEFAULT_SEGMENT_BYTES).unwrap();
     log.append(&records(1, 0, 1)).unwrap();
-    arm(Fault::new(FailPoint::SegmentSync, InjectedError::Eio, Trigger::Next(1)).under(dir.path()));
+    arm(Fault::new(
+        FailPoint::QuorumLogSync,
+        InjectedError::Eio,
+        Trigger::Next(1),
+    )
+    .under(dir.path()));
     let err = log.append(&records(1, 1, 2));
     disarm(Some(dir.path()));
     assert!(err.is_err());
     assert_eq!(indexes(&log), vec![0]);
+}
+
+#[test]
+fn faults_armed_for_partition_logs_leave_the_quorum_log_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    arm(Fault::new(FailPoint::SegmentSync, InjectedError::Eio, Trigger::Always).under(dir.path()));
+    arm(Fault::new(FailPoint::DirSync, InjectedError::Eio, Trigger::Always).under(dir.path()));
+    let opened = QuorumLog::open(dir.path(), DEFAULT_SEGMENT_BYTES)
+        .map(|mut log| log.append(&records(1, 0, 1)).map(|_| indexes(&log)));
+    disarm(Some(dir.path()));
+    assert_eq!(opened.unwrap().unwrap(), vec![0]);
 }
 
 mod model {

@@ -30,9 +30,10 @@
 //! ignored.
 //!
 //! Writes go through [`crate::io`], so the fail points cover them:
-//! `quorum-log-write` and `segment-sync` for the log, `segment-create`,
-//! `truncate` and `remove` for its segments, `aux-write`, `aux-sync`,
-//! `rename` and `dir-sync` for the sealed files.
+//! `quorum-log-write` and `quorum-log-sync` (its fsyncs and its
+//! directory's) for the log, `segment-create`, `truncate` and `remove` for
+//! its segments, `aux-write`, `aux-sync`, `rename` and `dir-sync` for the
+//! sealed files.
 
 mod codec;
 mod files;

@@ -98,7 +98,7 @@ impl VoteFile {
     pub fn open(dir: &Path) -> Result<VoteFile> {
         let (file, created) = VoteFile::open_unsynced(dir)?;
         if created {
-            fio::sync_dir(dir)
+            fio::sync_quorum_dir(dir)
                 .map_err(|e| StorageError::io(format!("syncing {}", dir.display()), e))?;
         }
         Ok(file)
