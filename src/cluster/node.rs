@@ -84,12 +84,6 @@ impl std::fmt::Debug for ClusterNode {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl ClusterNode {
     /// Wraps a started quorum, installs the controller's Kafka APIs on its
     /// listener and starts the registration, heartbeat and fencing tasks,
@@ -102,7 +96,7 @@ impl ClusterNode {
         let controller = Arc::new(Controller::new(
             quorum.clone(),
             settings.controller.clone(),
-            Arc::new(now_ms),
+            Arc::new(crate::broker::retention::now_ms),
         ));
         let node = Arc::new(ClusterNode {
             settings,
