@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::broker::{Broker, BrokerSettings};
 use crate::budget::{RequestBudget, ResponseBudget};
 use crate::cluster::node::{ClusterNode, NodeSettings};
-use crate::cluster::quorum::{parse_voters, Quorum, QuorumConfig};
+use crate::cluster::quorum::{parse_voters, render_voters, Quorum, QuorumConfig};
 use crate::config::Config;
 use connection::{Connection, Shared};
 use per_ip::PerIp;
@@ -208,7 +208,7 @@ pub fn settings(config: &Config, advertised_host: String, advertised_port: i32) 
             let voters = config.controller_quorum_voters.as_deref()?;
             let voters = parse_voters(voters).ok()?;
             Some(crate::broker::meta_properties::cluster_id_for_voters(
-                &render(&voters),
+                &render_voters(&voters),
             ))
         }),
     }
@@ -221,16 +221,6 @@ pub fn open_broker(settings: BrokerSettings) -> anyhow::Result<Arc<Broker>> {
     broker.load_groups().context("loading consumer groups")?;
     broker.load_txns().context("loading transactions")?;
     Ok(broker)
-}
-
-/// The voters in one canonical form (id order), so that spellings of the
-/// same list derive the same cluster id.
-fn render(voters: &BTreeMap<i32, String>) -> String {
-    voters
-        .iter()
-        .map(|(id, addr)| format!("{id}@{addr}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Serves a prepared broker until SIGINT or SIGTERM. Must run inside a

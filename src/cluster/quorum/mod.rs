@@ -48,11 +48,13 @@ use wharf_coordinator::metadata::{ImageSnapshot, MetadataRecord};
 use wharf_storage::quorum::{self as disk, QuorumDir, QuorumProperties, METADATA_LOG_DIR};
 
 pub use config::{parse_voters, QuorumConfig, VotersError, SINGLE_VOTER_ADDR};
-pub use network::{ControllerApis, API_KEY_APPEND_ENTRIES, API_KEY_INSTALL_SNAPSHOT, API_KEY_VOTE};
+pub use network::{
+    render_voters, ControllerApis, API_KEY_APPEND_ENTRIES, API_KEY_INSTALL_SNAPSHOT, API_KEY_VOTE,
+};
 pub use types::{MetadataBatch, TypeConfig};
 
 use log_store::LogStore;
-use network::{render_voters, Identity, NetShared, NetworkFactory};
+use network::{Identity, NetShared, NetworkFactory};
 use state_machine::StateMachine;
 use types::{kafka_id, raft_id};
 

@@ -198,8 +198,9 @@ impl NetShared {
     }
 }
 
-/// Renders a voter set in `--controller-quorum-voters` syntax.
-pub(crate) fn render_voters(voters: &BTreeMap<i32, String>) -> String {
+/// Renders a voter set in `--controller-quorum-voters` syntax, in id order
+/// (one spelling per set: the derived cluster id depends on it).
+pub fn render_voters(voters: &BTreeMap<i32, String>) -> String {
     voters
         .iter()
         .map(|(id, addr)| format!("{id}@{addr}"))
