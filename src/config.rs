@@ -179,6 +179,27 @@ pub struct Config {
           value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub offsets_topic_num_partitions: i32,
 
+    /// Replicas of each __consumer_offsets partition, fixed when the topic
+    /// is first created (Kafka's offsets.topic.replication.factor; Kafka
+    /// defaults to 3). Default: the smaller of 3 and the number of
+    /// controller quorum voters, so a single node works as it is.
+    #[arg(long, env = "WHARF_OFFSETS_TOPIC_REPLICATION_FACTOR",
+          value_parser = clap::value_parser!(i16).range(1..))]
+    pub offsets_topic_replication_factor: Option<i16>,
+
+    /// Replicas of each __transaction_state partition (Kafka's
+    /// transaction.state.log.replication.factor). Default: the smaller of 3
+    /// and the number of controller quorum voters.
+    #[arg(long, env = "WHARF_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+          value_parser = clap::value_parser!(i16).range(1..))]
+    pub transaction_state_log_replication_factor: Option<i16>,
+
+    /// Replicas of topics created without a replication factor (Kafka's
+    /// default.replication.factor).
+    #[arg(long, env = "WHARF_DEFAULT_REPLICATION_FACTOR", default_value_t = 1,
+          value_parser = clap::value_parser!(i16).range(1..))]
+    pub default_replication_factor: i16,
+
     /// How long the first rebalance of an empty group waits for more members
     /// (Kafka's group.initial.rebalance.delay.ms), extended by each newcomer
     /// up to the rebalance timeout. Kafka's default of 3000 is tuned for

@@ -1,56 +1,72 @@
-//! Creating topics, within the broker's partition limit.
+//! Creating, deleting and changing topics: checked here against this
+//! broker's limits, decided by the active controller, and carried out by
+//! every broker when the change reaches its metadata image (see `apply`).
 //!
-//! A creation runs in three steps, so that no broker-wide lock is held while
-//! thousands of partition directories and files are made:
-//!
-//! 1. under the `creations` lock, briefly: the name is checked (not taken,
-//!    not being created) and the topic's partitions are counted against
-//!    `--max-partitions`; the name and the partitions are then *reserved*;
-//! 2. with no lock held: the partition logs are created on disk;
-//! 3. under the metadata lock, briefly: the creation is recorded durably
-//!    and the topic enters the table, which ends the reservation.
-//!
-//! A failure at any step removes what step 2 made and drops the
-//! reservation: nothing is half-created. Callers run this on a blocking
-//! thread (`spawn_blocking`), never on an async worker.
+//! A creation is checked in two places: here, briefly under the
+//! `creations` lock, for the name (not taken, not being created here) and
+//! for `--max-partitions` (the topic's partitions are then *reserved* until
+//! the controller answers); and by the controller, for everything that
+//! depends on the cluster (names taken, brokers for the replicas). The
+//! caller hears back once this broker has applied the new image, so its
+//! next Metadata request sees the topic.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
+use kafka_protocol::ResponseError;
 use uuid::Uuid;
+use wharf_coordinator::metadata::topics::NewTopic as ControllerTopic;
+use wharf_coordinator::metadata::{ControllerError, ImageSnapshot};
 
-use super::metadata_log::MetadataRecord;
 use super::{Broker, BrokerError, NewTopic, Topic};
 
-/// How long a caller needing an internal topic waits for another caller's
-/// creation of it to finish.
-const INTERNAL_CREATION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a broker waits for a change the controller committed to reach
+/// its own image before answering anyway.
+const APPLY_WAIT: Duration = Duration::from_secs(30);
 
 /// Partition accounting, guarded by `Broker::creations`.
 #[derive(Debug, Default)]
 pub(super) struct Creations {
-    /// Topics being created (step 2), with their partition counts.
+    /// Topics being created, with their partition counts.
     pending: HashMap<String, u64>,
-    /// Partitions of the topics in the table.
+    /// Partitions this broker hosts.
     pub(super) hosted: u64,
 }
 
-/// A name and partitions held for a creation under way; released on drop
-/// unless the topic made it into the table.
+/// A name and partitions held for a creation under way; released on drop.
 struct Reservation<'a> {
     broker: &'a Broker,
     name: String,
-    /// Whether the topic made it into the table (and the reservation was
-    /// ended there, under the lock): nothing left to release.
-    ended: bool,
 }
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        if !self.ended {
-            self.broker.lock_creations().pending.remove(&self.name);
-        }
+        self.broker.lock_creations().pending.remove(&self.name);
     }
+}
+
+/// One topic of a creation: what it asks for, already defaulted.
+#[derive(Debug, Clone)]
+pub struct TopicRequest {
+    pub new: NewTopic,
+    /// -1 for the cluster's default.
+    pub replication_factor: i16,
+    /// Manual assignments: partition index and its replicas (then
+    /// `replication_factor` is -1).
+    pub assignments: Vec<(i32, Vec<i32>)>,
+}
+
+/// A topic the controller created (or would create, validating).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Created {
+    pub id: Uuid,
+    pub partitions: i32,
+    pub replication_factor: i16,
+}
+
+fn controller_error(e: ControllerError) -> BrokerError {
+    BrokerError::Controller(e.code, e.message)
 }
 
 impl Broker {
@@ -70,24 +86,11 @@ impl Broker {
             ),
         ];
         for (name, partitions) in internal {
-            if self.topic(name).is_none() {
+            if self.image().topic_id(name).is_none() {
                 room = room.saturating_add(u64::try_from(partitions).unwrap_or(0));
             }
         }
         room
-    }
-
-    /// Checks a creation without performing it (CreateTopics
-    /// validate_only): the name, partitions and configs, and the partition
-    /// limit.
-    pub fn validate_creation(&self, new: &NewTopic) -> Result<(), BrokerError> {
-        self.validate_new_topic(new)?;
-        let keep_free = self.keep_free_for(new);
-        let creations = self.lock_creations();
-        if creations.pending.contains_key(&new.name) {
-            return Err(BrokerError::TopicAlreadyExists(new.name.clone()));
-        }
-        check_room(&creations, new, keep_free, self.settings.max_partitions)
     }
 
     /// Partitions a creation of `new` must leave free.
@@ -99,7 +102,7 @@ impl Broker {
         }
     }
 
-    /// Step 1: checks `new` and reserves its name and partitions.
+    /// Checks `new` and reserves its name and partitions.
     fn reserve(&self, new: &NewTopic) -> Result<Reservation<'_>, BrokerError> {
         self.validate_new_topic(new)?;
         let keep_free = self.keep_free_for(new);
@@ -126,96 +129,292 @@ impl Broker {
         Ok(Reservation {
             broker: self,
             name: new.name.clone(),
-            ended: false,
         })
     }
 
-    /// Whether a topic named `name` is being created now.
+    /// Whether a topic named `name` is being created through this broker.
     pub fn is_being_created(&self, name: &str) -> bool {
         self.lock_creations().pending.contains_key(name)
     }
 
-    /// Creates a topic: reserves it, opens its partition logs with no lock
-    /// held, then records it durably (see the module documentation). Slow
-    /// for many partitions: call it from a blocking thread.
-    pub fn create_topic(&self, new: NewTopic) -> Result<Arc<Topic>, BrokerError> {
-        let mut reservation = self.reserve(&new)?;
-        let id = Uuid::new_v4();
-        let topic = match self.open_topic(id, &new) {
-            Ok(t) => Arc::new(t),
-            Err(e) => {
-                self.remove_partition_dirs(&new.name, new.partitions);
-                return Err(e);
-            }
-        };
-        let record = MetadataRecord::TopicCreated {
-            id,
-            name: new.name.clone(),
-            partitions: new.partitions,
-            configs: new.configs.clone(),
-        };
+    /// This node's part in the cluster, or NOT_CONTROLLER before it has
+    /// joined one.
+    fn node(&self) -> Result<&Arc<crate::cluster::node::ClusterNode>, BrokerError> {
+        self.cluster().ok_or_else(|| {
+            BrokerError::Controller(
+                ResponseError::NotController,
+                "this broker has not joined its controller quorum yet".to_string(),
+            )
+        })
+    }
+
+    /// Waits (up to a bound) until this broker has applied an image that
+    /// satisfies `done`.
+    async fn wait_applied(&self, done: impl Fn(&ImageSnapshot) -> bool) {
+        let mut applied = self.subscribe_applied();
+        if tokio::time::timeout(APPLY_WAIT, applied.wait_for(|i| done(i)))
+            .await
+            .is_err()
         {
-            let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Err(e) = metadata.append(&record) {
-                let path = metadata.path().to_path_buf();
-                drop(metadata);
-                drop(topic);
-                self.remove_partition_dirs(&new.name, new.partitions);
-                return Err(BrokerError::io("recording a new topic", &path, e));
-            }
-            let mut creations = self.lock_creations();
-            self.topics
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(topic.clone());
-            creations.pending.remove(&new.name);
-            reservation.ended = true;
-            creations.hosted = creations
-                .hosted
-                .saturating_add(u64::try_from(new.partitions).unwrap_or(0));
+            tracing::warn!(
+                "a committed metadata change has not reached this broker within {APPLY_WAIT:?}"
+            );
         }
-        drop(reservation);
-        // A deleted namesake's log start offsets may still be in the
-        // checkpoint (its rewrite after the deletion failed): replace them.
-        // Only a name the checkpoint may hold needs it: rewriting the whole
-        // file on every creation made creating N topics cost O(N^2).
-        if self.checkpoint_names(|names| names.contains(new.name.as_str())) {
-            if let Err(e) = self.write_log_start_checkpoint() {
-                tracing::error!("{e}");
+    }
+
+    /// Creates topics (or checks them, `validate_only`): each is checked
+    /// here, then decided by the controller. Results in request order.
+    pub async fn create_topics(
+        &self,
+        requests: Vec<TopicRequest>,
+        validate_only: bool,
+    ) -> Vec<Result<Created, BrokerError>> {
+        let mut results: Vec<Option<Result<Created, BrokerError>>> = Vec::new();
+        let mut reservations = Vec::new();
+        let mut sent = Vec::new();
+        let mut sent_index = Vec::new();
+        for (i, request) in requests.iter().enumerate() {
+            let checked = if self.image().topic_id(&request.new.name).is_some() {
+                Err(BrokerError::TopicAlreadyExists(request.new.name.clone()))
+            } else {
+                self.reserve(&request.new)
+            };
+            match checked {
+                Ok(reservation) => {
+                    reservations.push(reservation);
+                    sent_index.push(i);
+                    sent.push(ControllerTopic {
+                        name: request.new.name.clone(),
+                        num_partitions: if request.assignments.is_empty() {
+                            request.new.partitions
+                        } else {
+                            -1
+                        },
+                        replication_factor: request.replication_factor,
+                        assignments: request.assignments.clone(),
+                        configs: request
+                            .new
+                            .configs
+                            .iter()
+                            .map(|(k, v)| (k.clone(), Some(v.clone())))
+                            .collect(),
+                    });
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
             }
         }
-        tracing::info!(topic = %new.name, %id, partitions = new.partitions, "topic created");
-        Ok(topic)
+        if !sent.is_empty() {
+            let decided = match self.node() {
+                Ok(node) => node.create_topics(sent, validate_only).await,
+                Err(e) => {
+                    let message = e.to_string();
+                    sent.iter()
+                        .map(|t| {
+                            (
+                                t.name.clone(),
+                                Err(ControllerError::new(
+                                    ResponseError::NotController,
+                                    message.clone(),
+                                )),
+                            )
+                        })
+                        .collect()
+                }
+            };
+            let mut ids = Vec::new();
+            for (i, (name, result)) in sent_index.into_iter().zip(decided) {
+                let result = result
+                    .map(|c| Created {
+                        id: c.topic_id,
+                        partitions: c.num_partitions,
+                        replication_factor: c.replication_factor,
+                    })
+                    .map_err(controller_error);
+                match &result {
+                    Ok(created) => {
+                        if !validate_only {
+                            ids.push(created.id);
+                            tracing::info!(topic = %name, id = %created.id, partitions = created.partitions, replication_factor = created.replication_factor, "topic created");
+                        }
+                    }
+                    Err(e) => tracing::info!(topic = %name, "topic not created: {e}"),
+                }
+                if let Some(slot) = results.get_mut(i) {
+                    *slot = Some(result);
+                }
+            }
+            if !ids.is_empty() {
+                self.wait_applied(|image| ids.iter().all(|id| self.settled(image, *id)))
+                    .await;
+            }
+        }
+        drop(reservations);
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(BrokerError::Controller(
+                        ResponseError::UnknownServerError,
+                        "no answer for this topic".to_string(),
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes topics by name; each result is the deleted topic's id.
+    pub async fn delete_topics(&self, names: Vec<String>) -> Vec<Result<Uuid, BrokerError>> {
+        let node = match self.node() {
+            Ok(node) => node,
+            Err(e) => {
+                let message = e.to_string();
+                return names
+                    .iter()
+                    .map(|_| {
+                        Err(BrokerError::Controller(
+                            ResponseError::NotController,
+                            message.clone(),
+                        ))
+                    })
+                    .collect();
+            }
+        };
+        let results: Vec<Result<Uuid, BrokerError>> = node
+            .delete_topics(names)
+            .await
+            .into_iter()
+            .map(|(name, r)| {
+                r.inspect(|id| tracing::info!(topic = %name, %id, "topic deleted"))
+                    .map_err(controller_error)
+            })
+            .collect();
+        let ids: Vec<Uuid> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .copied()
+            .collect();
+        if !ids.is_empty() {
+            self.wait_applied(|image| ids.iter().all(|id| image.topic(*id).is_none()))
+                .await;
+        }
+        results
+    }
+
+    /// Replaces a topic's config overrides, through the controller.
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<(), BrokerError> {
+        super::configs::validate_topic_configs(&overrides)?;
+        let node = self.node()?;
+        node.set_topic_configs(name.to_string(), overrides.clone())
+            .await
+            .map_err(controller_error)?;
+        self.wait_applied(|image| super::apply::topic_configs(image, name) == overrides)
+            .await;
+        Ok(())
+    }
+
+    /// Grows topic `name` to `count` partitions, through the controller.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let node = self.node()?;
+        node.create_partitions(name.to_string(), count, assignments, validate_only)
+            .await
+            .map_err(controller_error)?;
+        if !validate_only {
+            self.wait_applied(|image| {
+                image
+                    .topic_by_name(name)
+                    .is_some_and(|t| t.partitions.len() >= usize::try_from(count).unwrap_or(0))
+            })
+            .await;
+        }
+        Ok(())
     }
 
     /// An internal topic (`__consumer_offsets`, `__transaction_state`):
     /// compacted, with Kafka's 100 MiB segments, created with `partitions`
-    /// the first time it is needed (by whichever caller gets there first).
-    pub fn internal_topic(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, BrokerError> {
-        if let Some(topic) = self.topic(name) {
-            return Ok(topic);
+    /// and `replication_factor` the first time it is needed.
+    pub async fn ensure_internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Result<(), BrokerError> {
+        if self.image().topic_id(name).is_some() {
+            return Ok(());
         }
-        let new = NewTopic {
-            name: name.to_string(),
-            partitions,
-            configs: BTreeMap::from([
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                ("segment.bytes".to_string(), "104857600".to_string()),
-            ]),
+        let request = TopicRequest {
+            new: NewTopic {
+                name: name.to_string(),
+                partitions,
+                configs: BTreeMap::from([
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    ("segment.bytes".to_string(), "104857600".to_string()),
+                ]),
+            },
+            replication_factor,
+            assignments: Vec::new(),
         };
-        match self.create_topic(new) {
-            Ok(topic) => Ok(topic),
-            Err(BrokerError::TopicAlreadyExists(_)) => {
-                // Another caller is creating it: wait for that to end.
-                let deadline = std::time::Instant::now() + INTERNAL_CREATION_WAIT;
-                while self.is_being_created(name) && std::time::Instant::now() < deadline {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                self.topic(name)
-                    .ok_or_else(|| BrokerError::UnknownTopic(name.to_string()))
+        let result = self.create_topics(vec![request], false).await.pop();
+        match result {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(BrokerError::TopicAlreadyExists(_))) => {
+                self.wait_applied(|image| image.topic_id(name).is_some())
+                    .await;
+                Ok(())
             }
-            Err(e) => Err(e),
+            Some(Err(BrokerError::Controller(ResponseError::TopicAlreadyExists, _))) => {
+                self.wait_applied(|image| image.topic_id(name).is_some())
+                    .await;
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(BrokerError::UnknownTopic(name.to_string())),
         }
+    }
+
+    /// Creates `__consumer_offsets` when it does not exist yet: group
+    /// requests may come without a FindCoordinator first. A failure is
+    /// logged; the request then gets the coordinator's error.
+    pub async fn ensure_offsets_topic(&self) {
+        let name = wharf_coordinator::OFFSETS_TOPIC;
+        if self.image().topic_id(name).is_some() {
+            return;
+        }
+        let partitions = self.groups.config().offsets_partitions;
+        let rf = self.offsets_replication_factor();
+        if let Err(e) = self.ensure_internal_topic(name, partitions, rf).await {
+            tracing::info!("cannot create {name}: {e}");
+        }
+    }
+
+    /// Creates `__transaction_state` when it does not exist yet (see
+    /// `ensure_offsets_topic`).
+    pub async fn ensure_txn_state_topic(&self) {
+        let name = wharf_coordinator::txn::TRANSACTION_STATE_TOPIC;
+        if self.image().topic_id(name).is_some() {
+            return;
+        }
+        let partitions = self.txns.config().state_partitions;
+        let rf = self.txn_state_replication_factor();
+        if let Err(e) = self.ensure_internal_topic(name, partitions, rf).await {
+            tracing::info!("cannot create {name}: {e}");
+        }
+    }
+
+    /// An internal topic this broker knows, if created.
+    pub fn existing_internal_topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        self.topic(name)
+            .ok_or_else(|| BrokerError::UnknownTopic(name.to_string()))
     }
 
     pub(super) fn lock_creations(&self) -> std::sync::MutexGuard<'_, Creations> {

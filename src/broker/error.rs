@@ -13,7 +13,7 @@ pub enum BrokerError {
     InvalidTopic(String),
     #[error("number of partitions must be at least 1, got {0}")]
     InvalidPartitions(i32),
-    #[error("replication factor must be 1 (or -1 for the default) on a single broker, got {0}")]
+    #[error("replication factor must be at least 1 (or -1 for the default), got {0}")]
     InvalidReplicationFactor(i32),
     #[error("{0}")]
     InvalidConfig(String),
@@ -37,6 +37,9 @@ pub enum BrokerError {
         context: String,
         source: StorageError,
     },
+    /// The controller refused or could not make a metadata change.
+    #[error("{1}")]
+    Controller(ResponseError, String),
 }
 
 impl BrokerError {
@@ -58,6 +61,7 @@ impl BrokerError {
             Self::InvalidConfig(_) => ResponseError::InvalidConfig,
             Self::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
             Self::PartitionLimit(_) => ResponseError::PolicyViolation,
+            Self::Controller(code, _) => *code,
             Self::Storage { source, .. } => storage_error_code(source),
             Self::DataDirInUse(_) | Self::InconsistentDataDir(_) | Self::Io { .. } => {
                 ResponseError::KafkaStorageError

@@ -24,10 +24,10 @@ pub fn is_internal(topic: &str) -> bool {
 }
 
 impl Broker {
-    /// `__consumer_offsets`, created with `offsets_partitions` compacted
-    /// partitions the first time it is needed.
+    /// `__consumer_offsets`, once created (by FindCoordinator, see
+    /// `ensure_internal_topic`) and hosted here.
     pub fn offsets_topic(&self) -> Result<Arc<Topic>, BrokerError> {
-        self.internal_topic(OFFSETS_TOPIC, self.groups.config().offsets_partitions)
+        self.existing_internal_topic(OFFSETS_TOPIC)
     }
 
     /// Appends records to the `__consumer_offsets` partitions of their
@@ -104,24 +104,40 @@ impl Broker {
         let mut count = 0usize;
         if let Some(topic) = self.topic(OFFSETS_TOPIC) {
             for partition in &topic.partitions {
-                let (applied, open) = super::replay::replay_partition(
-                    OFFSETS_TOPIC,
-                    partition,
-                    |key, value| self.groups.replay(key, value, now),
-                    |_, _| {},
-                )?;
-                count += applied;
-                for (producer_id, held) in open {
-                    for (key, value) in held {
-                        self.groups
-                            .replay_pending(producer_id, &key, value.as_deref(), now);
-                    }
+                if partition.leader() == self.settings.node_id {
+                    count += self.replay_offsets(partition, now)?;
                 }
             }
         }
         self.groups.finish_loading(now);
         tracing::info!(records = count, "group coordinator loaded");
         Ok(())
+    }
+
+    /// Replays partition `index` of `__consumer_offsets` into the
+    /// coordinator (this broker has come to lead it); returns the records.
+    pub fn load_groups_partition(&self, index: i32) -> Result<usize, BrokerError> {
+        let topic = self.offsets_topic()?;
+        match topic.partition(index) {
+            Some(partition) => self.replay_offsets(partition, now_ms()),
+            None => Ok(0),
+        }
+    }
+
+    fn replay_offsets(&self, partition: &super::Partition, now: i64) -> Result<usize, BrokerError> {
+        let (applied, open) = super::replay::replay_partition(
+            OFFSETS_TOPIC,
+            partition,
+            |key, value| self.groups.replay(key, value, now),
+            |_, _| {},
+        )?;
+        for (producer_id, held) in open {
+            for (key, value) in held {
+                self.groups
+                    .replay_pending(producer_id, &key, value.as_deref(), now);
+            }
+        }
+        Ok(applied)
     }
 }
 

@@ -90,27 +90,57 @@ impl MetadataLog {
 
     /// Appends a record and syncs it to disk.
     pub fn append(&mut self, record: &MetadataRecord) -> io::Result<()> {
-        let payload = encode_payload(record);
-        // Replay treats a longer record as a corrupt tail and cuts it (and
-        // everything after it): refuse it here instead of acknowledging it.
-        let len = u32::try_from(payload.len())
-            .ok()
-            .filter(|_| payload.len() <= MAX_RECORD)
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "metadata record of {} bytes is over the {MAX_RECORD}-byte limit",
-                        payload.len()
-                    ),
-                )
-            })?;
-        let mut buf = Vec::with_capacity(8 + payload.len());
-        buf.extend_from_slice(&len.to_be_bytes());
-        buf.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
-        buf.extend_from_slice(&payload);
+        let buf = frame(record)?;
         self.file.write_all(&buf)?;
         self.file.sync_data()
+    }
+}
+
+/// A record as the file holds it: length, checksum, payload.
+fn frame(record: &MetadataRecord) -> io::Result<Vec<u8>> {
+    let payload = encode_payload(record);
+    // Replay treats a longer record as a corrupt tail and cuts it (and
+    // everything after it): refuse it here instead of acknowledging it.
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|_| payload.len() <= MAX_RECORD)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "metadata record of {} bytes is over the {MAX_RECORD}-byte limit",
+                    payload.len()
+                ),
+            )
+        })?;
+    let mut buf = Vec::with_capacity(8 + payload.len());
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
+    buf.extend_from_slice(&payload);
+    Ok(buf)
+}
+
+impl MetadataLog {
+    /// Replaces the whole log with `records`: written to a new file, synced
+    /// and renamed over the old one, so a crash leaves one or the other.
+    pub fn rewrite(&mut self, records: &[MetadataRecord]) -> io::Result<()> {
+        let tmp = self.path.with_extension("log.tmp");
+        {
+            let mut file = File::create(&tmp)?;
+            for record in records {
+                file.write_all(&frame(record)?)?;
+            }
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        self.file = OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(&self.path)?;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

@@ -2,9 +2,10 @@
 //! that makes topics durable, and the wake-up that long-polling fetches wait
 //! on.
 
+pub mod apply;
 pub mod compression;
 pub mod configs;
-mod creation;
+pub mod creation;
 mod error;
 pub mod groups;
 pub mod meta_properties;
@@ -48,6 +49,11 @@ pub struct BrokerSettings {
     pub advertised_port: i32,
     pub data_dir: PathBuf,
     pub default_partitions: i32,
+    /// `offsets.topic.replication.factor`; `None`: the smaller of 3 and the
+    /// number of quorum voters.
+    pub offsets_replication_factor: Option<i16>,
+    /// `transaction.state.log.replication.factor`; `None` as above.
+    pub txn_state_replication_factor: Option<i16>,
     pub auto_create_topics: bool,
     /// Consumer groups and the __consumer_offsets topic.
     pub groups: GroupConfig,
@@ -139,6 +145,19 @@ pub struct Broker {
     log_start_checkpoint: wharf_storage::checkpoint::CheckpointFile,
     /// This node's part in the cluster, once its quorum has started.
     cluster: std::sync::OnceLock<Arc<crate::cluster::node::ClusterNode>>,
+    /// The metadata image the broker acted on last (see `apply`).
+    applied: watch::Sender<wharf_coordinator::metadata::ImageSnapshot>,
+    /// Held while an image is applied: one at a time.
+    applying: Mutex<()>,
+    /// Topics whose new partitions are being opened beside the applier.
+    opening: Mutex<HashSet<Uuid>>,
+    /// True once the first image is applied and the coordinators loaded:
+    /// requests wait for it.
+    ready: watch::Sender<bool>,
+    /// The records of a single-node release's `metadata.log`, until they
+    /// are migrated into the cluster's metadata log (see
+    /// `cluster::migration`).
+    legacy: Mutex<Vec<MetadataRecord>>,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -177,38 +196,14 @@ impl Broker {
 
         let (metadata, records) = MetadataLog::open(&dir)
             .map_err(|e| BrokerError::io("opening the metadata log", &dir, e))?;
-        let mut live: BTreeMap<Uuid, NewTopic> = BTreeMap::new();
-        let mut producer_ids_end = 0i64;
-        for record in records {
-            match record {
-                MetadataRecord::TopicCreated {
-                    id,
-                    name,
-                    partitions,
-                    configs,
-                } => {
-                    live.insert(
-                        id,
-                        NewTopic {
-                            name,
-                            partitions,
-                            configs,
-                        },
-                    );
-                }
-                MetadataRecord::TopicDeleted { id } => {
-                    live.remove(&id);
-                }
-                MetadataRecord::TopicConfigsChanged { id, configs } => {
-                    if let Some(topic) = live.get_mut(&id) {
-                        topic.configs = configs;
-                    }
-                }
-                MetadataRecord::ProducerIdsReserved { end } => {
-                    producer_ids_end = producer_ids_end.max(end);
-                }
-            }
-        }
+        let producer_ids_end = records
+            .iter()
+            .filter_map(|r| match r {
+                MetadataRecord::ProducerIdsReserved { end } => Some(*end),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let broker = Self {
             groups: GroupCoordinator::new(settings.groups.clone()),
             txns: wharf_coordinator::txn::TxnCoordinator::new(settings.txns.clone()),
@@ -226,31 +221,64 @@ impl Broker {
                 dir.join(retention::CHECKPOINT_FILE),
             ),
             cluster: std::sync::OnceLock::new(),
+            applied: watch::Sender::new(
+                Arc::new(wharf_coordinator::metadata::MetadataImage::new()),
+            ),
+            applying: Mutex::new(()),
+            opening: Mutex::new(HashSet::new()),
+            ready: watch::Sender::new(false),
+            legacy: Mutex::new(records),
             _lock: lock,
         };
-        {
-            let mut table = broker
-                .topics
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
-            let mut hosted = 0u64;
-            for (id, new) in live {
-                hosted = hosted.saturating_add(u64::try_from(new.partitions).unwrap_or(0));
-                table.insert(Arc::new(broker.open_topic(id, &new)?));
-            }
-            broker.lock_creations().hosted = hosted;
-            let max = broker.settings.max_partitions;
-            if hosted > max {
-                tracing::warn!(
-                    partitions = hosted,
-                    max_partitions = max,
-                    "the data directory holds more partitions than --max-partitions allows: all are served, new ones are refused"
-                );
-            }
-            tracing::info!(topics = table.by_name.len(), partitions = hosted, dir = %dir.display(), "data directory opened");
-        }
-        broker.restore_log_start_offsets();
         Ok(broker)
+    }
+
+    /// After the first image is applied: restores the log start offsets of
+    /// the partitions it opened, then reports what the directory holds.
+    pub fn opened(&self) {
+        self.restore_log_start_offsets();
+        let hosted = self.lock_creations().hosted;
+        let max = self.settings.max_partitions;
+        if hosted > max {
+            tracing::warn!(
+                partitions = hosted,
+                max_partitions = max,
+                "this broker hosts more partitions than --max-partitions allows: all are served, new ones are refused"
+            );
+        }
+        tracing::info!(topics = self.read_table().by_name.len(), partitions = hosted, dir = %self.settings.data_dir.display(), "data directory opened");
+    }
+
+    /// The single-node release's metadata records, taken once for
+    /// migration (empty for a directory that never had them).
+    pub fn take_legacy_records(&self) -> Vec<MetadataRecord> {
+        std::mem::take(&mut *self.legacy.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Rewrites `metadata.log` to hold only the producer id reservation,
+    /// once its topics live in the cluster's metadata log.
+    pub fn retire_legacy_topics(&self) -> Result<(), BrokerError> {
+        let end = self
+            .producer_ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reserved_end();
+        let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
+        let path = metadata.path().to_path_buf();
+        metadata
+            .rewrite(&[MetadataRecord::ProducerIdsReserved { end }])
+            .map_err(|e| BrokerError::io("rewriting the metadata log", &path, e))
+    }
+
+    /// Marks the broker ready: requests held at the door go on.
+    pub fn set_ready(&self) {
+        self.ready.send_replace(true);
+    }
+
+    /// Waits until the broker is ready for requests.
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|r| *r).await;
     }
 
     /// Hands the broker its cluster node (once; later calls are ignored).
@@ -315,7 +343,7 @@ impl Broker {
             return Err(BrokerError::InvalidPartitions(new.partitions));
         }
         configs::validate_topic_configs(&new.configs)?;
-        if self.topic(&new.name).is_some() {
+        if self.topic(&new.name).is_some() || self.image().topic_id(&new.name).is_some() {
             return Err(BrokerError::TopicAlreadyExists(new.name.clone()));
         }
         if let Some(existing) = self.read_table().collision(&new.name) {
@@ -324,60 +352,6 @@ impl Broker {
                 new.name
             )));
         }
-        Ok(())
-    }
-
-    /// Deletes a topic: forgets it durably, then removes its data from disk.
-    pub fn delete_topic(&self, topic: &Topic) -> Result<(), BrokerError> {
-        let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.topic_by_id(&topic.id).is_none() {
-            return Err(BrokerError::UnknownTopic(topic.name.to_string()));
-        }
-        metadata
-            .append(&MetadataRecord::TopicDeleted { id: topic.id })
-            .map_err(|e| BrokerError::io("recording a topic deletion", metadata.path(), e))?;
-        {
-            let mut creations = self.lock_creations();
-            let mut table = self.topics.write().unwrap_or_else(PoisonError::into_inner);
-            table.remove(topic);
-            creations.hosted = creations
-                .hosted
-                .saturating_sub(u64::try_from(topic.partitions.len()).unwrap_or(0));
-        }
-        self.remove_partition_dirs(&topic.name, topic.partition_count());
-        // Forget its log start offsets, so a topic of the same name created
-        // later does not inherit them.
-        if let Err(e) = self.write_log_start_checkpoint() {
-            tracing::error!("{e}");
-        }
-        tracing::info!(topic = %topic.name, id = %topic.id, "topic deleted");
-        Ok(())
-    }
-
-    /// Replaces a topic's config overrides: checks them, records them
-    /// durably, then applies them to every partition's log.
-    pub fn set_topic_configs(
-        &self,
-        topic: &Topic,
-        overrides: BTreeMap<String, String>,
-    ) -> Result<(), BrokerError> {
-        configs::validate_topic_configs(&overrides)?;
-        let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.topic_by_id(&topic.id).is_none() {
-            return Err(BrokerError::UnknownTopic(topic.name.to_string()));
-        }
-        metadata
-            .append(&MetadataRecord::TopicConfigsChanged {
-                id: topic.id,
-                configs: overrides.clone(),
-            })
-            .map_err(|e| BrokerError::io("recording a topic config change", metadata.path(), e))?;
-        let log_config = self.settings.configs.log_config(&overrides);
-        for partition in &topic.partitions {
-            partition.set_config(log_config.clone());
-        }
-        tracing::info!(topic = %topic.name, configs = ?overrides, "topic configs changed");
-        topic.set_configs(overrides);
         Ok(())
     }
 
@@ -423,27 +397,6 @@ impl Broker {
         });
     }
 
-    fn open_topic(&self, id: Uuid, new: &NewTopic) -> Result<Topic, BrokerError> {
-        let config = self.log_config(&new.configs);
-        let mut partitions = Vec::new();
-        for index in 0..new.partitions {
-            let dir = partition_dir(&self.settings.data_dir, &new.name, index);
-            let partition = Partition::open(index, &dir, config.clone()).map_err(|source| {
-                BrokerError::Storage {
-                    context: format!("opening {}", dir.display()),
-                    source,
-                }
-            })?;
-            partitions.push(Arc::new(partition));
-        }
-        Ok(Topic {
-            name: new.name.as_str().into(),
-            id,
-            partitions,
-            configs: RwLock::new(new.configs.clone()),
-        })
-    }
-
     fn log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
         LogConfig {
             max_decompressed_batch_bytes: self.settings.max_decompressed_batch_bytes,
@@ -451,29 +404,27 @@ impl Broker {
         }
     }
 
-    /// Renames each partition directory out of the way, then removes it. A
-    /// crash in between leaves `*-delete` directories that the next start
+    /// Renames a partition directory out of the way, then removes it. A
+    /// crash in between leaves a `*-delete` directory that the next start
     /// removes.
-    fn remove_partition_dirs(&self, name: &str, partitions: i32) {
-        for index in 0..partitions {
-            let dir = partition_dir(&self.settings.data_dir, name, index);
-            if !dir.exists() {
-                continue;
+    fn remove_partition_dir(&self, name: &str, index: i32) {
+        let dir = partition_dir(&self.settings.data_dir, name, index);
+        if !dir.exists() {
+            return;
+        }
+        let doomed = self.settings.data_dir.join(format!(
+            "{name}-{index}.{}{DELETE_SUFFIX}",
+            Uuid::new_v4().simple()
+        ));
+        let target = match std::fs::rename(&dir, &doomed) {
+            Ok(()) => doomed,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "could not rename before deleting: {e}");
+                dir
             }
-            let doomed = self.settings.data_dir.join(format!(
-                "{name}-{index}.{}{DELETE_SUFFIX}",
-                Uuid::new_v4().simple()
-            ));
-            let target = match std::fs::rename(&dir, &doomed) {
-                Ok(()) => doomed,
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), "could not rename before deleting: {e}");
-                    dir
-                }
-            };
-            if let Err(e) = std::fs::remove_dir_all(&target) {
-                tracing::error!(dir = %target.display(), "could not delete partition data: {e}");
-            }
+        };
+        if let Err(e) = std::fs::remove_dir_all(&target) {
+            tracing::error!(dir = %target.display(), "could not delete partition data: {e}");
         }
     }
 

@@ -20,6 +20,9 @@ pub struct Partition {
     log: RwLock<Log>,
     /// Epoch of the current leader; stamped into every appended batch.
     leader_epoch: AtomicI32,
+    /// The node that leads this partition (from the cluster's metadata
+    /// image), -1 while none does.
+    leader: AtomicI32,
     /// Offsets below this are committed and visible to consumers.
     high_watermark: AtomicI64,
     /// Offsets below this are known to be fsynced.
@@ -38,6 +41,7 @@ impl Partition {
             index,
             log: RwLock::new(log),
             leader_epoch: AtomicI32::new(0),
+            leader: AtomicI32::new(-1),
             high_watermark: AtomicI64::new(end),
             durable_offset: AtomicI64::new(end),
             sync: tokio::sync::Mutex::new(()),
@@ -140,6 +144,19 @@ impl Partition {
 
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// The node leading this partition, -1 for none.
+    pub fn leader(&self) -> i32 {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    /// Takes the leader and leader epoch the metadata image gives.
+    pub fn set_leadership(&self, leader: i32, leader_epoch: i32) {
+        // Under the log's lock, so no append straddles the change.
+        let _log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        self.leader_epoch.store(leader_epoch, Ordering::Release);
+        self.leader.store(leader, Ordering::Release);
     }
 
     pub fn log_start_offset(&self) -> i64 {

@@ -24,6 +24,11 @@ pub struct ProducerIdBlock {
 impl ProducerIdBlock {
     /// The state after replaying the metadata log: nothing left to hand out
     /// below `reserved_end`, the highest reservation seen.
+    /// The end of the reservation: ids below it are taken.
+    pub fn reserved_end(&self) -> i64 {
+        self.end
+    }
+
     pub fn after_replay(reserved_end: i64) -> Self {
         Self {
             next: reserved_end,

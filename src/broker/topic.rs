@@ -14,14 +14,19 @@ const MAX_NAME_LEN: usize = 249;
 pub struct Topic {
     pub name: Arc<str>,
     pub id: Uuid,
+    /// The partitions this broker hosts (a replica of), by index.
     pub partitions: Vec<Arc<Partition>>,
+    /// How many partitions the topic has in the cluster, hosted here or not.
+    pub partition_count: i32,
     /// Configs set explicitly on this topic (its overrides, not defaults).
     pub configs: RwLock<BTreeMap<String, String>>,
 }
 
 impl Topic {
+    /// Partition `index`, when this broker hosts it.
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index)
+        self.partitions
+            .binary_search_by_key(&index, |p| p.index)
             .ok()
             .and_then(|i| self.partitions.get(i))
     }
@@ -38,8 +43,9 @@ impl Topic {
         *self.configs.write().unwrap_or_else(PoisonError::into_inner) = configs;
     }
 
+    /// The topic's partitions in the cluster (not only those hosted here).
     pub fn partition_count(&self) -> i32 {
-        i32::try_from(self.partitions.len()).unwrap_or(i32::MAX)
+        self.partition_count
     }
 }
 

@@ -48,9 +48,9 @@ pub fn txn_error(e: TxnError, version: i16, fenced: FencedSince) -> ResponseErro
 }
 
 impl Broker {
-    /// `__transaction_state`, created compacted the first time it is needed.
+    /// `__transaction_state`, once created and hosted here.
     pub fn txn_state_topic(&self) -> Result<Arc<Topic>, BrokerError> {
-        self.internal_topic(TRANSACTION_STATE_TOPIC, self.txns.config().state_partitions)
+        self.existing_internal_topic(TRANSACTION_STATE_TOPIC)
     }
 
     /// Appends one record to the `__transaction_state` partition of its
@@ -216,19 +216,35 @@ impl Broker {
         Ok(())
     }
 
+    /// Replays partition `index` of `__transaction_state` (this broker has
+    /// come to lead it); returns the records.
+    pub fn load_txns_partition(&self, index: i32) -> Result<usize, BrokerError> {
+        let topic = self.txn_state_topic()?;
+        match topic.partition(index) {
+            Some(partition) => self.replay_txn_state(partition),
+            None => Ok(0),
+        }
+    }
+
+    fn replay_txn_state(&self, partition: &super::Partition) -> Result<usize, BrokerError> {
+        let (applied, _) = super::replay::replay_partition(
+            TRANSACTION_STATE_TOPIC,
+            partition,
+            |key, value| self.txns.replay(key, value),
+            |_, _| {},
+        )?;
+        Ok(applied)
+    }
+
     /// Replays `__transaction_state`, lets the coordinator serve, and
     /// finishes the transactions caught between Prepare and Complete.
     pub fn load_txns(&self) -> Result<(), BrokerError> {
         let mut count = 0usize;
         if let Some(topic) = self.topic(TRANSACTION_STATE_TOPIC) {
             for partition in &topic.partitions {
-                let (applied, _) = super::replay::replay_partition(
-                    TRANSACTION_STATE_TOPIC,
-                    partition,
-                    |key, value| self.txns.replay(key, value),
-                    |_, _| {},
-                )?;
-                count += applied;
+                if partition.leader() == self.settings.node_id {
+                    count += self.replay_txn_state(partition)?;
+                }
             }
         }
         let pending = self.txns.finish_loading();

@@ -550,3 +550,55 @@ fn api_versions() -> ApiVersionsResponse {
     ];
     response
 }
+
+// TEMPORARY (replaced by the forwarding branch): metadata writes through
+// the local controller only.
+impl ClusterNode {
+    pub async fn create_topics(
+        &self,
+        topics: Vec<wharf_coordinator::metadata::topics::NewTopic>,
+        validate_only: bool,
+    ) -> Vec<(
+        String,
+        Result<wharf_coordinator::metadata::topics::CreatedTopic, ControllerError>,
+    )> {
+        self.controller.create_topics(&topics, validate_only).await
+    }
+
+    pub async fn delete_topics(
+        &self,
+        names: Vec<String>,
+    ) -> Vec<(String, Result<Uuid, ControllerError>)> {
+        self.controller.delete_topics(&names).await
+    }
+
+    pub async fn create_partitions(
+        &self,
+        name: String,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        self.controller
+            .create_partitions(&name, count, assignments.as_deref(), validate_only)
+            .await
+    }
+
+    pub async fn set_topic_configs(
+        &self,
+        _name: String,
+        _configs: BTreeMap<String, String>,
+    ) -> Result<(), ControllerError> {
+        Err(ControllerError::new(
+            ResponseError::NotController,
+            "not yet",
+        ))
+    }
+}
+
+impl ClusterNode {
+    /// This process's incarnation id, as its registration carries it.
+    pub fn incarnation(&self) -> Uuid {
+        self.incarnation
+    }
+}

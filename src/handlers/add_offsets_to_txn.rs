@@ -15,6 +15,8 @@ pub const MAX_VERSION: i16 = 4;
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: AddOffsetsToTxnRequest = request.decode()?;
+    request.broker.ensure_offsets_topic().await;
+    request.broker.ensure_txn_state_topic().await;
     let broker = &request.broker;
     let mut response = AddOffsetsToTxnResponse::default();
     let offsets = match broker.offsets_topic() {

@@ -28,6 +28,7 @@ const BATCHED_VERSION: i16 = 4;
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: AddPartitionsToTxnRequest = request.decode()?;
+    request.broker.ensure_txn_state_topic().await;
     let version = request.api_version;
     let broker = &request.broker;
     let mut response = AddPartitionsToTxnResponse::default();

@@ -34,7 +34,8 @@ pub async fn handle(request: Request) -> HandlerResult {
             resource.resource_name.as_str(),
             &pairs,
             body.validate_only,
-        );
+        )
+        .await;
         if let Err((err, message)) = outcome {
             tracing::info!(resource = %resource.resource_name.as_str(), "alter configs refused: {message}");
             out.error_code = err.code();
@@ -47,7 +48,7 @@ pub async fn handle(request: Request) -> HandlerResult {
     request.respond(&response)
 }
 
-fn alter(
+async fn alter(
     broker: &Broker,
     resource_type: i8,
     name: &str,
@@ -55,7 +56,7 @@ fn alter(
     validate_only: bool,
 ) -> Result<(), Failure> {
     let topic = match config_resources::target(broker, resource_type, name)? {
-        Target::Topic(topic) => topic,
+        Target::Topic(topic, _) => topic,
         Target::Broker | Target::BrokerDefaults => {
             return static_broker(pairs.iter().map(|p| &p.0))
         }
@@ -78,13 +79,13 @@ fn alter(
         .iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
         .collect();
-    apply(broker, &topic, overrides, validate_only)
+    apply(broker, &topic, overrides, validate_only).await
 }
 
 /// Validates, then (unless only validating) stores and applies `overrides`.
-pub fn apply(
+pub async fn apply(
     broker: &Broker,
-    topic: &crate::broker::Topic,
+    topic: &str,
     overrides: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), Failure> {
@@ -92,7 +93,10 @@ pub fn apply(
     if validate_only {
         return configs::validate_topic_configs(&overrides).map_err(fail);
     }
-    broker.set_topic_configs(topic, overrides).map_err(fail)
+    broker
+        .set_topic_configs(topic, overrides)
+        .await
+        .map_err(fail)
 }
 
 /// The answer to any change of a broker config: they are all static.

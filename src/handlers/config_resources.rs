@@ -3,12 +3,11 @@
 //! resources they name and the described form of every config.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
 
 use crate::broker::configs::{source, ConfigType, Resolved, TOPIC_CONFIGS};
-use crate::broker::{Broker, Topic};
+use crate::broker::Broker;
 
 /// Kafka's resource type ids.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -17,7 +16,8 @@ pub const RESOURCE_BROKER: i8 = 4;
 /// A config resource a request names.
 #[derive(Debug)]
 pub enum Target {
-    Topic(Arc<Topic>),
+    /// A topic of the cluster's metadata image: its name and overrides.
+    Topic(String, BTreeMap<String, String>),
     /// This broker (named by its node id).
     Broker,
     /// The cluster-wide dynamic broker defaults (an empty broker name);
@@ -30,12 +30,19 @@ pub type Failure = (ResponseError, String);
 
 pub fn target(broker: &Broker, resource_type: i8, name: &str) -> Result<Target, Failure> {
     match resource_type {
-        RESOURCE_TOPIC => broker.topic(name).map(Target::Topic).ok_or_else(|| {
-            (
-                ResponseError::UnknownTopicOrPartition,
-                format!("Topic {name} does not exist"),
-            )
-        }),
+        RESOURCE_TOPIC => {
+            let image = broker.image();
+            match image.topic_by_name(name) {
+                Some(_) => Ok(Target::Topic(
+                    name.to_string(),
+                    crate::broker::apply::topic_configs(&image, name),
+                )),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Topic {name} does not exist"),
+                )),
+            }
+        }
         RESOURCE_BROKER if name.is_empty() => Ok(Target::BrokerDefaults),
         RESOURCE_BROKER => {
             let node = broker.settings.node_id;

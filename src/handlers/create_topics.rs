@@ -1,4 +1,5 @@
-//! CreateTopics: partitions, replication factor 1, configs, validate_only.
+//! CreateTopics: partitions, replication factor or manual assignments,
+//! configs, validate_only; checked here, decided by the controller.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -6,13 +7,13 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use uuid::Uuid;
 
 use super::config_resources::topic_entries;
-use super::{HandlerError, HandlerResult, Request};
+use super::{HandlerResult, Request};
+use crate::broker::creation::{Created, TopicRequest};
 use crate::broker::{Broker, BrokerError, NewTopic};
 
 pub const MIN_VERSION: i16 = 2;
@@ -37,53 +38,71 @@ pub async fn handle(request: Request) -> HandlerResult {
         tracing::info!("refusing CreateTopics: more than {MAX_PARTITIONS_PER_REQUEST} partitions");
     }
 
-    // Creating partitions is file work, and many of them take a while: off
-    // the async workers, so other connections are served meanwhile.
-    let creating = broker.clone();
-    let topics = body.topics;
+    // Each topic is checked here; those that pass go to the controller
+    // together.
     let validate_only = body.validate_only;
-    let outcomes = tokio::task::spawn_blocking(move || {
-        topics
-            .into_iter()
-            .map(|topic| {
-                let name = topic.name.0.to_string();
-                let outcome = if too_many {
-                    Err((
-                        ResponseError::PolicyViolation,
-                        "Excessively large number of partitions per request.".to_string(),
-                    ))
-                } else if duplicates.contains(&name) {
-                    Err((
-                        ResponseError::InvalidRequest,
-                        format!("topic {name:?} appears more than once in the request"),
-                    ))
-                } else {
-                    create(&creating, &topic, validate_only)
-                };
-                (topic.name, outcome)
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|e| HandlerError::Internal(format!("CreateTopics task failed: {e}")))?;
+    let mut outcomes: Vec<(TopicName, Option<Outcome>)> = Vec::new();
+    let mut requests = Vec::new();
+    for topic in &body.topics {
+        let name = topic.name.0.to_string();
+        let checked = if too_many {
+            Err((
+                ResponseError::PolicyViolation,
+                "Excessively large number of partitions per request.".to_string(),
+            ))
+        } else if duplicates.contains(&name) {
+            Err((
+                ResponseError::InvalidRequest,
+                format!("topic {name:?} appears more than once in the request"),
+            ))
+        } else {
+            topic_request(broker, topic)
+        };
+        match checked {
+            Ok(request) => {
+                requests.push((outcomes.len(), request));
+                outcomes.push((topic.name.clone(), None));
+            }
+            Err(e) => outcomes.push((topic.name.clone(), Some(Err(e)))),
+        }
+    }
+    let (slots, requests): (Vec<usize>, Vec<TopicRequest>) = requests.into_iter().unzip();
+    let configs: Vec<BTreeMap<String, String>> =
+        requests.iter().map(|r| r.new.configs.clone()).collect();
+    let decided = broker.create_topics(requests, validate_only).await;
+    for ((slot, result), configs) in slots.into_iter().zip(decided).zip(configs) {
+        if let Some(entry) = outcomes.get_mut(slot) {
+            entry.1 = Some(
+                result
+                    .map(|created| (created, configs))
+                    .map_err(|e| (e.kafka_error(), e.to_string())),
+            );
+        }
+    }
 
     let mut results = Vec::with_capacity(outcomes.len());
     for (topic_name, outcome) in outcomes {
         let name = topic_name.0.to_string();
+        let outcome = outcome.unwrap_or_else(|| {
+            Err((
+                ResponseError::UnknownServerError,
+                "no answer for this topic".to_string(),
+            ))
+        });
         let mut result = CreatableTopicResult::default();
         result.name = topic_name;
         result.error_message = None;
         match outcome {
-            Ok((id, new)) => {
-                if request.api_version >= 7 {
-                    result.topic_id = id;
+            Ok((created, configs)) => {
+                if request.api_version >= 7 && !validate_only {
+                    result.topic_id = created.id;
                 }
                 // Partition count, replication factor and configs exist from v5.
                 if request.api_version >= 5 {
-                    result.num_partitions = new.partitions;
-                    result.replication_factor = 1;
+                    result.num_partitions = created.partitions;
+                    result.replication_factor = created.replication_factor;
                     result.configs = Some(
-                        topic_entries(broker, &new.configs)
+                        topic_entries(broker, &configs)
                             .into_iter()
                             .map(|e| {
                                 let mut c = CreatableTopicConfigs::default();
@@ -99,7 +118,7 @@ pub async fn handle(request: Request) -> HandlerResult {
                 }
             }
             Err((err, message)) => {
-                tracing::info!(topic = %name, "topic not created: {message}");
+                tracing::debug!(topic = %name, "topic not created: {message}");
                 result.error_code = err.code();
                 result.error_message = Some(StrBytes::from_string(message));
             }
@@ -111,11 +130,16 @@ pub async fn handle(request: Request) -> HandlerResult {
     request.respond(&response)
 }
 
-type Outcome = Result<(Uuid, NewTopic), (ResponseError, String)>;
+type Outcome = Result<(Created, BTreeMap<String, String>), (ResponseError, String)>;
 
-fn create(broker: &Broker, topic: &CreatableTopic, validate_only: bool) -> Outcome {
+/// A topic of the request, defaulted, or why it is refused before the
+/// controller sees it.
+fn topic_request(
+    broker: &Broker,
+    topic: &CreatableTopic,
+) -> Result<TopicRequest, (ResponseError, String)> {
     let fail = |e: BrokerError| (e.kafka_error(), e.to_string());
-    let node = broker.settings.node_id;
+    let mut assignments = Vec::new();
     let partitions = if topic.assignments.is_empty() {
         match topic.num_partitions {
             -1 => broker.settings.default_partitions,
@@ -125,24 +149,19 @@ fn create(broker: &Broker, topic: &CreatableTopic, validate_only: bool) -> Outco
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
             return Err((
                 ResponseError::InvalidRequest,
-                "both manual assignments and a partition count or replication factor were given"
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."
                     .to_string(),
             ));
         }
         for a in &topic.assignments {
-            if a.broker_ids.len() != 1 || a.broker_ids.first().map(|b| b.0) != Some(node) {
-                return Err((
-                    ResponseError::InvalidReplicaAssignment,
-                    format!(
-                        "partition {} must be assigned to broker {node} alone",
-                        a.partition_index
-                    ),
-                ));
-            }
+            assignments.push((
+                a.partition_index,
+                a.broker_ids.iter().map(|b| b.0).collect::<Vec<i32>>(),
+            ));
         }
         i32::try_from(topic.assignments.len()).unwrap_or(i32::MAX)
     };
-    if !matches!(topic.replication_factor, -1 | 1) {
+    if topic.replication_factor == 0 || topic.replication_factor < -1 {
         return Err(fail(BrokerError::InvalidReplicationFactor(i32::from(
             topic.replication_factor,
         ))));
@@ -157,17 +176,15 @@ fn create(broker: &Broker, topic: &CreatableTopic, validate_only: bool) -> Outco
         };
         configs.insert(c.name.to_string(), value.to_string());
     }
-    let new = NewTopic {
-        name: topic.name.0.to_string(),
-        partitions,
-        configs,
-    };
-    if validate_only {
-        broker.validate_creation(&new).map_err(fail)?;
-        return Ok((Uuid::nil(), new));
-    }
-    let created = broker.create_topic(new.clone()).map_err(fail)?;
-    Ok((created.id, new))
+    Ok(TopicRequest {
+        new: NewTopic {
+            name: topic.name.0.to_string(),
+            partitions,
+            configs,
+        },
+        replication_factor: topic.replication_factor,
+        assignments,
+    })
 }
 
 /// How many partitions a CreateTopics request asks for in total.

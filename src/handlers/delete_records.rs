@@ -27,8 +27,16 @@ pub async fn handle(request: Request) -> HandlerResult {
                 let mut out = DeleteRecordsPartitionResult::default();
                 out.partition_index = p.partition_index;
                 out.low_watermark = -1;
-                let result = match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
-                    None => Err(ResponseError::UnknownTopicOrPartition),
+                let led = topic
+                    .as_ref()
+                    .and_then(|t| t.partition(p.partition_index))
+                    .filter(|partition| broker.leads(partition));
+                let result = match led {
+                    None => Err(super::list_offsets::not_led_error(
+                        &broker,
+                        t.name.0.as_str(),
+                        p.partition_index,
+                    )),
                     Some(partition) => {
                         let target = if p.offset == -1 {
                             partition.high_watermark()

@@ -1,5 +1,5 @@
-//! DeleteTopics: by name (v1-v5) or by name or topic id (v6+). The data is
-//! removed from disk before the response is sent.
+//! DeleteTopics: by name (v1-v5) or by name or topic id (v6+), decided by
+//! the controller; this broker has removed its data before it answers.
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
@@ -27,12 +27,16 @@ pub async fn handle(request: Request) -> HandlerResult {
             .map(|n| (Some(n), Uuid::nil()))
             .collect()
     };
+    // Names resolved from the image; unknown ones answered here, the rest
+    // sent to the controller together.
+    let image = broker.image();
     let mut responses = Vec::with_capacity(wanted.len());
+    let mut to_delete = Vec::new();
     for (name, id) in wanted {
         let mut result = DeletableTopicResult::default();
         let topic = match &name {
-            Some(n) => broker.topic(n.0.as_str()),
-            None => broker.topic_by_id(&id),
+            Some(n) => image.topic_by_name(n.0.as_str()),
+            None => image.topic(id),
         };
         result.name = name.clone();
         if request.api_version >= 6 {
@@ -47,20 +51,28 @@ pub async fn handle(request: Request) -> HandlerResult {
                 };
             }
             Some(topic) => {
-                result.name = Some(TopicName(StrBytes::from_string(topic.name.to_string())));
+                result.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
                 if request.api_version >= 6 {
                     result.topic_id = topic.id;
                 }
-                if let Err(e) = broker.delete_topic(&topic) {
-                    tracing::warn!(topic = %topic.name, "delete failed: {e}");
-                    result.error_code = e.kafka_error().code();
-                    if request.api_version >= 5 {
-                        result.error_message = Some(StrBytes::from_string(e.to_string()));
-                    }
-                }
+                to_delete.push((responses.len(), topic.name.clone()));
             }
         }
         responses.push(result);
+    }
+    let names: Vec<String> = to_delete.iter().map(|(_, n)| n.clone()).collect();
+    let outcomes = broker.delete_topics(names).await;
+    for ((i, name), outcome) in to_delete.into_iter().zip(outcomes) {
+        let Err(e) = outcome else {
+            continue;
+        };
+        tracing::warn!(topic = %name, "delete failed: {e}");
+        if let Some(result) = responses.get_mut(i) {
+            result.error_code = e.kafka_error().code();
+            if request.api_version >= 5 {
+                result.error_message = Some(StrBytes::from_string(e.to_string()));
+            }
+        }
     }
     let mut response = DeleteTopicsResponse::default();
     response.responses = responses;

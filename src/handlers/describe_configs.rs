@@ -28,7 +28,7 @@ pub async fn handle(request: Request) -> HandlerResult {
             resource.resource_type,
             resource.resource_name.as_str(),
         ) {
-            Ok(Target::Topic(topic)) => topic_entries(broker, &topic.configs()),
+            Ok(Target::Topic(_, configs)) => topic_entries(broker, &configs),
             Ok(Target::Broker) => broker_entries(broker),
             Ok(Target::BrokerDefaults) => Vec::new(),
             Err((err, message)) => {

@@ -17,6 +17,7 @@ pub const MAX_VERSION: i16 = 4;
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: EndTxnRequest = request.decode()?;
+    request.broker.ensure_txn_state_topic().await;
     let broker = &request.broker;
     let id = &body.transactional_id.0;
     let mut response = EndTxnResponse::default();

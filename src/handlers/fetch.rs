@@ -59,6 +59,9 @@ pub async fn handle(mut request: Request) -> HandlerResult {
             || *request.shutdown.borrow();
         if done {
             let mut response = FetchResponse::default();
+            if request.api_version >= 16 {
+                response.node_endpoints = leader_endpoints(&broker, &responses);
+            }
             response.responses = responses;
             return respond(&request, &response, charge);
         }
@@ -70,6 +73,37 @@ pub async fn handle(mut request: Request) -> HandlerResult {
             _ = request.shutdown.changed() => {}
         }
     }
+}
+
+/// The endpoints of the leaders named in NOT_LEADER_OR_FOLLOWER answers
+/// (KIP-951), so clients need no Metadata round trip to find them.
+fn leader_endpoints(
+    broker: &Broker,
+    responses: &[FetchableTopicResponse],
+) -> Vec<kafka_protocol::messages::fetch_response::NodeEndpoint> {
+    let leaders: std::collections::BTreeSet<i32> = responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter(|p| p.error_code == ResponseError::NotLeaderOrFollower.code())
+        .map(|p| p.current_leader.leader_id.0)
+        .filter(|id| *id >= 0)
+        .collect();
+    let image = broker.image();
+    leaders
+        .into_iter()
+        .filter_map(|id| {
+            let endpoint = image.alive_endpoint(id, crate::cluster::node::LISTENER_NAME)?;
+            let mut e = kafka_protocol::messages::fetch_response::NodeEndpoint::default();
+            e.node_id = id.into();
+            e.host = kafka_protocol::protocol::StrBytes::from_string(endpoint.host.clone());
+            e.port = i32::from(endpoint.port);
+            e.rack = image
+                .broker(id)
+                .and_then(|b| b.rack.clone())
+                .map(kafka_protocol::protocol::StrBytes::from_string);
+            Some(e)
+        })
+        .collect()
 }
 
 /// Encodes the response as chunks: each partition's records go out as the
@@ -116,8 +150,26 @@ fn read_all(
             out.high_watermark = -1;
             out.aborted_transactions = None;
             out.records = Some(Bytes::new());
-            let partition = topic.as_ref().and_then(|t| t.partition(fp.partition));
+            let partition = topic
+                .as_ref()
+                .and_then(|t| t.partition(fp.partition))
+                .filter(|p| broker.leads(p));
+            let hint = match partition {
+                Some(_) => None,
+                None => broker.leader_hint(
+                    Some(fetch_topic.topic.0.as_str()),
+                    by_id.then_some(fetch_topic.topic_id),
+                    fp.partition,
+                ),
+            };
             match partition {
+                None if hint.is_some() => {
+                    if let Some(hint) = &hint {
+                        out.current_leader.leader_id = hint.leader.into();
+                        out.current_leader.leader_epoch = hint.leader_epoch;
+                    }
+                    out.error_code = ResponseError::NotLeaderOrFollower.code();
+                }
                 None => {
                     out.error_code = if topic.is_none() && by_id {
                         ResponseError::UnknownTopicId.code()

@@ -1,5 +1,6 @@
-//! FindCoordinator: this node coordinates every group and every
-//! transactional id. Batched keys (v4+) get one entry each.
+//! FindCoordinator: the coordinator of a group (transactional id) is the
+//! leader of its `__consumer_offsets` (`__transaction_state`) partition.
+//! Batched keys (v4+) get one entry each.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
@@ -8,6 +9,10 @@ use kafka_protocol::ResponseError;
 
 use super::{HandlerResult, Request};
 use crate::broker::Broker;
+use crate::cluster::node::LISTENER_NAME;
+use wharf_coordinator::metadata::MetadataImage;
+use wharf_coordinator::txn::TRANSACTION_STATE_TOPIC;
+use wharf_coordinator::{partition_for, OFFSETS_TOPIC};
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 6;
@@ -24,29 +29,28 @@ pub async fn handle(request: Request) -> HandlerResult {
     } else {
         vec![body.key]
     };
-    // The first request creates the internal topic: file work, off the
-    // async workers.
-    let locating = broker.clone();
-    let key_type = body.key_type;
-    let found = tokio::task::spawn_blocking(move || locate(&locating, key_type))
-        .await
-        .unwrap_or_else(|e| {
-            tracing::error!("FindCoordinator task failed: {e}");
-            Err(ResponseError::CoordinatorNotAvailable)
-        });
-    let settings = &broker.settings;
+    let found: Vec<Result<Location, ResponseError>> = match locate(broker, body.key_type).await {
+        Ok((topic, loaded)) => {
+            let image = broker.image();
+            keys.iter()
+                .map(|key| coordinator_of(broker, &image, &topic, key.as_str(), loaded))
+                .collect()
+        }
+        Err(e) => keys.iter().map(|_| Err(e)).collect(),
+    };
     let mut response = FindCoordinatorResponse::default();
     if version >= 4 {
         response.coordinators = keys
             .into_iter()
-            .map(|key| {
+            .zip(found)
+            .map(|(key, found)| {
                 let mut c = Coordinator::default();
                 c.key = key;
                 match found {
-                    Ok(()) => {
-                        c.node_id = settings.node_id.into();
-                        c.host = StrBytes::from_string(settings.advertised_host.clone());
-                        c.port = settings.advertised_port;
+                    Ok(at) => {
+                        c.node_id = at.node_id.into();
+                        c.host = StrBytes::from_string(at.host);
+                        c.port = at.port;
                     }
                     Err(e) => {
                         c.node_id = (-1).into();
@@ -59,11 +63,15 @@ pub async fn handle(request: Request) -> HandlerResult {
             })
             .collect();
     } else {
+        let found = found
+            .into_iter()
+            .next()
+            .unwrap_or(Err(ResponseError::CoordinatorNotAvailable));
         match found {
-            Ok(()) => {
-                response.node_id = settings.node_id.into();
-                response.host = StrBytes::from_string(settings.advertised_host.clone());
-                response.port = settings.advertised_port;
+            Ok(at) => {
+                response.node_id = at.node_id.into();
+                response.host = StrBytes::from_string(at.host);
+                response.port = at.port;
             }
             Err(e) => {
                 response.node_id = (-1).into();
@@ -78,31 +86,69 @@ pub async fn handle(request: Request) -> HandlerResult {
     request.respond(&response)
 }
 
-/// Whether this node can coordinate keys of `key_type` now. Asking for a
-/// coordinator creates its internal topic when it is missing.
-fn locate(broker: &Broker, key_type: i8) -> Result<(), ResponseError> {
-    match key_type {
-        GROUP_KEY => {
-            if !broker.groups.is_loaded() {
-                return Err(ResponseError::CoordinatorNotAvailable);
-            }
-            broker.offsets_topic().map(|_| ()).map_err(|e| {
-                tracing::warn!("cannot create __consumer_offsets: {e}");
-                ResponseError::CoordinatorNotAvailable
-            })
-        }
-        TRANSACTION_KEY => {
-            if !broker.txns.is_loaded() {
-                return Err(ResponseError::CoordinatorNotAvailable);
-            }
-            broker.txn_state_topic().map(|_| ()).map_err(|e| {
-                tracing::warn!("cannot create __transaction_state: {e}");
-                ResponseError::CoordinatorNotAvailable
-            })
-        }
+/// Where a coordinator is.
+struct Location {
+    node_id: i32,
+    host: String,
+    port: i32,
+}
+
+/// The internal topic that holds keys of `key_type` (created when
+/// missing), and whether this broker's coordinator for them has loaded.
+async fn locate(broker: &Broker, key_type: i8) -> Result<(String, bool), ResponseError> {
+    let (topic, partitions, replication_factor, loaded) = match key_type {
+        GROUP_KEY => (
+            OFFSETS_TOPIC,
+            broker.groups.config().offsets_partitions,
+            broker.offsets_replication_factor(),
+            broker.groups.is_loaded(),
+        ),
+        TRANSACTION_KEY => (
+            TRANSACTION_STATE_TOPIC,
+            broker.txns.config().state_partitions,
+            broker.txn_state_replication_factor(),
+            broker.txns.is_loaded(),
+        ),
         other => {
             tracing::warn!(key_type = other, "FindCoordinator for an unknown key type");
-            Err(ResponseError::InvalidRequest)
+            return Err(ResponseError::InvalidRequest);
+        }
+    };
+    match broker
+        .ensure_internal_topic(topic, partitions, replication_factor)
+        .await
+    {
+        Ok(()) => Ok((topic.to_string(), loaded)),
+        Err(e) => {
+            tracing::info!("cannot create {topic}: {e}");
+            Err(ResponseError::CoordinatorNotAvailable)
         }
     }
+}
+
+/// The broker leading the partition of `topic` that `key` maps to.
+fn coordinator_of(
+    broker: &Broker,
+    image: &MetadataImage,
+    topic: &str,
+    key: &str,
+    loaded: bool,
+) -> Result<Location, ResponseError> {
+    let t = image
+        .topic_by_name(topic)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let count = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
+    let partition = partition_for(key, count);
+    let leader = t.partitions.get(&partition).map_or(-1, |p| p.leader);
+    if leader == broker.settings.node_id && !(loaded && broker.coordinates(topic, partition)) {
+        return Err(ResponseError::CoordinatorLoadInProgress);
+    }
+    let endpoint = image
+        .alive_endpoint(leader, LISTENER_NAME)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    Ok(Location {
+        node_id: leader,
+        host: endpoint.host.clone(),
+        port: i32::from(endpoint.port),
+    })
 }

@@ -38,7 +38,8 @@ pub async fn handle(request: Request) -> HandlerResult {
             resource.resource_name.as_str(),
             &resource.configs,
             body.validate_only,
-        );
+        )
+        .await;
         if let Err((err, message)) = outcome {
             tracing::info!(resource = %resource.resource_name.as_str(), "incremental alter configs refused: {message}");
             out.error_code = err.code();
@@ -51,7 +52,7 @@ pub async fn handle(request: Request) -> HandlerResult {
     request.respond(&response)
 }
 
-fn alter(
+async fn alter(
     broker: &Broker,
     resource_type: i8,
     name: &str,
@@ -65,18 +66,17 @@ fn alter(
             "Error due to duplicate config keys".to_string(),
         ));
     }
-    let topic = match config_resources::target(broker, resource_type, name)? {
-        Target::Topic(topic) => topic,
+    let (topic, mut overrides) = match config_resources::target(broker, resource_type, name)? {
+        Target::Topic(topic, overrides) => (topic, overrides),
         Target::Broker | Target::BrokerDefaults => {
             let names: Vec<String> = ops.iter().map(|o| o.name.to_string()).collect();
             return static_broker(names.iter());
         }
     };
-    let mut overrides = topic.configs();
     for op in ops {
         apply_op(broker, &mut overrides, op)?;
     }
-    apply(broker, &topic, overrides, validate_only)
+    apply(broker, &topic, overrides, validate_only).await
 }
 
 fn apply_op(

@@ -26,6 +26,13 @@ pub const MAX_VERSION: i16 = 5;
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: InitProducerIdRequest = request.decode()?;
+    if body
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
+        request.broker.ensure_txn_state_topic().await;
+    }
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;

@@ -14,6 +14,7 @@ pub const MAX_VERSION: i16 = 9;
 
 pub async fn handle(mut request: Request) -> HandlerResult {
     let body: JoinGroupRequest = request.decode()?;
+    request.broker.ensure_offsets_topic().await;
     let version = request.api_version;
     let join = JoinRequest {
         group_id: body.group_id.0.to_string(),

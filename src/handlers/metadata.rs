@@ -13,7 +13,9 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::{authorized_ops, HandlerResult, Request};
-use crate::broker::{Broker, BrokerError, NewTopic, Topic};
+use crate::broker::creation::TopicRequest;
+use crate::broker::{Broker, BrokerError, NewTopic};
+use wharf_coordinator::metadata::{MetadataImage, TopicImage};
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 13;
@@ -31,45 +33,45 @@ pub async fn handle(request: Request) -> HandlerResult {
     } else {
         authorized_ops::OMITTED
     };
-    let describe = |topic: &Arc<Topic>| describe(broker, topic, version, topic_ops);
+    let mut image = broker.image();
     let topics = match body.topics {
         // v0 uses an empty list for "all topics"; later versions use null.
-        None => broker.topics().iter().map(describe).collect(),
-        Some(list) if list.is_empty() && version == 0 => {
-            broker.topics().iter().map(describe).collect()
-        }
+        None => all_topics(&image, version, topic_ops),
+        Some(list) if list.is_empty() && version == 0 => all_topics(&image, version, topic_ops),
         Some(list) => {
             let mut created = if allow_create {
                 let names = list
                     .iter()
                     .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()));
-                auto_create(broker, names).await
+                let created = auto_create(broker, &image, names).await;
+                image = broker.image();
+                created
             } else {
                 HashMap::new()
             };
             list.into_iter()
                 .map(|t| match t.name {
                     Some(name) => {
-                        let found = match broker.topic(name.0.as_str()) {
+                        let found = match image.topic_by_name(name.0.as_str()) {
                             Some(topic) => Ok(topic),
                             None if !allow_create => Err(ResponseError::UnknownTopicOrPartition),
-                            None => created.remove(name.0.as_str()).unwrap_or_else(|| {
+                            None => Err(created.remove(name.0.as_str()).unwrap_or_else(|| {
                                 match crate::broker::topic::validate_name(name.0.as_str()) {
-                                    Err(e) => Err(e.kafka_error()),
+                                    Err(e) => e.kafka_error(),
                                     // Past this request's share of creations,
                                     // or being created by another: "retry".
-                                    Ok(()) => Err(ResponseError::LeaderNotAvailable),
+                                    Ok(()) => ResponseError::LeaderNotAvailable,
                                 }
-                            }),
+                            })),
                         };
                         found.map_or_else(
                             |err| topic_error(Some(&name.0), Uuid::nil(), err),
-                            |t| describe(&t),
+                            |t| describe(&image, t, version, topic_ops),
                         )
                     }
-                    None => broker.topic_by_id(&t.topic_id).map_or_else(
+                    None => image.topic(t.topic_id).map_or_else(
                         || topic_error(None, t.topic_id, ResponseError::UnknownTopicId),
-                        |t| describe(&t),
+                        |t| describe(&image, t, version, topic_ops),
                     ),
                 })
                 .collect()
@@ -103,20 +105,31 @@ pub async fn handle(request: Request) -> HandlerResult {
     request.respond(&response)
 }
 
+/// Every topic of the image, sorted by name.
+fn all_topics(image: &MetadataImage, version: i16, ops: i32) -> Vec<MetadataResponseTopic> {
+    let mut topics: Vec<&TopicImage> = image.topics().collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    topics
+        .into_iter()
+        .map(|t| describe(image, t, version, ops))
+        .collect()
+}
+
 /// Creates the unknown topics among `names`, at most
-/// `--max-auto-created-topics-per-request` of them, on a blocking thread.
-/// Returns the outcome for each one it tried; the others are left for the
+/// `--max-auto-created-topics-per-request` of them. Returns the error of
+/// each one it tried and could not create; the others are left for the
 /// client's next request.
 async fn auto_create<'a>(
     broker: &Arc<Broker>,
+    image: &MetadataImage,
     names: impl Iterator<Item = &'a str>,
-) -> HashMap<String, Result<Arc<Topic>, ResponseError>> {
+) -> HashMap<String, ResponseError> {
     let cap = broker.settings.max_auto_created_topics_per_request;
     let mut seen = HashSet::new();
     let mut wanted = Vec::new();
     let mut left = 0usize;
     for name in names {
-        if broker.topic(name).is_some()
+        if image.topic_id(name).is_some()
             || !seen.insert(name)
             || crate::broker::topic::validate_name(name).is_err()
         {
@@ -138,48 +151,54 @@ async fn auto_create<'a>(
             "a Metadata request names more unknown topics than one request may create; the rest get LEADER_NOT_AVAILABLE"
         );
     }
-    let creating = broker.clone();
-    let count = wanted.len();
-    tokio::task::spawn_blocking(move || {
-        wanted
-            .into_iter()
-            .map(|name| {
-                let outcome = create(&creating, &name);
-                (name, outcome)
-            })
-            .collect()
-    })
-    .await
-    .unwrap_or_else(|e| {
-        tracing::error!(topics = count, "auto-creation task failed: {e}");
-        HashMap::new()
-    })
-}
-
-/// Creates the topic `name` with the broker's defaults.
-fn create(broker: &Broker, name: &str) -> Result<Arc<Topic>, ResponseError> {
-    let new = NewTopic {
-        name: name.to_string(),
-        partitions: broker.settings.default_partitions,
-        configs: BTreeMap::new(),
-    };
-    match broker.create_topic(new) {
-        Ok(topic) => Ok(topic),
-        // Another request created it first, or is creating it.
-        Err(BrokerError::TopicAlreadyExists(_)) => {
-            broker.topic(name).ok_or(ResponseError::LeaderNotAvailable)
-        }
-        Err(e) => {
-            tracing::warn!(topic = name, "auto-creation failed: {e}");
-            Err(e.kafka_error())
+    let requests = wanted
+        .iter()
+        .map(|name| TopicRequest {
+            new: NewTopic {
+                name: name.clone(),
+                partitions: broker.settings.default_partitions,
+                configs: BTreeMap::new(),
+            },
+            replication_factor: -1,
+            assignments: Vec::new(),
+        })
+        .collect();
+    let results = broker.create_topics(requests, false).await;
+    let mut failed = HashMap::new();
+    for (name, result) in wanted.into_iter().zip(results) {
+        match result {
+            Ok(_) => {}
+            // Another request created it first, or is creating it.
+            Err(BrokerError::TopicAlreadyExists(_)) => {
+                failed.insert(name, ResponseError::LeaderNotAvailable);
+            }
+            Err(e) => {
+                if e.kafka_error() != ResponseError::TopicAlreadyExists {
+                    tracing::warn!(topic = %name, "auto-creation failed: {e}");
+                }
+                let code = match e.kafka_error() {
+                    ResponseError::TopicAlreadyExists | ResponseError::NotController => {
+                        ResponseError::LeaderNotAvailable
+                    }
+                    other => other,
+                };
+                failed.insert(name, code);
+            }
         }
     }
+    failed
 }
 
-fn describe(broker: &Broker, topic: &Arc<Topic>, version: i16, ops: i32) -> MetadataResponseTopic {
-    let node = broker.settings.node_id;
+/// A topic as the image has it: per partition its leader (when alive),
+/// leader epoch, replicas, ISR and offline replicas.
+fn describe(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    version: i16,
+    ops: i32,
+) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
-    t.name = Some(TopicName(StrBytes::from_string(topic.name.to_string())));
+    t.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
     if version >= 10 {
         t.topic_id = topic.id;
     }
@@ -190,15 +209,27 @@ fn describe(broker: &Broker, topic: &Arc<Topic>, version: i16, ops: i32) -> Meta
     t.partitions = topic
         .partitions
         .iter()
-        .map(|p| {
+        .map(|(&index, p)| {
             let mut m = MetadataResponsePartition::default();
-            m.partition_index = p.index;
-            m.leader_id = node.into();
-            if version >= 7 {
-                m.leader_epoch = p.leader_epoch();
+            m.partition_index = index;
+            if p.leader >= 0 {
+                m.leader_id = p.leader.into();
+            } else {
+                m.leader_id = (-1).into();
+                m.error_code = ResponseError::LeaderNotAvailable.code();
             }
-            m.replica_nodes = vec![node.into()];
-            m.isr_nodes = vec![node.into()];
+            if version >= 7 {
+                m.leader_epoch = p.leader_epoch;
+            }
+            m.replica_nodes = p.replicas.iter().map(|&r| r.into()).collect();
+            m.isr_nodes = p.isr.iter().map(|&r| r.into()).collect();
+            if version >= 5 {
+                m.offline_replicas = image
+                    .offline_replicas(p, crate::cluster::node::LISTENER_NAME)
+                    .into_iter()
+                    .map(Into::into)
+                    .collect();
+            }
             m
         })
         .collect();

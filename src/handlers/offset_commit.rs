@@ -46,6 +46,7 @@ pub(super) fn commit_entry(
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: OffsetCommitRequest = request.decode()?;
+    request.broker.ensure_offsets_topic().await;
     let broker = &request.broker;
     // Per partition: Ok(entry) to commit, or the error to answer with.
     let mut outcomes: Vec<Vec<(i32, Result<OffsetCommitEntry, ResponseError>)>> = Vec::new();

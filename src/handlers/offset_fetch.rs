@@ -34,6 +34,7 @@ fn name(s: String) -> TopicName {
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: OffsetFetchRequest = request.decode()?;
+    request.broker.ensure_offsets_topic().await;
     let version = request.api_version;
     let broker = &request.broker;
     let mut response = OffsetFetchResponse::default();

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use wharf_protocol::legacy;
 
@@ -49,6 +50,9 @@ pub async fn handle(request: Request) -> HandlerResult {
     let mut durable = Vec::new();
 
     let mut responses = Vec::with_capacity(body.topic_data.len());
+    // Leaders named in NOT_LEADER_OR_FOLLOWER answers (KIP-951).
+    let mut leaders: std::collections::BTreeMap<i32, (String, i32, Option<String>)> =
+        std::collections::BTreeMap::new();
     for topic_data in body.topic_data {
         let topic = if by_id {
             broker.topic_by_id(&topic_data.topic_id)
@@ -67,10 +71,31 @@ pub async fn handle(request: Request) -> HandlerResult {
             out.base_offset = -1;
             out.log_append_time_ms = -1;
             out.log_start_offset = -1;
-            let partition = topic.as_ref().and_then(|t| t.partition(data.index));
+            let partition = topic
+                .as_ref()
+                .and_then(|t| t.partition(data.index))
+                .filter(|p| broker.leads(p));
+            let hint = match partition {
+                Some(_) => None,
+                None => broker.leader_hint(
+                    Some(topic_data.name.0.as_str()),
+                    by_id.then_some(topic_data.topic_id),
+                    data.index,
+                ),
+            };
             let mut log_append_time = -1;
             let result = match (partition, data.records) {
                 _ if !acks_valid => Err(ResponseError::InvalidRequiredAcks),
+                (None, _) if hint.is_some() => {
+                    if let Some(hint) = &hint {
+                        out.current_leader.leader_id = hint.leader.into();
+                        out.current_leader.leader_epoch = hint.leader_epoch;
+                        if let Some((host, port, rack)) = &hint.endpoint {
+                            leaders.insert(hint.leader, (host.clone(), *port, rack.clone()));
+                        }
+                    }
+                    Err(ResponseError::NotLeaderOrFollower)
+                }
                 (None, _) if topic.is_none() => Err(unknown),
                 // Only the broker writes internal topics, as in Kafka.
                 (Some(_), _) if topic.as_ref().is_some_and(|t| is_internal(&t.name)) => {
@@ -189,6 +214,19 @@ pub async fn handle(request: Request) -> HandlerResult {
     }
     let mut response = ProduceResponse::default();
     response.responses = responses;
+    if request.api_version >= 10 {
+        response.node_endpoints = leaders
+            .into_iter()
+            .map(|(id, (host, port, rack))| {
+                let mut e = kafka_protocol::messages::produce_response::NodeEndpoint::default();
+                e.node_id = id.into();
+                e.host = StrBytes::from_string(host);
+                e.port = port;
+                e.rack = rack.map(StrBytes::from_string);
+                e
+            })
+            .collect();
+    }
     request.respond(&response)
 }
 

@@ -24,6 +24,8 @@ pub const MAX_VERSION: i16 = 5;
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: TxnOffsetCommitRequest = request.decode()?;
+    request.broker.ensure_offsets_topic().await;
+    request.broker.ensure_txn_state_topic().await;
     let broker = &request.broker;
     let version = request.api_version;
     let mut outcomes: Vec<Vec<(i32, Option<ResponseError>)>> = Vec::new();

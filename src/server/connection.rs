@@ -245,6 +245,10 @@ impl Connection {
             shutdown: stop,
             response_budget: self.shared.response_budget.clone(),
         };
+        // Until the broker has applied its first metadata image and loaded
+        // its coordinators, requests wait here (milliseconds for a lone
+        // node).
+        self.broker.wait_ready().await;
         let done = dispatch(&self.broker, frame, &client).await;
         // The request's bytes are gone with the handler's future.
         self.release_request();

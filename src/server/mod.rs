@@ -102,6 +102,7 @@ impl ClusterPrep {
             heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
             controller: ControllerConfig {
                 default_num_partitions: config.num_partitions,
+                default_replication_factor: config.default_replication_factor,
                 broker_session_timeout_ms: i64::try_from(config.broker_session_timeout_ms)
                     .unwrap_or(i64::MAX),
                 cluster_id: broker.cluster_id.clone(),
@@ -123,13 +124,61 @@ impl ClusterPrep {
             .map(TcpListener::from_std)
             .transpose()
             .context("registering the controller listener with the runtime")?;
+        let single_voter = self.quorum.voters.len() == 1;
         let quorum = Quorum::start(self.quorum, listener)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let node = ClusterNode::start(self.node, Arc::new(quorum), stop);
+        let quorum = Arc::new(quorum);
+        migrate(&broker, &quorum, single_voter).await?;
+        let node = ClusterNode::start(self.node, quorum.clone(), stop.clone());
         broker.set_cluster(node);
+        tokio::spawn(crate::broker::apply::follow(
+            broker.clone(),
+            quorum.subscribe(),
+            stop,
+        ));
         Ok(())
     }
+}
+
+/// Moves the topics of a single-node release's `metadata.log` into the
+/// cluster's metadata log, the first time a lone voter starts on such a
+/// directory (see `cluster::migration`).
+async fn migrate(broker: &Broker, quorum: &Quorum, single_voter: bool) -> anyhow::Result<()> {
+    let legacy = broker.take_legacy_records();
+    let has_topics = legacy.iter().any(|r| {
+        matches!(
+            r,
+            crate::broker::metadata_log::MetadataRecord::TopicCreated { .. }
+        )
+    });
+    if !has_topics {
+        return Ok(());
+    }
+    if quorum.image().topics().next().is_some() {
+        // Migrated before, and the old log not yet rewritten.
+        return broker
+            .retire_legacy_topics()
+            .context("rewriting the metadata log after migration");
+    }
+    if !single_voter {
+        tracing::warn!("this data directory holds topics of a single-node release; they are migrated only when it starts as a lone voter");
+        return Ok(());
+    }
+    let records = crate::cluster::migration::cluster_records(&legacy, broker.settings.node_id);
+    let count = records.len();
+    quorum
+        .propose(records)
+        .await
+        .map_err(|e| anyhow::anyhow!("migrating the topics of metadata.log: {e}"))?;
+    broker
+        .retire_legacy_topics()
+        .context("rewriting the metadata log after migration")?;
+    tracing::info!(
+        records = count,
+        "migrated the single-node metadata log into the cluster's metadata log"
+    );
+    Ok(())
 }
 
 /// Binds the listeners and opens the data directory, on the calling thread
@@ -186,6 +235,8 @@ pub fn settings(config: &Config, advertised_host: String, advertised_port: i32) 
         advertised_port,
         data_dir: config.resolved_data_dir(),
         default_partitions: config.num_partitions,
+        offsets_replication_factor: config.offsets_topic_replication_factor,
+        txn_state_replication_factor: config.transaction_state_log_replication_factor,
         auto_create_topics: config.auto_create_topics,
         groups: config.group_config(),
         txns: config.txn_config(),
@@ -214,13 +265,13 @@ pub fn settings(config: &Config, advertised_host: String, advertised_port: i32) 
     }
 }
 
-/// Opens (or creates) the data directory and replays topics, consumer
-/// groups and transactions: a broker ready for requests.
+/// Opens (or creates) the data directory. Its topics, consumer groups and
+/// transactions are loaded once the cluster's metadata image is applied
+/// (see `broker::apply::follow`); requests wait until then.
 pub fn open_broker(settings: BrokerSettings) -> anyhow::Result<Arc<Broker>> {
-    let broker = Arc::new(Broker::open(settings).context("opening the data directory")?);
-    broker.load_groups().context("loading consumer groups")?;
-    broker.load_txns().context("loading transactions")?;
-    Ok(broker)
+    Ok(Arc::new(
+        Broker::open(settings).context("opening the data directory")?,
+    ))
 }
 
 /// Serves a prepared broker until SIGINT or SIGTERM. Must run inside a
