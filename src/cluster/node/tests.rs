@@ -300,3 +300,29 @@ async fn the_controller_listener_answers_create_topics_on_the_leader_only() {
         ResponseError::TopicAlreadyExists.code()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_started_while_the_leader_dies_is_retried_on_the_next_leader() {
+    let mut cluster = Nodes::start().await;
+    let (leader, follower) = cluster.leader_and_follower().await;
+    let dead = cluster.nodes.remove(&leader).unwrap();
+    dead.quorum().stop_raft().await;
+    let started = Instant::now();
+    // The follower still names the dead leader for a while: the first
+    // attempts get NOT_CONTROLLER or a failed call, then no leader, then
+    // the new one.
+    let results = cluster.nodes[&follower]
+        .create_topics(vec![new_topic("after-failover", 1)], false)
+        .await;
+    let created = results[0].1.clone().unwrap();
+    assert!(started.elapsed() < CONTROLLER_CALL_TIMEOUT);
+    let new_leader = cluster.nodes[&follower].controller_id();
+    assert!(new_leader.is_some_and(|l| l != leader), "{new_leader:?}");
+    cluster
+        .converge("created after failover", |i| {
+            i.topic_id("after-failover") == Some(created.topic_id)
+        })
+        .await;
+    let block = cluster.nodes[&follower].allocate_producer_ids().await;
+    assert_eq!(block.unwrap().1, 1000);
+}
