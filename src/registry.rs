@@ -65,6 +65,7 @@ pub static APIS: &[Api] = &[
     api!(TxnOffsetCommit, txn_offset_commit),
     api!(DescribeConfigs, describe_configs),
     api!(AlterConfigs, alter_configs),
+    api!(CreatePartitions, create_partitions),
     api!(DeleteGroups, delete_groups),
     api!(IncrementalAlterConfigs, incremental_alter_configs),
     api!(OffsetDelete, offset_delete),

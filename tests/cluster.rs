@@ -261,9 +261,10 @@ fn a_lone_broker_is_its_own_single_voter_quorum() {
 }
 
 #[test]
-fn ten_controller_kills_in_a_row_leave_one_cluster_with_every_voter_caught_up() {
+fn ten_controller_kills_in_a_row_with_topic_creations_lose_no_metadata() {
     let mut cluster = Cluster::start(3);
     let mut failovers = Vec::new();
+    let mut creations = Vec::new();
     for cycle in 0..10 {
         let (controller, _) = cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
         let dead = usize::try_from(controller - 1).unwrap();
@@ -284,9 +285,31 @@ fn ten_controller_kills_in_a_row_leave_one_cluster_with_every_voter_caught_up() 
             std::thread::sleep(Duration::from_millis(50));
         }
         failovers.push(started.elapsed());
+        // Topic creation works again under the new controller, asked of
+        // either survivor.
+        let asked = survivors[cycle % 2];
+        let name = format!("cycle-{cycle}");
+        let started = Instant::now();
+        loop {
+            let (code, message, _, _) = create_replicated(&cluster, asked, &name, 2, 2);
+            if code == 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "cycle {cycle}: {name} not created: {code} {message:?}\n{}",
+                cluster.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        creations.push(started.elapsed());
         cluster.nodes[dead].spawn();
     }
     cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
+    // Every topic made between the kills exists on every broker.
+    for cycle in 0..10 {
+        wait_for_topic(&cluster, &[0, 1, 2], &format!("cycle-{cycle}"), 2);
+    }
     // Every voter ends with the leader's whole log.
     let started = Instant::now();
     loop {
@@ -308,8 +331,348 @@ fn ten_controller_kills_in_a_row_leave_one_cluster_with_every_voter_caught_up() 
         std::thread::sleep(Duration::from_millis(100));
     }
     failovers.sort();
+    creations.sort();
     println!(
-        "10 controller kills: failover min {:?}, median {:?}, max {:?}",
-        failovers[0], failovers[5], failovers[9]
+        "10 controller kills: failover min {:?}, median {:?}, max {:?}; topic creation after the failover took min {:?}, median {:?}, max {:?}",
+        failovers[0], failovers[5], failovers[9], creations[0], creations[5], creations[9]
     );
+}
+
+/// Metadata v12 of `topics` from node `index`.
+fn topic_metadata(cluster: &Cluster, index: usize, topics: &[&str]) -> MetadataResponse {
+    let mut client = cluster.nodes[index].client();
+    let mut request = MetadataRequest::default();
+    request.topics = Some(
+        topics
+            .iter()
+            .map(|t| {
+                let mut m =
+                    kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+                m.name = Some(TopicName(StrBytes::from_string(t.to_string())));
+                m
+            })
+            .collect(),
+    );
+    request.allow_auto_topic_creation = false;
+    client.call(ApiKey::Metadata, 12, &request)
+}
+
+/// (partition, leader, leader epoch, replicas, ISR).
+type PartitionView = (i32, i32, i32, Vec<i32>, Vec<i32>);
+
+/// Each partition of `topic` as node `index` reports it: (partition,
+/// leader, leader epoch, replicas, isr), sorted; empty while unknown.
+fn partitions_seen(cluster: &Cluster, index: usize, topic: &str) -> Vec<PartitionView> {
+    let response = topic_metadata(cluster, index, &[topic]);
+    let t = &response.topics[0];
+    if t.error_code != 0 {
+        return Vec::new();
+    }
+    let mut out: Vec<_> = t
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                p.leader_id.0,
+                p.leader_epoch,
+                p.replica_nodes.iter().map(|r| r.0).collect(),
+                p.isr_nodes.iter().map(|r| r.0).collect(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// CreateTopics v7 of one topic on node `index`: (error code, message,
+/// partitions, replication factor).
+fn create_replicated(
+    cluster: &Cluster,
+    index: usize,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+) -> (i16, Option<String>, i32, i16) {
+    let mut client = cluster.nodes[index].client();
+    let mut t = kafka_protocol::messages::create_topics_request::CreatableTopic::default();
+    t.name = TopicName(StrBytes::from_string(name.to_string()));
+    t.num_partitions = partitions;
+    t.replication_factor = replication_factor;
+    let mut req = kafka_protocol::messages::CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 30_000;
+    let resp: kafka_protocol::messages::CreateTopicsResponse =
+        client.call(ApiKey::CreateTopics, 7, &req);
+    let r = &resp.topics[0];
+    (
+        r.error_code,
+        r.error_message.as_ref().map(|m| m.to_string()),
+        r.num_partitions,
+        r.replication_factor,
+    )
+}
+
+/// Polls until every node in `nodes` reports the same `partitions`
+/// partitions of `topic`; returns them and how long it took.
+fn wait_for_topic(
+    cluster: &Cluster,
+    nodes: &[usize],
+    topic: &str,
+    partitions: usize,
+) -> (Vec<PartitionView>, Duration) {
+    let started = Instant::now();
+    loop {
+        let views: Vec<_> = nodes
+            .iter()
+            .map(|&i| partitions_seen(cluster, i, topic))
+            .collect();
+        if views[0].len() == partitions && views.iter().all(|v| *v == views[0]) {
+            return (views[0].clone(), started.elapsed());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nodes {nodes:?} do not agree on {topic}: {views:?}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn one_record(value: &str) -> Vec<u8> {
+    wharf_protocol::batch::build_batch(
+        0,
+        &[(Some(&b"k"[..]), Some(value.as_bytes()), 1_700_000_000_000)],
+        wharf_protocol::compression::Compression::None,
+    )
+    .unwrap()
+}
+
+/// Produce v10 of one record: the partition's response and the response's
+/// node endpoints.
+fn produce_v10(
+    cluster: &Cluster,
+    index: usize,
+    topic: &str,
+    partition: i32,
+    value: &str,
+) -> (
+    kafka_protocol::messages::produce_response::PartitionProduceResponse,
+    Vec<kafka_protocol::messages::produce_response::NodeEndpoint>,
+) {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    let mut client = cluster.nodes[index].client();
+    let mut p = PartitionProduceData::default();
+    p.index = partition;
+    p.records = Some(bytes::Bytes::from(one_record(value)));
+    let mut t = TopicProduceData::default();
+    t.name = TopicName(StrBytes::from_string(topic.to_string()));
+    t.partition_data = vec![p];
+    let mut req = kafka_protocol::messages::ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 5000;
+    req.topic_data = vec![t];
+    let resp: kafka_protocol::messages::ProduceResponse = client.call(ApiKey::Produce, 10, &req);
+    (
+        resp.responses[0].partition_responses[0].clone(),
+        resp.node_endpoints,
+    )
+}
+
+#[test]
+fn a_replicated_topic_made_on_one_broker_is_known_to_all_and_led_by_each_in_turn() {
+    let cluster = Cluster::start(3);
+    cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
+
+    // Created through broker 2, six partitions of three replicas.
+    let created = Instant::now();
+    let (code, message, partitions, rf) = create_replicated(&cluster, 1, "rep", 6, 3);
+    assert_eq!((code, partitions, rf), (0, 6, 3), "{message:?}");
+    let (seen, took) = wait_for_topic(&cluster, &[0, 1, 2], "rep", 6);
+    println!(
+        "CreateTopics answered in {:?}; every broker's Metadata showed the topic {took:?} after the answer",
+        created.elapsed() - took
+    );
+    let mut led = std::collections::BTreeMap::new();
+    for (index, leader, epoch, mut replicas, mut isr) in seen.clone() {
+        replicas.sort_unstable();
+        isr.sort_unstable();
+        assert_eq!(replicas, vec![1, 2, 3], "partition {index}");
+        assert_eq!(isr, vec![1, 2, 3], "partition {index}");
+        assert!(
+            (1..=3).contains(&leader),
+            "partition {index} leader {leader}"
+        );
+        assert!(epoch >= 0);
+        *led.entry(leader).or_insert(0) += 1;
+    }
+    // Round-robin placement: two leaderships each.
+    assert_eq!(
+        led.values().copied().collect::<Vec<_>>(),
+        vec![2, 2, 2],
+        "{seen:?}"
+    );
+
+    // More replicas than brokers.
+    let (code, _, _, _) = create_replicated(&cluster, 2, "too-many", 1, 4);
+    assert_eq!(code, 38, "INVALID_REPLICATION_FACTOR");
+    // An existing name, asked of another broker.
+    let (code, _, _, _) = create_replicated(&cluster, 0, "rep", 1, 1);
+    assert_eq!(code, 36, "TOPIC_ALREADY_EXISTS");
+
+    // Produce to a broker that does not lead: NOT_LEADER_OR_FOLLOWER with
+    // the leader (KIP-951); to the leader: stored.
+    let (_, leader, epoch, _, _) = seen[0].clone();
+    let follower = (1..=3).find(|b| *b != leader).unwrap();
+    let (answer, endpoints) = produce_v10(
+        &cluster,
+        usize::try_from(follower - 1).unwrap(),
+        "rep",
+        0,
+        "x",
+    );
+    assert_eq!(answer.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!(answer.current_leader.leader_id.0, leader);
+    assert_eq!(answer.current_leader.leader_epoch, epoch);
+    assert_eq!(
+        endpoints.iter().map(|e| e.node_id.0).collect::<Vec<_>>(),
+        vec![leader]
+    );
+    assert_eq!(
+        endpoints[0].port,
+        i32::from(
+            cluster.nodes[usize::try_from(leader - 1).unwrap()]
+                .addr
+                .port()
+        )
+    );
+    let (answer, _) = produce_v10(
+        &cluster,
+        usize::try_from(leader - 1).unwrap(),
+        "rep",
+        0,
+        "x",
+    );
+    assert_eq!((answer.error_code, answer.base_offset), (0, 0));
+    let mut client = cluster.nodes[usize::try_from(follower - 1).unwrap()].client();
+    assert_eq!(
+        common::fetch_partition(&mut client, "rep", 0, 0).error_code,
+        6
+    );
+    let mut client = cluster.nodes[usize::try_from(leader - 1).unwrap()].client();
+    let fetched = common::fetch_partition(&mut client, "rep", 0, 0);
+    assert_eq!(fetched.error_code, 0);
+    assert_eq!(fetched.high_watermark, 1);
+
+    // FindCoordinator: every broker names the same coordinator, the leader
+    // of the group's __consumer_offsets partition.
+    let coordinators: Vec<i32> = (0..3)
+        .map(|i| {
+            let mut client = cluster.nodes[i].client();
+            let started = Instant::now();
+            loop {
+                let mut req = kafka_protocol::messages::FindCoordinatorRequest::default();
+                req.key = StrBytes::from_static_str("the-group");
+                let resp: kafka_protocol::messages::FindCoordinatorResponse =
+                    client.call(ApiKey::FindCoordinator, 3, &req);
+                if resp.error_code == 0 {
+                    break resp.node_id.0;
+                }
+                assert!(started.elapsed() < Duration::from_secs(30), "{resp:?}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .collect();
+    assert!(coordinators.iter().all(|c| *c == coordinators[0]));
+    let offsets = partitions_seen(&cluster, 0, "__consumer_offsets");
+    let partition =
+        wharf_coordinator::partition_for("the-group", i32::try_from(offsets.len()).unwrap());
+    let offsets_leader = offsets.iter().find(|p| p.0 == partition).unwrap().1;
+    assert_eq!(coordinators[0], offsets_leader);
+    // Internal topics get min(3, voters) replicas.
+    assert!(offsets.iter().all(|p| p.3.len() == 3));
+
+    // CreatePartitions through broker 1: every broker sees eight.
+    let mut client = cluster.nodes[0].client();
+    let mut grow =
+        kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic::default();
+    grow.name = TopicName(StrBytes::from_static_str("rep"));
+    grow.count = 8;
+    grow.assignments = None;
+    let mut req = kafka_protocol::messages::CreatePartitionsRequest::default();
+    req.topics = vec![grow];
+    req.timeout_ms = 30_000;
+    let resp: kafka_protocol::messages::CreatePartitionsResponse =
+        client.call(ApiKey::CreatePartitions, 3, &req);
+    assert_eq!(resp.results[0].error_code, 0, "{resp:?}");
+    let (seen, _) = wait_for_topic(&cluster, &[0, 1, 2], "rep", 8);
+    assert!(seen.iter().all(|p| p.3.len() == 3));
+    // Shrinking is refused.
+    let mut shrink =
+        kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic::default();
+    shrink.name = TopicName(StrBytes::from_static_str("rep"));
+    shrink.count = 2;
+    shrink.assignments = None;
+    req.topics = vec![shrink];
+    let resp: kafka_protocol::messages::CreatePartitionsResponse =
+        client.call(ApiKey::CreatePartitions, 3, &req);
+    assert_eq!(resp.results[0].error_code, 37, "INVALID_PARTITIONS");
+
+    // A config change through broker 3 is seen by broker 2.
+    let mut client = cluster.nodes[2].client();
+    let mut op =
+        kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig::default();
+    op.name = StrBytes::from_static_str("retention.ms");
+    op.config_operation = 0;
+    op.value = Some(StrBytes::from_static_str("123456"));
+    let mut resource =
+        kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource::default(
+        );
+    resource.resource_type = 2;
+    resource.resource_name = StrBytes::from_static_str("rep");
+    resource.configs = vec![op];
+    let mut req = kafka_protocol::messages::IncrementalAlterConfigsRequest::default();
+    req.resources = vec![resource];
+    let resp: kafka_protocol::messages::IncrementalAlterConfigsResponse =
+        client.call(ApiKey::IncrementalAlterConfigs, 1, &req);
+    assert_eq!(resp.responses[0].error_code, 0, "{resp:?}");
+    let mut client = cluster.nodes[1].client();
+    let started = Instant::now();
+    loop {
+        let mut resource =
+            kafka_protocol::messages::describe_configs_request::DescribeConfigsResource::default();
+        resource.resource_type = 2;
+        resource.resource_name = StrBytes::from_static_str("rep");
+        resource.configuration_keys = Some(vec![StrBytes::from_static_str("retention.ms")]);
+        let mut req = kafka_protocol::messages::DescribeConfigsRequest::default();
+        req.resources = vec![resource];
+        let resp: kafka_protocol::messages::DescribeConfigsResponse =
+            client.call(ApiKey::DescribeConfigs, 4, &req);
+        let value = resp.results[0].configs[0]
+            .value
+            .as_ref()
+            .map(|v| v.to_string());
+        if value.as_deref() == Some("123456") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{resp:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Deleted through broker 3: gone from every broker.
+    let mut client = cluster.nodes[2].client();
+    let mut del = kafka_protocol::messages::DeleteTopicsRequest::default();
+    del.topic_names = vec![TopicName(StrBytes::from_static_str("rep"))];
+    del.timeout_ms = 30_000;
+    let resp: kafka_protocol::messages::DeleteTopicsResponse =
+        client.call(ApiKey::DeleteTopics, 5, &del);
+    assert_eq!(resp.responses[0].error_code, 0);
+    let started = Instant::now();
+    while (0..3).any(|i| !partitions_seen(&cluster, i, "rep").is_empty()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "rep still listed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

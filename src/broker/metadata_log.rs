@@ -1,7 +1,9 @@
-//! The broker's metadata log: an append-only file of topic records that is
-//! replayed on start. Creating or deleting a topic appends one record and
-//! syncs it before the client hears back, so the topic table survives any
-//! crash. A cluster can later replicate the same records.
+//! The single-node release's metadata log: an append-only file of topic
+//! records that release replayed on start. Releases with the cluster keep
+//! metadata in `__cluster_metadata-0` instead: on the first start of a lone
+//! voter, the records of this file are migrated there (see
+//! `cluster::migration`) and the file is renamed `metadata.log.migrated`.
+//! The writer stays for tests that build such a directory.
 //!
 //! File layout: a sequence of records, each
 //! `[payload length: u32 BE][CRC-32C of payload: u32 BE][payload]`.
@@ -25,6 +27,25 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 pub const FILE_NAME: &str = "metadata.log";
+/// What the file is renamed to once migrated.
+pub const MIGRATED_NAME: &str = "metadata.log.migrated";
+
+/// The records of `dir`'s legacy metadata log, in order (none when there is
+/// no such file); a torn tail is ignored.
+pub fn read_legacy(dir: &Path) -> io::Result<Vec<MetadataRecord>> {
+    match std::fs::read(dir.join(FILE_NAME)) {
+        Ok(bytes) => Ok(decode_all(&bytes).0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Renames `dir`'s legacy metadata log to [`MIGRATED_NAME`] and syncs the
+/// directory.
+pub fn retire(dir: &Path) -> io::Result<()> {
+    std::fs::rename(dir.join(FILE_NAME), dir.join(MIGRATED_NAME))?;
+    File::open(dir)?.sync_all()
+}
 
 const KIND_TOPIC_CREATED: u8 = 1;
 const KIND_TOPIC_DELETED: u8 = 2;
@@ -121,28 +142,6 @@ fn frame(record: &MetadataRecord) -> io::Result<Vec<u8>> {
 }
 
 impl MetadataLog {
-    /// Replaces the whole log with `records`: written to a new file, synced
-    /// and renamed over the old one, so a crash leaves one or the other.
-    pub fn rewrite(&mut self, records: &[MetadataRecord]) -> io::Result<()> {
-        let tmp = self.path.with_extension("log.tmp");
-        {
-            let mut file = File::create(&tmp)?;
-            for record in records {
-                file.write_all(&frame(record)?)?;
-            }
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        self.file = OpenOptions::new()
-            .append(true)
-            .read(true)
-            .open(&self.path)?;
-        Ok(())
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }

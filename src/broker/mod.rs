@@ -33,7 +33,7 @@ pub use partition::Partition;
 pub use topic::Topic;
 
 use configs::BrokerConfigs;
-use metadata_log::{MetadataLog, MetadataRecord};
+use metadata_log::MetadataRecord;
 
 /// Suffix of partition directories being deleted; cleaned up on start.
 const DELETE_SUFFIX: &str = "-delete";
@@ -124,9 +124,6 @@ pub struct Broker {
     pub settings: BrokerSettings,
     pub cluster_id: String,
     topics: RwLock<TopicTable>,
-    /// Owns the metadata file: held to append a record and to change the
-    /// topic table accordingly, never while partitions are created.
-    metadata: Mutex<MetadataLog>,
     /// Topics being created and the partitions hosted, for the partition
     /// limit (see `creation`). Taken after `metadata`, before `topics`.
     creations: Mutex<creation::Creations>,
@@ -140,6 +137,8 @@ pub struct Broker {
     pub txns: wharf_coordinator::txn::TxnCoordinator,
     /// The block producer ids are handed out from (InitProducerId).
     producer_ids: Mutex<producer_ids::ProducerIdBlock>,
+    /// Held while a new block of producer ids is asked for.
+    producer_id_fetch: tokio::sync::Mutex<()>,
     /// The one writer of `log-start-offset-checkpoint` (DeleteRecords,
     /// retention and topic changes all write it).
     log_start_checkpoint: wharf_storage::checkpoint::CheckpointFile,
@@ -194,29 +193,19 @@ impl Broker {
         )?;
         remove_deleted_partition_dirs(&dir);
 
-        let (metadata, records) = MetadataLog::open(&dir)
-            .map_err(|e| BrokerError::io("opening the metadata log", &dir, e))?;
-        let producer_ids_end = records
-            .iter()
-            .filter_map(|r| match r {
-                MetadataRecord::ProducerIdsReserved { end } => Some(*end),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
+        let records = metadata_log::read_legacy(&dir)
+            .map_err(|e| BrokerError::io("reading the metadata log", &dir, e))?;
         let broker = Self {
             groups: GroupCoordinator::new(settings.groups.clone()),
             txns: wharf_coordinator::txn::TxnCoordinator::new(settings.txns.clone()),
             settings,
             cluster_id,
             topics: RwLock::new(TopicTable::default()),
-            metadata: Mutex::new(metadata),
             creations: Mutex::new(creation::Creations::default()),
             checkpoint_names: Mutex::new(HashSet::new()),
             appends: watch::Sender::new(0),
-            producer_ids: Mutex::new(producer_ids::ProducerIdBlock::after_replay(
-                producer_ids_end,
-            )),
+            producer_ids: Mutex::new(producer_ids::ProducerIdBlock::default()),
+            producer_id_fetch: tokio::sync::Mutex::new(()),
             log_start_checkpoint: wharf_storage::checkpoint::CheckpointFile::new(
                 dir.join(retention::CHECKPOINT_FILE),
             ),
@@ -255,19 +244,11 @@ impl Broker {
         std::mem::take(&mut *self.legacy.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Rewrites `metadata.log` to hold only the producer id reservation,
-    /// once its topics live in the cluster's metadata log.
-    pub fn retire_legacy_topics(&self) -> Result<(), BrokerError> {
-        let end = self
-            .producer_ids
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .reserved_end();
-        let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
-        let path = metadata.path().to_path_buf();
-        metadata
-            .rewrite(&[MetadataRecord::ProducerIdsReserved { end }])
-            .map_err(|e| BrokerError::io("rewriting the metadata log", &path, e))
+    /// Renames `metadata.log` out of the way once its records live in the
+    /// cluster's metadata log (kept as `metadata.log.migrated`).
+    pub fn retire_legacy_log(&self) -> Result<(), BrokerError> {
+        metadata_log::retire(&self.settings.data_dir)
+            .map_err(|e| BrokerError::io("retiring the metadata log", &self.settings.data_dir, e))
     }
 
     /// Marks the broker ready: requests held at the door go on.

@@ -1,78 +1,78 @@
-//! Producer ids for InitProducerId. Ids are handed out from blocks; each
-//! block is reserved in the metadata log (synced) before any of its ids is
-//! given, so a restart starts after the last reserved block and never hands
-//! out an id twice.
+//! Producer ids for InitProducerId. Ids are handed out from blocks the
+//! active controller allocates (Kafka's AllocateProducerIds): each block is
+//! committed to the cluster's metadata log (a ProducerIdsRecord) before any
+//! of its ids is given, so no id is handed out twice, by this broker or any
+//! other, across restarts and controller changes.
 
 use std::sync::PoisonError;
 
-use super::metadata_log::MetadataRecord;
 use super::{Broker, BrokerError};
-
-/// Ids reserved per metadata-log record (Kafka's block size).
-pub const BLOCK_SIZE: i64 = 1000;
 
 /// The block ids are currently taken from.
 #[derive(Debug, Default)]
 pub struct ProducerIdBlock {
     /// The next id to hand out.
     next: i64,
-    /// End (exclusive) of the reserved block; `next == end` means a new
-    /// block must be reserved first.
+    /// End (exclusive) of the block; `next == end` means a new block is
+    /// needed first.
     end: i64,
 }
 
 impl ProducerIdBlock {
-    /// The state after replaying the metadata log: nothing left to hand out
-    /// below `reserved_end`, the highest reservation seen.
-    /// The end of the reservation: ids below it are taken.
-    pub fn reserved_end(&self) -> i64 {
-        self.end
+    /// The next id of the current block, if any is left.
+    fn take(&mut self) -> Option<i64> {
+        (self.next < self.end).then(|| {
+            let id = self.next;
+            self.next = id.saturating_add(1);
+            id
+        })
     }
 
-    pub fn after_replay(reserved_end: i64) -> Self {
-        Self {
-            next: reserved_end,
-            end: reserved_end,
-        }
-    }
-}
-
-impl ProducerIdBlock {
-    /// The next id; when the block is used up, first reserves the next one
-    /// by calling `reserve` with its end (which must make it durable).
-    fn take<E>(&mut self, reserve: impl FnOnce(i64) -> Result<(), E>) -> Result<i64, E>
-    where
-        E: From<BrokerError>,
-    {
+    /// Replaces a used-up block with `len` ids from `first`.
+    fn refill(&mut self, first: i64, len: i32) {
         if self.next >= self.end {
-            let end = self.end.checked_add(BLOCK_SIZE).ok_or_else(|| {
-                BrokerError::InconsistentDataDir("producer ids exhausted".to_string())
-            })?;
-            reserve(end)?;
-            tracing::info!(from = self.end, end, "reserved a block of producer ids");
-            self.next = self.end;
-            self.end = end;
+            self.next = first;
+            self.end = first.saturating_add(i64::from(len.max(0)));
         }
-        let id = self.next;
-        self.next = id.saturating_add(1);
-        Ok(id)
     }
 }
 
 impl Broker {
-    /// A fresh producer id, never handed out before by this data directory.
-    pub fn allocate_producer_id(&self) -> Result<i64, BrokerError> {
-        let mut block = self
-            .producer_ids
+    /// A fresh producer id, never handed out before in this cluster: from
+    /// the current block, or from a new one the controller allocates.
+    pub async fn allocate_producer_id(&self) -> Result<i64, BrokerError> {
+        loop {
+            if let Some(id) = self.lock_producer_ids().take() {
+                return Ok(id);
+            }
+            // One request for a block at a time; the others wait for it.
+            let _fetching = self.producer_id_fetch.lock().await;
+            let left = {
+                let block = self.lock_producer_ids();
+                block.next < block.end
+            };
+            if left {
+                continue;
+            }
+            let node = self.cluster().ok_or_else(|| {
+                BrokerError::Controller(
+                    kafka_protocol::ResponseError::CoordinatorNotAvailable,
+                    "this broker has not joined its controller quorum yet".to_string(),
+                )
+            })?;
+            let (first, len) = node
+                .allocate_producer_ids()
+                .await
+                .map_err(|e| BrokerError::Controller(e.code, e.message))?;
+            tracing::info!(first, len, "allocated a block of producer ids");
+            self.lock_producer_ids().refill(first, len);
+        }
+    }
+
+    fn lock_producer_ids(&self) -> std::sync::MutexGuard<'_, ProducerIdBlock> {
+        self.producer_ids
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        block.take(|end| {
-            let mut metadata = self.metadata.lock().unwrap_or_else(PoisonError::into_inner);
-            let path = metadata.path().to_path_buf();
-            metadata
-                .append(&MetadataRecord::ProducerIdsReserved { end })
-                .map_err(|e| BrokerError::io("reserving producer ids", &path, e))
-        })
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -82,43 +82,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reserves_a_block_before_handing_out_its_first_id() {
+    fn hands_out_a_block_in_order_then_asks_for_another() {
         let mut block = ProducerIdBlock::default();
-        let mut reserved = Vec::new();
-        let ids: Vec<i64> = (0..2 * BLOCK_SIZE + 1)
-            .map(|_| {
-                block
-                    .take(|end| {
-                        reserved.push(end);
-                        Ok::<(), BrokerError>(())
-                    })
-                    .unwrap()
-            })
-            .collect();
-        assert_eq!(ids, (0..2 * BLOCK_SIZE + 1).collect::<Vec<_>>());
-        assert_eq!(reserved, vec![BLOCK_SIZE, 2 * BLOCK_SIZE, 3 * BLOCK_SIZE]);
-    }
-
-    #[test]
-    fn after_a_restart_ids_start_past_the_last_reserved_block() {
-        let mut block = ProducerIdBlock::after_replay(2 * BLOCK_SIZE);
-        let mut reserved = None;
-        let id = block
-            .take(|end| {
-                reserved = Some(end);
-                Ok::<(), BrokerError>(())
-            })
-            .unwrap();
-        assert_eq!(id, 2 * BLOCK_SIZE);
-        assert_eq!(reserved, Some(3 * BLOCK_SIZE));
-    }
-
-    #[test]
-    fn a_failed_reservation_hands_out_nothing() {
-        let mut block = ProducerIdBlock::default();
-        let err = block.take(|_| Err(BrokerError::InconsistentDataDir("disk full".into())));
-        assert!(err.is_err());
-        let id = block.take(|_| Ok::<(), BrokerError>(())).unwrap();
-        assert_eq!(id, 0);
+        assert_eq!(block.take(), None);
+        block.refill(2000, 3);
+        assert_eq!(
+            (0..4).map(|_| block.take()).collect::<Vec<_>>(),
+            vec![Some(2000), Some(2001), Some(2002), None]
+        );
+        block.refill(5000, 1000);
+        assert_eq!(block.take(), Some(5000));
+        // A block with ids left is kept (a racing refill is ignored).
+        block.refill(9000, 1000);
+        assert_eq!(block.take(), Some(5001));
     }
 }

@@ -13,6 +13,7 @@
 //! The replicated log sits behind [`MetadataLog`], the narrow interface the
 //! Raft quorum implements; tests use an in-memory log.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -24,7 +25,9 @@ use uuid::Uuid;
 use wharf_coordinator::metadata::brokers::{
     self, BrokerSessions, HeartbeatReply, HeartbeatRequest, RegistrationRequest,
 };
+use wharf_coordinator::metadata::configs::{self, ConfigOp};
 use wharf_coordinator::metadata::placement::SeededRandom;
+use wharf_coordinator::metadata::producer_ids::{self, ProducerIdBlock};
 use wharf_coordinator::metadata::topics::{self, CreatedTopic, NewTopic};
 use wharf_coordinator::metadata::{
     ControllerConfig, ControllerError, ImageSnapshot, MetadataRecord,
@@ -123,6 +126,11 @@ impl<L: MetadataLog> Controller<L> {
 
     pub fn config(&self) -> &ControllerConfig {
         &self.config
+    }
+
+    /// The image the controller decides on.
+    pub fn image(&self) -> ImageSnapshot {
+        self.log.image()
     }
 
     fn not_controller(&self) -> ControllerError {
@@ -234,6 +242,60 @@ impl<L: MetadataLog> Controller<L> {
             return Ok(());
         }
         self.commit(&mut state, records).await.map(|_| ())
+    }
+
+    /// IncrementalAlterConfigs (SET and DELETE) on topic `name`'s config
+    /// overrides, proposed as one batch.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        ops: &[ConfigOp],
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        let mut state = self.state.lock().await;
+        if !self.log.is_leader() {
+            return Err(self.not_controller());
+        }
+        let image = self.log.image();
+        let records = configs::alter_topic_configs(&image, name, ops)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.commit(&mut state, records).await.map(|_| ())
+    }
+
+    /// Replaces topic `name`'s config overrides with exactly `configs`
+    /// (keys the image has and `configs` lacks are deleted), proposed as
+    /// one batch.
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), ControllerError> {
+        let mut state = self.state.lock().await;
+        if !self.log.is_leader() {
+            return Err(self.not_controller());
+        }
+        let image = self.log.image();
+        let records = configs::set_topic_configs(&image, name, configs)?;
+        self.commit(&mut state, records).await.map(|_| ())
+    }
+
+    /// AllocateProducerIds: the next block of producer ids for broker
+    /// `broker_id`, registered at `broker_epoch`.
+    pub async fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<ProducerIdBlock, ControllerError> {
+        let mut state = self.state.lock().await;
+        if !self.log.is_leader() {
+            return Err(self.not_controller());
+        }
+        let image = self.log.image();
+        let (block, record) = producer_ids::allocate_producer_ids(&image, broker_id, broker_epoch)?;
+        self.commit(&mut state, vec![record]).await?;
+        Ok(block)
     }
 
     /// BrokerRegistration: the broker's epoch.

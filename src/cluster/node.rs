@@ -11,6 +11,10 @@
 //! The controller fences a broker whose heartbeats stop for
 //! `--broker-session-timeout-ms`; Metadata and DescribeCluster list the
 //! brokers the image shows alive.
+//!
+//! Metadata writes (CreateTopics, DeleteTopics, CreatePartitions, topic
+//! configs, producer id blocks) reach the active controller from any node
+//! the same way; see [`admin`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,9 +27,11 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::broker_registration_request::Listener;
 use kafka_protocol::messages::{
-    describe_quorum_request, describe_quorum_response, ApiKey, ApiVersionsResponse,
-    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
-    BrokerRegistrationResponse, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+    describe_quorum_request, describe_quorum_response, AllocateProducerIdsRequest, ApiKey,
+    ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse,
+    IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 use kafka_protocol::ResponseError;
@@ -38,6 +44,10 @@ use wharf_coordinator::metadata::{ControllerConfig, ControllerError, ImageSnapsh
 
 use super::controller::Controller;
 use super::quorum::{ControllerApis, Quorum};
+
+mod admin;
+
+pub use admin::{CONTROLLER_CALL_TIMEOUT, RETRY_BACKOFF};
 
 /// The listener name brokers register their client endpoint under.
 pub const LISTENER_NAME: &str = "PLAINTEXT";
@@ -73,6 +83,12 @@ pub struct ClusterNode {
     incarnation: Uuid,
     /// The broker epoch of this broker's registration, -1 before one.
     epoch: AtomicI64,
+    /// A connection to the active controller kept between metadata writes:
+    /// a write takes it out (concurrent ones open their own) and puts it
+    /// back, so no lock is held across a call.
+    admin_client: std::sync::Mutex<Option<(i32, Connection)>>,
+    /// How long a metadata write keeps looking for the active controller.
+    call_timeout: Duration,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -104,6 +120,8 @@ impl ClusterNode {
             controller,
             incarnation: Uuid::new_v4(),
             epoch: AtomicI64::new(-1),
+            admin_client: std::sync::Mutex::new(None),
+            call_timeout: CONTROLLER_CALL_TIMEOUT,
         });
         node.quorum.set_controller_apis(Arc::new(Apis {
             controller: node.controller.clone(),
@@ -173,6 +191,16 @@ impl ClusterNode {
         request
     }
 
+    /// How this broker connects to the controller listener of another.
+    fn client_options(&self) -> ConnectionOptions {
+        ConnectionOptions {
+            client_id: format!("wharf-broker-{}", self.settings.node_id),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            ..ConnectionOptions::default()
+        }
+    }
+
     /// Sends `request` to the active controller: a direct call when it is
     /// this node, else over the controller listener of the leader.
     async fn to_controller<R, F, Fut>(
@@ -198,13 +226,7 @@ impl ClusterNode {
                 .voters
                 .get(&leader)
                 .ok_or_else(|| format!("controller {leader} is not a known voter"))?;
-            let options = ConnectionOptions {
-                client_id: format!("wharf-broker-{}", self.settings.node_id),
-                request_timeout: Duration::from_secs(10),
-                connect_timeout: Duration::from_secs(3),
-                ..ConnectionOptions::default()
-            };
-            let connection = Connection::connect(addr, options)
+            let connection = Connection::connect(addr, self.client_options())
                 .await
                 .map_err(|e| e.to_string())?;
             *client = Some((leader, connection));
@@ -496,6 +518,39 @@ impl ControllerApis for Apis {
                     DescribeQuorumRequest::decode(&mut frame, version).ok()?;
                     encode(&describe_quorum(&self.quorum), version)
                 }
+                ApiKey::CreateTopics => {
+                    let request = CreateTopicsRequest::decode(&mut frame, version).ok()?;
+                    let response =
+                        admin::serve_create_topics(&self.controller, &request, version).await;
+                    encode(&response, version)
+                }
+                ApiKey::DeleteTopics => {
+                    let request = DeleteTopicsRequest::decode(&mut frame, version).ok()?;
+                    let response =
+                        admin::serve_delete_topics(&self.controller, &request, version).await;
+                    encode(&response, version)
+                }
+                ApiKey::CreatePartitions => {
+                    let request = CreatePartitionsRequest::decode(&mut frame, version).ok()?;
+                    let response =
+                        admin::serve_create_partitions(&self.controller, &request, version).await;
+                    encode(&response, version)
+                }
+                ApiKey::IncrementalAlterConfigs => {
+                    let request =
+                        IncrementalAlterConfigsRequest::decode(&mut frame, version).ok()?;
+                    let response =
+                        admin::serve_incremental_alter_configs(&self.controller, &request, version)
+                            .await;
+                    encode(&response, version)
+                }
+                ApiKey::AllocateProducerIds => {
+                    let request = AllocateProducerIdsRequest::decode(&mut frame, version).ok()?;
+                    let response =
+                        admin::serve_allocate_producer_ids(&self.controller, &request, version)
+                            .await;
+                    encode(&response, version)
+                }
                 other => {
                     tracing::warn!(api = ?other, "API not served on the controller listener; closing the connection");
                     return None;
@@ -547,53 +602,33 @@ fn api_versions() -> ApiVersionsResponse {
             BrokerHeartbeatRequest::VERSIONS.max,
         ),
         entry(ApiKey::DescribeQuorum, 0, 2),
+        entry(
+            ApiKey::CreateTopics,
+            CreateTopicsRequest::VERSIONS.min,
+            CreateTopicsRequest::VERSIONS.max,
+        ),
+        entry(
+            ApiKey::DeleteTopics,
+            DeleteTopicsRequest::VERSIONS.min,
+            DeleteTopicsRequest::VERSIONS.max,
+        ),
+        entry(
+            ApiKey::CreatePartitions,
+            CreatePartitionsRequest::VERSIONS.min,
+            CreatePartitionsRequest::VERSIONS.max,
+        ),
+        entry(
+            ApiKey::IncrementalAlterConfigs,
+            IncrementalAlterConfigsRequest::VERSIONS.min,
+            IncrementalAlterConfigsRequest::VERSIONS.max,
+        ),
+        entry(
+            ApiKey::AllocateProducerIds,
+            AllocateProducerIdsRequest::VERSIONS.min,
+            AllocateProducerIdsRequest::VERSIONS.max,
+        ),
     ];
     response
-}
-
-// TEMPORARY (replaced by the forwarding branch): metadata writes through
-// the local controller only.
-impl ClusterNode {
-    pub async fn create_topics(
-        &self,
-        topics: Vec<wharf_coordinator::metadata::topics::NewTopic>,
-        validate_only: bool,
-    ) -> Vec<(
-        String,
-        Result<wharf_coordinator::metadata::topics::CreatedTopic, ControllerError>,
-    )> {
-        self.controller.create_topics(&topics, validate_only).await
-    }
-
-    pub async fn delete_topics(
-        &self,
-        names: Vec<String>,
-    ) -> Vec<(String, Result<Uuid, ControllerError>)> {
-        self.controller.delete_topics(&names).await
-    }
-
-    pub async fn create_partitions(
-        &self,
-        name: String,
-        count: i32,
-        assignments: Option<Vec<Vec<i32>>>,
-        validate_only: bool,
-    ) -> Result<(), ControllerError> {
-        self.controller
-            .create_partitions(&name, count, assignments.as_deref(), validate_only)
-            .await
-    }
-
-    pub async fn set_topic_configs(
-        &self,
-        _name: String,
-        _configs: BTreeMap<String, String>,
-    ) -> Result<(), ControllerError> {
-        Err(ControllerError::new(
-            ResponseError::NotController,
-            "not yet",
-        ))
-    }
 }
 
 impl ClusterNode {
@@ -602,3 +637,7 @@ impl ClusterNode {
         self.incarnation
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

@@ -49,8 +49,19 @@ pub async fn handle(request: Request) -> HandlerResult {
     if let Some(txn) = &body.transactional_id {
         let expected =
             (body.producer_id.0 >= 0).then_some((body.producer_id.0, body.producer_epoch));
+        // A fresh id in case the coordinator needs one (a new transactional
+        // id, or an epoch exhausted); unused ones are simply skipped.
+        let spare = match request.broker.allocate_producer_id().await {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!("cannot allocate a producer id: {e}");
+                response.error_code = producer_id_error(&e).code();
+                return request.respond(&response);
+            }
+        };
         match init_transactional(
             &request.broker,
+            spare,
             &txn.0,
             body.transaction_timeout_ms,
             expected,
@@ -68,7 +79,7 @@ pub async fn handle(request: Request) -> HandlerResult {
         }
         return request.respond(&response);
     }
-    match request.broker.allocate_producer_id() {
+    match request.broker.allocate_producer_id().await {
         Ok(id) => {
             tracing::debug!(
                 producer_id = id,
@@ -80,8 +91,8 @@ pub async fn handle(request: Request) -> HandlerResult {
             response.producer_epoch = 0;
         }
         Err(e) => {
-            tracing::error!("cannot allocate a producer id: {e}");
-            response.error_code = ResponseError::KafkaStorageError.code();
+            tracing::warn!("cannot allocate a producer id: {e}");
+            response.error_code = producer_id_error(&e).code();
         }
     }
     request.respond(&response)
@@ -92,6 +103,7 @@ pub async fn handle(request: Request) -> HandlerResult {
 /// producer left open, then asks again.
 fn init_transactional(
     broker: &Broker,
+    mut spare: Option<i64>,
     transactional_id: &str,
     timeout_ms: i32,
     expected: Option<(i64, i16)>,
@@ -102,10 +114,7 @@ fn init_transactional(
         let outcome = broker
             .txns
             .init_producer_id(transactional_id, timeout_ms, expected, now_ms(), || {
-                broker
-                    .allocate_producer_id()
-                    .map_err(|e| tracing::error!("cannot allocate a producer id: {e}"))
-                    .ok()
+                spare.take()
             })
             .map_err(version_errors)?;
         match outcome {
@@ -134,4 +143,16 @@ fn init_transactional(
 fn storage_failed(e: crate::broker::BrokerError) -> ResponseError {
     tracing::error!("transaction state not written: {e}");
     ResponseError::CoordinatorNotAvailable
+}
+
+/// The answer when no producer id could be had: the controller's retriable
+/// errors become COORDINATOR_NOT_AVAILABLE (clients retry it).
+fn producer_id_error(e: &crate::broker::BrokerError) -> ResponseError {
+    match e.kafka_error() {
+        ResponseError::NotController
+        | ResponseError::RequestTimedOut
+        | ResponseError::StaleBrokerEpoch
+        | ResponseError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        other => other,
+    }
 }

@@ -8,6 +8,7 @@ pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod config_resources;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;

@@ -146,23 +146,18 @@ impl ClusterPrep {
 /// directory (see `cluster::migration`).
 async fn migrate(broker: &Broker, quorum: &Quorum, single_voter: bool) -> anyhow::Result<()> {
     let legacy = broker.take_legacy_records();
-    let has_topics = legacy.iter().any(|r| {
-        matches!(
-            r,
-            crate::broker::metadata_log::MetadataRecord::TopicCreated { .. }
-        )
-    });
-    if !has_topics {
+    if legacy.is_empty() {
         return Ok(());
     }
-    if quorum.image().topics().next().is_some() {
-        // Migrated before, and the old log not yet rewritten.
+    let image = quorum.image();
+    if image.topics().next().is_some() || image.next_producer_id() > 0 {
+        // Migrated before; the old log was not renamed yet.
         return broker
-            .retire_legacy_topics()
-            .context("rewriting the metadata log after migration");
+            .retire_legacy_log()
+            .context("retiring the metadata log after migration");
     }
     if !single_voter {
-        tracing::warn!("this data directory holds topics of a single-node release; they are migrated only when it starts as a lone voter");
+        tracing::warn!("this data directory holds the metadata log of a single-node release; it is migrated only when it starts as a lone voter");
         return Ok(());
     }
     let records = crate::cluster::migration::cluster_records(&legacy, broker.settings.node_id);
@@ -170,10 +165,10 @@ async fn migrate(broker: &Broker, quorum: &Quorum, single_voter: bool) -> anyhow
     quorum
         .propose(records)
         .await
-        .map_err(|e| anyhow::anyhow!("migrating the topics of metadata.log: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("migrating the metadata log: {e}"))?;
     broker
-        .retire_legacy_topics()
-        .context("rewriting the metadata log after migration")?;
+        .retire_legacy_log()
+        .context("retiring the metadata log after migration")?;
     tracing::info!(
         records = count,
         "migrated the single-node metadata log into the cluster's metadata log"

@@ -16,8 +16,8 @@
 //!   field, even naming the same leader, bumps the leader epoch), broker
 //!   changes must name the current broker epoch, removing a topic removes
 //!   its configs, feature level 0 removes a feature.
-//! - The decisions ([`topics`], [`placement`], [`elections`], [`brokers`],
-//!   [`alter_partition`]) follow `ReplicationControlManager`,
+//! - The decisions ([`topics`], [`configs`], [`producer_ids`], [`placement`],
+//!   [`elections`], [`brokers`], [`alter_partition`]) follow `ReplicationControlManager`,
 //!   `ClusterControlManager`, `BrokerHeartbeatManager`,
 //!   `PartitionChangeBuilder` and `StripedReplicaPlacer`, with Kafka's error
 //!   codes (kafka-protocol's `ResponseError`). Each module says where it
@@ -49,6 +49,7 @@
 pub mod alter_partition;
 pub mod brokers;
 mod codec;
+pub mod configs;
 pub mod controller;
 pub mod delta;
 pub mod elections;
@@ -57,6 +58,7 @@ pub mod image;
 mod model_tests;
 pub mod partition;
 pub mod placement;
+pub mod producer_ids;
 pub mod records;
 #[cfg(test)]
 mod testkit;

@@ -257,3 +257,82 @@ fn create_partitions_grows_a_topic() {
         .unwrap_err();
     assert_eq!(err.code, ResponseError::InvalidPartitions);
 }
+
+fn configs_of(h: &Harness, topic: &str) -> std::collections::BTreeMap<String, String> {
+    h.log
+        .image()
+        .configs(&wharf_coordinator::metadata::ConfigResource::Topic(
+            topic.to_string(),
+        ))
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn set_topic_configs_replaces_the_overrides_in_one_batch() {
+    let h = harness();
+    h.live_brokers(&[1, 2, 3]);
+    h.create("a", 1).unwrap();
+    let first: BTreeMap<String, String> = [("retention.ms", "1000"), ("cleanup.policy", "compact")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let before = h.log.next_offset();
+    h.run(h.controller.set_topic_configs("a", &first)).unwrap();
+    assert_eq!(h.log.next_offset(), before + 1, "one batch");
+    assert_eq!(configs_of(&h, "a"), first);
+    let second: BTreeMap<String, String> = [("retention.ms", "2000")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    h.run(h.controller.set_topic_configs("a", &second)).unwrap();
+    assert_eq!(configs_of(&h, "a"), second);
+    let err = h
+        .run(h.controller.set_topic_configs("missing", &second))
+        .unwrap_err();
+    assert_eq!(err.code, ResponseError::UnknownTopicOrPartition);
+}
+
+#[test]
+fn set_topic_configs_without_a_majority_is_request_timed_out_and_changes_nothing() {
+    let h = harness();
+    h.live_brokers(&[1, 2, 3]);
+    h.create("a", 1).unwrap();
+    *h.log.fail.lock().unwrap() = Some(QuorumError::Timeout);
+    let configs: BTreeMap<String, String> = [("retention.ms".to_string(), "1".to_string())].into();
+    let err = h
+        .run(h.controller.set_topic_configs("a", &configs))
+        .unwrap_err();
+    assert_eq!(err.code, ResponseError::RequestTimedOut);
+    assert!(configs_of(&h, "a").is_empty());
+    h.log.leader.store(false, Ordering::SeqCst);
+    let err = h
+        .run(h.controller.set_topic_configs("a", &configs))
+        .unwrap_err();
+    assert_eq!(err.code, ResponseError::NotController);
+}
+
+#[test]
+fn producer_id_blocks_are_consecutive_and_need_a_current_registration() {
+    let h = harness();
+    let epochs = h.live_brokers(&[1, 2]);
+    let a = h
+        .run(h.controller.allocate_producer_ids(1, epochs[0]))
+        .unwrap();
+    let b = h
+        .run(h.controller.allocate_producer_ids(2, epochs[1]))
+        .unwrap();
+    assert_eq!((a.first, a.len), (0, 1000));
+    assert_eq!((b.first, b.len), (1000, 1000));
+    assert_eq!(h.log.image().next_producer_id(), 2000);
+    let err = h
+        .run(h.controller.allocate_producer_ids(1, epochs[0] + 1))
+        .unwrap_err();
+    assert_eq!(err.code, ResponseError::StaleBrokerEpoch);
+    *h.log.fail.lock().unwrap() = Some(QuorumError::Timeout);
+    let err = h
+        .run(h.controller.allocate_producer_ids(1, epochs[0]))
+        .unwrap_err();
+    assert_eq!(err.code, ResponseError::RequestTimedOut);
+    assert_eq!(h.log.image().next_producer_id(), 2000);
+}

@@ -500,6 +500,16 @@ impl Quorum {
         self.voters.keys().copied().collect()
     }
 
+    /// Stops this node's Raft but not its listener: to the other voters
+    /// it looks like a voter that died (tests of leader changes where the
+    /// quorum is shared and cannot be shut down by value).
+    #[cfg(test)]
+    pub(crate) async fn stop_raft(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "controller quorum did not stop cleanly");
+        }
+    }
+
     /// Stops the node: Raft's tasks, the controller listener and its
     /// connections. openraft 0.9 has no leadership hand-off, so to the
     /// other voters a stopping leader looks like one that died: they elect
