@@ -88,6 +88,9 @@ pub enum GroupError {
     CoordinatorLoadInProgress,
     #[error("the coordinator is not available")]
     CoordinatorNotAvailable,
+    /// Another broker coordinates this group (leads its partition).
+    #[error("this broker is not the group's coordinator")]
+    NotCoordinator,
     #[error("invalid group id")]
     InvalidGroupId,
     /// A field longer than the group's stored records can hold.

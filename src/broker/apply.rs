@@ -426,6 +426,41 @@ impl Broker {
         partition.leader() == self.settings.node_id
     }
 
+    /// Why this broker cannot coordinate group `group` now, if it cannot:
+    /// NOT_COORDINATOR when another broker leads the group's
+    /// `__consumer_offsets` partition, COORDINATOR_NOT_AVAILABLE when the
+    /// topic does not exist yet.
+    pub fn group_coordinator_error(&self, group: &str) -> Option<kafka_protocol::ResponseError> {
+        self.coordinator_error(wharf_coordinator::OFFSETS_TOPIC, group)
+    }
+
+    /// As [`Broker::group_coordinator_error`], for a transactional id and
+    /// `__transaction_state`.
+    pub fn txn_coordinator_error(&self, id: &str) -> Option<kafka_protocol::ResponseError> {
+        self.coordinator_error(wharf_coordinator::txn::TRANSACTION_STATE_TOPIC, id)
+    }
+
+    fn coordinator_error(&self, topic: &str, key: &str) -> Option<kafka_protocol::ResponseError> {
+        let image = self.image();
+        let Some(t) = image.topic_by_name(topic) else {
+            return Some(kafka_protocol::ResponseError::CoordinatorNotAvailable);
+        };
+        let count = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
+        let partition = wharf_coordinator::partition_for(key, count);
+        if self.coordinates(topic, partition) {
+            None
+        } else {
+            Some(kafka_protocol::ResponseError::NotCoordinator)
+        }
+    }
+
+    /// Whether partition `partition` of `topic` exists in the cluster.
+    pub fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        self.image()
+            .topic_by_name(topic)
+            .is_some_and(|t| t.partitions.contains_key(&partition))
+    }
+
     /// Whether this broker leads partition `partition` of `topic` (and so
     /// coordinates the groups or transactional ids that map to it).
     pub fn coordinates(&self, topic: &str, partition: i32) -> bool {

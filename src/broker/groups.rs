@@ -148,6 +148,7 @@ pub fn group_error(e: wharf_coordinator::GroupError) -> kafka_protocol::Response
     match e {
         G::CoordinatorLoadInProgress => R::CoordinatorLoadInProgress,
         G::CoordinatorNotAvailable => R::CoordinatorNotAvailable,
+        G::NotCoordinator => R::NotCoordinator,
         G::InvalidGroupId => R::InvalidGroupId,
         G::TooLong(_) => R::InvalidRequest,
         G::MemberIdRequired => R::MemberIdRequired,

@@ -19,6 +19,10 @@ pub async fn handle(request: Request) -> HandlerResult {
     request.broker.ensure_txn_state_topic().await;
     let broker = &request.broker;
     let mut response = AddOffsetsToTxnResponse::default();
+    if let Some(e) = broker.txn_coordinator_error(&body.transactional_id.0) {
+        response.error_code = e.code();
+        return request.respond(&response);
+    }
     let offsets = match broker.offsets_topic() {
         Ok(t) => t,
         Err(e) => {

@@ -78,13 +78,8 @@ fn add(
     let mut wanted = Vec::new();
     let mut unknown = Vec::new();
     for t in topics {
-        let topic = broker.topic(&t.name.0);
         for &p in &t.partitions {
-            let exists = topic
-                .as_ref()
-                .and_then(|topic| topic.partition(p))
-                .is_some();
-            if exists {
+            if broker.partition_exists(&t.name.0, p) {
                 wanted.push((t.name.0.to_string(), p));
             } else {
                 unknown.push((t.name.0.to_string(), p));
@@ -92,7 +87,13 @@ fn add(
         }
     }
     // One code per (topic, partition), in request order.
-    let codes: Vec<i16> = if !unknown.is_empty() {
+    let refused = broker.txn_coordinator_error(transactional_id);
+    let codes: Vec<i16> = if let Some(e) = refused {
+        topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|_| e.code()))
+            .collect()
+    } else if !unknown.is_empty() {
         topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), *p)))

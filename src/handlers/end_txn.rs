@@ -23,6 +23,10 @@ pub async fn handle(request: Request) -> HandlerResult {
     let mut response = EndTxnResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
+    if let Some(e) = broker.txn_coordinator_error(id) {
+        response.error_code = e.code();
+        return request.respond(&response);
+    }
     let outcome = broker.txns.end_txn(
         id,
         body.producer_id.0,

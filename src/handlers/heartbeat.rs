@@ -16,7 +16,14 @@ pub async fn handle(request: Request) -> HandlerResult {
         member_id: body.member_id.to_string(),
         group_instance_id: body.group_instance_id.map(|s| s.to_string()),
     };
-    let result = request.broker.groups.heartbeat(&heartbeat, now_ms());
+    let result = match request.broker.group_coordinator_error(&heartbeat.group_id) {
+        Some(e) => {
+            let mut response = HeartbeatResponse::default();
+            response.error_code = e.code();
+            return request.respond(&response);
+        }
+        None => request.broker.groups.heartbeat(&heartbeat, now_ms()),
+    };
     let mut response = HeartbeatResponse::default();
     response.error_code = group_error_code(result.err());
     request.respond(&response)

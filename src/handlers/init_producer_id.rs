@@ -47,6 +47,10 @@ pub async fn handle(request: Request) -> HandlerResult {
         return request.respond(&response);
     }
     if let Some(txn) = &body.transactional_id {
+        if let Some(e) = request.broker.txn_coordinator_error(&txn.0) {
+            response.error_code = e.code();
+            return request.respond(&response);
+        }
         let expected =
             (body.producer_id.0 >= 0).then_some((body.producer_id.0, body.producer_epoch));
         // A fresh id in case the coordinator needs one (a new transactional

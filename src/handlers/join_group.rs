@@ -15,6 +15,12 @@ pub const MAX_VERSION: i16 = 9;
 pub async fn handle(mut request: Request) -> HandlerResult {
     let body: JoinGroupRequest = request.decode()?;
     request.broker.ensure_offsets_topic().await;
+    if let Some(e) = request.broker.group_coordinator_error(&body.group_id.0) {
+        let mut response = JoinGroupResponse::default();
+        response.error_code = e.code();
+        response.generation_id = -1;
+        return request.respond(&response);
+    }
     let version = request.api_version;
     let join = JoinRequest {
         group_id: body.group_id.0.to_string(),

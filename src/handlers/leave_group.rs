@@ -13,6 +13,11 @@ pub const MAX_VERSION: i16 = 5;
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: LeaveGroupRequest = request.decode()?;
+    if let Some(e) = request.broker.group_coordinator_error(&body.group_id.0) {
+        let mut response = LeaveGroupResponse::default();
+        response.error_code = e.code();
+        return request.respond(&response);
+    }
     let version = request.api_version;
     let leaving: Vec<LeaveMember> = if version >= 3 {
         body.members

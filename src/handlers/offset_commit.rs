@@ -10,7 +10,7 @@ use wharf_coordinator::{CommitRequest, OffsetCommitEntry};
 
 use super::{HandlerResult, Request};
 use crate::broker::groups::{group_error, now_ms};
-use crate::broker::topic::Topic;
+use crate::broker::Broker;
 
 pub const MIN_VERSION: i16 = 2;
 pub const MAX_VERSION: i16 = 9;
@@ -22,14 +22,14 @@ const MAX_METADATA_BYTES: usize = 4096;
 /// commit, or the error to answer with for an unknown partition or
 /// metadata over Kafka's limit.
 pub(super) fn commit_entry(
-    topic: Option<&Topic>,
+    broker: &Broker,
     name: &str,
     partition: i32,
     offset: i64,
     leader_epoch: i32,
     metadata: Option<&str>,
 ) -> Result<OffsetCommitEntry, ResponseError> {
-    if topic.and_then(|t| t.partition(partition)).is_none() {
+    if !broker.partition_exists(name, partition) {
         return Err(ResponseError::UnknownTopicOrPartition);
     }
     if metadata.is_some_and(|m| m.len() > MAX_METADATA_BYTES) {
@@ -52,11 +52,10 @@ pub async fn handle(request: Request) -> HandlerResult {
     let mut outcomes: Vec<Vec<(i32, Result<OffsetCommitEntry, ResponseError>)>> = Vec::new();
     let mut entries = Vec::new();
     for topic in &body.topics {
-        let known = broker.topic(&topic.name.0);
         let mut parts = Vec::new();
         for p in &topic.partitions {
             let outcome = commit_entry(
-                known.as_deref(),
+                broker,
                 &topic.name.0,
                 p.partition_index,
                 p.committed_offset,
@@ -78,14 +77,18 @@ pub async fn handle(request: Request) -> HandlerResult {
         entries,
     };
     // One error for every valid partition, if the commit fails as a whole.
-    let overall: Option<ResponseError> = match broker.groups.commit(&commit, now_ms()) {
-        Err(e) => Some(group_error(e)),
-        Ok(records) => match broker.write_offsets_records(&records) {
-            Ok(()) => None,
-            Err(e) => {
-                tracing::error!(group = %commit.group_id, "could not persist committed offsets: {e}");
-                Some(e.kafka_error())
-            }
+    let refused = broker.group_coordinator_error(&commit.group_id);
+    let overall: Option<ResponseError> = match refused {
+        Some(e) => Some(e),
+        None => match broker.groups.commit(&commit, now_ms()) {
+            Err(e) => Some(group_error(e)),
+            Ok(records) => match broker.write_offsets_records(&records) {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::error!(group = %commit.group_id, "could not persist committed offsets: {e}");
+                    Some(e.kafka_error())
+                }
+            },
         },
     };
     let mut response = OffsetCommitResponse::default();

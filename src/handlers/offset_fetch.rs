@@ -25,7 +25,11 @@ const UNSTABLE: i16 = kafka_protocol::ResponseError::UnstableOffsetCommit.code()
 type Fetched = Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, GroupError>;
 
 fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
-    broker.groups.fetch_offsets(group, topics.as_deref())
+    match broker.group_coordinator_error(group) {
+        Some(kafka_protocol::ResponseError::NotCoordinator) => Err(GroupError::NotCoordinator),
+        Some(_) => Err(GroupError::CoordinatorNotAvailable),
+        None => broker.groups.fetch_offsets(group, topics.as_deref()),
+    }
 }
 
 fn name(s: String) -> TopicName {

@@ -31,11 +31,10 @@ pub async fn handle(request: Request) -> HandlerResult {
     let mut outcomes: Vec<Vec<(i32, Option<ResponseError>)>> = Vec::new();
     let mut entries = Vec::new();
     for topic in &body.topics {
-        let known = broker.topic(&topic.name.0);
         let mut parts = Vec::new();
         for p in &topic.partitions {
             let outcome = commit_entry(
-                known.as_deref(),
+                broker,
                 &topic.name.0,
                 p.partition_index,
                 p.committed_offset,
@@ -60,7 +59,10 @@ pub async fn handle(request: Request) -> HandlerResult {
         group_instance_id: body.group_instance_id.as_ref().map(|s| s.to_string()),
         entries,
     };
-    let overall = commit_offsets(broker, &body, &commit, version).err();
+    let overall = match broker.group_coordinator_error(&body.group_id.0) {
+        Some(e) => Some(e),
+        None => commit_offsets(broker, &body, &commit, version).err(),
+    };
     let mut response = TxnOffsetCommitResponse::default();
     response.topics = body
         .topics
