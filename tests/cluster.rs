@@ -676,3 +676,105 @@ fn a_replicated_topic_made_on_one_broker_is_known_to_all_and_led_by_each_in_turn
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// CreateTopics v7 of one topic on node `index` with a `timeout_ms`.
+fn create_with_timeout(cluster: &Cluster, index: usize, name: &str, timeout_ms: i32) -> i16 {
+    let mut client = cluster.nodes[index].client();
+    let mut t = kafka_protocol::messages::create_topics_request::CreatableTopic::default();
+    t.name = TopicName(StrBytes::from_string(name.to_string()));
+    t.num_partitions = 3;
+    t.replication_factor = 2;
+    let mut req = kafka_protocol::messages::CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = timeout_ms;
+    let resp: kafka_protocol::messages::CreateTopicsResponse =
+        client.call(ApiKey::CreateTopics, 7, &req);
+    resp.topics[0].error_code
+}
+
+#[test]
+fn a_fenced_broker_loses_its_leaderships_and_a_lost_majority_refuses_writes_but_serves_reads() {
+    let mut cluster = Cluster::start(3);
+    let (controller, _) = cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
+    let (code, message, _, _) = create_replicated(&cluster, 0, "f", 3, 3);
+    assert_eq!(code, 0, "{message:?}");
+    let (before, _) = wait_for_topic(&cluster, &[0, 1, 2], "f", 3);
+
+    // kill -9 a broker that leads a partition and is not the controller.
+    let (_, victim, old_epoch, _, _) = before.iter().find(|p| p.1 != controller).cloned().unwrap();
+    let dead = usize::try_from(victim - 1).unwrap();
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != dead).collect();
+    cluster.nodes[dead].stop(false);
+    let killed = Instant::now();
+    loop {
+        let views: Vec<_> = survivors
+            .iter()
+            .map(|&i| partitions_seen(&cluster, i, "f"))
+            .collect();
+        let moved = views.iter().all(|v| {
+            v.len() == 3
+                && v.iter()
+                    .all(|p| p.1 != victim && p.1 >= 1 && !p.4.contains(&victim))
+        });
+        if moved && views[0] == views[1] {
+            let moved_to = views[0]
+                .iter()
+                .find(|p| before.iter().any(|b| b.0 == p.0 && b.1 == victim))
+                .unwrap();
+            assert!(moved_to.2 > old_epoch, "leader epoch bumped: {moved_to:?}");
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "broker {victim}'s leaderships did not move: {views:?}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "broker {victim} killed: fenced and its partitions led elsewhere after {:?}",
+        killed.elapsed()
+    );
+    cluster.nodes[dead].spawn();
+    cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
+
+    // Two of three gone: writes fail (and apply nothing), reads answer.
+    let (alive, gone) = (0usize, [1usize, 2]);
+    for &i in &gone {
+        cluster.nodes[i].stop(false);
+    }
+    let asked = Instant::now();
+    let code = create_with_timeout(&cluster, alive, "during", 3_000);
+    assert!(
+        code == 7 || code == 41,
+        "REQUEST_TIMED_OUT or NOT_CONTROLLER without a majority, got {code}"
+    );
+    assert!(asked.elapsed() < Duration::from_secs(15));
+    assert_eq!(partitions_seen(&cluster, alive, "f").len(), 3);
+    for &i in &gone {
+        cluster.nodes[i].spawn();
+    }
+    cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(60));
+    let started = Instant::now();
+    loop {
+        let code = create_with_timeout(&cluster, 1, "after", 5_000);
+        if code == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no creation after the majority returned: {code}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for_topic(&cluster, &[0, 1, 2], "after", 3);
+    // The refused creation is on every broker whole, or on none.
+    let during: Vec<usize> = (0..3)
+        .map(|i| partitions_seen(&cluster, i, "during").len())
+        .collect();
+    assert!(
+        during.iter().all(|n| *n == 0) || during.iter().all(|n| *n == 3),
+        "{during:?}"
+    );
+}

@@ -40,10 +40,15 @@ pub async fn handle(request: Request) -> HandlerResult {
                     .map(|p| p.broker_ids.into_iter().map(|b| b.0).collect())
                     .collect()
             });
-            broker
-                .create_partitions(&name, topic.count, assignments, body.validate_only)
-                .await
-                .map_err(|e| (e.kafka_error(), e.to_string()))
+            let creating =
+                broker.create_partitions(&name, topic.count, assignments, body.validate_only);
+            match tokio::time::timeout(super::admin_timeout(body.timeout_ms), creating).await {
+                Ok(result) => result.map_err(|e| (e.kafka_error(), e.to_string())),
+                Err(_) => {
+                    let e = super::timed_out();
+                    Err((e.kafka_error(), e.to_string()))
+                }
+            }
         };
         match outcome {
             Ok(()) => {

@@ -69,7 +69,19 @@ pub async fn handle(request: Request) -> HandlerResult {
     let (slots, requests): (Vec<usize>, Vec<TopicRequest>) = requests.into_iter().unzip();
     let configs: Vec<BTreeMap<String, String>> =
         requests.iter().map(|r| r.new.configs.clone()).collect();
-    let decided = broker.create_topics(requests, validate_only).await;
+    let count = requests.len();
+    let decided = match tokio::time::timeout(
+        super::admin_timeout(body.timeout_ms),
+        broker.create_topics(requests, validate_only),
+    )
+    .await
+    {
+        Ok(decided) => decided,
+        Err(_) => {
+            tracing::warn!("CreateTopics timed out waiting for the controller");
+            (0..count).map(|_| Err(super::timed_out())).collect()
+        }
+    };
     for ((slot, result), configs) in slots.into_iter().zip(decided).zip(configs) {
         if let Some(entry) = outcomes.get_mut(slot) {
             entry.1 = Some(

@@ -61,7 +61,19 @@ pub async fn handle(request: Request) -> HandlerResult {
         responses.push(result);
     }
     let names: Vec<String> = to_delete.iter().map(|(_, n)| n.clone()).collect();
-    let outcomes = broker.delete_topics(names).await;
+    let count = names.len();
+    let outcomes = match tokio::time::timeout(
+        super::admin_timeout(body.timeout_ms),
+        broker.delete_topics(names),
+    )
+    .await
+    {
+        Ok(outcomes) => outcomes,
+        Err(_) => {
+            tracing::warn!("DeleteTopics timed out waiting for the controller");
+            (0..count).map(|_| Err(super::timed_out())).collect()
+        }
+    };
     for ((i, name), outcome) in to_delete.into_iter().zip(outcomes) {
         let Err(e) = outcome else {
             continue;

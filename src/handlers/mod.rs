@@ -190,3 +190,22 @@ pub mod authorized_ops {
         out
     }
 }
+
+/// How long an admin request waits for the controller: its `timeout_ms`
+/// (up to 30 s; 30 s when it gives none).
+pub fn admin_timeout(timeout_ms: i32) -> std::time::Duration {
+    const MAX: std::time::Duration = std::time::Duration::from_secs(30);
+    match u64::try_from(timeout_ms) {
+        Ok(ms) if ms > 0 => std::time::Duration::from_millis(ms).min(MAX),
+        _ => MAX,
+    }
+}
+
+/// The error of an admin request whose time ran out: the change may still
+/// be applied, whole, if the controller commits it later.
+pub fn timed_out() -> crate::broker::BrokerError {
+    crate::broker::BrokerError::Controller(
+        kafka_protocol::ResponseError::RequestTimedOut,
+        "timed out waiting for the controller; the change may still be applied".to_string(),
+    )
+}
