@@ -778,3 +778,93 @@ fn a_fenced_broker_loses_its_leaderships_and_a_lost_majority_refuses_writes_but_
         "{during:?}"
     );
 }
+
+#[test]
+fn a_data_directory_of_the_single_node_release_opens_with_its_topics_and_producer_ids() {
+    use wharf::broker::metadata_log::{MetadataLog, MetadataRecord, FILE_NAME, MIGRATED_NAME};
+    // Records written under the single-node layout: partition directories
+    // of plain segments, the topics in metadata.log, no quorum directory.
+    let mut broker = TestBroker::start();
+    let mut client = broker.client();
+    assert_eq!(
+        common::create_topic(&mut client, "legacy", 2).topics[0].error_code,
+        0
+    );
+    for (partition, value) in [(0, "a"), (1, "b"), (0, "c")] {
+        let (code, _) = common::produce_batch(&mut client, "legacy", partition, one_record(value));
+        assert_eq!(code, 0);
+    }
+    drop(client);
+    broker.stop(true);
+    let dir = broker.dir.path().to_path_buf();
+    std::fs::remove_dir_all(dir.join("__cluster_metadata-0")).unwrap();
+    for p in 0..2 {
+        std::fs::remove_file(dir.join(format!("legacy-{p}")).join("partition.metadata")).unwrap();
+    }
+    let id = uuid::Uuid::new_v4();
+    {
+        let (mut log, _) = MetadataLog::open(&dir).unwrap();
+        for record in [
+            MetadataRecord::TopicCreated {
+                id: uuid::Uuid::new_v4(),
+                name: "gone".into(),
+                partitions: 1,
+                configs: Default::default(),
+            },
+            MetadataRecord::TopicCreated {
+                id,
+                name: "legacy".into(),
+                partitions: 2,
+                configs: [("retention.ms".to_string(), "86400000".to_string())].into(),
+            },
+            MetadataRecord::ProducerIdsReserved { end: 7_000 },
+        ] {
+            log.append(&record).unwrap();
+        }
+        // A deleted topic stays deleted.
+        let gone = match MetadataLog::open(&dir).unwrap().1.first() {
+            Some(MetadataRecord::TopicCreated { id, .. }) => *id,
+            other => panic!("{other:?}"),
+        };
+        log.append(&MetadataRecord::TopicDeleted { id: gone })
+            .unwrap();
+    }
+
+    broker.spawn();
+    let mut client = broker.client();
+    let mut request = MetadataRequest::default();
+    request.topics = None;
+    let response: MetadataResponse = client.call(ApiKey::Metadata, 12, &request);
+    let names: Vec<String> = response
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    assert_eq!(names, vec!["legacy".to_string()]);
+    assert_eq!(response.topics[0].topic_id, id);
+    assert_eq!(response.topics[0].partitions.len(), 2);
+    // The records are where they were.
+    let p0 = common::fetch_partition(&mut client, "legacy", 0, 0);
+    assert_eq!((p0.error_code, p0.high_watermark), (0, 2));
+    let p1 = common::fetch_partition(&mut client, "legacy", 1, 0);
+    assert_eq!((p1.error_code, p1.high_watermark), (0, 1));
+    // Producer ids continue past the old reservation.
+    let mut init = kafka_protocol::messages::InitProducerIdRequest::default();
+    init.transactional_id = None;
+    init.transaction_timeout_ms = 60_000;
+    init.producer_id = (-1).into();
+    init.producer_epoch = -1;
+    let resp: kafka_protocol::messages::InitProducerIdResponse =
+        client.call(ApiKey::InitProducerId, 4, &init);
+    assert_eq!(resp.error_code, 0);
+    assert!(resp.producer_id.0 >= 7_000, "{}", resp.producer_id.0);
+    assert!(!dir.join(FILE_NAME).exists());
+    assert!(dir.join(MIGRATED_NAME).exists());
+
+    // And again after a restart, from the quorum alone.
+    drop(client);
+    broker.restart(true);
+    let mut client = broker.client();
+    let p0 = common::fetch_partition(&mut client, "legacy", 0, 0);
+    assert_eq!((p0.error_code, p0.high_watermark), (0, 2));
+}
