@@ -48,7 +48,6 @@ impl Broker {
         for (index, records) in by_partition {
             self.append_offsets_batch(&topic, index, &records, &BatchOptions::default())?;
         }
-        self.notify_append();
         Ok(())
     }
 

@@ -129,8 +129,6 @@ pub struct Broker {
     creations: Mutex<creation::Creations>,
     /// Topic names in the log start offset checkpoint last written or read.
     checkpoint_names: Mutex<HashSet<String>>,
-    /// Bumped after every append; long-polling fetches wait for a change.
-    appends: watch::Sender<u64>,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
     /// Transactional ids and their transactions.
@@ -203,7 +201,6 @@ impl Broker {
             topics: RwLock::new(TopicTable::default()),
             creations: Mutex::new(creation::Creations::default()),
             checkpoint_names: Mutex::new(HashSet::new()),
-            appends: watch::Sender::new(0),
             producer_ids: Mutex::new(producer_ids::ProducerIdBlock::default()),
             producer_id_fetch: tokio::sync::Mutex::new(()),
             log_start_checkpoint: wharf_storage::checkpoint::CheckpointFile::new(
@@ -334,16 +331,6 @@ impl Broker {
             )));
         }
         Ok(())
-    }
-
-    /// Wakes long-polling fetches: called after every append.
-    pub fn notify_append(&self) {
-        self.appends.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// A receiver that sees a change after each later append.
-    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
-        self.appends.subscribe()
     }
 
     /// Flushes every partition to disk and snapshots its producers' state;

@@ -1,12 +1,15 @@
 //! One partition: its log plus the replication concepts that sit beside it.
 //!
-//! On a single node the high watermark equals the log end offset after every
-//! append, and the leader epoch stays 0; both are kept as values of their own
-//! so replication can move them independently later.
+//! An append resolves in two stages: [`Partition::append`] assigns offsets,
+//! and [`Partition::wait_committed`] resolves when the high watermark passes
+//! them. Without followers the high watermark moves to the log end offset
+//! on every append; replication will move it as followers catch up. Fetches
+//! long-poll per partition ([`Partition::wake_on_commit`]). The leader and
+//! leader epoch come from the cluster's metadata image.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 
 use bytes::Bytes;
 use wharf_storage::{
@@ -25,6 +28,11 @@ pub struct Partition {
     leader: AtomicI32,
     /// Offsets below this are committed and visible to consumers.
     high_watermark: AtomicI64,
+    /// The high watermark, for those waiting on it (see
+    /// [`Partition::wait_committed`]).
+    committed: tokio::sync::watch::Sender<i64>,
+    /// Long-polling fetches to wake when the high watermark moves.
+    waiters: Mutex<Vec<Weak<tokio::sync::Notify>>>,
     /// Offsets below this are known to be fsynced.
     durable_offset: AtomicI64,
     /// Serialises fsyncs for [`Partition::wait_durable`]: waiters queue here
@@ -43,6 +51,8 @@ impl Partition {
             leader_epoch: AtomicI32::new(0),
             leader: AtomicI32::new(-1),
             high_watermark: AtomicI64::new(end),
+            committed: tokio::sync::watch::Sender::new(end),
+            waiters: Mutex::new(Vec::new()),
             durable_offset: AtomicI64::new(end),
             sync: tokio::sync::Mutex::new(()),
         })
@@ -52,10 +62,55 @@ impl Partition {
     pub fn append(&self, records: &mut [u8]) -> Result<AppendInfo, StorageError> {
         let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
         let info = log.append(records, self.leader_epoch())?;
-        // One node: everything in the log is committed once written.
-        self.high_watermark
-            .store(log.log_end_offset(), Ordering::Release);
+        let end = log.log_end_offset();
+        drop(log);
+        // Offsets are assigned (the append's first stage). Without
+        // followers, everything written is committed at once (the second
+        // stage); replication will advance the high watermark instead.
+        self.advance_high_watermark(end);
         Ok(info)
+    }
+
+    /// Moves the high watermark forward to `hw`, waking fetches waiting on
+    /// this partition and appends waiting for their records to commit.
+    fn advance_high_watermark(&self, hw: i64) {
+        let previous = self.high_watermark.fetch_max(hw, Ordering::AcqRel);
+        if hw <= previous {
+            return;
+        }
+        self.committed.send_if_modified(|v| {
+            let moved = *v < hw;
+            *v = (*v).max(hw);
+            moved
+        });
+        let waiters =
+            std::mem::take(&mut *self.waiters.lock().unwrap_or_else(PoisonError::into_inner));
+        for waiter in waiters.iter().filter_map(Weak::upgrade) {
+            waiter.notify_one();
+        }
+    }
+
+    /// Has `wake` notified (once) when the high watermark next moves: a
+    /// long-polling fetch registers before it reads, so no append between
+    /// its read and its wait is missed.
+    pub fn wake_on_commit(&self, wake: &Arc<tokio::sync::Notify>) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        // Fetches that ended without a wake-up leave dead entries.
+        waiters.retain(|w| w.strong_count() > 0);
+        if !waiters
+            .iter()
+            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(wake)))
+        {
+            waiters.push(Arc::downgrade(wake));
+        }
+    }
+
+    /// Resolves once every offset below `end` is committed (under the high
+    /// watermark): the second stage of an append.
+    pub async fn wait_committed(&self, end: i64) {
+        let mut committed = self.committed.subscribe();
+        // The sender lives as long as this partition, which the caller holds.
+        let _ = committed.wait_for(|hw| *hw >= end).await;
     }
 
     /// Whole batches from `offset`, up to `max_bytes` (at least one batch if
@@ -287,5 +342,72 @@ impl Partition {
 
     fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> T {
         f(&self.log.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn batch(value: &str) -> Vec<u8> {
+        wharf_protocol::batch::build_batch(
+            0,
+            &[(Some(&b"k"[..]), Some(value.as_bytes()), 1_700_000_000_000)],
+            wharf_protocol::compression::Compression::None,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_append_commits_in_two_stages_and_wakes_only_its_partitions_fetches() {
+        let dir = tempfile::tempdir().unwrap();
+        let a =
+            Arc::new(Partition::open(0, &dir.path().join("a-0"), LogConfig::default()).unwrap());
+        let b =
+            Arc::new(Partition::open(0, &dir.path().join("b-0"), LogConfig::default()).unwrap());
+        let on_a = Arc::new(tokio::sync::Notify::new());
+        let on_b = Arc::new(tokio::sync::Notify::new());
+        a.wake_on_commit(&on_a);
+        b.wake_on_commit(&on_b);
+        // Registering twice keeps one entry.
+        a.wake_on_commit(&on_a);
+        assert_eq!(a.waiters.lock().unwrap().len(), 1);
+
+        let info = a.append(&mut batch("x")).unwrap();
+        assert_eq!(info.base_offset, 0);
+        // Stage two: committed once the high watermark passes the records.
+        tokio::time::timeout(std::time::Duration::from_secs(5), a.wait_committed(1))
+            .await
+            .expect("committed");
+        assert_eq!(a.high_watermark(), 1);
+        // The append woke a's fetch, not b's.
+        tokio::time::timeout(std::time::Duration::from_secs(5), on_a.notified())
+            .await
+            .expect("a's waiter woken");
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), on_b.notified())
+                .await
+                .is_err()
+        );
+        // A waiter is woken once per registration; dropped ones are pruned.
+        assert!(a.waiters.lock().unwrap().is_empty());
+        drop(on_b);
+        let next = Arc::new(tokio::sync::Notify::new());
+        b.wake_on_commit(&next);
+        let live: Vec<bool> = b
+            .waiters
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|w| w.strong_count() > 0)
+            .collect();
+        assert_eq!(live, vec![true]);
+        // Not yet committed offsets keep waiting.
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), a.wait_committed(2))
+                .await
+                .is_err()
+        );
     }
 }

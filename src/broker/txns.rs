@@ -106,7 +106,6 @@ impl Broker {
         };
         let records: Vec<&OffsetsRecord> = records.iter().collect();
         self.append_offsets_batch(&topic, index, &records, &options)?;
-        self.notify_append();
         Ok(())
     }
 
@@ -141,7 +140,6 @@ impl Broker {
                     .end_txn_offsets(completion.producer_id, completion.commit, now);
             }
         }
-        self.notify_append();
         if let Some(record) = self.txns.complete(completion, now) {
             self.write_txn_record(&record)?;
         }

@@ -42,11 +42,13 @@ pub async fn handle(mut request: Request) -> HandlerResult {
     let wait = Duration::from_millis(u64::try_from(body.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);
-    let mut appends = broker.subscribe_appends();
+    // Woken (once per registration) when a requested partition's high
+    // watermark moves.
+    let wake = Arc::new(tokio::sync::Notify::new());
     loop {
-        // Mark the current append count seen before reading, so an append
-        // that lands after the read wakes the wait below.
-        appends.borrow_and_update();
+        // Registered before reading, so a commit that lands after the read
+        // wakes the wait below.
+        watch_partitions(&broker, &body, request.api_version, &wake);
         let (responses, bytes, errors, charge) = read_all(
             &broker,
             &body,
@@ -68,9 +70,32 @@ pub async fn handle(mut request: Request) -> HandlerResult {
         drop(charge);
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {}
-            // Cannot fail: the sender lives in the broker this request holds.
-            _ = appends.changed() => {}
+            _ = wake.notified() => {}
             _ = request.shutdown.changed() => {}
+        }
+    }
+}
+
+/// Registers `wake` with every requested partition this broker leads.
+fn watch_partitions(
+    broker: &Broker,
+    body: &FetchRequest,
+    version: i16,
+    wake: &Arc<tokio::sync::Notify>,
+) {
+    for fetch_topic in &body.topics {
+        let topic = if version >= 13 {
+            broker.topic_by_id(&fetch_topic.topic_id)
+        } else {
+            broker.topic(fetch_topic.topic.0.as_str())
+        };
+        let Some(topic) = topic else {
+            continue;
+        };
+        for fp in &fetch_topic.partitions {
+            if let Some(p) = topic.partition(fp.partition) {
+                p.wake_on_commit(wake);
+            }
         }
     }
 }

@@ -44,10 +44,10 @@ pub async fn handle(request: Request) -> HandlerResult {
     let broker = &request.broker;
     let acks_valid = (-1..=1).contains(&body.acks);
     let by_id = request.api_version >= 13;
-    let mut appended = false;
     let fsync = body.acks == -1 && broker.settings.fsync_before_ack;
-    // (topic index, partition index, partition, end offset) to fsync before answering.
-    let mut durable = Vec::new();
+    // acks=all: (topic index, partition index, partition, end offset) to
+    // wait for before answering.
+    let mut committing = Vec::new();
 
     let mut responses = Vec::with_capacity(body.topic_data.len());
     // Leaders named in NOT_LEADER_OR_FOLLOWER answers (KIP-951).
@@ -171,12 +171,10 @@ pub async fn handle(request: Request) -> HandlerResult {
                             base_offset = info.base_offset,
                             "duplicate idempotent batch acknowledged with its original offset"
                         );
-                    } else {
-                        appended = true;
                     }
-                    if fsync {
+                    if body.acks == -1 {
                         let end = info.last_offset.saturating_add(1);
-                        durable.push((responses.len(), partitions.len(), partition, end));
+                        committing.push((responses.len(), partitions.len(), partition, end));
                     }
                     out.base_offset = info.base_offset;
                     out.log_append_time_ms = log_append_time;
@@ -194,17 +192,36 @@ pub async fn handle(request: Request) -> HandlerResult {
         topic_response.partition_responses = partitions;
         responses.push(topic_response);
     }
-    if appended {
-        broker.notify_append();
-    }
-    for (t, p, partition, end) in durable {
-        if let Err(e) = partition.wait_durable(end).await {
-            tracing::error!(partition = partition.index, "fsync before ack failed: {e}");
+    // acks=all: answered once the records are committed (under the high
+    // watermark), and fsynced first when the broker is asked to; within the
+    // request's timeout, else REQUEST_TIMED_OUT.
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(u64::try_from(body.timeout_ms.max(0)).unwrap_or(0));
+    for (t, p, partition, end) in committing {
+        let failed = if fsync {
+            match partition.wait_durable(end).await {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::error!(partition = partition.index, "fsync before ack failed: {e}");
+                    Some(ResponseError::KafkaStorageError)
+                }
+            }
+        } else {
+            None
+        };
+        let failed = match failed {
+            Some(e) => Some(e),
+            None => tokio::time::timeout_at(deadline, partition.wait_committed(end))
+                .await
+                .err()
+                .map(|_| ResponseError::RequestTimedOut),
+        };
+        if let Some(code) = failed {
             let slot = responses
                 .get_mut(t)
                 .and_then(|r: &mut TopicProduceResponse| r.partition_responses.get_mut(p));
             if let Some(out) = slot {
-                out.error_code = ResponseError::KafkaStorageError.code();
+                out.error_code = code.code();
                 out.base_offset = -1;
             }
         }

@@ -22,7 +22,6 @@ pub async fn handle(request: Request) -> HandlerResult {
     let broker = &request.broker;
     let now = now_ms();
     let mut response = WriteTxnMarkersResponse::default();
-    let mut appended = false;
     response.markers = body
         .markers
         .iter()
@@ -53,7 +52,6 @@ pub async fn handle(request: Request) -> HandlerResult {
                                     now,
                                 ) {
                                     Ok(_) => {
-                                        appended = true;
                                         if *t.name.0 == *OFFSETS_TOPIC {
                                             broker.groups.end_txn_offsets(
                                                 marker.producer_id.0,
@@ -78,8 +76,5 @@ pub async fn handle(request: Request) -> HandlerResult {
             result
         })
         .collect();
-    if appended {
-        broker.notify_append();
-    }
     request.respond(&response)
 }
