@@ -488,3 +488,96 @@ def test_a_killed_broker_is_fenced_and_its_partitions_move(cluster, orders):
              lambda seen: all(s == [1, 2, 3] for s in seen), 20,
              f"broker {victim} to be listed again by every broker after its restart")
     print(f"broker {victim} listed again {time.monotonic() - restarted:.2f}s after restart")
+
+
+def txn_coordinator(broker, transactional_id, timeout=15):
+    """The node id of `transactional_id`'s coordinator (FindCoordinator with
+    key type 1 through kafka-python's protocol classes)."""
+    from kafka.protocol.find_coordinator import FindCoordinatorRequest
+    kadmin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            request = FindCoordinatorRequest[1](transactional_id, 1)
+            future = kadmin._send_request_to_node(kadmin._client.least_loaded_node(), request)
+            kadmin._wait_for_futures([future])
+            response = future.value
+            if response.error_code == 0:
+                return response.coordinator_id
+            assert time.monotonic() < deadline, f"no coordinator for {transactional_id}: {response}"
+            time.sleep(0.2)
+    finally:
+        kadmin.close()
+
+
+def read_committed(broker, topic, partitions, timeout=30):
+    """Every value a read_committed consumer reads from `topic` (all
+    partitions, from the start) until it has reached the end of each."""
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": f"rc-{time.monotonic_ns()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "isolation.level": "read_committed", "enable.partition.eof": True,
+                         "socket.timeout.ms": 10000, "fetch.wait.max.ms": 200})
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        values, at_end = [], set()
+        deadline = time.monotonic() + timeout
+        while len(at_end) < partitions:
+            assert time.monotonic() < deadline, (
+                f"read_committed consumer reached the end of only {sorted(at_end)} within {timeout}s")
+            m = consumer.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(m.partition())
+                continue
+            at_end.discard(m.partition())
+            values.append(m.value())
+        return values
+    finally:
+        consumer.close()
+
+
+def test_a_transaction_spanning_brokers_commits_and_aborts_as_one(cluster, orders):
+    # A transactional id coordinated by a broker that does not lead every
+    # partition written, through a bootstrap broker that is not its
+    # coordinator: markers must reach the other leaders.
+    tid = next(f"tx-{i}" for i in range(50) if txn_coordinator(cluster[0], f"tx-{i}") != 1)
+    coordinator = txn_coordinator(cluster[0], tid)
+    producer = Producer({"bootstrap.servers": cluster[0].bootstrap, "transactional.id": tid,
+                         "message.timeout.ms": 20000, "socket.timeout.ms": 10000,
+                         "transaction.timeout.ms": 30000})
+    producer.init_transactions(20)
+    # Offsets committed in the transaction, for a group whose coordinator
+    # is another broker than the transaction's.
+    group = next(f"txg-{i}" for i in range(50) if find_coordinator(cluster[0], f"txg-{i}") != coordinator)
+    member = Consumer({"bootstrap.servers": cluster[1].bootstrap, "group.id": group,
+                       "enable.auto.commit": False, "socket.timeout.ms": 10000})
+    member.subscribe([ORDERS])
+    member.poll(1)
+    producer.begin_transaction()
+    for i in range(60):
+        producer.produce(ORDERS, value=f"commit-{i}".encode(), partition=i % ORDERS_PARTITIONS)
+    producer.send_offsets_to_transaction([TopicPartition(ORDERS, 0, 7)],
+                                         member.consumer_group_metadata(), 20)
+    producer.commit_transaction(30)
+    member.close()
+    assert committed_offsets(cluster[2], group, ORDERS_PARTITIONS)[0] == 7
+    producer.begin_transaction()
+    for i in range(60):
+        producer.produce(ORDERS, value=f"abort-{i}".encode(), partition=i % ORDERS_PARTITIONS)
+    producer.flush(20)
+    producer.abort_transaction(30)
+    producer.begin_transaction()
+    producer.produce(ORDERS, value=b"last", partition=0)
+    producer.commit_transaction(30)
+
+    # From any broker, read_committed sees the committed records and
+    # reaches the end of every partition (the markers moved each one's
+    # last stable offset).
+    for broker in cluster:
+        values = sorted(v.decode() for v in read_committed(broker, ORDERS, ORDERS_PARTITIONS))
+        expected = sorted([f"commit-{i}" for i in range(60)] + ["last"])
+        assert values == expected, (
+            f"through broker {node_id(cluster, broker)} (coordinator {coordinator}): "
+            f"{len(values)} values, e.g. {values[:5]}")

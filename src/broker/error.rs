@@ -40,6 +40,9 @@ pub enum BrokerError {
     /// The controller refused or could not make a metadata change.
     #[error("{1}")]
     Controller(ResponseError, String),
+    /// Another broker could not be reached or refused a request.
+    #[error("{0}")]
+    Peer(String),
 }
 
 impl BrokerError {
@@ -62,6 +65,7 @@ impl BrokerError {
             Self::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
             Self::PartitionLimit(_) => ResponseError::PolicyViolation,
             Self::Controller(code, _) => *code,
+            Self::Peer(_) => ResponseError::CoordinatorNotAvailable,
             Self::Storage { source, .. } => storage_error_code(source),
             Self::DataDirInUse(_) | Self::InconsistentDataDir(_) | Self::Io { .. } => {
                 ResponseError::KafkaStorageError

@@ -255,6 +255,9 @@ impl Broker {
 
     /// Waits until the broker is ready for requests.
     pub async fn wait_ready(&self) {
+        if *self.ready.borrow() {
+            return;
+        }
         let mut ready = self.ready.subscribe();
         let _ = ready.wait_for(|r| *r).await;
     }

@@ -47,6 +47,9 @@ pub fn txn_error(e: TxnError, version: i16, fenced: FencedSince) -> ResponseErro
     }
 }
 
+/// How long a coordinator waits for a partition leader to write markers.
+const MARKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Broker {
     /// `__transaction_state`, once created and hosted here.
     pub fn txn_state_topic(&self) -> Result<Arc<Topic>, BrokerError> {
@@ -115,14 +118,44 @@ impl Broker {
     /// transaction stays in its Prepare state and the timer retries.
     pub fn complete_txn(&self, completion: &Completion) -> Result<(), BrokerError> {
         let now = now_ms();
+        // Partitions led here get their marker directly; the others through
+        // WriteTxnMarkers to their leaders, first, so a failure there leaves
+        // nothing written here and the retry starts over.
+        let image = self.image();
+        let mut local = Vec::new();
+        let mut remote: std::collections::BTreeMap<i32, Vec<(String, i32)>> =
+            std::collections::BTreeMap::new();
         for (topic_name, index) in &completion.partitions {
-            let Some(partition) = self
+            let here = self
                 .topic(topic_name)
                 .and_then(|t| t.partition(*index).cloned())
-            else {
-                tracing::warn!(topic = %topic_name, partition = index, "no marker for a partition that no longer exists");
+                .filter(|p| self.leads(p));
+            if let Some(partition) = here {
+                local.push((topic_name, *index, partition));
                 continue;
-            };
+            }
+            match image
+                .topic_by_name(topic_name)
+                .and_then(|t| t.partitions.get(index))
+            {
+                None => {
+                    tracing::warn!(topic = %topic_name, partition = index, "no marker for a partition that no longer exists");
+                }
+                Some(p) if p.leader < 0 => {
+                    return Err(BrokerError::Peer(format!(
+                        "{topic_name}-{index} has no leader for its transaction marker"
+                    )));
+                }
+                Some(p) => remote
+                    .entry(p.leader)
+                    .or_default()
+                    .push((topic_name.clone(), *index)),
+            }
+        }
+        for (leader, partitions) in &remote {
+            self.send_markers(&image, *leader, completion, partitions)?;
+        }
+        for (topic_name, index, partition) in local {
             partition
                 .append_marker(
                     completion.producer_id,
@@ -150,6 +183,76 @@ impl Broker {
             partitions = completion.partitions.len(),
             "transaction completed"
         );
+        Ok(())
+    }
+
+    /// Writes `completion`'s marker into `partitions`, led by broker
+    /// `leader`, with WriteTxnMarkers (blocking, bounded by a timeout).
+    fn send_markers(
+        &self,
+        image: &wharf_coordinator::metadata::MetadataImage,
+        leader: i32,
+        completion: &Completion,
+        partitions: &[(String, i32)],
+    ) -> Result<(), BrokerError> {
+        use kafka_protocol::messages::write_txn_markers_request::{
+            WritableTxnMarker, WritableTxnMarkerTopic,
+        };
+        use kafka_protocol::messages::{TopicName, WriteTxnMarkersRequest};
+        use kafka_protocol::protocol::StrBytes;
+        let endpoint = image
+            .alive_endpoint(leader, crate::cluster::node::LISTENER_NAME)
+            .ok_or_else(|| BrokerError::Peer(format!("broker {leader} is not reachable")))?;
+        let mut by_topic: std::collections::BTreeMap<&str, Vec<i32>> =
+            std::collections::BTreeMap::new();
+        for (topic, index) in partitions {
+            by_topic.entry(topic).or_default().push(*index);
+        }
+        let mut marker = WritableTxnMarker::default();
+        marker.producer_id = completion.producer_id.into();
+        marker.producer_epoch = completion.producer_epoch;
+        marker.transaction_result = completion.commit;
+        marker.coordinator_epoch = COORDINATOR_EPOCH;
+        marker.topics = by_topic
+            .into_iter()
+            .map(|(name, indexes)| {
+                let mut t = WritableTxnMarkerTopic::default();
+                t.name = TopicName(StrBytes::from_string(name.to_string()));
+                t.partition_indexes = indexes;
+                t
+            })
+            .collect();
+        let mut request = WriteTxnMarkersRequest::default();
+        request.markers = vec![marker];
+        let client_id = format!("wharf-txn-coordinator-{}", self.settings.node_id);
+        let response = crate::cluster::peer::call(
+            &endpoint.host,
+            endpoint.port,
+            &request,
+            1,
+            &client_id,
+            MARKER_TIMEOUT,
+        )
+        .map_err(|e| BrokerError::Peer(format!("transaction markers to broker {leader}: {e}")))?;
+        let failed: Vec<String> = response
+            .markers
+            .iter()
+            .flat_map(|m| &m.topics)
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|p| p.error_code != 0)
+                    .map(move |p| {
+                        format!("{}-{}: error {}", t.name.0, p.partition_index, p.error_code)
+                    })
+            })
+            .collect();
+        if !failed.is_empty() {
+            return Err(BrokerError::Peer(format!(
+                "broker {leader} did not write transaction markers: {}",
+                failed.join(", ")
+            )));
+        }
         Ok(())
     }
 

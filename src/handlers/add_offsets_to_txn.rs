@@ -23,15 +23,17 @@ pub async fn handle(request: Request) -> HandlerResult {
         response.error_code = e.code();
         return request.respond(&response);
     }
-    let offsets = match broker.offsets_topic() {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!("cannot create __consumer_offsets: {e}");
-            response.error_code = ResponseError::CoordinatorNotAvailable.code();
-            return request.respond(&response);
-        }
+    // The group's partition, wherever it is led (counted in the image).
+    let count = broker
+        .image()
+        .topic_by_name(OFFSETS_TOPIC)
+        .map(|t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX));
+    let Some(count) = count else {
+        tracing::warn!("AddOffsetsToTxn before {OFFSETS_TOPIC} exists");
+        response.error_code = ResponseError::CoordinatorNotAvailable.code();
+        return request.respond(&response);
     };
-    let partition = partition_for(&body.group_id.0, offsets.partition_count());
+    let partition = partition_for(&body.group_id.0, count);
     let wanted = [(OFFSETS_TOPIC.to_string(), partition)];
     response.error_code = match broker.txns.add_partitions(
         &body.transactional_id.0,

@@ -49,6 +49,13 @@ pub async fn handle(request: Request) -> HandlerResult {
     // wait for before answering.
     let mut committing = Vec::new();
 
+    // Transactional batches are checked against the coordinator's state
+    // (KIP-890's verification) when this broker is the producer's
+    // transaction coordinator; another broker's coordinator is not asked
+    // yet.
+    let verify_here = body.transactional_id.as_ref().is_none_or(|id| {
+        broker.txn_coordinator_error(&id.0) != Some(ResponseError::NotCoordinator)
+    });
     let mut responses = Vec::with_capacity(body.topic_data.len());
     // Leaders named in NOT_LEADER_OR_FOLLOWER answers (KIP-951).
     let mut leaders: std::collections::BTreeMap<i32, (String, i32, Option<String>)> =
@@ -109,10 +116,11 @@ pub async fn handle(request: Request) -> HandlerResult {
                 (Some(_), None) => Err(ResponseError::CorruptMessage),
                 (Some(_), Some(records))
                     if topic.as_ref().is_some_and(|t| {
-                        broker
-                            .check_transactional_produce(&t.name, data.index, &records)
-                            .map_err(|e| out.error_code = e.code())
-                            .is_err()
+                        verify_here
+                            && broker
+                                .check_transactional_produce(&t.name, data.index, &records)
+                                .map_err(|e| out.error_code = e.code())
+                                .is_err()
                     }) =>
                 {
                     partitions.push(out);

@@ -101,21 +101,27 @@ fn commit_offsets(
     let partition = partition_for(&commit.group_id, offsets.partition_count());
     let wanted = [(OFFSETS_TOPIC.to_string(), partition)];
     let producer_id = body.producer_id.0;
-    let verified = broker
-        .txns
-        .verify_partitions(
-            &body.transactional_id.0,
-            producer_id,
-            body.producer_epoch,
-            &wanted,
-        )
-        .map_err(|e| txn_error(e, version, FencedSince::V2))?;
-    if let Some(Err(e)) = verified.into_iter().next() {
-        tracing::info!(
-            transactional_id = %body.transactional_id.0,
-            "TxnOffsetCommit before AddOffsetsToTxn: {e}"
-        );
-        return Err(txn_error(e, version, FencedSince::V2));
+    // Checked against the transaction's state when this broker is also
+    // its transaction coordinator (another broker's is not asked yet).
+    let coordinator_here = broker.txn_coordinator_error(&body.transactional_id.0)
+        != Some(ResponseError::NotCoordinator);
+    if coordinator_here {
+        let verified = broker
+            .txns
+            .verify_partitions(
+                &body.transactional_id.0,
+                producer_id,
+                body.producer_epoch,
+                &wanted,
+            )
+            .map_err(|e| txn_error(e, version, FencedSince::V2))?;
+        if let Some(Err(e)) = verified.into_iter().next() {
+            tracing::info!(
+                transactional_id = %body.transactional_id.0,
+                "TxnOffsetCommit before AddOffsetsToTxn: {e}"
+            );
+            return Err(txn_error(e, version, FencedSince::V2));
+        }
     }
     let records = broker
         .groups

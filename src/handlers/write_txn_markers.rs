@@ -1,13 +1,13 @@
 //! WriteTxnMarkers: what a transaction coordinator sends partition leaders
-//! to end a transaction. Wharf's own coordinator writes its markers
-//! directly; this serves the API for tools and other coordinators: each
-//! marker is appended to each partition named.
+//! to end a transaction. Wharf's coordinator writes the markers of the
+//! partitions it leads directly and sends this to the leaders of the
+//! others; each marker is appended to each partition named that this
+//! broker leads (NOT_LEADER_OR_FOLLOWER for the others).
 
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
-use kafka_protocol::ResponseError;
 use wharf_coordinator::OFFSETS_TOPIC;
 
 use super::{HandlerResult, Request};
@@ -41,9 +41,13 @@ pub async fn handle(request: Request) -> HandlerResult {
                         .map(|&index| {
                             let mut pr = WritableTxnMarkerPartitionResult::default();
                             pr.partition_index = index;
-                            let partition = topic.as_ref().and_then(|t| t.partition(index));
+                            let partition = topic
+                                .as_ref()
+                                .and_then(|t| t.partition(index))
+                                .filter(|p| broker.leads(p));
                             pr.error_code = match partition {
-                                None => ResponseError::UnknownTopicOrPartition.code(),
+                                None => super::list_offsets::not_led_error(broker, &t.name.0, index)
+                                    .code(),
                                 Some(p) => match p.append_marker(
                                     marker.producer_id.0,
                                     marker.producer_epoch,
