@@ -698,7 +698,10 @@ fn a_fenced_broker_loses_its_leaderships_and_a_lost_majority_refuses_writes_but_
     let (controller, _) = cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
     let (code, message, _, _) = create_replicated(&cluster, 0, "f", 3, 3);
     assert_eq!(code, 0, "{message:?}");
+    let (code, message, _, _) = create_replicated(&cluster, 0, "stray", 1, 3);
+    assert_eq!(code, 0, "{message:?}");
     let (before, _) = wait_for_topic(&cluster, &[0, 1, 2], "f", 3);
+    wait_for_topic(&cluster, &[0, 1, 2], "stray", 1);
 
     // kill -9 a broker that leads a partition and is not the controller.
     let (_, victim, old_epoch, _, _) = before.iter().find(|p| p.1 != controller).cloned().unwrap();
@@ -735,8 +738,20 @@ fn a_fenced_broker_loses_its_leaderships_and_a_lost_majority_refuses_writes_but_
         "broker {victim} killed: fenced and its partitions led elsewhere after {:?}",
         killed.elapsed()
     );
+    // A topic deleted while it is down...
+    let mut client = cluster.nodes[survivors[0]].client();
+    let mut del = kafka_protocol::messages::DeleteTopicsRequest::default();
+    del.topic_names = vec![TopicName(StrBytes::from_static_str("stray"))];
+    del.timeout_ms = 30_000;
+    let resp: kafka_protocol::messages::DeleteTopicsResponse =
+        client.call(ApiKey::DeleteTopics, 5, &del);
+    assert_eq!(resp.responses[0].error_code, 0);
+    let stray = cluster.nodes[dead].dir.path().join("stray-0");
+    assert!(stray.exists(), "the dead broker's replica is still on disk");
     cluster.nodes[dead].spawn();
     cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
+    // ...is removed from its disk when it returns.
+    assert!(!stray.exists(), "stray partition left behind");
 
     // Two of three gone: writes fail (and apply nothing), reads answer.
     let (alive, gone) = (0usize, [1usize, 2]);

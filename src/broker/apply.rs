@@ -132,7 +132,8 @@ impl Broker {
                 .iter()
                 .map(|lp| (lp.topic.clone(), lp.partition))
                 .collect();
-            if wanted.len() > INLINE_OPEN_LIMIT {
+            // The first image (start-up) is applied whole before serving.
+            if wanted.len() > INLINE_OPEN_LIMIT && *self.ready.borrow() {
                 // Seconds of file work: done beside the applier, so later
                 // images (other clients' topics) are not held up.
                 self.lock_opening().insert(id);
@@ -586,6 +587,47 @@ pub async fn follow(
             }
             _ = tokio::time::sleep(wait.min(std::time::Duration::from_secs(3600))) => {}
             _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+impl Broker {
+    /// Removes partition directories whose `partition.metadata` names a
+    /// topic id this broker does not host in the applied image: what is
+    /// left of topics deleted (or moved away) while it was down. Called
+    /// once the first image is applied; directories without that file are
+    /// left alone.
+    pub(super) fn remove_stray_partitions(&self) {
+        let image = self.image();
+        let node = self.settings.node_id;
+        let Ok(entries) = std::fs::read_dir(&self.settings.data_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(text) = std::fs::read_to_string(path.join(PARTITION_METADATA)) else {
+                continue;
+            };
+            let Some(id) = parse_partition_metadata(&text) else {
+                continue;
+            };
+            let name = entry.file_name().to_string_lossy().to_string();
+            let index = name
+                .rsplit_once('-')
+                .and_then(|(_, i)| i.parse::<i32>().ok());
+            let hosted = index.is_some_and(|i| {
+                image
+                    .partition(id, i)
+                    .is_some_and(|p| p.replicas.contains(&node))
+            });
+            if hosted || self.lock_opening().contains(&id) {
+                continue;
+            }
+            let (Some((topic, _)), Some(index)) = (name.rsplit_once('-'), index) else {
+                continue;
+            };
+            tracing::info!(dir = %path.display(), %id, "removing the data of a partition this broker no longer hosts");
+            self.remove_partition_dir(topic, index);
         }
     }
 }

@@ -222,6 +222,7 @@ impl Broker {
     /// After the first image is applied: restores the log start offsets of
     /// the partitions it opened, then reports what the directory holds.
     pub fn opened(&self) {
+        self.remove_stray_partitions();
         self.restore_log_start_offsets();
         let hosted = self.lock_creations().hosted;
         let max = self.settings.max_partitions;
