@@ -139,7 +139,15 @@ impl Broker {
 
     /// This node's part in the cluster, or NOT_CONTROLLER before it has
     /// joined one.
-    fn node(&self) -> Result<&Arc<crate::cluster::node::ClusterNode>, BrokerError> {
+    pub(super) async fn node(
+        &self,
+    ) -> Result<&Arc<crate::cluster::node::ClusterNode>, BrokerError> {
+        if self.cluster().is_none() {
+            // A lone voter on a fresh directory serves before its quorum has
+            // started (see `Broker::is_fresh`): wait for it, briefly.
+            let mut joined = self.cluster_joined.subscribe();
+            let _ = tokio::time::timeout(APPLY_WAIT, joined.wait_for(|j| *j)).await;
+        }
         self.cluster().ok_or_else(|| {
             BrokerError::Controller(
                 ResponseError::NotController,
@@ -205,7 +213,13 @@ impl Broker {
             }
         }
         if !sent.is_empty() {
-            let decided = match self.node() {
+            // Placement needs a registered broker: on a first start the
+            // request can come before this broker's own registration.
+            if self.image().alive_brokers().next().is_none() {
+                self.wait_applied(|image| image.alive_brokers().next().is_some())
+                    .await;
+            }
+            let decided = match self.node().await {
                 Ok(node) => node.create_topics(sent, validate_only).await,
                 Err(e) => {
                     let message = e.to_string();
@@ -265,7 +279,7 @@ impl Broker {
 
     /// Deletes topics by name; each result is the deleted topic's id.
     pub async fn delete_topics(&self, names: Vec<String>) -> Vec<Result<Uuid, BrokerError>> {
-        let node = match self.node() {
+        let node = match self.node().await {
             Ok(node) => node,
             Err(e) => {
                 let message = e.to_string();
@@ -308,7 +322,7 @@ impl Broker {
         overrides: BTreeMap<String, String>,
     ) -> Result<(), BrokerError> {
         super::configs::validate_topic_configs(&overrides)?;
-        let node = self.node()?;
+        let node = self.node().await?;
         node.set_topic_configs(name.to_string(), overrides.clone())
             .await
             .map_err(controller_error)?;
@@ -325,7 +339,7 @@ impl Broker {
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
-        let node = self.node()?;
+        let node = self.node().await?;
         node.create_partitions(name.to_string(), count, assignments, validate_only)
             .await
             .map_err(controller_error)?;

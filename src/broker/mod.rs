@@ -142,6 +142,11 @@ pub struct Broker {
     log_start_checkpoint: wharf_storage::checkpoint::CheckpointFile,
     /// This node's part in the cluster, once its quorum has started.
     cluster: std::sync::OnceLock<Arc<crate::cluster::node::ClusterNode>>,
+    /// Flips to true when `cluster` is set.
+    cluster_joined: watch::Sender<bool>,
+    /// The data directory had neither a metadata quorum nor a single-node
+    /// metadata log when opened: nothing to load before serving.
+    fresh: bool,
     /// The metadata image the broker acted on last (see `apply`).
     applied: watch::Sender<wharf_coordinator::metadata::ImageSnapshot>,
     /// Held while an image is applied: one at a time.
@@ -193,6 +198,8 @@ impl Broker {
 
         let records = metadata_log::read_legacy(&dir)
             .map_err(|e| BrokerError::io("reading the metadata log", &dir, e))?;
+        let fresh =
+            records.is_empty() && !dir.join(wharf_storage::quorum::METADATA_LOG_DIR).exists();
         let broker = Self {
             groups: GroupCoordinator::new(settings.groups.clone()),
             txns: wharf_coordinator::txn::TxnCoordinator::new(settings.txns.clone()),
@@ -207,6 +214,8 @@ impl Broker {
                 dir.join(retention::CHECKPOINT_FILE),
             ),
             cluster: std::sync::OnceLock::new(),
+            cluster_joined: watch::Sender::new(false),
+            fresh,
             applied: watch::Sender::new(
                 Arc::new(wharf_coordinator::metadata::MetadataImage::new()),
             ),
@@ -266,6 +275,14 @@ impl Broker {
     /// Hands the broker its cluster node (once; later calls are ignored).
     pub fn set_cluster(&self, node: Arc<crate::cluster::node::ClusterNode>) {
         let _ = self.cluster.set(node);
+        self.cluster_joined.send_replace(true);
+    }
+
+    /// Whether the data directory was empty of metadata when opened (a
+    /// first start): a lone voter then serves at once, before its quorum
+    /// has elected itself, as there is nothing to load.
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
     }
 
     /// This node's part in the cluster, once its quorum has started.

@@ -54,10 +54,10 @@ impl Broker {
             if left {
                 continue;
             }
-            let node = self.cluster().ok_or_else(|| {
+            let node = self.node().await.map_err(|e| {
                 BrokerError::Controller(
                     kafka_protocol::ResponseError::CoordinatorNotAvailable,
-                    "this broker has not joined its controller quorum yet".to_string(),
+                    e.to_string(),
                 )
             })?;
             let (first, len) = node

@@ -213,7 +213,16 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         queued_max_response_bytes: usize::try_from(config.queued_max_response_bytes)
             .unwrap_or(usize::MAX),
     };
+    let lone_voter = voters.is_none();
     let cluster = ClusterPrep::new(config, voters, &broker)?;
+    if lone_voter && broker.is_fresh() {
+        // A first start of a one-node cluster: nothing to load, so requests
+        // are served before the quorum has elected itself (metadata writes
+        // wait for it).
+        broker.load_groups().context("loading consumer groups")?;
+        broker.load_txns().context("loading transactions")?;
+        broker.set_ready();
+    }
     Ok(Prepared {
         listeners,
         broker,
