@@ -104,6 +104,16 @@ impl GroupCoordinator {
         self.loaded.store(true, Ordering::Release);
     }
 
+    /// Forgets the groups `moved` selects (their partition is led by
+    /// another broker now); returns how many.
+    pub fn unload(&self, moved: impl Fn(&str) -> bool) -> usize {
+        let mut inner = self.lock();
+        let before = inner.groups.len();
+        inner.groups.retain(|id, _| !moved(id));
+        inner.pending.retain(|r| !moved(&r.group));
+        before - inner.groups.len()
+    }
+
     /// Group metadata records produced since the last call.
     pub fn take_records(&self) -> Vec<OffsetsRecord> {
         std::mem::take(&mut self.lock().pending)

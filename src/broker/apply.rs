@@ -492,10 +492,46 @@ impl Broker {
         i16::try_from(voters.clamp(1, 3)).unwrap_or(1)
     }
 
+    /// Forgets the coordinators' state of the internal partitions this
+    /// broker no longer leads: the new leader coordinates those keys.
+    fn unload_lost(&self, changes: &LeadershipChanges) {
+        let lost = |name: &str| -> Vec<i32> {
+            changes
+                .lost
+                .iter()
+                .filter(|(t, _)| t == name)
+                .map(|(_, p)| *p)
+                .collect()
+        };
+        let image = self.image();
+        let count = |name: &str| {
+            image
+                .topic_by_name(name)
+                .map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
+        };
+        let offsets = lost(wharf_coordinator::OFFSETS_TOPIC);
+        if !offsets.is_empty() {
+            let n = count(wharf_coordinator::OFFSETS_TOPIC);
+            let groups = self
+                .groups
+                .unload(|g| offsets.contains(&wharf_coordinator::partition_for(g, n)));
+            tracing::info!(partitions = ?offsets, groups, "no longer coordinating these groups");
+        }
+        let states = lost(wharf_coordinator::txn::TRANSACTION_STATE_TOPIC);
+        if !states.is_empty() {
+            let n = count(wharf_coordinator::txn::TRANSACTION_STATE_TOPIC);
+            let ids = self
+                .txns
+                .unload(|id| states.contains(&wharf_coordinator::partition_for(id, n)));
+            tracing::info!(partitions = ?states, transactional_ids = ids, "no longer coordinating these transactions");
+        }
+    }
+
     /// Loads the coordinators' state from the internal partitions this
     /// broker has come to lead (once the coordinators have loaded at
     /// start; before, `load_groups` and `load_txns` read them all).
     pub fn load_gained(&self, changes: &LeadershipChanges) {
+        self.unload_lost(changes);
         if !self.groups.is_loaded() || !self.txns.is_loaded() {
             return;
         }

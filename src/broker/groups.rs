@@ -61,7 +61,9 @@ impl Broker {
         records: &[&OffsetsRecord],
         options: &BatchOptions,
     ) -> Result<(), BrokerError> {
-        let Some(partition) = topic.partition(index) else {
+        // Only the partition's leader writes it (a former coordinator's
+        // leftover records are dropped).
+        let Some(partition) = topic.partition(index).filter(|p| self.leads(p)) else {
             return Ok(());
         };
         let now = now_ms();

@@ -63,6 +63,7 @@ impl Broker {
         let index = partition_for(&record.transactional_id, topic.partition_count());
         let partition = topic
             .partition(index)
+            .filter(|p| self.leads(p))
             .ok_or_else(|| BrokerError::UnknownTopic(TRANSACTION_STATE_TOPIC.to_string()))?;
         let new = NewRecord {
             key: Some(&record.key),

@@ -468,3 +468,16 @@ fn retried_join_during_completing_rebalance_gets_the_same_generation() {
     assert_eq!(again.members.len(), 1, "still the leader's view");
     assert_eq!(state(&c), GroupState::CompletingRebalance);
 }
+
+#[test]
+fn unloading_forgets_the_groups_of_partitions_led_elsewhere() {
+    let c = coordinator(0);
+    done(c.join(join_req("", &["range"]), 0));
+    let mut other = join_req("", &["range"]);
+    other.group_id = "other".into();
+    done(c.join(other, 0));
+    assert_eq!(c.unload(|g| g == "g"), 1);
+    assert_eq!(c.unload(|g| g == "g"), 0);
+    let ids: Vec<String> = c.lock().groups.keys().cloned().collect();
+    assert_eq!(ids, vec!["other".to_string()]);
+}

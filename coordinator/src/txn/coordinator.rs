@@ -161,6 +161,17 @@ impl TxnCoordinator {
         }
     }
 
+    /// Forgets the transactional ids `moved` selects (their partition is
+    /// led by another broker now); returns how many.
+    pub fn unload(&self, moved: impl Fn(&str) -> bool) -> usize {
+        let mut inner = self.lock();
+        let before = inner.txns.len();
+        inner.txns.retain(|id, _| !moved(id));
+        let Inner { txns, by_producer } = &mut *inner;
+        by_producer.retain(|_, id| txns.contains_key(id));
+        before - inner.txns.len()
+    }
+
     /// Applies one `__transaction_state` record during the replay; records
     /// that do not decode are logged and skipped.
     pub fn replay(&self, key: &[u8], value: Option<&[u8]>) {

@@ -311,3 +311,16 @@ fn list_filters_by_state_and_producer() {
     assert_eq!(c.list(&[], &[], -1, T0).unwrap().len(), 2);
     assert!(c.list(&[], &[], 5_000, T0 + 1_000).unwrap().is_empty());
 }
+
+#[test]
+fn unloading_forgets_the_ids_of_partitions_led_elsewhere() {
+    let c = loaded();
+    init(&c, "kept", 1);
+    init(&c, "moved", 2);
+    assert_eq!(c.unload(|id| id == "moved"), 1);
+    assert_eq!(c.unload(|id| id == "moved"), 0);
+    assert!(c.describe(&["moved".to_string()]).unwrap()[0].is_err());
+    assert_eq!(state(&c, "kept"), TxnState::Empty);
+    // Its producer id no longer maps to it.
+    assert!(c.check_produce(2, 0, "t", 0).is_err());
+}
