@@ -42,12 +42,7 @@ pub async fn handle(request: Request) -> HandlerResult {
     }
     let body: ProduceRequest = request.decode()?;
     let broker = &request.broker;
-    let acks_valid = (-1..=1).contains(&body.acks);
-    let by_id = request.api_version >= 13;
     let fsync = body.acks == -1 && broker.settings.fsync_before_ack;
-    // acks=all: (topic index, partition index, partition, end offset) to
-    // wait for before answering.
-    let mut committing = Vec::new();
 
     // Transactional batches are checked against the coordinator's state
     // (KIP-890's verification) when this broker is the producer's
@@ -56,150 +51,19 @@ pub async fn handle(request: Request) -> HandlerResult {
     let verify_here = body.transactional_id.as_ref().is_none_or(|id| {
         broker.txn_coordinator_error(&id.0) != Some(ResponseError::NotCoordinator)
     });
-    let mut responses = Vec::with_capacity(body.topic_data.len());
-    // Leaders named in NOT_LEADER_OR_FOLLOWER answers (KIP-951).
-    let mut leaders: std::collections::BTreeMap<i32, (String, i32, Option<String>)> =
-        std::collections::BTreeMap::new();
-    for topic_data in body.topic_data {
-        let topic = if by_id {
-            broker.topic_by_id(&topic_data.topic_id)
-        } else {
-            broker.topic(topic_data.name.0.as_str())
-        };
-        let unknown = if by_id {
-            ResponseError::UnknownTopicId
-        } else {
-            ResponseError::UnknownTopicOrPartition
-        };
-        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
-        for data in topic_data.partition_data {
-            let mut out = PartitionProduceResponse::default();
-            out.index = data.index;
-            out.base_offset = -1;
-            out.log_append_time_ms = -1;
-            out.log_start_offset = -1;
-            let partition = topic
-                .as_ref()
-                .and_then(|t| t.partition(data.index))
-                .filter(|p| broker.leads(p));
-            let hint = match partition {
-                Some(_) => None,
-                None => broker.leader_hint(
-                    Some(topic_data.name.0.as_str()),
-                    by_id.then_some(topic_data.topic_id),
-                    data.index,
-                ),
-            };
-            let mut log_append_time = -1;
-            let result = match (partition, data.records) {
-                _ if !acks_valid => Err(ResponseError::InvalidRequiredAcks),
-                (None, _) if hint.is_some() => {
-                    if let Some(hint) = &hint {
-                        out.current_leader.leader_id = hint.leader.into();
-                        out.current_leader.leader_epoch = hint.leader_epoch;
-                        if let Some((host, port, rack)) = &hint.endpoint {
-                            leaders.insert(hint.leader, (host.clone(), *port, rack.clone()));
-                        }
-                    }
-                    Err(ResponseError::NotLeaderOrFollower)
-                }
-                (None, _) if topic.is_none() => Err(unknown),
-                // Only the broker writes internal topics, as in Kafka.
-                (Some(_), _) if topic.as_ref().is_some_and(|t| is_internal(&t.name)) => {
-                    tracing::warn!(
-                        topic = topic.as_ref().map(|t| &*t.name),
-                        "refusing a client's produce to an internal topic"
-                    );
-                    Err(ResponseError::InvalidTopicException)
-                }
-                (None, _) => Err(ResponseError::UnknownTopicOrPartition),
-                (Some(_), None) => Err(ResponseError::CorruptMessage),
-                (Some(_), Some(records))
-                    if topic.as_ref().is_some_and(|t| {
-                        verify_here
-                            && broker
-                                .check_transactional_produce(&t.name, data.index, &records)
-                                .map_err(|e| out.error_code = e.code())
-                                .is_err()
-                    }) =>
-                {
-                    partitions.push(out);
-                    continue;
-                }
-                (Some(partition), Some(records)) => {
-                    let configs = topic.as_ref().map(|t| t.configs());
-                    let prepared = prepare(broker, configs.as_ref(), &records, request.api_version)
-                        .and_then(|mut buf| {
-                            stamp(broker, configs.as_ref(), &mut buf).map(|time| (buf, time))
-                        });
-                    let mut buf = match prepared {
-                        Ok((buf, time)) => {
-                            log_append_time = time.unwrap_or(-1);
-                            buf
-                        }
-                        Err((err, message)) => {
-                            tracing::warn!(
-                                topic = topic.as_ref().map(|t| &*t.name),
-                                partition = data.index,
-                                "produce rejected: {message}"
-                            );
-                            out.error_code = err.code();
-                            partitions.push(out);
-                            continue;
-                        }
-                    };
-                    partition
-                        .append(&mut buf)
-                        .map_err(|e| {
-                            let code = storage_error_code(&e);
-                            let topic = topic.as_ref().map(|t| &*t.name);
-                            if code == ResponseError::KafkaStorageError {
-                                tracing::error!(
-                                    topic,
-                                    partition = data.index,
-                                    "produce failed: {e}"
-                                );
-                            } else {
-                                tracing::warn!(
-                                    topic,
-                                    partition = data.index,
-                                    "produce rejected: {e}"
-                                );
-                            }
-                            code
-                        })
-                        .map(|info| (info, partition.log_start_offset(), partition.clone()))
-                }
-            };
-            match result {
-                Ok((info, log_start, partition)) => {
-                    if info.duplicate {
-                        tracing::debug!(
-                            partition = data.index,
-                            base_offset = info.base_offset,
-                            "duplicate idempotent batch acknowledged with its original offset"
-                        );
-                    }
-                    if body.acks == -1 {
-                        let end = info.last_offset.saturating_add(1);
-                        committing.push((responses.len(), partitions.len(), partition, end));
-                    }
-                    out.base_offset = info.base_offset;
-                    out.log_append_time_ms = log_append_time;
-                    if request.api_version >= 5 {
-                        out.log_start_offset = log_start;
-                    }
-                }
-                Err(err) => out.error_code = err.code(),
-            }
-            partitions.push(out);
-        }
-        let mut topic_response = TopicProduceResponse::default();
-        topic_response.name = topic_data.name;
-        topic_response.topic_id = topic_data.topic_id;
-        topic_response.partition_responses = partitions;
-        responses.push(topic_response);
-    }
+    // Appends are file work: off the async workers, one hop per request.
+    let appending = broker.clone();
+    let topic_data = body.topic_data;
+    let (version, acks) = (request.api_version, body.acks);
+    let Appended {
+        mut responses,
+        committing,
+        leaders,
+    } = tokio::task::spawn_blocking(move || {
+        append_all(&appending, topic_data, version, acks, verify_here)
+    })
+    .await
+    .map_err(|e| HandlerError::Internal(format!("Produce task failed: {e}")))?;
     // acks=all: answered once the records are committed (under the high
     // watermark), and fsynced first when the broker is asked to; within the
     // request's timeout, else REQUEST_TIMED_OUT.
@@ -292,5 +156,176 @@ fn prepare(
             Err((ResponseError::InvalidRecord, e.to_string()))
         }
         Err(e @ PrepareError::Batch(_)) => Err((ResponseError::CorruptMessage, e.to_string())),
+    }
+}
+
+/// What appending a Produce request's partitions gives: the topic
+/// responses, the acks=all appends to wait for (topic index, partition
+/// index, partition, end offset), and the leaders named in
+/// NOT_LEADER_OR_FOLLOWER answers (KIP-951).
+struct Appended {
+    responses: Vec<TopicProduceResponse>,
+    committing: Vec<(usize, usize, std::sync::Arc<crate::broker::Partition>, i64)>,
+    leaders: BTreeMap<i32, (String, i32, Option<String>)>,
+}
+
+/// Validates and appends every partition's batches: file work, run on a
+/// blocking thread (see `handle`).
+fn append_all(
+    broker: &Broker,
+    topic_data: Vec<kafka_protocol::messages::produce_request::TopicProduceData>,
+    version: i16,
+    acks: i16,
+    verify_here: bool,
+) -> Appended {
+    let acks_valid = (-1..=1).contains(&acks);
+    let by_id = version >= 13;
+    let mut committing = Vec::new();
+    let mut responses = Vec::with_capacity(topic_data.len());
+    let mut leaders: BTreeMap<i32, (String, i32, Option<String>)> = BTreeMap::new();
+    for topic_data in topic_data {
+        let topic = if by_id {
+            broker.topic_by_id(&topic_data.topic_id)
+        } else {
+            broker.topic(topic_data.name.0.as_str())
+        };
+        let unknown = if by_id {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let mut out = PartitionProduceResponse::default();
+            out.index = data.index;
+            out.base_offset = -1;
+            out.log_append_time_ms = -1;
+            out.log_start_offset = -1;
+            let partition = topic
+                .as_ref()
+                .and_then(|t| t.partition(data.index))
+                .filter(|p| broker.leads(p));
+            let hint = match partition {
+                Some(_) => None,
+                None => broker.leader_hint(
+                    Some(topic_data.name.0.as_str()),
+                    by_id.then_some(topic_data.topic_id),
+                    data.index,
+                ),
+            };
+            let mut log_append_time = -1;
+            let result = match (partition, data.records) {
+                _ if !acks_valid => Err(ResponseError::InvalidRequiredAcks),
+                (None, _) if hint.is_some() => {
+                    if let Some(hint) = &hint {
+                        out.current_leader.leader_id = hint.leader.into();
+                        out.current_leader.leader_epoch = hint.leader_epoch;
+                        if let Some((host, port, rack)) = &hint.endpoint {
+                            leaders.insert(hint.leader, (host.clone(), *port, rack.clone()));
+                        }
+                    }
+                    Err(ResponseError::NotLeaderOrFollower)
+                }
+                (None, _) if topic.is_none() => Err(unknown),
+                // Only the broker writes internal topics, as in Kafka.
+                (Some(_), _) if topic.as_ref().is_some_and(|t| is_internal(&t.name)) => {
+                    tracing::warn!(
+                        topic = topic.as_ref().map(|t| &*t.name),
+                        "refusing a client's produce to an internal topic"
+                    );
+                    Err(ResponseError::InvalidTopicException)
+                }
+                (None, _) => Err(ResponseError::UnknownTopicOrPartition),
+                (Some(_), None) => Err(ResponseError::CorruptMessage),
+                (Some(_), Some(records))
+                    if topic.as_ref().is_some_and(|t| {
+                        verify_here
+                            && broker
+                                .check_transactional_produce(&t.name, data.index, &records)
+                                .map_err(|e| out.error_code = e.code())
+                                .is_err()
+                    }) =>
+                {
+                    partitions.push(out);
+                    continue;
+                }
+                (Some(partition), Some(records)) => {
+                    let configs = topic.as_ref().map(|t| t.configs());
+                    let prepared =
+                        prepare(broker, configs.as_ref(), &records, version).and_then(|mut buf| {
+                            stamp(broker, configs.as_ref(), &mut buf).map(|time| (buf, time))
+                        });
+                    let mut buf = match prepared {
+                        Ok((buf, time)) => {
+                            log_append_time = time.unwrap_or(-1);
+                            buf
+                        }
+                        Err((err, message)) => {
+                            tracing::warn!(
+                                topic = topic.as_ref().map(|t| &*t.name),
+                                partition = data.index,
+                                "produce rejected: {message}"
+                            );
+                            out.error_code = err.code();
+                            partitions.push(out);
+                            continue;
+                        }
+                    };
+                    partition
+                        .append(&mut buf)
+                        .map_err(|e| {
+                            let code = storage_error_code(&e);
+                            let topic = topic.as_ref().map(|t| &*t.name);
+                            if code == ResponseError::KafkaStorageError {
+                                tracing::error!(
+                                    topic,
+                                    partition = data.index,
+                                    "produce failed: {e}"
+                                );
+                            } else {
+                                tracing::warn!(
+                                    topic,
+                                    partition = data.index,
+                                    "produce rejected: {e}"
+                                );
+                            }
+                            code
+                        })
+                        .map(|info| (info, partition.log_start_offset(), partition.clone()))
+                }
+            };
+            match result {
+                Ok((info, log_start, partition)) => {
+                    if info.duplicate {
+                        tracing::debug!(
+                            partition = data.index,
+                            base_offset = info.base_offset,
+                            "duplicate idempotent batch acknowledged with its original offset"
+                        );
+                    }
+                    if acks == -1 {
+                        let end = info.last_offset.saturating_add(1);
+                        committing.push((responses.len(), partitions.len(), partition, end));
+                    }
+                    out.base_offset = info.base_offset;
+                    out.log_append_time_ms = log_append_time;
+                    if version >= 5 {
+                        out.log_start_offset = log_start;
+                    }
+                }
+                Err(err) => out.error_code = err.code(),
+            }
+            partitions.push(out);
+        }
+        let mut topic_response = TopicProduceResponse::default();
+        topic_response.name = topic_data.name;
+        topic_response.topic_id = topic_data.topic_id;
+        topic_response.partition_responses = partitions;
+        responses.push(topic_response);
+    }
+    Appended {
+        responses,
+        committing,
+        leaders,
     }
 }
