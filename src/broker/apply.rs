@@ -422,6 +422,16 @@ impl Broker {
         })
     }
 
+    /// The error for partition `partition` of `topic` when this broker
+    /// does not lead it: NOT_LEADER_OR_FOLLOWER when it exists in the
+    /// cluster, else UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn not_led_error(&self, topic: &str, partition: i32) -> kafka_protocol::ResponseError {
+        match self.leader_hint(Some(topic), None, partition) {
+            Some(_) => kafka_protocol::ResponseError::NotLeaderOrFollower,
+            None => kafka_protocol::ResponseError::UnknownTopicOrPartition,
+        }
+    }
+
     /// Whether this broker leads `partition` now.
     pub fn leads(&self, partition: &Partition) -> bool {
         partition.leader() == self.settings.node_id

@@ -32,11 +32,7 @@ pub async fn handle(request: Request) -> HandlerResult {
                     .and_then(|t| t.partition(p.partition_index))
                     .filter(|partition| broker.leads(partition));
                 let result = match led {
-                    None => Err(super::list_offsets::not_led_error(
-                        &broker,
-                        t.name.0.as_str(),
-                        p.partition_index,
-                    )),
+                    None => Err(broker.not_led_error(t.name.0.as_str(), p.partition_index)),
                     Some(partition) => {
                         let target = if p.offset == -1 {
                             partition.high_watermark()

@@ -42,7 +42,7 @@ pub async fn handle(request: Request) -> HandlerResult {
                     .as_ref()
                     .and_then(|topic| topic.partition(p.partition_index))
                     .filter(|partition| broker.leads(partition))
-                    .ok_or_else(|| not_led_error(broker, t.name.0.as_str(), p.partition_index))
+                    .ok_or_else(|| broker.not_led_error(t.name.0.as_str(), p.partition_index))
                     .and_then(|partition| {
                         check_leader_epoch(partition, p.current_leader_epoch)?;
                         lookup(partition, p.timestamp, committed)
@@ -94,13 +94,4 @@ fn lookup(
             .unwrap_or((NONE, NONE)),
         _ => return Err(ResponseError::InvalidRequest),
     })
-}
-
-/// The error for a partition this broker does not lead: NOT_LEADER_OR_FOLLOWER
-/// when it exists in the cluster, else UNKNOWN_TOPIC_OR_PARTITION.
-pub fn not_led_error(broker: &crate::broker::Broker, topic: &str, partition: i32) -> ResponseError {
-    match broker.leader_hint(Some(topic), None, partition) {
-        Some(_) => ResponseError::NotLeaderOrFollower,
-        None => ResponseError::UnknownTopicOrPartition,
-    }
 }

@@ -46,7 +46,7 @@ pub async fn handle(request: Request) -> HandlerResult {
                                 .and_then(|t| t.partition(index))
                                 .filter(|p| broker.leads(p));
                             pr.error_code = match partition {
-                                None => super::list_offsets::not_led_error(broker, &t.name.0, index)
+                                None => broker.not_led_error(&t.name.0, index)
                                     .code(),
                                 Some(p) => match p.append_marker(
                                     marker.producer_id.0,
