@@ -110,6 +110,26 @@ pub enum StorageError {
         /// The failure that took it offline.
         reason: String,
     },
+    /// A replicated append starts below the log end: the follower holds
+    /// those offsets already (it must truncate first).
+    #[error("replicated batch at offset {base_offset} starts below the log end offset {log_end}")]
+    ReplicaBelowLogEnd {
+        /// The first batch's base offset.
+        base_offset: i64,
+        /// The log end offset.
+        log_end: i64,
+    },
+    /// A batch of a replicated append does not start after the one before
+    /// it, or its offsets are out of range.
+    #[error("replicated batch at byte {position} has base offset {base_offset}, below {previous_end} or out of range")]
+    ReplicaOffsetsNotIncreasing {
+        /// Byte position of the batch in the appended buffer.
+        position: usize,
+        /// Its base offset.
+        base_offset: i64,
+        /// The offset it had to start at or after.
+        previous_end: i64,
+    },
     /// Raft log entries appended out of order: each must follow the last.
     #[error("Raft log append out of order: expected index {expected}, got {got}")]
     QuorumLogGap {

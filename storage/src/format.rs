@@ -30,6 +30,17 @@ pub const TIME_ENTRY_LEN: usize = 12;
 /// Digits in a segment file name.
 const NAME_DIGITS: usize = 20;
 
+/// Name of a partition's leader epoch checkpoint (Kafka's
+/// `leader-epoch-checkpoint`): which leader epoch began at which offset.
+/// Text: a version line `0`, a line with the entry count, then one
+/// `<epoch> <start offset>` line per entry, oldest first.
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+
+/// Path of the leader epoch checkpoint in `dir`.
+pub fn leader_epoch_checkpoint_path(dir: &Path) -> PathBuf {
+    dir.join(LEADER_EPOCH_CHECKPOINT)
+}
+
 /// What a file in a log directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {

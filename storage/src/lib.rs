@@ -13,6 +13,8 @@
 //!   handles (`set_max_open_segment_files`) and one of active segments' write
 //!   handles (`set_max_open_active_segment_files`), so an idle partition
 //!   holds no descriptor.
+//! - [`leader_epoch`]: the leader epoch cache (`leader-epoch-checkpoint`):
+//!   where each leader epoch began, for followers' truncation (KIP-101/279).
 //! - [`producer_state`]: idempotent producers' epochs and last batches, for deduplication.
 //! - `recovery`: opening a directory and repairing a torn tail.
 //! - `retention`: deleting expired segments and moving the log start offset.
@@ -30,6 +32,7 @@ mod compaction;
 pub mod error;
 pub mod format;
 pub mod io;
+pub mod leader_epoch;
 pub mod log;
 mod log_config;
 pub mod producer_state;
@@ -42,6 +45,7 @@ mod txn_index;
 
 pub use compaction::{CleanedSegments, CompactionOutcome, CompactionPlan, Throttle};
 pub use error::StorageError;
+pub use leader_epoch::{EpochEntry, LeaderEpochCache};
 pub use log::{AppendInfo, Log, LogConfig, PendingSync};
 pub use producer_state::{AbortedTxn, ProducerStates};
 pub use retention::RetentionOutcome;

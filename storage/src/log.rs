@@ -7,6 +7,7 @@ use wharf_protocol::batch::{self, BatchHeader, TimestampType};
 
 use crate::error::{Result, StorageError};
 use crate::io;
+use crate::leader_epoch::LeaderEpochCache;
 pub use crate::log_config::LogConfig;
 use crate::producer_state::{AbortedTxn, AppendCheck, BatchMeta, ProducerStates};
 use crate::recovery;
@@ -118,6 +119,9 @@ pub struct Log {
     /// No producer-state snapshot is written until the log is reopened (a
     /// `.txnindex` write failed; only a full scan on open repairs it).
     pub(crate) snapshots_stopped: bool,
+    /// Where each leader epoch began; mirrored in the directory's
+    /// `leader-epoch-checkpoint`, rewritten whenever it changes.
+    pub(crate) epochs: LeaderEpochCache,
 }
 
 impl Log {
@@ -181,6 +185,19 @@ impl Log {
             self.roll().map_err(|e| self.after_failed_append(e, true))?;
         }
 
+        if leader_epoch >= 0
+            && self
+                .epochs
+                .latest_epoch()
+                .is_none_or(|latest| leader_epoch > latest)
+        {
+            // The checkpoint names the epoch before any of its data is
+            // written; an entry at the log end is cut on open if the write
+            // never happened.
+            let assigned = self.assign_epochs([(leader_epoch, base_offset)]);
+            assigned.map_err(|e| self.after_failed_append(e, true))?;
+        }
+
         let mut placed = Vec::with_capacity(validated.len());
         let mut offset = base_offset;
         let mut max = None::<(i64, i64)>;
@@ -220,29 +237,7 @@ impl Log {
         }
         self.producers.commit(staged);
         for p in placed.iter().filter(|p| p.header.is_control()) {
-            let bytes = records
-                .get(p.start..p.start.saturating_add(p.header.total_len()))
-                .unwrap_or_default();
-            let Some(marker) = batch::read_marker(bytes, &p.header) else {
-                continue;
-            };
-            let aborted = self.producers.end_txn(
-                p.header.producer_id(),
-                p.header.producer_epoch(),
-                p.header.base_offset(),
-                marker.commit,
-            );
-            // The marker is in the log; the index is derived from it and
-            // rebuilt by the scan on open, so a failed index write must not
-            // fail an append that has already happened.
-            if let Some(a) = aborted {
-                if let Err(e) =
-                    crate::txn_index::append(&self.dir, self.active.base_offset(), a.into())
-                {
-                    tracing::warn!(dir = %self.dir.display(), "transaction index not updated (rebuilt on restart): {e}");
-                    self.stop_producer_snapshots();
-                }
-            }
+            self.apply_marker(records, p);
         }
         self.next_offset = end_offset;
         self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
@@ -264,6 +259,302 @@ impl Log {
             bytes: size,
             duplicate: false,
         })
+    }
+
+    /// Ends the transaction a control batch written at `p` (a position in
+    /// `records`) marks, and indexes it when it was aborted.
+    fn apply_marker(&mut self, records: &[u8], p: &PlacedBatch) {
+        let bytes = records
+            .get(p.start..p.start.saturating_add(p.header.total_len()))
+            .unwrap_or_default();
+        let Some(marker) = batch::read_marker(bytes, &p.header) else {
+            return;
+        };
+        let aborted = self.producers.end_txn(
+            p.header.producer_id(),
+            p.header.producer_epoch(),
+            p.header.base_offset(),
+            marker.commit,
+        );
+        // The marker is in the log; the index is derived from it and
+        // rebuilt by the scan on open, so a failed index write must not
+        // fail an append that has already happened.
+        if let Some(a) = aborted {
+            if let Err(e) = crate::txn_index::append(&self.dir, self.active.base_offset(), a.into())
+            {
+                tracing::warn!(dir = %self.dir.display(), "transaction index not updated (rebuilt on restart): {e}");
+                self.stop_producer_snapshots();
+            }
+        }
+    }
+
+    /// Appends batches copied from the partition's leader (a follower's
+    /// append, Kafka's appendAsFollower): whole v2 batches, each checked as
+    /// [`Log::append`] checks them (sizes, CRC, records), except that the
+    /// batch size limit and a compacted log's key requirement are the
+    /// leader's business, and batches without records are accepted (the
+    /// leader's cleaner leaves them to keep producers' sequences).
+    ///
+    /// Nothing is rewritten: offsets, partition leader epochs and timestamps
+    /// stay as sent. The first batch must start at or after the log end
+    /// ([`StorageError::ReplicaBelowLogEnd`] otherwise) and each batch after
+    /// the end of the one before it ([`StorageError::ReplicaOffsetsNotIncreasing`]);
+    /// gaps, which compaction leaves on the leader, are kept. Producers'
+    /// state records every batch without sequence or duplicate checks, and
+    /// control batches end transactions as in an append. Each batch's
+    /// partition leader epoch newer than the latest known starts that epoch
+    /// in the epoch cache.
+    ///
+    /// Segments roll as for an append, the new one named after the first
+    /// batch it gets. Failures are handled as [`Log::append`] handles them;
+    /// only an append whose offsets span more than one segment can hold
+    /// (beyond 2^31 offsets) is written in parts, segment by segment, so a
+    /// failure may keep its first parts.
+    pub fn append_replicated(&mut self, records: &mut [u8]) -> Result<AppendInfo> {
+        self.check_writable()?;
+        let validated = self.validate_replicated(records)?;
+        let size = records.len() as u64;
+        let limit = self.config.segment_limit();
+        if size > limit {
+            return Err(StorageError::BatchTooLarge { size, max: limit });
+        }
+        let (Some((_, first)), Some((_, last))) = (validated.first(), validated.last()) else {
+            return Err(StorageError::EmptyAppend);
+        };
+        let base_offset = first.header.base_offset();
+        let last_offset = last.header.last_offset();
+
+        let mut epochs = Vec::new();
+        for (_, v) in &validated {
+            let epoch = v.header.partition_leader_epoch();
+            let newest = epochs.last().map(|(e, _)| *e).or(self.epochs.latest_epoch());
+            if epoch >= 0 && newest.is_none_or(|n| epoch > n) {
+                epochs.push((epoch, v.header.base_offset()));
+            }
+        }
+        if !epochs.is_empty() {
+            let assigned = self.assign_epochs(epochs);
+            assigned.map_err(|e| self.after_failed_append(e, true))?;
+        }
+
+        let mut record_count = 0u64;
+        let mut max = None::<(i64, i64)>;
+        // Parts of the append that one segment can index.
+        let mut part_start = 0;
+        while let Some((_, head)) = validated.get(part_start) {
+            let part_base = head.header.base_offset();
+            let part_len = validated
+                .iter()
+                .skip(part_start)
+                .take_while(|(_, v)| {
+                    v.header.next_offset().saturating_sub(part_base) <= i64::from(i32::MAX)
+                })
+                .count()
+                .max(1);
+            let part = validated
+                .get(part_start..part_start.saturating_add(part_len))
+                .unwrap_or_default();
+            part_start = part_start.saturating_add(part_len);
+            let (Some((from, _)), Some((last_start, last))) = (part.first(), part.last()) else {
+                break;
+            };
+            let to = last_start.saturating_add(last.header.total_len());
+            let bytes = records.get(*from..to).ok_or(batch::BatchError::Truncated {
+                needed: to,
+                available: records.len(),
+            })?;
+            let part_end = last.header.next_offset();
+            self.roll_for_replicated(part_base, part_end, bytes.len() as u64)?;
+            let placed: Vec<PlacedBatch> = part
+                .iter()
+                .map(|(start, v)| PlacedBatch {
+                    start: start.saturating_sub(*from),
+                    header: v.header,
+                })
+                .collect();
+            if let Err(failure) = self.active.append(bytes, &placed) {
+                return Err(self.after_failed_append(failure.error, failure.rolled_back));
+            }
+            for (p, (_, v)) in placed.iter().zip(part) {
+                if p.header.is_control() {
+                    self.apply_marker(bytes, p);
+                } else {
+                    self.producers.record(&p.header);
+                }
+                let created = v.header.timestamp_type() == TimestampType::CreateTime
+                    && v.header.records_count() > 0;
+                let (ts, delta) = if created {
+                    (v.max_timestamp, v.max_timestamp_offset_delta)
+                } else {
+                    (v.header.max_timestamp(), 0)
+                };
+                let ts_offset = v.header.base_offset().saturating_add(i64::from(delta));
+                if max.is_none_or(|(best, _)| ts > best) {
+                    max = Some((ts, ts_offset));
+                }
+                record_count =
+                    record_count.saturating_add(u64::from(v.header.records_count().unsigned_abs()));
+            }
+            self.next_offset = part_end;
+            if let Some((ts, offset)) = max {
+                if self.max_timestamp.is_none_or(|(best, _)| ts > best) {
+                    self.max_timestamp = Some((ts, offset));
+                }
+            }
+        }
+        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush()?;
+        }
+        let (max_timestamp, offset_of_max_timestamp) = max.unwrap_or((-1, base_offset));
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            max_timestamp,
+            offset_of_max_timestamp,
+            record_count,
+            bytes: size,
+            duplicate: false,
+        })
+    }
+
+    /// Makes room in the active segment for a replicated part of `size`
+    /// bytes holding offsets `base..end`: rolls under append's rules, the
+    /// new segment named after `base`; an empty active segment that cannot
+    /// index `end` is replaced by one named after `base`.
+    fn roll_for_replicated(&mut self, base: i64, end: i64, size: u64) -> Result<()> {
+        let limit = self.config.segment_limit();
+        let active = &self.active;
+        let relative_end = end.saturating_sub(active.base_offset());
+        let overflow = relative_end > i64::from(i32::MAX);
+        let jitter = roll_jitter(&self.jitter, active.base_offset(), &self.config);
+        let aged = crate::segment::now_ms().saturating_sub(active.created_ms())
+            > self.config.segment_ms.saturating_sub(jitter);
+        if active.size() > 0
+            && (active.size().saturating_add(size) > limit
+                || overflow
+                || active.index_full(self.config.index_max_bytes)
+                || aged)
+        {
+            let rolled = self
+                .start_segment_at(base)
+                .map(|()| self.write_producer_snapshot());
+            rolled.map_err(|e| self.after_failed_append(e, true))?;
+        } else if active.size() == 0 && overflow && base > active.base_offset() {
+            let replaced = self.replace_empty_active(base);
+            replaced.map_err(|e| self.after_failed_append(e, true))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the empty active segment with an empty one named after `base`.
+    fn replace_empty_active(&mut self, base: i64) -> Result<()> {
+        let fresh = Segment::create(&self.dir, base, self.config.index_interval_bytes)?;
+        std::mem::replace(&mut self.active, fresh).delete(&self.dir)?;
+        self.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Checks a replicated append (see [`Log::append_replicated`]); returns
+    /// each batch's start position and summary.
+    fn validate_replicated(&self, records: &[u8]) -> Result<Vec<(usize, batch::ValidatedBatch)>> {
+        let max = self.config.max_decompressed_batch_bytes;
+        let mut out: Vec<(usize, batch::ValidatedBatch)> = Vec::new();
+        let mut batches = batch::batches(records);
+        loop {
+            let position = batches.position();
+            let Some(item) = batches.next() else { break };
+            let (_, bytes) = item?;
+            let validated = batch::validate_batch(bytes, max)?;
+            let header = &validated.header;
+            let base_offset = header.base_offset();
+            if base_offset < 0
+                || header.last_offset_delta() < 0
+                || base_offset
+                    .checked_add(i64::from(header.last_offset_delta()))
+                    .and_then(|last| last.checked_add(1))
+                    .is_none()
+            {
+                return Err(StorageError::ReplicaOffsetsNotIncreasing {
+                    position,
+                    base_offset,
+                    previous_end: self.next_offset,
+                });
+            }
+            match out.last() {
+                None if base_offset < self.next_offset => {
+                    return Err(StorageError::ReplicaBelowLogEnd {
+                        base_offset,
+                        log_end: self.next_offset,
+                    });
+                }
+                Some((_, previous)) if base_offset < previous.header.next_offset() => {
+                    return Err(StorageError::ReplicaOffsetsNotIncreasing {
+                        position,
+                        base_offset,
+                        previous_end: previous.header.next_offset(),
+                    });
+                }
+                _ => {}
+            }
+            out.push((position, validated));
+        }
+        if out.is_empty() {
+            return Err(StorageError::EmptyAppend);
+        }
+        Ok(out)
+    }
+
+    /// Starts each (epoch, start offset) in turn in the epoch cache and
+    /// rewrites the checkpoint if that changed it. Used before data is
+    /// written: when the checkpoint cannot be written, the cache is left
+    /// as it was.
+    fn assign_epochs(&mut self, starts: impl IntoIterator<Item = (i32, i64)>) -> Result<()> {
+        let mut next = self.epochs.clone();
+        let mut changed = false;
+        for (epoch, start) in starts {
+            changed |= next.assign(epoch, start);
+        }
+        if changed {
+            next.write(&self.dir)?;
+            self.epochs = next;
+        }
+        Ok(())
+    }
+
+    /// Applies `change` to the epoch cache and rewrites the checkpoint when
+    /// it changed anything. Used after the log itself changed, so the cache
+    /// follows it even when the write fails (the failure is returned).
+    pub(crate) fn change_epochs(
+        &mut self,
+        change: impl FnOnce(&mut LeaderEpochCache) -> bool,
+    ) -> Result<()> {
+        if change(&mut self.epochs) {
+            self.epochs.write(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// The newest leader epoch the log knows of.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// Where leader epoch `epoch` ended in this log, as an
+    /// OffsetsForLeaderEpoch answer (see
+    /// [`LeaderEpochCache::end_offset_for`]): the latest epoch ends at the
+    /// log end offset.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.next_offset)
+    }
+
+    /// The epoch cache's (epoch, start offset) entries, oldest first.
+    pub fn epoch_entries(&self) -> Vec<(i32, i64)> {
+        self.epochs
+            .entries()
+            .iter()
+            .map(|e| (e.epoch, e.start_offset))
+            .collect()
     }
 
     /// Validates every batch of an append; returns each one's start position and summary.
@@ -549,6 +840,8 @@ impl Log {
         crate::snapshot::delete_above(&self.dir, self.next_offset)?;
         self.producers =
             recovery::producer_states(&self.dir, &self.older, &self.active, self.config.compact)?;
+        let end = self.next_offset;
+        self.change_epochs(|epochs| epochs.truncate_from_end(end))?;
         Ok(())
     }
 
@@ -571,6 +864,7 @@ impl Log {
         crate::txn_index::reconcile(&self.dir, &std::collections::BTreeMap::new())?;
         crate::snapshot::delete_above(&self.dir, i64::MIN)?;
         self.dir_dirty = true;
+        self.change_epochs(LeaderEpochCache::clear)?;
         Ok(())
     }
 
@@ -668,13 +962,15 @@ impl Log {
 
     /// Makes a new, empty segment named after the log end the active one.
     fn start_segment_at_log_end(&mut self) -> Result<()> {
+        self.start_segment_at(self.next_offset)
+    }
+
+    /// Makes a new, empty segment named after `base` (at or after the log
+    /// end) the active one.
+    fn start_segment_at(&mut self, base: i64) -> Result<()> {
         // A segment leaves the active slot with its indexes whole on disk.
         self.active.persist_indexes()?;
-        let fresh = Segment::create(
-            &self.dir,
-            self.next_offset,
-            self.config.index_interval_bytes,
-        )?;
+        let fresh = Segment::create(&self.dir, base, self.config.index_interval_bytes)?;
         let mut previous = std::mem::replace(&mut self.active, fresh);
         previous.close();
         self.older.push(previous);

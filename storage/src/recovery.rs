@@ -16,6 +16,7 @@ use wharf_protocol::batch::{self, BatchHeader, HEADER_LEN};
 
 use crate::error::{Result, StorageError};
 use crate::format::{self, FileKind};
+use crate::leader_epoch::LeaderEpochCache;
 use crate::log::{find_record, Log, LogConfig};
 use crate::producer_state::ProducerStates;
 use crate::segment::{file_len, open_rw, BatchTracker, Segment};
@@ -57,12 +58,14 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
     let max_timestamp = log_max_timestamp(segments, &config)?;
     let (producers, snapshot) =
         open_producer_states(dir, &older, &active, next_offset, config.compact)?;
+    let epochs = open_epoch_cache(dir, &older, &active, next_offset)?;
     info!(
         dir = %dir.display(),
         segments = older.len() + 1,
         log_end_offset = next_offset,
         producers = producers.len(),
         producer_snapshot = snapshot.unwrap_or(-1),
+        latest_leader_epoch = epochs.latest_epoch().unwrap_or(-1),
         "log opened"
     );
     Ok(Log {
@@ -83,7 +86,49 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<Log> {
         tombstone_horizon: None,
         jitter: std::hash::RandomState::new(),
         snapshots_stopped: false,
+        epochs,
     })
+}
+
+/// The leader epoch cache on open: the directory's checkpoint, or, when it
+/// is missing or unreadable, one rebuilt from the partition leader epochs
+/// in the batch headers; either way cut at `log_end` so it names no offset
+/// the log lost. The checkpoint is rewritten when that changed anything.
+fn open_epoch_cache(
+    dir: &Path,
+    older: &[Segment],
+    active: &Segment,
+    log_end: i64,
+) -> Result<LeaderEpochCache> {
+    let (mut epochs, mut changed) = match LeaderEpochCache::read(dir) {
+        Ok(Some(epochs)) => (epochs, false),
+        found => {
+            if let Err(reason) = &found {
+                warn!(dir = %dir.display(), "leader epoch checkpoint unusable ({reason}); rebuilding it from the segments");
+            }
+            let rebuilt = rebuild_epoch_cache(older, active)?;
+            // A missing checkpoint of a log without epochs stays missing.
+            let changed = found.is_err() || !rebuilt.entries().is_empty();
+            (rebuilt, changed)
+        }
+    };
+    changed |= epochs.truncate_from_end(log_end);
+    if changed {
+        epochs.write(dir)?;
+    }
+    Ok(epochs)
+}
+
+/// The leader epoch cache the batch headers of every segment describe.
+pub(crate) fn rebuild_epoch_cache(older: &[Segment], active: &Segment) -> Result<LeaderEpochCache> {
+    let mut epochs = LeaderEpochCache::new();
+    for segment in older.iter().chain(std::iter::once(active)) {
+        for item in segment.headers_from(0) {
+            let (_, header) = item?;
+            epochs.assign(header.partition_leader_epoch(), header.base_offset());
+        }
+    }
+    Ok(epochs)
 }
 
 /// Base offsets of the `.log` files and of the `.index` files in `dir`.

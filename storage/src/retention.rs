@@ -121,7 +121,9 @@ impl Log {
         } else {
             self.delete_oldest(below)?;
         }
-        Ok(self.log_start_offset())
+        let start = self.log_start_offset();
+        self.change_epochs(|epochs| epochs.truncate_from_start(start))?;
+        Ok(start)
     }
 
     /// Bytes in all segments.
@@ -146,6 +148,8 @@ impl Log {
         let first = self.older.first().unwrap_or(&self.active).base_offset();
         self.log_start = self.log_start.max(first);
         self.max_timestamp = crate::recovery::log_max_timestamp(self.segments(), &self.config)?;
+        let start = self.log_start_offset();
+        self.change_epochs(|epochs| epochs.truncate_from_start(start))?;
         tracing::debug!(dir = %self.dir.display(), count, log_start = self.log_start, "segments deleted");
         Ok(())
     }
