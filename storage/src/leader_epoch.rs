@@ -302,7 +302,8 @@ mod tests {
         assert!(!c.truncate_from_end(25));
         assert!(c.truncate_from_end(20));
         assert_eq!(pairs(&c), vec![(1, 0), (2, 10)]);
-        assert!(c.truncate_from_end(11));
+        assert!(!c.truncate_from_end(11));
+        assert!(c.truncate_from_end(10));
         assert_eq!(pairs(&c), vec![(1, 0)]);
         assert!(c.truncate_from_end(0));
         assert!(c.entries().is_empty());
