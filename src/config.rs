@@ -200,6 +200,19 @@ pub struct Config {
           value_parser = clap::value_parser!(i16).range(1..))]
     pub default_replication_factor: i16,
 
+    /// How long a follower may go without catching up to its leader's log
+    /// end before the leader removes it from the ISR (Kafka's
+    /// replica.lag.time.max.ms).
+    #[arg(long, env = "WHARF_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub replica_lag_time_max_ms: u64,
+
+    /// Longest a follower's fetch waits at its leader for new records
+    /// (Kafka's replica.fetch.wait.max.ms).
+    #[arg(long, env = "WHARF_REPLICA_FETCH_WAIT_MAX_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub replica_fetch_wait_max_ms: u64,
+
     /// How long the first rebalance of an empty group waits for more members
     /// (Kafka's group.initial.rebalance.delay.ms), extended by each newcomer
     /// up to the rebalance timeout. Kafka's default of 3000 is tuned for

@@ -166,8 +166,7 @@ impl Broker {
                 continue;
             };
             let was_leader = partition.leader() == node;
-            let (leader, epoch) = leader_of(node, lp.role);
-            partition.set_leadership(leader, epoch);
+            let (leader, _) = leader_of(node, lp.role);
             match (was_leader, leader == node) {
                 (false, true) => leadership.gained.push((lp.topic.clone(), lp.partition)),
                 (true, false) => leadership.lost.push((lp.topic.clone(), lp.partition)),
@@ -185,6 +184,9 @@ impl Broker {
                 tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
             }
         }
+
+        // Leaders, epochs, replicas and ISR of every hosted partition.
+        self.register_partitions(&new);
 
         // Partitions added elsewhere (CreatePartitions) change the count.
         for topic in self.topics() {
@@ -204,6 +206,37 @@ impl Broker {
         }
         self.applied.send_replace(new);
         leadership
+    }
+
+    /// Gives every hosted partition its registration in `image` (a no-op
+    /// for those that did not change).
+    fn register_partitions(&self, image: &MetadataImage) {
+        let node = self.settings.node_id;
+        for topic in self.topics() {
+            let Some(image_topic) = image.topic(topic.id) else {
+                continue;
+            };
+            let min_isr = self.min_insync_replicas(image, topic.id);
+            for p in &topic.partitions {
+                if let Some(registration) = image_topic.partitions.get(&p.index) {
+                    p.set_registration(node, registration, min_isr);
+                }
+            }
+        }
+    }
+
+    /// The topic's `min.insync.replicas` (its own setting, else the
+    /// broker's).
+    pub fn min_insync_replicas(&self, image: &MetadataImage, id: Uuid) -> usize {
+        let overrides = image
+            .topic(id)
+            .map(|t| topic_configs(image, &t.name))
+            .unwrap_or_default();
+        self.settings
+            .configs
+            .effective_named("min.insync.replicas", &overrides)
+            .parse::<usize>()
+            .unwrap_or(1)
     }
 
     fn lock_opening(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Uuid>> {
@@ -275,7 +308,7 @@ impl Broker {
         let mut gained = Vec::new();
         for p in &opened {
             if let Some(registration) = image_topic.partitions.get(&p.index) {
-                p.set_leadership(registration.leader, registration.leader_epoch);
+                p.set_registration(node, registration, self.min_insync_replicas(image, id));
                 if registration.leader == node {
                     gained.push((image_topic.name.clone(), p.index));
                 }
@@ -592,6 +625,7 @@ pub async fn follow(
         if let Err(e) = changes {
             tracing::error!("applying a metadata image failed: {e}");
         }
+        broker.sync_fetchers(&stop);
         if !loaded {
             // Serving starts once this process's own registration is active
             // (unfenced, its partitions led again), as a Kafka broker waits

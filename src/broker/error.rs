@@ -85,6 +85,7 @@ pub fn storage_error_code(err: &StorageError) -> ResponseError {
         StorageError::KeylessRecord { .. } => ResponseError::InvalidRecord,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        StorageError::NotLeader => ResponseError::NotLeaderOrFollower,
         _ => ResponseError::KafkaStorageError,
     }
 }

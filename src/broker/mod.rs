@@ -13,6 +13,8 @@ pub mod metadata_log;
 mod partition;
 pub mod producer_ids;
 mod replay;
+pub mod replica;
+pub mod replication;
 pub mod retention;
 pub mod timestamps;
 pub mod topic;
@@ -29,7 +31,7 @@ use wharf_coordinator::{GroupConfig, GroupCoordinator};
 use wharf_storage::LogConfig;
 
 pub use error::{storage_error_code, BrokerError};
-pub use partition::Partition;
+pub use partition::{Partition, ReplicaFetch, ReplicaRead};
 pub use topic::Topic;
 
 use configs::BrokerConfigs;
@@ -67,6 +69,11 @@ pub struct BrokerSettings {
     pub flush_check_interval: std::time::Duration,
     /// acks=all produces wait for an fsync of their records.
     pub fsync_before_ack: bool,
+    /// replica.lag.time.max.ms: a follower not caught up for this long
+    /// leaves the ISR.
+    pub replica_lag_time_max: std::time::Duration,
+    /// replica.fetch.wait.max.ms: a follower's fetch long-polls this long.
+    pub replica_fetch_wait_max: std::time::Duration,
     /// Pause between log cleaner (compaction) passes.
     pub cleaner_interval: std::time::Duration,
     /// The log cleaner's I/O budget in bytes per second (`None`: unlimited).
@@ -160,6 +167,8 @@ pub struct Broker {
     /// are migrated into the cluster's metadata log (see
     /// `cluster::migration`).
     legacy: Mutex<Vec<MetadataRecord>>,
+    /// Followers' fetchers and the leader's ISR requests.
+    replication: replication::Replication,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -223,6 +232,7 @@ impl Broker {
             opening: Mutex::new(HashSet::new()),
             ready: watch::Sender::new(false),
             legacy: Mutex::new(records),
+            replication: replication::Replication::default(),
             _lock: lock,
         };
         Ok(broker)

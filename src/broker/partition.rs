@@ -16,6 +16,34 @@ use wharf_storage::{
     AppendInfo, CompactionOutcome, Log, LogConfig, RetentionOutcome, StorageError, Throttle,
 };
 
+use kafka_protocol::ResponseError;
+use wharf_coordinator::metadata::partition::PartitionRegistration;
+
+use super::replica::{mono_ms, ReplicaSet};
+
+/// A follower's fetch of one partition, as the leader sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaFetch {
+    pub replica: i32,
+    pub fetch_offset: i64,
+    pub current_leader_epoch: i32,
+    pub last_fetched_epoch: i32,
+    pub max_bytes: usize,
+}
+
+/// The leader's answer to a follower's fetch of one partition.
+#[derive(Debug, Clone)]
+pub struct ReplicaRead {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// (epoch, end offset) when the follower's log diverges from this one.
+    pub diverging: Option<(i32, i64)>,
+    /// An ISR expansion to ask the controller for: (leader epoch,
+    /// partition epoch, ISR).
+    pub expand: Option<(i32, i32, Vec<i32>)>,
+}
+
 #[derive(Debug)]
 pub struct Partition {
     pub index: i32,
@@ -39,6 +67,10 @@ pub struct Partition {
     /// and most find their records already covered by the fsync before
     /// theirs (group commit).
     sync: tokio::sync::Mutex<()>,
+    /// Replicas, ISR and followers' positions (the replica layer).
+    replica: Mutex<ReplicaSet>,
+    /// Followers' long-polling fetches, woken when the log end moves.
+    appended: Mutex<Vec<Weak<tokio::sync::Notify>>>,
 }
 
 impl Partition {
@@ -55,20 +87,56 @@ impl Partition {
             waiters: Mutex::new(Vec::new()),
             durable_offset: AtomicI64::new(end),
             sync: tokio::sync::Mutex::new(()),
+            replica: Mutex::new(ReplicaSet::default()),
+            appended: Mutex::new(Vec::new()),
         })
     }
 
     /// Validates and appends the batches in `records`, assigning offsets.
     pub fn append(&self, records: &mut [u8]) -> Result<AppendInfo, StorageError> {
         let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        {
+            // Checked under the log's lock: leadership changes take it too.
+            let set = lock(&self.replica);
+            if set.registered && !set.is_leader(set.node) {
+                return Err(StorageError::NotLeader);
+            }
+        }
         let info = log.append(records, self.leader_epoch())?;
         let end = log.log_end_offset();
         drop(log);
-        // Offsets are assigned (the append's first stage). Without
-        // followers, everything written is committed at once (the second
-        // stage); replication will advance the high watermark instead.
-        self.advance_high_watermark(end);
+        // Offsets are assigned (the append's first stage); followers'
+        // fetches commit them (the second stage), or at once when the ISR
+        // is this broker alone.
+        wake_all(&self.appended);
+        self.recompute_high_watermark(end);
         Ok(info)
+    }
+
+    /// Moves the high watermark as far as the ISR's positions allow, given
+    /// the local log end `leader_end`. A partition no image has described
+    /// yet (tests, start-up) commits everything at once.
+    fn recompute_high_watermark(&self, leader_end: i64) {
+        let hw = {
+            let set = lock(&self.replica);
+            if set.registered {
+                set.high_watermark(set.node, leader_end)
+            } else {
+                Some(leader_end)
+            }
+        };
+        if let Some(hw) = hw {
+            self.advance_high_watermark(hw);
+        }
+    }
+
+    /// Lowers the high watermark to `hw` if it is above (a follower's log
+    /// truncated below it, or a replicated partition just opened).
+    fn lower_high_watermark(&self, hw: i64) {
+        let previous = self.high_watermark.fetch_min(hw, Ordering::AcqRel);
+        if hw < previous {
+            self.committed.send_modify(|v| *v = (*v).min(hw));
+        }
     }
 
     /// Moves the high watermark forward to `hw`, waking fetches waiting on
@@ -83,34 +151,33 @@ impl Partition {
             *v = (*v).max(hw);
             moved
         });
-        let waiters =
-            std::mem::take(&mut *self.waiters.lock().unwrap_or_else(PoisonError::into_inner));
-        for waiter in waiters.iter().filter_map(Weak::upgrade) {
-            waiter.notify_one();
-        }
+        wake_all(&self.waiters);
     }
 
     /// Has `wake` notified (once) when the high watermark next moves: a
     /// long-polling fetch registers before it reads, so no append between
     /// its read and its wait is missed.
     pub fn wake_on_commit(&self, wake: &Arc<tokio::sync::Notify>) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        // Fetches that ended without a wake-up leave dead entries.
-        waiters.retain(|w| w.strong_count() > 0);
-        if !waiters
-            .iter()
-            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(wake)))
-        {
-            waiters.push(Arc::downgrade(wake));
-        }
+        register(&self.waiters, wake);
+    }
+
+    /// Has `wake` notified (once) when the log end next moves: a follower's
+    /// long-polling fetch.
+    pub fn wake_on_append(&self, wake: &Arc<tokio::sync::Notify>) {
+        register(&self.appended, wake);
     }
 
     /// Resolves once every offset below `end` is committed (under the high
-    /// watermark): the second stage of an append.
-    pub async fn wait_committed(&self, end: i64) {
+    /// watermark): the second stage of an append made at leader epoch
+    /// `epoch`. False when leadership changed first: the records may never
+    /// be committed (the new leader may not have them).
+    pub async fn wait_committed(&self, end: i64, epoch: i32) -> bool {
         let mut committed = self.committed.subscribe();
         // The sender lives as long as this partition, which the caller holds.
-        let _ = committed.wait_for(|hw| *hw >= end).await;
+        let _ = committed
+            .wait_for(|hw| *hw >= end || self.leader_epoch() != epoch)
+            .await;
+        self.leader_epoch() == epoch && self.high_watermark() >= end
     }
 
     /// Whole batches from `offset`, up to `max_bytes` (at least one batch if
@@ -206,12 +273,226 @@ impl Partition {
         self.leader.load(Ordering::Acquire)
     }
 
-    /// Takes the leader and leader epoch the metadata image gives.
+    /// Takes the leader and leader epoch the metadata image gives, on a
+    /// partition that is not replicated (tests).
     pub fn set_leadership(&self, leader: i32, leader_epoch: i32) {
         // Under the log's lock, so no append straddles the change.
         let _log = self.log.write().unwrap_or_else(PoisonError::into_inner);
         self.leader_epoch.store(leader_epoch, Ordering::Release);
         self.leader.store(leader, Ordering::Release);
+    }
+
+    /// Takes this partition's registration from the metadata image:
+    /// leader, epochs, replicas and ISR. `node` is this broker.
+    pub fn set_registration(&self, node: i32, reg: &PartitionRegistration, min_isr: usize) {
+        {
+            let set = lock(&self.replica);
+            let unchanged = set.registered
+                && set.leader == reg.leader
+                && set.leader_epoch == reg.leader_epoch
+                && set.partition_epoch == reg.partition_epoch
+                && set.min_isr == min_isr.max(1);
+            if unchanged {
+                return;
+            }
+        }
+        let now = mono_ms();
+        let (registered, log_start, log_end) = {
+            // Under the log's lock, so no append straddles a leader change.
+            let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+            let end = log.log_end_offset();
+            let registered = lock(&self.replica).register(
+                node,
+                reg.leader,
+                reg.leader_epoch,
+                reg.partition_epoch,
+                &reg.replicas,
+                &reg.isr,
+                min_isr,
+                end,
+                now,
+            );
+            if registered.became_leader {
+                // Followers learn where this epoch begins from it.
+                if let Err(e) = log.assign_epoch(reg.leader_epoch, end) {
+                    tracing::error!(partition = self.index, "leader epoch not recorded: {e}");
+                }
+            }
+            self.leader_epoch.store(reg.leader_epoch, Ordering::Release);
+            self.leader.store(reg.leader, Ordering::Release);
+            (registered, log.log_start_offset(), end)
+        };
+        if registered.first && reg.replicas.len() > 1 {
+            // What was committed is not known after a restart: the leader
+            // learns it again from its followers, a follower from its
+            // leader.
+            self.lower_high_watermark(log_start);
+        }
+        if registered.epoch_changed {
+            // Appends waiting under the old epoch give up.
+            self.committed.send_modify(|_| {});
+            wake_all(&self.appended);
+        }
+        self.recompute_high_watermark(log_end);
+    }
+
+    /// The leader epoch, partition epoch and ISR the image gave last.
+    pub fn registration(&self) -> (i32, i32, Vec<i32>) {
+        let set = lock(&self.replica);
+        (set.leader_epoch, set.partition_epoch, set.isr.clone())
+    }
+
+    /// `min.insync.replicas` and the ISR's size: acks=all appends are
+    /// refused while the ISR is smaller.
+    pub fn in_sync(&self) -> (usize, usize) {
+        let set = lock(&self.replica);
+        if set.registered {
+            (set.min_isr, set.isr.len())
+        } else {
+            (1, 1)
+        }
+    }
+
+    /// The ISR to ask the controller for when followers have lagged for
+    /// more than `lag_ms`; marks it asked for.
+    pub fn shrink_isr(&self, lag_ms: i64) -> Option<(i32, i32, Vec<i32>)> {
+        let now = mono_ms();
+        let mut set = lock(&self.replica);
+        let isr = set.shrunk_isr(set.node, now, lag_ms)?;
+        set.proposed(isr.clone(), now);
+        Some((set.leader_epoch, set.partition_epoch, isr))
+    }
+
+    /// Serves a follower's fetch (the leader's side of replication):
+    /// checks the follower and its epochs, finds a divergence, records its
+    /// position, and reads up to the log end (not the high watermark).
+    pub fn replica_fetch(&self, fetch: &ReplicaFetch) -> Result<ReplicaRead, ResponseError> {
+        let now = mono_ms();
+        let (end, hw_before, diverging, records) = {
+            let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
+            let set = lock(&self.replica);
+            if !set.is_leader(set.node) {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+            match fetch.current_leader_epoch {
+                e if e < 0 || e == set.leader_epoch => {}
+                e if e < set.leader_epoch => return Err(ResponseError::FencedLeaderEpoch),
+                _ => return Err(ResponseError::UnknownLeaderEpoch),
+            }
+            if !set.is_follower(fetch.replica) {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+            drop(set);
+            let end = log.log_end_offset();
+            let diverging = (fetch.last_fetched_epoch >= 0)
+                .then(|| log.end_offset_for_epoch(fetch.last_fetched_epoch))
+                .filter(|(epoch, offset)| {
+                    *epoch < fetch.last_fetched_epoch || *offset < fetch.fetch_offset
+                });
+            if diverging.is_some() {
+                (end, self.high_watermark(), diverging, Bytes::new())
+            } else {
+                if fetch.fetch_offset > end || fetch.fetch_offset < log.log_start_offset() {
+                    return Err(ResponseError::OffsetOutOfRange);
+                }
+                let records = log
+                    .read(fetch.fetch_offset, fetch.max_bytes, true)
+                    .map_err(|e| super::storage_error_code(&e))?;
+                (end, self.high_watermark(), None, records)
+            }
+        };
+        let mut expand = None;
+        if diverging.is_none() {
+            let mut set = lock(&self.replica);
+            let wanted =
+                set.follower_fetched(fetch.replica, fetch.fetch_offset, end, hw_before, now);
+            if let Some(isr) = wanted {
+                set.proposed(isr.clone(), now);
+                expand = Some((set.leader_epoch, set.partition_epoch, isr));
+            }
+            drop(set);
+            self.recompute_high_watermark(end);
+        }
+        Ok(ReplicaRead {
+            records,
+            high_watermark: self.high_watermark(),
+            log_start_offset: self.log_start_offset(),
+            diverging,
+            expand,
+        })
+    }
+
+    /// The follower's append: the leader's batches, offsets and epochs
+    /// kept.
+    pub fn append_replicated(&self, records: &mut [u8]) -> Result<AppendInfo, StorageError> {
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        log.append_replicated(records)
+    }
+
+    /// The follower's side of a fetch answer: its log end, last epoch
+    /// (for the next fetch) and the high watermark, capped by its log end.
+    pub fn follower_position(&self) -> (i64, i32) {
+        self.with_log(|log| (log.log_end_offset(), log.latest_epoch().unwrap_or(-1)))
+    }
+
+    /// Takes the leader's high watermark (capped by the local log end).
+    pub fn follow_high_watermark(&self, leader_hw: i64) {
+        let end = self.with_log(Log::log_end_offset);
+        let hw = leader_hw.min(end);
+        if hw < self.high_watermark() {
+            self.lower_high_watermark(hw);
+        } else {
+            self.advance_high_watermark(hw);
+        }
+    }
+
+    /// Truncates a follower's log where the leader's diverging epoch says
+    /// (see [`super::replica::truncation_offset`]); returns the new end.
+    pub fn truncate_diverging(&self, epoch: i32, end_offset: i64) -> Result<i64, StorageError> {
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        let own = if epoch >= 0 {
+            log.end_offset_for_epoch(epoch)
+        } else {
+            (-1, -1)
+        };
+        let target = super::replica::truncation_offset(
+            epoch,
+            end_offset,
+            own,
+            log.log_end_offset(),
+            self.high_watermark(),
+        );
+        log.truncate_to(target)?;
+        let end = log.log_end_offset();
+        drop(log);
+        self.lower_high_watermark(end);
+        Ok(end)
+    }
+
+    /// Empties a follower's log and restarts it at `offset` (the leader's
+    /// log start is past everything the follower has).
+    pub fn restart_at(&self, offset: i64) -> Result<(), StorageError> {
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        log.truncate_fully_and_start_at(offset)?;
+        drop(log);
+        self.lower_high_watermark(offset);
+        Ok(())
+    }
+
+    /// The log end offset.
+    pub fn log_end_offset(&self) -> i64 {
+        self.with_log(Log::log_end_offset)
+    }
+
+    /// Whole batches from `offset` up to the log end (past the high
+    /// watermark): coordinators loading their state.
+    pub fn read_uncommitted(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<Bytes, StorageError> {
+        self.with_log(|log| log.read(offset, max_bytes, min_one))
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -345,6 +626,30 @@ impl Partition {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Adds `wake` to `list` once (dead entries of ended fetches are pruned).
+fn register(list: &Mutex<Vec<Weak<tokio::sync::Notify>>>, wake: &Arc<tokio::sync::Notify>) {
+    let mut waiters = lock(list);
+    waiters.retain(|w| w.strong_count() > 0);
+    if !waiters
+        .iter()
+        .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(wake)))
+    {
+        waiters.push(Arc::downgrade(wake));
+    }
+}
+
+/// Wakes (and forgets) every waiter in `list`.
+fn wake_all(list: &Mutex<Vec<Weak<tokio::sync::Notify>>>) {
+    let waiters = std::mem::take(&mut *lock(list));
+    for waiter in waiters.iter().filter_map(Weak::upgrade) {
+        waiter.notify_one();
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -377,7 +682,7 @@ mod tests {
         let info = a.append(&mut batch("x")).unwrap();
         assert_eq!(info.base_offset, 0);
         // Stage two: committed once the high watermark passes the records.
-        tokio::time::timeout(std::time::Duration::from_secs(5), a.wait_committed(1))
+        tokio::time::timeout(std::time::Duration::from_secs(5), a.wait_committed(1, 0))
             .await
             .expect("committed");
         assert_eq!(a.high_watermark(), 1);
@@ -405,7 +710,7 @@ mod tests {
         assert_eq!(live, vec![true]);
         // Not yet committed offsets keep waiting.
         assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(50), a.wait_committed(2))
+            tokio::time::timeout(std::time::Duration::from_millis(50), a.wait_committed(2, 0))
                 .await
                 .is_err()
         );

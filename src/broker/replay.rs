@@ -27,13 +27,15 @@ pub fn replay_partition(
     mut apply: impl FnMut(&[u8], Option<&[u8]>),
     mut on_marker: impl FnMut(i64, bool),
 ) -> Result<(usize, HashMap<i64, Vec<Held>>), BrokerError> {
-    let end = partition.high_watermark();
+    // To the log end, as Kafka's coordinators load: a new leader's high
+    // watermark lags until its followers fetch again.
+    let end = partition.log_end_offset();
     let mut offset = partition.log_start_offset();
     let mut count = 0usize;
     let mut open: HashMap<i64, Vec<Held>> = HashMap::new();
     while offset < end {
         let chunk = partition
-            .read(offset, REPLAY_CHUNK, true)
+            .read_uncommitted(offset, REPLAY_CHUNK, true)
             .map_err(|source| BrokerError::Storage {
                 context: format!("replaying {name}-{}", partition.index),
                 source,

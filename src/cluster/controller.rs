@@ -22,6 +22,9 @@ use kafka_protocol::ResponseError;
 use super::quorum::{Quorum, QuorumError};
 use tokio::sync::Mutex;
 use uuid::Uuid;
+use wharf_coordinator::metadata::alter_partition::{
+    self, AlterPartitionData, AlterPartitionOutcome,
+};
 use wharf_coordinator::metadata::brokers::{
     self, BrokerSessions, HeartbeatReply, HeartbeatRequest, RegistrationRequest,
 };
@@ -296,6 +299,41 @@ impl<L: MetadataLog> Controller<L> {
         let (block, record) = producer_ids::allocate_producer_ids(&image, broker_id, broker_epoch)?;
         self.commit(&mut state, vec![record]).await?;
         Ok(block)
+    }
+
+    /// AlterPartition (KIP-497): ISR changes a partition leader asks for.
+    /// Each partition's outcome, in request order; the accepted changes are
+    /// proposed as one batch.
+    pub async fn alter_partition(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+        partitions: &[AlterPartitionData],
+    ) -> Result<Vec<Result<AlterPartitionOutcome, ControllerError>>, ControllerError> {
+        let mut state = self.state.lock().await;
+        if !self.log.is_leader() {
+            return Err(self.not_controller());
+        }
+        let image = self.log.image();
+        let outcomes: Vec<_> = partitions
+            .iter()
+            .map(|data| {
+                alter_partition::alter_partition(
+                    &image,
+                    &self.config,
+                    broker_id,
+                    broker_epoch,
+                    data,
+                )
+            })
+            .collect();
+        let records: Vec<MetadataRecord> = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().and_then(|o| o.record.clone()))
+            .map(MetadataRecord::PartitionChange)
+            .collect();
+        self.commit(&mut state, records).await?;
+        Ok(outcomes)
     }
 
     /// BrokerRegistration: the broker's epoch.

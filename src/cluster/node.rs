@@ -27,11 +27,11 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::broker_registration_request::Listener;
 use kafka_protocol::messages::{
-    describe_quorum_request, describe_quorum_response, AllocateProducerIdsRequest, ApiKey,
-    ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
-    BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse,
-    IncrementalAlterConfigsRequest, TopicName,
+    describe_quorum_request, describe_quorum_response, AllocateProducerIdsRequest,
+    AlterPartitionRequest, ApiKey, ApiVersionsResponse, BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeQuorumRequest,
+    DescribeQuorumResponse, IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 use kafka_protocol::ResponseError;
@@ -45,7 +45,7 @@ use wharf_coordinator::metadata::{ControllerConfig, ControllerError, ImageSnapsh
 use super::controller::Controller;
 use super::quorum::{ControllerApis, Quorum};
 
-mod admin;
+pub mod admin;
 
 pub use admin::{CONTROLLER_CALL_TIMEOUT, RETRY_BACKOFF};
 
@@ -544,6 +544,12 @@ impl ControllerApis for Apis {
                             .await;
                     encode(&response, version)
                 }
+                ApiKey::AlterPartition => {
+                    let request = AlterPartitionRequest::decode(&mut frame, version).ok()?;
+                    let response =
+                        admin::serve_alter_partition(&self.controller, &request, version).await;
+                    encode(&response, version)
+                }
                 ApiKey::AllocateProducerIds => {
                     let request = AllocateProducerIdsRequest::decode(&mut frame, version).ok()?;
                     let response =
@@ -626,6 +632,11 @@ fn api_versions() -> ApiVersionsResponse {
             ApiKey::AllocateProducerIds,
             AllocateProducerIdsRequest::VERSIONS.min,
             AllocateProducerIdsRequest::VERSIONS.max,
+        ),
+        entry(
+            ApiKey::AlterPartition,
+            AlterPartitionRequest::VERSIONS.min,
+            AlterPartitionRequest::VERSIONS.max,
         ),
     ];
     response

@@ -36,8 +36,18 @@ pub const MAX_VERSION: i16 = 18;
 /// larger than this is still returned whole when it comes first.
 const FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 
+mod replica;
+
 pub async fn handle(mut request: Request) -> HandlerResult {
     let body: FetchRequest = request.decode()?;
+    let replica_id = if request.api_version >= 15 {
+        body.replica_state.replica_id.0
+    } else {
+        body.replica_id.0
+    };
+    if replica_id >= 0 {
+        return replica::handle(request, body, replica_id).await;
+    }
     let broker = request.broker.clone();
     let wait = Duration::from_millis(u64::try_from(body.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + wait;
@@ -133,7 +143,11 @@ fn leader_endpoints(
 
 /// Encodes the response as chunks: each partition's records go out as the
 /// buffer storage returned, without being copied into the response.
-fn respond(request: &Request, response: &FetchResponse, charge: ResponseCharge) -> HandlerResult {
+pub(super) fn respond(
+    request: &Request,
+    response: &FetchResponse,
+    charge: ResponseCharge,
+) -> HandlerResult {
     let chunks = wharf_protocol::fetch_response::encode_chunks(response, request.api_version)
         .map_err(|e| HandlerError::Encode {
             api: request.api_key,

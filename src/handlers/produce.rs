@@ -69,7 +69,7 @@ pub async fn handle(request: Request) -> HandlerResult {
     // request's timeout, else REQUEST_TIMED_OUT.
     let deadline = tokio::time::Instant::now()
         + std::time::Duration::from_millis(u64::try_from(body.timeout_ms.max(0)).unwrap_or(0));
-    for (t, p, partition, end) in committing {
+    for (t, p, partition, end, epoch) in committing {
         let failed = if fsync {
             match partition.wait_durable(end).await {
                 Ok(()) => None,
@@ -83,10 +83,21 @@ pub async fn handle(request: Request) -> HandlerResult {
         };
         let failed = match failed {
             Some(e) => Some(e),
-            None => tokio::time::timeout_at(deadline, partition.wait_committed(end))
+            None => match tokio::time::timeout_at(deadline, partition.wait_committed(end, epoch))
                 .await
-                .err()
-                .map(|_| ResponseError::RequestTimedOut),
+            {
+                Ok(true) => None,
+                // Leadership moved: the records may never commit.
+                Ok(false) => Some(ResponseError::NotLeaderOrFollower),
+                Err(_) => {
+                    let (min_isr, isr) = partition.in_sync();
+                    Some(if isr < min_isr {
+                        ResponseError::NotEnoughReplicasAfterAppend
+                    } else {
+                        ResponseError::RequestTimedOut
+                    })
+                }
+            },
         };
         if let Some(code) = failed {
             let slot = responses
@@ -165,7 +176,15 @@ fn prepare(
 /// NOT_LEADER_OR_FOLLOWER answers (KIP-951).
 struct Appended {
     responses: Vec<TopicProduceResponse>,
-    committing: Vec<(usize, usize, std::sync::Arc<crate::broker::Partition>, i64)>,
+    /// (topic index, partition index, partition, end offset, leader epoch
+    /// of the append).
+    committing: Vec<(
+        usize,
+        usize,
+        std::sync::Arc<crate::broker::Partition>,
+        i64,
+        i32,
+    )>,
     leaders: BTreeMap<i32, (String, i32, Option<String>)>,
 }
 
@@ -271,6 +290,22 @@ fn append_all(
                             continue;
                         }
                     };
+                    if acks == -1 {
+                        let (min_isr, isr) = partition.in_sync();
+                        if isr < min_isr {
+                            tracing::warn!(
+                                topic = topic.as_ref().map(|t| &*t.name),
+                                partition = data.index,
+                                isr,
+                                min_isr,
+                                "acks=all produce refused: too few in-sync replicas"
+                            );
+                            out.error_code = ResponseError::NotEnoughReplicas.code();
+                            partitions.push(out);
+                            continue;
+                        }
+                    }
+                    let epoch = partition.leader_epoch();
                     partition
                         .append(&mut buf)
                         .map_err(|e| {
@@ -291,11 +326,11 @@ fn append_all(
                             }
                             code
                         })
-                        .map(|info| (info, partition.log_start_offset(), partition.clone()))
+                        .map(|info| (info, partition.log_start_offset(), partition.clone(), epoch))
                 }
             };
             match result {
-                Ok((info, log_start, partition)) => {
+                Ok((info, log_start, partition, epoch)) => {
                     if info.duplicate {
                         tracing::debug!(
                             partition = data.index,
@@ -305,7 +340,7 @@ fn append_all(
                     }
                     if acks == -1 {
                         let end = info.last_offset.saturating_add(1);
-                        committing.push((responses.len(), partitions.len(), partition, end));
+                        committing.push((responses.len(), partitions.len(), partition, end, epoch));
                     }
                     out.base_offset = info.base_offset;
                     out.log_append_time_ms = log_append_time;

@@ -132,6 +132,7 @@ impl ClusterPrep {
         migrate(&broker, &quorum, single_voter).await?;
         let node = ClusterNode::start(self.node, quorum.clone(), stop.clone());
         broker.set_cluster(node);
+        tokio::spawn(broker.clone().run_isr_changes(stop.clone()));
         tokio::spawn(crate::broker::apply::follow(
             broker.clone(),
             quorum.subscribe(),
@@ -248,6 +249,8 @@ pub fn settings(config: &Config, advertised_host: String, advertised_port: i32) 
         retention_check_interval: Duration::from_millis(config.log_retention_check_interval_ms),
         flush_check_interval: Duration::from_millis(config.log_flush_scheduler_interval_ms),
         fsync_before_ack: config.fsync_before_ack,
+        replica_lag_time_max: Duration::from_millis(config.replica_lag_time_max_ms),
+        replica_fetch_wait_max: Duration::from_millis(config.replica_fetch_wait_max_ms),
         cleaner_interval: Duration::from_millis(config.log_cleaner_backoff_ms),
         cleaner_io_max_bytes_per_second: config.log_cleaner_io_max_bytes_per_second,
         compression_type: config.compression_type,

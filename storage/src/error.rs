@@ -130,6 +130,10 @@ pub enum StorageError {
         /// The offset it had to start at or after.
         previous_end: i64,
     },
+    /// A write to a partition replica that does not lead it: a follower's
+    /// log takes only its leader's batches.
+    #[error("this replica does not lead the partition")]
+    NotLeader,
     /// Raft log entries appended out of order: each must follow the last.
     #[error("Raft log append out of order: expected index {expected}, got {got}")]
     QuorumLogGap {

@@ -327,7 +327,10 @@ impl Log {
         let mut epochs = Vec::new();
         for (_, v) in &validated {
             let epoch = v.header.partition_leader_epoch();
-            let newest = epochs.last().map(|(e, _)| *e).or(self.epochs.latest_epoch());
+            let newest = epochs
+                .last()
+                .map(|(e, _)| *e)
+                .or(self.epochs.latest_epoch());
             if epoch >= 0 && newest.is_none_or(|n| epoch > n) {
                 epochs.push((epoch, v.header.base_offset()));
             }
@@ -533,6 +536,32 @@ impl Log {
             self.epochs.write(&self.dir)?;
         }
         Ok(())
+    }
+
+    /// Records that leader epoch `epoch` starts at `start_offset`: a new
+    /// leader names its epoch at its log end before appending anything, so
+    /// followers can learn where their older epochs end (a no-op for an
+    /// epoch not newer than the latest).
+    pub fn assign_epoch(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
+        self.check_writable()?;
+        self.assign_epochs([(epoch, start_offset)])
+    }
+
+    /// Empties the log and restarts it at `offset`: a follower whose
+    /// leader's log start is past everything it holds.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<()> {
+        self.check_writable()?;
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset(),
+                log_end: self.next_offset,
+            });
+        }
+        self.truncations = self.truncations.saturating_add(1);
+        self.first_dirty_offset = 0;
+        let result = self.restart_at(offset);
+        self.offline_on_io_error(result)
     }
 
     /// The newest leader epoch the log knows of.

@@ -39,18 +39,21 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{alter_partition_request, alter_partition_response};
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, BrokerId, CreatePartitionsRequest,
-    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    TopicName,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest,
+    AlterPartitionResponse, BrokerId, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use uuid::Uuid;
 use wharf_client::Connection;
+use wharf_coordinator::metadata::alter_partition::{AlterPartitionData, IsrMember};
 use wharf_coordinator::metadata::configs::{replace_ops, ConfigOp};
+use wharf_coordinator::metadata::records::LeaderRecoveryState;
 use wharf_coordinator::metadata::records::CONFIG_RESOURCE_TOPIC;
 use wharf_coordinator::metadata::topics::{CreatedTopic, NewTopic};
 use wharf_coordinator::metadata::ControllerError;
@@ -757,6 +760,184 @@ pub(super) async fn serve_allocate_producer_ids(
             tracing::info!(broker = request.broker_id.0, "producer ids refused: {e}");
             response.error_code = e.code.code();
             response.producer_id_start = (-1).into();
+        }
+    }
+    response
+}
+
+/// One ISR change a partition leader asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+impl ClusterNode {
+    /// AlterPartition via the active controller, one attempt: each
+    /// change's outcome, in order (the image brings accepted ones).
+    pub async fn alter_partition(
+        &self,
+        changes: &[IsrChange],
+    ) -> Result<Vec<Result<(), ControllerError>>, ControllerError> {
+        let epoch = self.broker_epoch().ok_or_else(|| {
+            ControllerError::new(
+                ResponseError::StaleBrokerEpoch,
+                "this broker has not registered with the controller yet",
+            )
+        })?;
+        let image = self.image();
+        let node_id = self.settings.node_id;
+        let build = |version: i16| {
+            let mut request = AlterPartitionRequest::default();
+            request.broker_id = BrokerId(node_id);
+            request.broker_epoch = epoch;
+            let mut topics: Vec<alter_partition_request::TopicData> = Vec::new();
+            for change in changes {
+                let mut p = alter_partition_request::PartitionData::default();
+                p.partition_index = change.partition;
+                p.leader_epoch = change.leader_epoch;
+                p.partition_epoch = change.partition_epoch;
+                if version >= 3 {
+                    p.new_isr_with_epochs = change
+                        .isr
+                        .iter()
+                        .map(|b| {
+                            let mut s = alter_partition_request::BrokerState::default();
+                            s.broker_id = BrokerId(*b);
+                            s.broker_epoch = image.broker(*b).map_or(-1, |r| r.epoch);
+                            s
+                        })
+                        .collect();
+                } else {
+                    p.new_isr = change.isr.iter().map(|b| BrokerId(*b)).collect();
+                }
+                match topics.iter_mut().find(|t| t.topic_id == change.topic_id) {
+                    Some(t) => t.partitions.push(p),
+                    None => {
+                        let mut t = alter_partition_request::TopicData::default();
+                        t.topic_id = change.topic_id;
+                        t.partitions.push(p);
+                        topics.push(t);
+                    }
+                }
+            }
+            request.topics = topics;
+            request
+        };
+        let response = self
+            .admin_attempt(build, |c, r, v| async move {
+                serve_alter_partition(&c, &r, v).await
+            })
+            .await?;
+        result_of(response.error_code, None)?;
+        Ok(changes
+            .iter()
+            .map(|change| {
+                let code = response
+                    .topics
+                    .iter()
+                    .filter(|t| t.topic_id == change.topic_id)
+                    .flat_map(|t| &t.partitions)
+                    .find(|p| p.partition_index == change.partition)
+                    .map_or(ResponseError::UnknownTopicOrPartition.code(), |p| {
+                        p.error_code
+                    });
+                result_of(code, None)
+            })
+            .collect())
+    }
+}
+
+/// AlterPartition on the controller.
+pub(super) async fn serve_alter_partition(
+    controller: &Controller<Quorum>,
+    request: &AlterPartitionRequest,
+    version: i16,
+) -> AlterPartitionResponse {
+    let mut data = Vec::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            let new_isr = if version >= 3 {
+                p.new_isr_with_epochs
+                    .iter()
+                    .map(|s| IsrMember {
+                        broker_id: s.broker_id.0,
+                        broker_epoch: s.broker_epoch,
+                    })
+                    .collect()
+            } else {
+                p.new_isr
+                    .iter()
+                    .map(|b| IsrMember {
+                        broker_id: b.0,
+                        broker_epoch: -1,
+                    })
+                    .collect()
+            };
+            data.push(AlterPartitionData {
+                topic_id: topic.topic_id,
+                partition_index: p.partition_index,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
+                new_isr,
+                leader_recovery_state: LeaderRecoveryState::from_value(p.leader_recovery_state)
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    let mut response = AlterPartitionResponse::default();
+    let outcomes = match controller
+        .alter_partition(request.broker_id.0, request.broker_epoch, &data)
+        .await
+    {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            tracing::info!(broker = request.broker_id.0, "AlterPartition refused: {e}");
+            response.error_code = e.code.code();
+            return response;
+        }
+    };
+    for (d, outcome) in data.iter().zip(outcomes) {
+        let mut p = alter_partition_response::PartitionData::default();
+        p.partition_index = d.partition_index;
+        match outcome {
+            Ok(o) => {
+                p.error_code = if o.new_leader_elected {
+                    ResponseError::NewLeaderElected.code()
+                } else {
+                    0
+                };
+                p.leader_id = BrokerId(o.partition.leader);
+                p.leader_epoch = o.partition.leader_epoch;
+                p.isr = o.partition.isr.iter().map(|b| BrokerId(*b)).collect();
+                p.leader_recovery_state = o.partition.leader_recovery_state.value();
+                p.partition_epoch = o.partition.partition_epoch;
+            }
+            Err(e) => {
+                tracing::info!(
+                    broker = request.broker_id.0,
+                    partition = d.partition_index,
+                    "ISR change refused: {e}"
+                );
+                p.error_code = e.code.code();
+                p.leader_id = BrokerId(-1);
+            }
+        }
+        match response
+            .topics
+            .iter_mut()
+            .find(|t| t.topic_id == d.topic_id)
+        {
+            Some(t) => t.partitions.push(p),
+            None => {
+                let mut t = alter_partition_response::TopicData::default();
+                t.topic_id = d.topic_id;
+                t.partitions.push(p);
+                response.topics.push(t);
+            }
         }
     }
     response

@@ -1,0 +1,356 @@
+"""Partition replication across three wharf brokers, judged by real clients
+(confluent-kafka) and by the brokers' own segment files: byte-identical
+copies, acks=all answered only once the ISR has the records,
+min.insync.replicas, ISR shrink and expansion, and a kill -9 loop of
+partition leaders under an idempotent acks=all producer and a consumer
+group, checked for lost, duplicated or reordered records and for committed
+offsets going backwards."""
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+pytestmark = pytest.mark.timeout(600)
+
+KILL_CYCLES = int(os.environ.get("WHARF_KILL_CYCLES", "20"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_cluster(broker_factory, session_ms=2000, lag_ms=3000):
+    ports = [free_port() for _ in range(3)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(ports))
+    return [
+        broker_factory(node_id=i + 1, extra_args=[
+            "--controller-listen", f"127.0.0.1:{ports[i]}",
+            "--controller-quorum-voters", voters,
+            "--broker-heartbeat-interval-ms", "300",
+            "--broker-session-timeout-ms", str(session_ms),
+            "--replica-lag-time-max-ms", str(lag_ms),
+        ])
+        for i in range(3)
+    ]
+
+
+@pytest.fixture
+def cluster(broker_factory):
+    return start_cluster(broker_factory)
+
+
+def poll_for(fetch, ok, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fetch()
+        except KafkaException as e:
+            last = e
+        if not isinstance(last, Exception) and ok(last):
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+        time.sleep(0.1)
+
+
+def bootstrap(cluster, only=None):
+    brokers = cluster if only is None else [cluster[i] for i in only]
+    return ",".join(b.bootstrap for b in brokers)
+
+
+def partition_state(broker, topic, partition=0):
+    """(leader, replicas, isr) of a partition as `broker` reports it."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 3000})
+    md = admin.list_topics(topic=topic, timeout=5)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None or partition not in t.partitions:
+        return None
+    p = t.partitions[partition]
+    return p.leader, sorted(p.replicas), sorted(p.isrs)
+
+
+def wait_for_brokers(cluster, count=3):
+    admin = AdminClient({"bootstrap.servers": bootstrap(cluster), "socket.timeout.ms": 3000})
+    poll_for(lambda: admin.list_topics(timeout=5), lambda md: len(md.brokers) >= count, 30,
+             f"{count} brokers registered")
+
+
+def create_topic(cluster, name, partitions=1, rf=3, config=None):
+    wait_for_brokers(cluster, rf)
+    admin = AdminClient({"bootstrap.servers": bootstrap(cluster)})
+    futures = admin.create_topics([NewTopic(name, partitions, rf, config=config or {})],
+                                  operation_timeout=30)
+    futures[name].result(timeout=40)
+    for b in cluster:
+        if b.is_running():
+            poll_for(lambda b=b: partition_state(b, name),
+                     lambda s: s and s[0] in (1, 2, 3) and len(s[2]) == rf, 30,
+                     f"{name} with a leader and a full ISR on {b.bootstrap}")
+
+
+def log_bytes(broker, topic, partition=0):
+    """The partition's segment files, concatenated in offset order."""
+    d = broker.data_dir / f"{topic}-{partition}"
+    if not d.exists():
+        return None
+    return b"".join(p.read_bytes() for p in sorted(d.glob("*.log")))
+
+
+def wait_identical_copies(cluster, topic, partition=0, timeout=30):
+    """Waits until every broker's copy of the partition holds the same
+    bytes; returns them."""
+    def copies():
+        return [log_bytes(b, topic, partition) for b in cluster]
+    found = poll_for(copies, lambda c: c[0] and all(x == c[0] for x in c), timeout,
+                     f"identical copies of {topic}-{partition}")
+    return found[0]
+
+
+def consume_all(cluster, topic, expect, timeout=60, partition=0):
+    c = Consumer({"bootstrap.servers": bootstrap(cluster), "group.id": f"check-{time.time()}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        c.assign([TopicPartition(topic, partition, 0)])
+        out = []
+        deadline = time.monotonic() + timeout
+        while len(out) < expect and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise AssertionError(f"consumer error: {m.error()}")
+            out.append((m.offset(), m.value()))
+        return out
+    finally:
+        c.close()
+
+
+def produce(cluster, topic, values, acks="all", idempotent=True, timeout=60):
+    p = Producer({"bootstrap.servers": bootstrap(cluster), "acks": acks,
+                  "enable.idempotence": idempotent, "linger.ms": 5,
+                  "compression.type": "lz4"})
+    results = []
+
+    def done(err, msg):
+        results.append((err, msg.offset() if err is None else None))
+    for v in values:
+        while True:
+            try:
+                p.produce(topic, value=v, partition=0, on_delivery=done)
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+    assert p.flush(timeout) == 0, "records still unacknowledged"
+    return results
+
+
+def test_rf3_copies_are_byte_identical_and_consumers_see_every_acked_record(cluster):
+    create_topic(cluster, "copies")
+    values = [f"v{i}".encode() for i in range(3000)]
+    results = produce(cluster, "copies", values)
+    assert all(err is None for err, _ in results), [e for e, _ in results if e][:3]
+    data = wait_identical_copies(cluster, "copies")
+    assert len(data) > 3000
+    got = consume_all(cluster, "copies", len(values))
+    assert [v for _, v in got] == values
+    assert [o for o, _ in got] == list(range(len(values)))
+
+
+def test_min_insync_replicas_refuses_acks_all_until_the_isr_is_back(cluster):
+    create_topic(cluster, "guarded", config={"min.insync.replicas": "3"})
+    assert all(e is None for e, _ in produce(cluster, "guarded", [b"a", b"b"]))
+    leader = partition_state(cluster[0], "guarded")[0]
+    follower = next(i for i in (1, 2, 3) if i != leader)
+    cluster[follower - 1].stop(graceful=False)
+    alive = [b for b in cluster if b.is_running()]
+    poll_for(lambda: partition_state(alive[0], "guarded"),
+             lambda s: s and follower not in s[2], 30, f"broker {follower} out of the ISR")
+
+    p = Producer({"bootstrap.servers": bootstrap(alive), "acks": "all",
+                  "message.timeout.ms": 3000, "retries": 0})
+    errors = []
+    p.produce("guarded", value=b"refused", partition=0,
+              on_delivery=lambda err, msg: errors.append(err))
+    p.flush(10)
+    assert errors and errors[0] is not None
+    assert errors[0].code() in (KafkaError.NOT_ENOUGH_REPLICAS, KafkaError._MSG_TIMED_OUT), errors[0]
+
+    # acks=1 still writes; committed data is still read.
+    assert all(e is None for e, _ in produce(alive, "guarded", [b"c"], acks="1", idempotent=False))
+    got = consume_all(alive, "guarded", 2, timeout=20)
+    assert [v for _, v in got][:2] == [b"a", b"b"]
+
+    # The follower returns, catches up, rejoins: acks=all works again.
+    cluster[follower - 1].start()
+    poll_for(lambda: partition_state(cluster[0], "guarded"),
+             lambda s: s and len(s[2]) == 3, 30, "the ISR back to three")
+    assert all(e is None for e, _ in produce(cluster, "guarded", [b"d"]))
+    wait_identical_copies(cluster, "guarded")
+
+
+def test_a_stalled_follower_leaves_the_isr_and_rejoins_once_resumed(broker_factory):
+    # Sessions outlast the stall: only replica lag takes it out of the ISR.
+    cluster = start_cluster(broker_factory, session_ms=30000, lag_ms=1500)
+    create_topic(cluster, "lagging")
+    leader = partition_state(cluster[0], "lagging")[0]
+    follower = next(i for i in (1, 2, 3) if i != leader)
+    os.kill(cluster[follower - 1].proc.pid, signal.SIGSTOP)
+    try:
+        # Writes keep the leader's end moving past the stalled follower.
+        others = [b for i, b in enumerate(cluster) if i != follower - 1]
+        started = time.monotonic()
+        writer_done = threading.Event()
+
+        def writer():
+            p = Producer({"bootstrap.servers": bootstrap(others), "acks": "1"})
+            while not writer_done.is_set():
+                p.produce("lagging", value=b"x", partition=0)
+                p.poll(0.05)
+            p.flush(5)
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        try:
+            poll_for(lambda: partition_state(others[0], "lagging"),
+                     lambda s: s and follower not in s[2], 30,
+                     f"stalled broker {follower} shrunk out of the ISR")
+        finally:
+            writer_done.set()
+            t.join(10)
+        print(f"ISR shrank {time.monotonic() - started:.1f}s after the stall")
+    finally:
+        os.kill(cluster[follower - 1].proc.pid, signal.SIGCONT)
+    poll_for(lambda: partition_state(cluster[0], "lagging"),
+             lambda s: s and len(s[2]) == 3, 30, "the resumed follower back in the ISR")
+    wait_identical_copies(cluster, "lagging")
+
+
+class Checker:
+    """An idempotent acks=all producer of consecutive integers and a
+    consumer group reading them, run while brokers are killed."""
+
+    def __init__(self, cluster, topic):
+        self.cluster = cluster
+        self.topic = topic
+        self.stop = threading.Event()
+        self.acked = {}
+        self.failed = 0
+        self.next = 0
+        self.lock = threading.Lock()
+        self.commits = []
+        self.errors = []
+
+    def produce(self):
+        p = Producer({"bootstrap.servers": bootstrap(self.cluster), "acks": "all",
+                      "enable.idempotence": True, "linger.ms": 2,
+                      "message.timeout.ms": 120000, "socket.timeout.ms": 3000,
+                      "topic.metadata.refresh.interval.ms": 1000})
+
+        def done(err, msg):
+            with self.lock:
+                if err is None:
+                    self.acked[int(msg.value())] = msg.offset()
+                else:
+                    self.failed += 1
+        while not self.stop.is_set():
+            try:
+                p.produce(self.topic, value=str(self.next).encode(), partition=0, on_delivery=done)
+                self.next += 1
+            except BufferError:
+                pass
+            p.poll(0.002)
+        remaining = p.flush(120)
+        if remaining:
+            self.errors.append(f"{remaining} records never answered")
+
+    def consume(self):
+        c = Consumer({"bootstrap.servers": bootstrap(self.cluster), "group.id": "kill-loop",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                      "session.timeout.ms": 10000, "socket.timeout.ms": 3000})
+        c.subscribe([self.topic])
+        seen = 0
+        last = -1
+        try:
+            while not self.stop.is_set():
+                m = c.poll(0.2)
+                if m is None or m.error():
+                    continue
+                seen += 1
+                if seen % 200 == 0:
+                    try:
+                        c.commit(asynchronous=False)
+                        committed = c.committed([TopicPartition(self.topic, 0)], timeout=5)[0].offset
+                    except KafkaException:
+                        continue
+                    if committed >= 0:
+                        with self.lock:
+                            self.commits.append(committed)
+                        if committed < last:
+                            self.errors.append(f"committed offset went back from {last} to {committed}")
+                        last = max(last, committed)
+        finally:
+            c.close()
+
+
+def test_twenty_leader_kills_lose_no_acknowledged_record(cluster):
+    topic = "survives"
+    create_topic(cluster, topic, config={"min.insync.replicas": "2"})
+    checker = Checker(cluster, topic)
+    threads = [threading.Thread(target=checker.produce, daemon=True),
+               threading.Thread(target=checker.consume, daemon=True)]
+    for t in threads:
+        t.start()
+    failovers = []
+    try:
+        for cycle in range(KILL_CYCLES):
+            time.sleep(0.5)
+            state = poll_for(lambda: partition_state(cluster[cycle % 3], topic),
+                             lambda s: s and s[0] in (1, 2, 3) and len(s[2]) == 3, 60,
+                             f"a leader and a full ISR before kill {cycle + 1}")
+            leader = state[0]
+            victim = cluster[leader - 1]
+            victim.stop(graceful=False)
+            killed = time.monotonic()
+            survivor = cluster[leader % 3]
+            poll_for(lambda: partition_state(survivor, topic),
+                     lambda s: s and s[0] in (1, 2, 3) and s[0] != leader, 30,
+                     f"a new leader after killing {leader} (cycle {cycle + 1})")
+            failovers.append(time.monotonic() - killed)
+            victim.start()
+    finally:
+        time.sleep(2)
+        checker.stop.set()
+        for t in threads:
+            t.join(180)
+    poll_for(lambda: partition_state(cluster[0], topic),
+             lambda s: s and len(s[2]) == 3, 60, "a full ISR at the end")
+    acked = dict(checker.acked)
+    assert not checker.errors, checker.errors
+    assert len(acked) > 0
+    records = consume_all(cluster, topic, max(acked.values()) + 1, timeout=120)
+    values = [int(v) for _, v in records]
+    offsets = [o for o, _ in records]
+    assert len(values) == len(set(values)), "a record was written twice"
+    assert values == sorted(values), "records out of order"
+    present = {v: o for o, v in zip(offsets, values)}
+    lost = [v for v in acked if v not in present]
+    moved = [v for v, o in acked.items() if v in present and present[v] != o]
+    wait_identical_copies(cluster, topic, timeout=60)
+    failovers.sort()
+    print(f"kill loop: {KILL_CYCLES} leader kills, {len(acked)} records acknowledged, "
+          f"{checker.failed} failed, {len(lost)} lost, {len(moved)} at another offset; "
+          f"failover median {failovers[len(failovers) // 2]:.2f}s max {failovers[-1]:.2f}s; "
+          f"{len(checker.commits)} group commits checked")
+    assert not lost, f"acknowledged records lost: {lost[:20]}"
+    assert not moved, f"acknowledged records at another offset: {moved[:20]}"
