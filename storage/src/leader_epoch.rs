@@ -54,9 +54,9 @@ impl LeaderEpochCache {
     /// start offsets never decrease and none is negative.
     pub fn from_entries(entries: Vec<EpochEntry>) -> Option<Self> {
         let valid = entries.iter().all(|e| e.epoch >= 0 && e.start_offset >= 0)
-            && entries
-                .windows(2)
-                .all(|w| matches!(w, [a, b] if a.epoch < b.epoch && a.start_offset <= b.start_offset));
+            && entries.windows(2).all(
+                |w| matches!(w, [a, b] if a.epoch < b.epoch && a.start_offset <= b.start_offset),
+            );
         valid.then_some(LeaderEpochCache { entries })
     }
 
@@ -103,9 +103,7 @@ impl LeaderEpochCache {
         let Some(higher) = self.entries.get(higher_at) else {
             return (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET);
         };
-        let floor = higher_at
-            .checked_sub(1)
-            .and_then(|i| self.entries.get(i));
+        let floor = higher_at.checked_sub(1).and_then(|i| self.entries.get(i));
         match floor {
             None => (requested, higher.start_offset),
             Some(floor) => (floor.epoch, higher.start_offset),
@@ -211,9 +209,8 @@ impl LeaderEpochCache {
     /// Replaces the checkpoint in `dir` with these entries, atomically.
     pub fn write(&self, dir: &Path) -> crate::error::Result<()> {
         let path = crate::format::leader_epoch_checkpoint_path(dir);
-        crate::io::replace_file(&path, self.to_checkpoint().as_bytes()).map_err(|e| {
-            crate::error::StorageError::io(format!("writing {}", path.display()), e)
-        })
+        crate::io::replace_file(&path, self.to_checkpoint().as_bytes())
+            .map_err(|e| crate::error::StorageError::io(format!("writing {}", path.display()), e))
     }
 }
 

@@ -327,7 +327,10 @@ impl Log {
         let mut epochs = Vec::new();
         for (_, v) in &validated {
             let epoch = v.header.partition_leader_epoch();
-            let newest = epochs.last().map(|(e, _)| *e).or(self.epochs.latest_epoch());
+            let newest = epochs
+                .last()
+                .map(|(e, _)| *e)
+                .or(self.epochs.latest_epoch());
             if epoch >= 0 && newest.is_none_or(|n| epoch > n) {
                 epochs.push((epoch, v.header.base_offset()));
             }

@@ -16,7 +16,9 @@ fn small_segments() -> LogConfig {
 
 /// A batch of `n` records at offset 0 with the given options.
 fn batch_with(n: usize, ts: i64, options: &BatchOptions) -> Vec<u8> {
-    let values: Vec<Vec<u8>> = (0..n).map(|i| format!("value-{ts}-{i}").into_bytes()).collect();
+    let values: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("value-{ts}-{i}").into_bytes())
+        .collect();
     let records: Vec<_> = values
         .iter()
         .enumerate()
