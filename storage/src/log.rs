@@ -380,7 +380,7 @@ impl Log {
             })?;
             let part_end = last.header.next_offset();
             if let Err(e) = self.roll_for_replicated(part_base, part_end, bytes.len() as u64) {
-                self.forget_epochs_past_end();
+                self.after_failed_replicated_write();
                 return Err(e);
             }
             let placed: Vec<PlacedBatch> = part
@@ -391,7 +391,7 @@ impl Log {
                 })
                 .collect();
             if let Err(failure) = self.active.append(bytes, &placed) {
-                self.forget_epochs_past_end();
+                self.after_failed_replicated_write();
                 return Err(self.after_failed_append(failure.error, failure.rolled_back));
             }
             for (p, (_, v)) in placed.iter().zip(part) {
@@ -539,6 +539,18 @@ impl Log {
             self.epochs = next;
         }
         Ok(())
+    }
+
+    /// After a failed replicated write: when a segment was started past
+    /// the log end for it (named after its first batch) and stayed empty,
+    /// the log end moves up to that segment, as reopening would find it; the
+    /// leader holds nothing in between (a compaction gap). Then drops the
+    /// epochs started past the log end.
+    fn after_failed_replicated_write(&mut self) {
+        if self.active.size() == 0 && self.active.base_offset() > self.next_offset {
+            self.next_offset = self.active.base_offset();
+        }
+        self.forget_epochs_past_end();
     }
 
     /// After a failed append: drops the epochs it started at or past the

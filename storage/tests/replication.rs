@@ -544,3 +544,37 @@ fn a_failed_write_leaves_no_epoch_past_the_log_end() {
     let log = Log::open(dir.path(), LogConfig::default()).unwrap();
     assert_eq!(log.epoch_entries(), vec![(1, 0)]);
 }
+
+#[test]
+fn a_failed_write_into_a_segment_named_past_the_log_end_moves_the_end_there() {
+    use wharf_storage::io::{self, FailPoint, Fault, InjectedError, Trigger};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    log.append_replicated(&mut placed(batch_of(2, 0), 0, 0))
+        .unwrap();
+    let far = 10 + i64::from(i32::MAX);
+    io::arm(
+        Fault::new(
+            FailPoint::SegmentWrite,
+            InjectedError::NoSpace,
+            Trigger::Always,
+        )
+        .under(dir.path()),
+    );
+    let failed = log.append_replicated(&mut placed(batch_of(2, 0), far, 1));
+    io::disarm(Some(dir.path()));
+    assert!(failed.unwrap_err().is_disk_full());
+    assert!(log.offline_reason().is_none());
+    assert_eq!(log.segment_base_offsets(), vec![0, far]);
+    assert_eq!(log.log_end_offset(), far);
+    assert_eq!(log.epoch_entries(), vec![(0, 0)]);
+    // Both kinds of append go on from there, and a reopen agrees.
+    log.append(&mut batch_of(1, 0), 1).unwrap();
+    log.append_replicated(&mut placed(batch_of(1, 0), far + 1, 1))
+        .unwrap();
+    assert_eq!(log.log_end_offset(), far + 2);
+    drop(log);
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(log.log_end_offset(), far + 2);
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (1, far)]);
+}
