@@ -14,6 +14,9 @@
 //!   strictly increasing. An entry says "the batch with this base offset is
 //!   the first in the segment whose max timestamp reaches this timestamp",
 //!   so every batch before it has a smaller max timestamp.
+//!
+//! Beside the segments: `leader-epoch-checkpoint` ([`LEADER_EPOCH_CHECKPOINT`]),
+//! where each leader epoch began (see [`crate::leader_epoch`]).
 
 use std::path::{Path, PathBuf};
 

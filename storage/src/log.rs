@@ -233,6 +233,7 @@ impl Log {
         }
 
         if let Err(failure) = self.active.append(records, &placed) {
+            self.forget_epochs_past_end();
             return Err(self.after_failed_append(failure.error, failure.rolled_back));
         }
         self.producers.commit(staged);
@@ -306,17 +307,25 @@ impl Log {
     /// in the epoch cache.
     ///
     /// Segments roll as for an append, the new one named after the first
-    /// batch it gets. Failures are handled as [`Log::append`] handles them;
-    /// only an append whose offsets span more than one segment can hold
-    /// (beyond 2^31 offsets) is written in parts, segment by segment, so a
-    /// failure may keep its first parts.
+    /// batch it gets. Failures are handled as [`Log::append`] handles them,
+    /// but an append more than one segment can hold (in bytes, or in
+    /// offsets: beyond 2^31) is written in parts, segment by segment, so a
+    /// failure may keep its first parts; the follower fetches the rest
+    /// again from its new log end. Only a single batch larger than a
+    /// segment is refused ([`StorageError::BatchTooLarge`]).
     pub fn append_replicated(&mut self, records: &mut [u8]) -> Result<AppendInfo> {
         self.check_writable()?;
         let validated = self.validate_replicated(records)?;
         let size = records.len() as u64;
         let limit = self.config.segment_limit();
-        if size > limit {
-            return Err(StorageError::BatchTooLarge { size, max: limit });
+        if let Some((_, v)) = validated
+            .iter()
+            .find(|(_, v)| v.header.total_len() as u64 > limit)
+        {
+            return Err(StorageError::BatchTooLarge {
+                size: v.header.total_len() as u64,
+                max: limit,
+            });
         }
         let (Some((_, first)), Some((_, last))) = (validated.first(), validated.last()) else {
             return Err(StorageError::EmptyAppend);
@@ -346,11 +355,14 @@ impl Log {
         let mut part_start = 0;
         while let Some((_, head)) = validated.get(part_start) {
             let part_base = head.header.base_offset();
+            let mut part_bytes = 0u64;
             let part_len = validated
                 .iter()
                 .skip(part_start)
                 .take_while(|(_, v)| {
-                    v.header.next_offset().saturating_sub(part_base) <= i64::from(i32::MAX)
+                    part_bytes = part_bytes.saturating_add(v.header.total_len() as u64);
+                    part_bytes <= limit
+                        && v.header.next_offset().saturating_sub(part_base) <= i64::from(i32::MAX)
                 })
                 .count()
                 .max(1);
@@ -367,7 +379,10 @@ impl Log {
                 available: records.len(),
             })?;
             let part_end = last.header.next_offset();
-            self.roll_for_replicated(part_base, part_end, bytes.len() as u64)?;
+            if let Err(e) = self.roll_for_replicated(part_base, part_end, bytes.len() as u64) {
+                self.after_failed_replicated_write();
+                return Err(e);
+            }
             let placed: Vec<PlacedBatch> = part
                 .iter()
                 .map(|(start, v)| PlacedBatch {
@@ -376,6 +391,7 @@ impl Log {
                 })
                 .collect();
             if let Err(failure) = self.active.append(bytes, &placed) {
+                self.after_failed_replicated_write();
                 return Err(self.after_failed_append(failure.error, failure.rolled_back));
             }
             for (p, (_, v)) in placed.iter().zip(part) {
@@ -523,6 +539,28 @@ impl Log {
             self.epochs = next;
         }
         Ok(())
+    }
+
+    /// After a failed replicated write: when a segment was started past
+    /// the log end for it (named after its first batch) and stayed empty,
+    /// the log end moves up to that segment, as reopening would find it; the
+    /// leader holds nothing in between (a compaction gap). Then drops the
+    /// epochs started past the log end.
+    fn after_failed_replicated_write(&mut self) {
+        if self.active.size() == 0 && self.active.base_offset() > self.next_offset {
+            self.next_offset = self.active.base_offset();
+        }
+        self.forget_epochs_past_end();
+    }
+
+    /// After a failed append: drops the epochs it started at or past the
+    /// log end, which hold no data. A failure to rewrite the checkpoint is
+    /// only logged (reopening cuts such entries too).
+    fn forget_epochs_past_end(&mut self) {
+        let end = self.next_offset;
+        if let Err(e) = self.change_epochs(|epochs| epochs.truncate_from_end(end)) {
+            tracing::warn!(dir = %self.dir.display(), "leader epoch checkpoint not rewritten after a failed append: {e}");
+        }
     }
 
     /// Applies `change` to the epoch cache and rewrites the checkpoint when

@@ -4,7 +4,9 @@
 //! next append.
 //!
 //! Every test here sets the same cap, so they agree on it when a test runner
-//! shares one process between them.
+//! shares one process between them; they also take turns (see
+//! [`exclusive_pool`]), since one test's appends evict another's handles
+//! from the shared pool and the tests watch them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
@@ -16,6 +18,15 @@ use wharf_storage::{
     max_open_active_segment_files, open_active_segment_files, set_max_open_active_segment_files,
     Log, LogConfig,
 };
+
+/// Held by each test for its whole run: the pool is process-wide.
+static POOL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The pool to this test alone until the guard drops.
+fn exclusive_pool() -> std::sync::MutexGuard<'static, ()> {
+    POOL.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 const CAP: usize = 2;
 const LOGS: usize = 6;
@@ -63,6 +74,7 @@ fn open_logs(root: &Path) -> Vec<Log> {
 
 #[test]
 fn idle_active_segments_close_past_the_pool_bound_and_reopen_on_append() {
+    let _pool = exclusive_pool();
     set_max_open_active_segment_files(CAP);
     assert_eq!(max_open_active_segment_files(), CAP);
     let dir = tempfile::tempdir().unwrap();
@@ -91,6 +103,7 @@ fn idle_active_segments_close_past_the_pool_bound_and_reopen_on_append() {
 
 #[test]
 fn a_partition_being_written_keeps_its_handle() {
+    let _pool = exclusive_pool();
     set_max_open_active_segment_files(CAP);
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(&dir.path().join("hot"), LogConfig::default()).unwrap();
@@ -106,6 +119,7 @@ fn a_partition_being_written_keeps_its_handle() {
 
 #[test]
 fn records_written_before_an_eviction_survive_reopening_the_log() {
+    let _pool = exclusive_pool();
     set_max_open_active_segment_files(CAP);
     let dir = tempfile::tempdir().unwrap();
     let mut logs = open_logs(dir.path());
@@ -127,6 +141,7 @@ fn records_written_before_an_eviction_survive_reopening_the_log() {
 
 #[test]
 fn a_flush_after_the_handle_was_closed_still_fsyncs_the_segment() {
+    let _pool = exclusive_pool();
     set_max_open_active_segment_files(CAP);
     let dir = tempfile::tempdir().unwrap();
     let mut logs = open_logs(dir.path());

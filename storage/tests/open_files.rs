@@ -2,7 +2,9 @@
 //! process-wide cache capped by `set_max_open_segment_files`.
 //!
 //! Every test here sets the same cap, so they agree on it when a test runner
-//! shares one process between them.
+//! shares one process between them; they also take turns (see
+//! [`exclusive_cache`]), since one test's reads evict another's handles
+//! from the shared cache and the tests count them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::path::Path;
@@ -10,6 +12,16 @@ use std::path::Path;
 use wharf_protocol::batch::{self, build_batch};
 use wharf_protocol::compression::Compression;
 use wharf_storage::{open_segment_files, set_max_open_segment_files, Log, LogConfig};
+
+/// Held by each test for its whole run: the cache is process-wide.
+static CACHE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The cache to this test alone until the guard drops.
+fn exclusive_cache() -> std::sync::MutexGuard<'static, ()> {
+    CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 const CAP: usize = 8;
 const LOGS: usize = 3;
@@ -74,6 +86,7 @@ fn open_log_fds(root: &Path) -> usize {
 
 #[test]
 fn reads_of_many_closed_segments_are_correct_with_at_most_cap_handles_open() {
+    let _cache = exclusive_cache();
     set_max_open_segment_files(CAP);
     let dir = tempfile::tempdir().unwrap();
     let logs = build_logs(dir.path());
@@ -96,6 +109,7 @@ fn reads_of_many_closed_segments_are_correct_with_at_most_cap_handles_open() {
 
 #[test]
 fn a_reopened_log_keeps_closed_segments_handles_within_the_cap() {
+    let _cache = exclusive_cache();
     set_max_open_segment_files(CAP);
     let dir = tempfile::tempdir().unwrap();
     drop(build_logs(dir.path()));
@@ -114,6 +128,7 @@ fn a_reopened_log_keeps_closed_segments_handles_within_the_cap() {
 
 #[test]
 fn concurrent_reads_stay_correct_while_their_handles_are_evicted() {
+    let _cache = exclusive_cache();
     set_max_open_segment_files(CAP);
     let dir = tempfile::tempdir().unwrap();
     let logs = build_logs(dir.path());
@@ -137,6 +152,7 @@ fn concurrent_reads_stay_correct_while_their_handles_are_evicted() {
 
 #[test]
 fn a_truncation_back_into_a_closed_segment_makes_it_writable_again() {
+    let _cache = exclusive_cache();
     set_max_open_segment_files(CAP);
     let dir = tempfile::tempdir().unwrap();
     let mut logs = build_logs(dir.path());
@@ -166,6 +182,7 @@ fn a_truncation_back_into_a_closed_segment_makes_it_writable_again() {
 
 #[test]
 fn rolled_segments_close_their_file_before_any_fsync() {
+    let _cache = exclusive_cache();
     set_max_open_segment_files(CAP);
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();

@@ -493,3 +493,88 @@ fn delete_removes_the_checkpoint_with_the_directory() {
     log.delete().unwrap();
     assert!(!dir.exists());
 }
+
+#[test]
+fn a_fetch_bigger_than_a_segment_is_written_over_several() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let follower_dir = tempfile::tempdir().unwrap();
+    let mut leader = Log::open(leader_dir.path(), LogConfig::default()).unwrap();
+    for i in 0..20 {
+        leader.append(&mut batch_of(3, i), (i / 7) as i32).unwrap();
+    }
+    assert_eq!(leader.segment_count(), 1);
+    let mut follower = Log::open(follower_dir.path(), small_segments()).unwrap();
+    let mut everything = read_all(&leader);
+    assert!(everything.len() > 600);
+    let info = follower.append_replicated(&mut everything).unwrap();
+    assert_eq!(info.last_offset, 59);
+    assert!(follower.segment_count() > 2);
+    assert_eq!(read_all(&follower), read_all(&leader));
+    assert_eq!(follower.epoch_entries(), vec![(0, 0), (1, 21), (2, 42)]);
+    // A single batch larger than a segment cannot be written.
+    let big = placed(batch_of(40, 0), 60, 2);
+    assert!(big.len() > 600);
+    let err = follower.append_replicated(&mut big.clone()).unwrap_err();
+    assert!(matches!(err, StorageError::BatchTooLarge { .. }), "{err}");
+}
+
+#[test]
+fn a_failed_write_leaves_no_epoch_past_the_log_end() {
+    use wharf_storage::io::{self, FailPoint, Fault, InjectedError, Trigger};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    log.append(&mut batch_of(2, 0), 1).unwrap();
+    io::arm(
+        Fault::new(
+            FailPoint::SegmentWrite,
+            InjectedError::NoSpace,
+            Trigger::Always,
+        )
+        .under(dir.path()),
+    );
+    let appended = log.append(&mut batch_of(2, 0), 2);
+    let replicated = log.append_replicated(&mut placed(batch_of(2, 0), 2, 3));
+    io::disarm(Some(dir.path()));
+    assert!(appended.unwrap_err().is_disk_full());
+    assert!(replicated.unwrap_err().is_disk_full());
+    assert!(log.offline_reason().is_none());
+    assert_eq!(log.epoch_entries(), vec![(1, 0)]);
+    assert_eq!(log.end_offset_for_epoch(1), (1, 2));
+    drop(log);
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(1, 0)]);
+}
+
+#[test]
+fn a_failed_write_into_a_segment_named_past_the_log_end_moves_the_end_there() {
+    use wharf_storage::io::{self, FailPoint, Fault, InjectedError, Trigger};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    log.append_replicated(&mut placed(batch_of(2, 0), 0, 0))
+        .unwrap();
+    let far = 10 + i64::from(i32::MAX);
+    io::arm(
+        Fault::new(
+            FailPoint::SegmentWrite,
+            InjectedError::NoSpace,
+            Trigger::Always,
+        )
+        .under(dir.path()),
+    );
+    let failed = log.append_replicated(&mut placed(batch_of(2, 0), far, 1));
+    io::disarm(Some(dir.path()));
+    assert!(failed.unwrap_err().is_disk_full());
+    assert!(log.offline_reason().is_none());
+    assert_eq!(log.segment_base_offsets(), vec![0, far]);
+    assert_eq!(log.log_end_offset(), far);
+    assert_eq!(log.epoch_entries(), vec![(0, 0)]);
+    // Both kinds of append go on from there, and a reopen agrees.
+    log.append(&mut batch_of(1, 0), 1).unwrap();
+    log.append_replicated(&mut placed(batch_of(1, 0), far + 1, 1))
+        .unwrap();
+    assert_eq!(log.log_end_offset(), far + 2);
+    drop(log);
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(log.log_end_offset(), far + 2);
+    assert_eq!(log.epoch_entries(), vec![(0, 0), (1, far)]);
+}
