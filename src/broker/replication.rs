@@ -350,8 +350,9 @@ fn fetch_request(
     request
 }
 
-/// Applies a leader's answer to the follower's logs; true when every
-/// partition came back with an error (the caller backs off).
+/// Applies a leader's answer to the follower's logs; true when the caller
+/// should back off (every partition came back with an error, or a
+/// divergence did not resolve).
 fn apply_response(targets: &[Target], response: &FetchResponse, version: i16) -> bool {
     if response.error_code != 0 {
         tracing::debug!(
@@ -361,6 +362,7 @@ fn apply_response(targets: &[Target], response: &FetchResponse, version: i16) ->
         return true;
     }
     let mut all_failed = true;
+    let mut stuck = false;
     for topic in &response.responses {
         for pd in &topic.partitions {
             let target = targets.iter().find(|t| {
@@ -377,10 +379,24 @@ fn apply_response(targets: &[Target], response: &FetchResponse, version: i16) ->
                 None => {
                     all_failed = false;
                     if pd.diverging_epoch.epoch >= 0 || pd.diverging_epoch.end_offset >= 0 {
-                        match p.truncate_diverging(
+                        let before = p.follower_position();
+                        let truncated = p.truncate_diverging(
                             pd.diverging_epoch.epoch,
                             pd.diverging_epoch.end_offset,
-                        ) {
+                        );
+                        if truncated.is_ok() && p.follower_position() == before {
+                            // The same answer would come back at once:
+                            // back off rather than spin.
+                            tracing::warn!(
+                                topic = %target.topic,
+                                partition = p.index,
+                                epoch = pd.diverging_epoch.epoch,
+                                leader_end = pd.diverging_epoch.end_offset,
+                                "the leader reports a divergence truncation does not resolve"
+                            );
+                            stuck = true;
+                        }
+                        match truncated {
                             Ok(end) => tracing::info!(
                                 topic = %target.topic,
                                 partition = p.index,
@@ -447,5 +463,5 @@ fn apply_response(targets: &[Target], response: &FetchResponse, version: i16) ->
             }
         }
     }
-    all_failed
+    all_failed || stuck
 }

@@ -872,7 +872,11 @@ impl Log {
             });
         }
         if offset >= self.next_offset {
-            return Ok(());
+            // No record goes, but an epoch this log started at its end and
+            // never wrote under (a leader deposed before its first append)
+            // does: it conflicts with the new leader's history.
+            let end = self.next_offset;
+            return self.change_epochs(|cache| cache.truncate_from_end(end));
         }
         self.truncations = self.truncations.saturating_add(1);
         self.first_dirty_offset = self.first_dirty_offset.min(offset);

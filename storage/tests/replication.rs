@@ -578,3 +578,38 @@ fn a_failed_write_into_a_segment_named_past_the_log_end_moves_the_end_there() {
     assert_eq!(log.log_end_offset(), far + 2);
     assert_eq!(log.epoch_entries(), vec![(0, 0), (1, far)]);
 }
+
+#[test]
+fn a_deposed_leaders_unused_epoch_goes_when_it_truncates_at_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    log.append(&mut batch_of(3, 1_000), 4).unwrap();
+    // Elected at epoch 6, deposed before its first append.
+    log.assign_epoch(6, 3).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(4, 0), (6, 3)]);
+    assert_eq!(log.end_offset_for_epoch(4), (4, 3));
+    // The new leader reports epoch 4 ending at 3: nothing to cut but the
+    // epoch this log never wrote under.
+    log.truncate_to(3).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(log.epoch_entries(), vec![(4, 0)]);
+    assert_eq!(log.latest_epoch(), Some(4));
+    drop(log);
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(log.epoch_entries(), vec![(4, 0)]);
+}
+
+#[test]
+fn a_follower_that_lost_its_leaders_start_restarts_at_the_leaders_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    log.append(&mut batch_of(3, 1_000), 2).unwrap();
+    log.truncate_fully_and_start_at(50).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (50, 50));
+    assert!(log.epoch_entries().is_empty());
+    log.append_replicated(&mut placed(batch_of(2, 2_000), 50, 3))
+        .unwrap();
+    assert_eq!(log.log_end_offset(), 52);
+    assert_eq!(log.epoch_entries(), vec![(3, 50)]);
+    assert!(log.truncate_fully_and_start_at(-1).is_err());
+}
