@@ -103,8 +103,8 @@ def test_a_killed_controller_is_replaced_and_fenced(cluster):
 
 # --- replicated topics seen through real clients ---------------------------------
 #
-# Partition data is not replicated yet: a record lives only on its partition's
-# leader, so nothing below expects data to survive a leader's death.
+# Metadata, leaders and coordinators across brokers; replication of the data
+# itself and leader failover under load are test_replication.py's.
 
 ORDERS = "orders"
 ORDERS_PARTITIONS = 6

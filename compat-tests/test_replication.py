@@ -354,3 +354,41 @@ def test_twenty_leader_kills_lose_no_acknowledged_record(cluster):
           f"{len(checker.commits)} group commits checked")
     assert not lost, f"acknowledged records lost: {lost[:20]}"
     assert not moved, f"acknowledged records at another offset: {moved[:20]}"
+
+
+def test_a_returning_leader_truncates_what_was_never_committed(broker_factory):
+    # Long lag: only the controller's fencing changes the ISR here.
+    cluster = start_cluster(broker_factory, session_ms=3000, lag_ms=60000)
+    create_topic(cluster, "tail")
+    assert all(e is None for e, _ in produce(cluster, "tail", [f"a{i}".encode() for i in range(10)]))
+    wait_identical_copies(cluster, "tail")
+    leader = partition_state(cluster[0], "tail")[0]
+    followers = [i for i in (1, 2, 3) if i != leader]
+    old = cluster[leader - 1]
+    for f in followers:
+        os.kill(cluster[f - 1].proc.pid, signal.SIGSTOP)
+    try:
+        # Fetches the followers sent before they stalled end empty after
+        # --replica-fetch-wait-max-ms (500); then nothing carries new
+        # records to them, and the leader takes acks=1 writes it can never
+        # commit.
+        time.sleep(1.5)
+        results = produce([old], "tail", [f"u{i}".encode() for i in range(5)],
+                          acks="1", idempotent=False, timeout=20)
+        assert all(e is None for e, _ in results), results
+        old.stop(graceful=False)
+    finally:
+        for f in followers:
+            os.kill(cluster[f - 1].proc.pid, signal.SIGCONT)
+    rest = [cluster[f - 1] for f in followers]
+    state = poll_for(lambda: partition_state(rest[0], "tail"),
+                     lambda s: s and s[0] in followers, 60, "a new leader among the followers")
+    print(f"new leader {state[0]}, ISR {state[2]}")
+    assert all(e is None for e, _ in produce(rest, "tail", [f"b{i}".encode() for i in range(5)]))
+    old.start()
+    poll_for(lambda: partition_state(cluster[0], "tail"),
+             lambda s: s and len(s[2]) == 3, 60, "the old leader back in the ISR")
+    wait_identical_copies(cluster, "tail")
+    got = [v.decode() for _, v in consume_all(cluster, "tail", 15, timeout=30)]
+    assert got == [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(5)], got
+    assert "log diverged from the leader's; truncated" in old.log()

@@ -23,6 +23,16 @@ pub fn is_internal(topic: &str) -> bool {
     topic == OFFSETS_TOPIC || topic == wharf_coordinator::txn::TRANSACTION_STATE_TOPIC
 }
 
+/// An append to an internal partition, to wait on until it is committed.
+#[derive(Debug, Clone)]
+pub struct PendingCommit {
+    pub partition: std::sync::Arc<super::Partition>,
+    /// The offset after the appended records.
+    pub end: i64,
+    /// The leader epoch the append was made under.
+    pub epoch: i32,
+}
+
 impl Broker {
     /// `__consumer_offsets`, once created (by FindCoordinator, see
     /// `ensure_internal_topic`) and hosted here.
@@ -32,9 +42,12 @@ impl Broker {
 
     /// Appends records to the `__consumer_offsets` partitions of their
     /// groups, one batch per partition.
-    pub fn write_offsets_records(&self, records: &[OffsetsRecord]) -> Result<(), BrokerError> {
+    pub fn write_offsets_records(
+        &self,
+        records: &[OffsetsRecord],
+    ) -> Result<Vec<PendingCommit>, BrokerError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let topic = self.offsets_topic()?;
         let partitions = topic.partition_count();
@@ -45,8 +58,36 @@ impl Broker {
                 .or_default()
                 .push(record);
         }
+        let mut pending = Vec::new();
         for (index, records) in by_partition {
-            self.append_offsets_batch(&topic, index, &records, &BatchOptions::default())?;
+            pending.extend(self.append_offsets_batch(
+                &topic,
+                index,
+                &records,
+                &BatchOptions::default(),
+            )?);
+        }
+        Ok(pending)
+    }
+
+    /// Waits until every append in `pending` is committed (replicated to
+    /// the ISR), within `timeout`: NOT_COORDINATOR when leadership of a
+    /// partition moved first (the records may be lost), else
+    /// COORDINATOR_NOT_AVAILABLE when time ran out (retriable).
+    pub async fn wait_offsets_committed(
+        &self,
+        pending: Vec<PendingCommit>,
+        timeout: std::time::Duration,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for p in pending {
+            match tokio::time::timeout_at(deadline, p.partition.wait_committed(p.end, p.epoch))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Err(kafka_protocol::ResponseError::NotCoordinator),
+                Err(_) => return Err(kafka_protocol::ResponseError::CoordinatorNotAvailable),
+            }
         }
         Ok(())
     }
@@ -60,11 +101,11 @@ impl Broker {
         index: i32,
         records: &[&OffsetsRecord],
         options: &BatchOptions,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<Option<PendingCommit>, BrokerError> {
         // Only the partition's leader writes it (a former coordinator's
         // leftover records are dropped).
         let Some(partition) = topic.partition(index).filter(|p| self.leads(p)) else {
-            return Ok(());
+            return Ok(None);
         };
         let now = now_ms();
         let new: Vec<NewRecord<'_>> = records
@@ -79,20 +120,25 @@ impl Broker {
         let mut bytes = batch::build_batch_with(0, &new, options).map_err(|e| {
             BrokerError::InvalidConfig(format!("building a {OFFSETS_TOPIC} batch: {e}"))
         })?;
-        partition
+        let epoch = partition.leader_epoch();
+        let info = partition
             .append(&mut bytes)
             .map_err(|source| BrokerError::Storage {
                 context: format!("appending to {OFFSETS_TOPIC}-{index}"),
                 source,
             })?;
-        Ok(())
+        Ok(Some(PendingCommit {
+            partition: partition.clone(),
+            end: info.last_offset.saturating_add(1),
+            epoch,
+        }))
     }
 
     /// Writes whatever group metadata the coordinator produced; failures are
     /// logged (the in-memory state stays authoritative until restart).
     pub fn flush_group_records(&self) {
         let records = self.groups.take_records();
-        if let Err(e) = self.write_offsets_records(&records) {
+        if let Err(e) = self.write_offsets_records(&records).map(|_| ()) {
             tracing::error!("could not persist group metadata: {e}");
         }
     }

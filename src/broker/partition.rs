@@ -664,6 +664,169 @@ mod tests {
         .unwrap()
     }
 
+    fn registration(leader: i32, leader_epoch: i32, isr: &[i32]) -> PartitionRegistration {
+        PartitionRegistration {
+            replicas: vec![1, 2],
+            isr: isr.to_vec(),
+            removing_replicas: Vec::new(),
+            adding_replicas: Vec::new(),
+            leader,
+            leader_recovery_state: Default::default(),
+            leader_epoch,
+            partition_epoch: leader_epoch,
+            directories: Vec::new(),
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
+        }
+    }
+
+    /// One follower fetch of `follower` from `leader`, applied as the
+    /// fetcher applies it; returns the leader's answer.
+    fn fetch_once(leader: &Partition, follower: &Partition) -> ReplicaRead {
+        let (end, last_epoch) = follower.follower_position();
+        let read = leader
+            .replica_fetch(&ReplicaFetch {
+                replica: 2,
+                fetch_offset: end,
+                current_leader_epoch: follower.leader_epoch(),
+                last_fetched_epoch: last_epoch,
+                max_bytes: 1 << 20,
+            })
+            .unwrap();
+        if let Some((epoch, offset)) = read.diverging {
+            follower.truncate_diverging(epoch, offset).unwrap();
+        } else {
+            if !read.records.is_empty() {
+                follower
+                    .append_replicated(&mut read.records.to_vec())
+                    .unwrap();
+            }
+            follower.follow_high_watermark(read.high_watermark);
+        }
+        read
+    }
+
+    #[tokio::test]
+    async fn a_follower_copies_its_leader_and_acks_all_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let leader = Partition::open(0, &dir.path().join("l"), LogConfig::default()).unwrap();
+        let follower = Partition::open(0, &dir.path().join("f"), LogConfig::default()).unwrap();
+        leader.set_registration(1, &registration(1, 1, &[1, 2]), 1);
+        follower.set_registration(2, &registration(1, 1, &[1, 2]), 1);
+        // A follower's log takes only its leader's batches.
+        assert!(matches!(
+            follower.append(&mut batch("no")),
+            Err(StorageError::NotLeader)
+        ));
+
+        leader.append(&mut batch("a")).unwrap();
+        leader.append(&mut batch("b")).unwrap();
+        assert_eq!(leader.high_watermark(), 0, "the follower has not fetched");
+        let first = fetch_once(&leader, &follower);
+        assert_eq!(first.high_watermark, 0);
+        // The next fetch reports the follower's new end: committed.
+        fetch_once(&leader, &follower);
+        assert_eq!(leader.high_watermark(), 2);
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            leader.wait_committed(2, 1),
+        )
+        .await
+        .map(|ok| assert!(ok))
+        .expect("committed");
+        fetch_once(&leader, &follower);
+        assert_eq!(follower.high_watermark(), 2);
+        assert_eq!(
+            leader.read_uncommitted(0, 1 << 20, true).unwrap(),
+            follower.read_uncommitted(0, 1 << 20, true).unwrap(),
+            "byte-identical copies"
+        );
+
+        // A stale leader epoch is fenced, a newer one unknown; a broker
+        // that is not a replica is refused.
+        let fetch = |replica, epoch| ReplicaFetch {
+            replica,
+            fetch_offset: 2,
+            current_leader_epoch: epoch,
+            last_fetched_epoch: 1,
+            max_bytes: 100,
+        };
+        assert_eq!(
+            leader.replica_fetch(&fetch(2, 0)).err(),
+            Some(ResponseError::FencedLeaderEpoch)
+        );
+        assert_eq!(
+            leader.replica_fetch(&fetch(2, 5)).err(),
+            Some(ResponseError::UnknownLeaderEpoch)
+        );
+        assert_eq!(
+            leader.replica_fetch(&fetch(7, 1)).err(),
+            Some(ResponseError::NotLeaderOrFollower)
+        );
+        assert_eq!(
+            follower.replica_fetch(&fetch(1, 1)).err(),
+            Some(ResponseError::NotLeaderOrFollower)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deposed_leaders_uncommitted_tail_is_truncated_when_it_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Partition::open(0, &dir.path().join("a"), LogConfig::default()).unwrap();
+        let b = Partition::open(0, &dir.path().join("b"), LogConfig::default()).unwrap();
+        // Epoch 1: a leads, b follows; two records committed.
+        a.set_registration(1, &registration(1, 1, &[1, 2]), 1);
+        b.set_registration(2, &registration(1, 1, &[1, 2]), 1);
+        a.append(&mut batch("c0")).unwrap();
+        a.append(&mut batch("c1")).unwrap();
+        fetch_once(&a, &b);
+        fetch_once(&a, &b);
+        assert_eq!(a.high_watermark(), 2);
+        // a takes two more it never replicates, and waiters give up when
+        // leadership moves.
+        a.append(&mut batch("lost0")).unwrap();
+        a.append(&mut batch("lost1")).unwrap();
+        let waiting = a.wait_committed(4, 1);
+        // Epoch 2: b leads (a was fenced), writes its own record.
+        let b_leads = registration(2, 2, &[2]);
+        b.set_registration(2, &b_leads, 1);
+        a.set_registration(1, &b_leads, 1);
+        assert!(!waiting.await, "leadership moved: not committed");
+        b.append(&mut batch("new")).unwrap();
+        assert_eq!(b.high_watermark(), 3, "b alone in the ISR");
+        // a follows b: told where epoch 1 ends, truncates, catches up.
+        let fetch_from_b = |follower: &Partition| {
+            let (end, last_epoch) = follower.follower_position();
+            let read = b
+                .replica_fetch(&ReplicaFetch {
+                    replica: 1,
+                    fetch_offset: end,
+                    current_leader_epoch: follower.leader_epoch(),
+                    last_fetched_epoch: last_epoch,
+                    max_bytes: 1 << 20,
+                })
+                .unwrap();
+            if let Some((epoch, offset)) = read.diverging {
+                follower.truncate_diverging(epoch, offset).unwrap();
+            } else if !read.records.is_empty() {
+                follower
+                    .append_replicated(&mut read.records.to_vec())
+                    .unwrap();
+                follower.follow_high_watermark(read.high_watermark);
+            }
+            read
+        };
+        let first = fetch_from_b(&a);
+        assert_eq!(first.diverging, Some((1, 2)));
+        assert_eq!(a.log_end_offset(), 2, "the uncommitted tail is gone");
+        fetch_from_b(&a);
+        assert_eq!(a.log_end_offset(), 3);
+        assert_eq!(
+            a.read_uncommitted(0, 1 << 20, true).unwrap(),
+            b.read_uncommitted(0, 1 << 20, true).unwrap()
+        );
+    }
+
     #[tokio::test]
     async fn an_append_commits_in_two_stages_and_wakes_only_its_partitions_fetches() {
         let dir = tempfile::tempdir().unwrap();

@@ -109,7 +109,8 @@ impl Broker {
             ..BatchOptions::default()
         };
         let records: Vec<&OffsetsRecord> = records.iter().collect();
-        self.append_offsets_batch(&topic, index, &records, &options)?;
+        self.append_offsets_batch(&topic, index, &records, &options)
+            .map(|_| ())?;
         Ok(())
     }
 

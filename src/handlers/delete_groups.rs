@@ -21,7 +21,7 @@ pub async fn handle(request: Request) -> HandlerResult {
             let mut r = DeletableGroupResult::default();
             match broker.groups.delete_group(&group_id.0, now_ms()) {
                 Ok(tombstones) => {
-                    if let Err(e) = broker.write_offsets_records(&tombstones) {
+                    if let Err(e) = broker.write_offsets_records(&tombstones).map(|_| ()) {
                         tracing::error!(group = %&*group_id.0, "could not persist the deletion: {e}");
                         r.error_code = e.kafka_error().code();
                     }

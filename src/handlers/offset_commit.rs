@@ -44,6 +44,10 @@ pub(super) fn commit_entry(
     })
 }
 
+/// How long a commit waits for its records to replicate (Kafka's
+/// `offsets.commit.timeout.ms` default).
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn handle(request: Request) -> HandlerResult {
     let body: OffsetCommitRequest = request.decode()?;
     request.broker.ensure_offsets_topic().await;
@@ -83,7 +87,12 @@ pub async fn handle(request: Request) -> HandlerResult {
         None => match broker.groups.commit(&commit, now_ms()) {
             Err(e) => Some(group_error(e)),
             Ok(records) => match broker.write_offsets_records(&records) {
-                Ok(()) => None,
+                // Answered once the offsets are replicated: a commit the
+                // client saw succeed survives the coordinator's failover.
+                Ok(pending) => broker
+                    .wait_offsets_committed(pending, COMMIT_TIMEOUT)
+                    .await
+                    .err(),
                 Err(e) => {
                     tracing::error!(group = %commit.group_id, "could not persist committed offsets: {e}");
                     Some(e.kafka_error())
