@@ -8,15 +8,18 @@ comes back it rejoins and catches up without manual steps. Needs root (for
 `ip netns`); the namespaces, links and processes are removed at the end.
 """
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 SUBNET = "10.213.77"
@@ -111,6 +114,18 @@ class Netns:
 
     def heal(self, i):
         sh("ip", "netns", "exec", self.ns(i), "ip", "link", "set", "eth0", "up")
+
+    def isolate(self, i):
+        """Drops broker i's traffic with the other brokers (not with the
+        test's own address): clients still reach it, its peers do not."""
+        for j in self.ids():
+            if j != i:
+                for chain, flag in (("INPUT", "-s"), ("OUTPUT", "-d")):
+                    sh("ip", "netns", "exec", self.ns(i), "iptables", "-A", chain,
+                       flag, self.ip(j), "-j", "DROP")
+
+    def reconnect(self, i):
+        sh("ip", "netns", "exec", self.ns(i), "iptables", "-F")
 
     def log(self):
         out = []
@@ -222,6 +237,95 @@ def test_a_partitioned_broker_is_fenced_and_rejoins_when_the_network_heals(netns
         partition_and_heal(c, bystander, "during")
         assert all(c.procs[i].poll() is None for i in c.ids()), "a broker exited"
 
+    except BaseException:
+        print(c.log())
+        raise
+
+
+def produce(bootstrap, topic, values, timeout_ms=30000, idempotent=True):
+    """acks=all; the delivery error of each value (None: acked)."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": idempotent,
+                  "message.timeout.ms": timeout_ms, "socket.timeout.ms": 3000})
+    errors = {}
+    for v in values:
+        p.produce(topic, value=v.encode(), partition=0,
+                  on_delivery=lambda err, msg: errors.__setitem__(msg.value().decode(), err))
+    p.flush(timeout_ms / 1000 + 10)
+    return errors
+
+
+def consume(bootstrap, topic, count, timeout=30):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.time()}",
+                  "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        out, deadline = [], time.monotonic() + timeout
+        while len(out) < count and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                out.append(m.value().decode())
+        return out
+    finally:
+        c.close()
+
+
+def test_an_isolated_leader_acknowledges_nothing_and_truncates_after_the_heal(netns_cluster):
+    c = netns_cluster
+    try:
+        wait_until(lambda: all(view(c, i)[0] == [1, 2, 3] for i in c.ids()), 60,
+                   "all three brokers listed by every broker")
+        controller = view(c, 1)[1]
+        victim = next(i for i in c.ids() if i != controller)
+        others = [i for i in c.ids() if i != victim]
+        # The victim is the first replica: it leads.
+        client = admin(c, others[0])
+        topic = NewTopic("iso", num_partitions=1, replica_assignment=[[victim] + others])
+        client.create_topics([topic], request_timeout=30)["iso"].result(timeout=30)
+        wait_until(lambda: all(view(c, i, "iso")[2].get(0) == (victim, [1, 2, 3])
+                               for i in c.ids()), 30, f"iso led by {victim} with a full ISR")
+        majority = ",".join(c.bootstrap(i) for i in others)
+        acked = [f"a{i}" for i in range(10)]
+        assert all(e is None for e in produce(majority, "iso", acked).values())
+
+        c.isolate(victim)
+        cut_at = time.monotonic()
+        # A client on the isolated leader's side (in its namespace: it
+        # reaches no other broker) gets nothing acknowledged: the followers
+        # cannot fetch, so nothing commits.
+        script = (
+            "import json, sys\n"
+            "sys.path.insert(0, sys.argv[1])\n"
+            "from test_partition import produce\n"
+            # Not idempotent: a producer id needs the controller.
+            "errors = produce(sys.argv[2], 'iso', [f'u{i}' for i in range(5)], 6000, False)\n"
+            "print(json.dumps({k: None if e is None else e.str() for k, e in errors.items()}))\n"
+        )
+        out = subprocess.run(["ip", "netns", "exec", c.ns(victim), sys.executable, "-c", script,
+                              str(Path(__file__).parent), c.bootstrap(victim)],
+                             capture_output=True, text=True, timeout=60)
+        errors = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"writes to the isolated leader: {errors}")
+        assert len(errors) == 5 and all(e is not None for e in errors.values()), errors
+        # The majority elects another leader and takes writes.
+        wait_until(lambda: (v := view(c, others[0], "iso")[2].get(0)) and v[0] in others,
+                   30, "a new leader on the majority side")
+        print(f"new leader {time.monotonic() - cut_at:.2f}s after the isolation")
+        later = [f"b{i}" for i in range(5)]
+        assert all(e is None for e in produce(majority, "iso", later).values())
+
+        c.reconnect(victim)
+        wait_until(lambda: all(view(c, i, "iso")[2].get(0, (0, []))[1] == [1, 2, 3]
+                               for i in others), 60, f"broker {victim} back in the ISR")
+        logs = {i: (c.dirs[i] / "iso-0") for i in c.ids()}
+
+        def copies():
+            return [b"".join(p.read_bytes() for p in sorted(logs[i].glob("*.log")))
+                    for i in c.ids()]
+        wait_until(lambda: (x := copies()) and all(y == x[0] for y in x), 30,
+                   "identical copies of iso-0 on all brokers")
+        assert consume(majority, "iso", 15) == acked + later
+        assert "log diverged from the leader's; truncated" in c.logs[victim].read_text()
+        assert all(c.procs[i].poll() is None for i in c.ids()), "a broker exited"
     except BaseException:
         print(c.log())
         raise
