@@ -392,3 +392,43 @@ def test_a_returning_leader_truncates_what_was_never_committed(broker_factory):
     got = [v.decode() for _, v in consume_all(cluster, "tail", 15, timeout=30)]
     assert got == [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(5)], got
     assert "log diverged from the leader's; truncated" in old.log()
+
+
+def test_a_rolling_restart_under_load_fails_no_write(cluster):
+    topic = "rolling"
+    create_topic(cluster, topic, config={"min.insync.replicas": "2"})
+    checker = Checker(cluster, topic)
+    threads = [threading.Thread(target=checker.produce, daemon=True),
+               threading.Thread(target=checker.consume, daemon=True)]
+    for t in threads:
+        t.start()
+    handovers = []
+    try:
+        for round_ in range(2):
+            for b in cluster:
+                poll_for(lambda: partition_state(cluster[0] if b is not cluster[0] else cluster[1],
+                                                 topic),
+                         lambda s: s and s[0] in (1, 2, 3) and len(s[2]) == 3, 60,
+                         "a full ISR before the next restart")
+                started = time.monotonic()
+                b.stop(graceful=True)  # SIGTERM: controlled shutdown first
+                handovers.append(time.monotonic() - started)
+                b.start()
+    finally:
+        time.sleep(2)
+        checker.stop.set()
+        for t in threads:
+            t.join(180)
+    poll_for(lambda: partition_state(cluster[0], topic),
+             lambda s: s and len(s[2]) == 3, 60, "a full ISR at the end")
+    acked = dict(checker.acked)
+    assert not checker.errors, checker.errors
+    records = consume_all(cluster, topic, max(acked.values()) + 1, timeout=120)
+    present = {int(v): o for o, v in records}
+    lost = [v for v in acked if v not in present]
+    print(f"rolling restart: 6 restarts, {len(acked)} acknowledged, {checker.failed} failed, "
+          f"{len(lost)} lost; SIGTERM to exit median {sorted(handovers)[len(handovers) // 2]:.2f}s")
+    assert checker.failed == 0, f"{checker.failed} writes failed during the rolling restart"
+    assert not lost, lost[:20]
+    for b in cluster:
+        assert "controlled shutdown: the controller let this broker stop" in b.log(), b.log()[-3000:]

@@ -89,6 +89,8 @@ pub struct ClusterNode {
     admin_client: std::sync::Mutex<Option<(i32, Connection)>>,
     /// How long a metadata write keeps looking for the active controller.
     call_timeout: Duration,
+    /// Set once a controlled shutdown began: heartbeats ask to shut down.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for ClusterNode {
@@ -122,6 +124,7 @@ impl ClusterNode {
             epoch: AtomicI64::new(-1),
             admin_client: std::sync::Mutex::new(None),
             call_timeout: CONTROLLER_CALL_TIMEOUT,
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         });
         node.quorum.set_controller_apis(Arc::new(Apis {
             controller: node.controller.clone(),
@@ -188,7 +191,46 @@ impl ClusterNode {
         request.broker_epoch = epoch;
         let applied = self.quorum.describe().high_watermark;
         request.current_metadata_offset = i64::try_from(applied).unwrap_or(i64::MAX);
+        request.want_shut_down = self.shutting_down.load(Ordering::Acquire);
         request
+    }
+
+    /// Kafka's controlled shutdown: heartbeats asking to shut down until
+    /// the controller answers that this broker may stop, which it does
+    /// once the partitions this broker led have other leaders (from their
+    /// ISR) and this broker has seen that change. Gives up after `within`
+    /// (no controller, no other replica); false then. A lone voter has no
+    /// one to hand its partitions to and stops at once.
+    pub async fn controlled_shutdown(&self, within: Duration) -> bool {
+        if self.settings.voters.len() <= 1 {
+            return true;
+        }
+        let Some(epoch) = self.broker_epoch() else {
+            return true;
+        };
+        self.shutting_down.store(true, Ordering::Release);
+        let attempts = async {
+            let mut client = None;
+            loop {
+                let request = self.heartbeat(epoch);
+                let result = self
+                    .to_controller(
+                        request,
+                        |c, r| async move { heartbeat(&c, &r).await },
+                        &mut client,
+                    )
+                    .await;
+                match result {
+                    Ok(r) if r.error_code == 0 && r.should_shut_down => return,
+                    // Not registered (any more): nothing to hand over.
+                    Ok(r) if r.error_code == ResponseError::StaleBrokerEpoch.code() => return,
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!("controlled shutdown heartbeat not sent: {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::time::timeout(within, attempts).await.is_ok()
     }
 
     /// How this broker connects to the controller listener of another.

@@ -24,6 +24,10 @@ use connection::{Connection, Shared};
 use per_ip::PerIp;
 use wharf_coordinator::metadata::ControllerConfig;
 
+/// How long a broker of a cluster waits, at shutdown, for the controller to
+/// move its leaderships elsewhere (Kafka's controlled shutdown).
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long shutdown waits for connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -383,6 +387,22 @@ pub async fn run(
                     tracing::error!("cannot join the controller quorum: {e:#}");
                     failure = Some(e);
                 }
+            }
+        }
+    }
+    if failure.is_none() {
+        if let Some(node) = broker.cluster() {
+            // Requests are still served meanwhile: clients move to the new
+            // leaders as they learn of them.
+            tracing::info!(
+                "controlled shutdown: handing this broker's leaderships to other replicas"
+            );
+            if node.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT).await {
+                tracing::info!("controlled shutdown: the controller let this broker stop");
+            } else {
+                tracing::warn!(
+                    "controlled shutdown: no answer from the controller within {CONTROLLED_SHUTDOWN_TIMEOUT:?}; stopping anyway"
+                );
             }
         }
     }
