@@ -13,7 +13,8 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (Consumer, ElectionType, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 pytestmark = pytest.mark.timeout(600)
@@ -27,7 +28,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_cluster(broker_factory, session_ms=2000, lag_ms=3000):
+def start_cluster(broker_factory, session_ms=2000, lag_ms=3000, extra=()):
     ports = [free_port() for _ in range(3)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(ports))
     return [
@@ -37,6 +38,7 @@ def start_cluster(broker_factory, session_ms=2000, lag_ms=3000):
             "--broker-heartbeat-interval-ms", "300",
             "--broker-session-timeout-ms", str(session_ms),
             "--replica-lag-time-max-ms", str(lag_ms),
+            *extra,
         ])
         for i in range(3)
     ]
@@ -432,3 +434,56 @@ def test_a_rolling_restart_under_load_fails_no_write(cluster):
     assert not lost, lost[:20]
     for b in cluster:
         assert "controlled shutdown: the controller let this broker stop" in b.log(), b.log()[-3000:]
+
+
+def move_leadership_off(cluster, topic, preferred):
+    """Restarts the preferred leader so another replica leads; returns once
+    it is back in the ISR."""
+    cluster[preferred - 1].stop(graceful=True)
+    other = cluster[preferred % 3]
+    poll_for(lambda: partition_state(other, topic), lambda s: s and s[0] not in (-1, preferred),
+             30, "another leader")
+    cluster[preferred - 1].start()
+    poll_for(lambda: partition_state(other, topic), lambda s: s and len(s[2]) == 3, 30,
+             f"broker {preferred} back in the ISR")
+
+
+def assigned_topic(cluster, name, replicas):
+    wait_for_brokers(cluster)
+    admin = AdminClient({"bootstrap.servers": bootstrap(cluster)})
+    admin.create_topics([NewTopic(name, num_partitions=1, replica_assignment=[replicas])],
+                        operation_timeout=30)[name].result(timeout=40)
+    poll_for(lambda: partition_state(cluster[0], name),
+             lambda s: s and s[0] == replicas[0] and len(s[2]) == 3, 30, f"{name} led by {replicas[0]}")
+
+
+def test_elect_leaders_moves_leadership_back_to_the_preferred_replica(broker_factory):
+    cluster = start_cluster(broker_factory, extra=["--auto-leader-rebalance-enable", "false"])
+    assigned_topic(cluster, "elect", [1, 2, 3])
+    move_leadership_off(cluster, "elect", 1)
+    time.sleep(1)
+    assert partition_state(cluster[1], "elect")[0] != 1, "moved back without being asked"
+    admin = AdminClient({"bootstrap.servers": bootstrap(cluster)})
+    tp = TopicPartition("elect", 0)
+    result = admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(timeout=30)
+    assert [e for e in result.values()] == [None], result
+    poll_for(lambda: partition_state(cluster[2], "elect"), lambda s: s and s[0] == 1, 10,
+             "broker 1 leading again")
+    # Nothing left to do: ELECTION_NOT_NEEDED, for either kind.
+    for kind in (ElectionType.PREFERRED, ElectionType.UNCLEAN):
+        again = admin.elect_leaders(kind, [tp]).result(timeout=30)
+        [err] = again.values()
+        assert err is not None and err.code() == KafkaError.ELECTION_NOT_NEEDED, again
+    unknown = admin.elect_leaders(ElectionType.PREFERRED,
+                                  [TopicPartition("no-such-topic", 0)]).result(timeout=30)
+    [err] = unknown.values()
+    assert err is not None and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART, unknown
+
+
+def test_leadership_returns_to_the_preferred_replica_by_itself(broker_factory):
+    cluster = start_cluster(broker_factory,
+                            extra=["--leader-imbalance-check-interval-seconds", "1"])
+    assigned_topic(cluster, "rebalanced", [2, 3, 1])
+    move_leadership_off(cluster, "rebalanced", 2)
+    poll_for(lambda: partition_state(cluster[0], "rebalanced"), lambda s: s and s[0] == 2, 30,
+             "broker 2 leading again without being asked")

@@ -207,6 +207,19 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub replica_lag_time_max_ms: u64,
 
+    /// Whether the active controller moves leadership back to each
+    /// partition's preferred (first) replica when it can lead again (Kafka's
+    /// auto.leader.rebalance.enable).
+    #[arg(long, env = "WHARF_AUTO_LEADER_REBALANCE_ENABLE", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub auto_leader_rebalance_enable: bool,
+
+    /// How often that check runs (Kafka's
+    /// leader.imbalance.check.interval.seconds).
+    #[arg(long, env = "WHARF_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub leader_imbalance_check_interval_seconds: u64,
+
     /// Longest a follower's fetch waits at its leader for new records
     /// (Kafka's replica.fetch.wait.max.ms).
     #[arg(long, env = "WHARF_REPLICA_FETCH_WAIT_MAX_MS", default_value_t = 500,

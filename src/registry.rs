@@ -67,6 +67,7 @@ pub static APIS: &[Api] = &[
     api!(AlterConfigs, alter_configs),
     api!(CreatePartitions, create_partitions),
     api!(DeleteGroups, delete_groups),
+    api!(ElectLeaders, elect_leaders),
     api!(IncrementalAlterConfigs, incremental_alter_configs),
     api!(OffsetDelete, offset_delete),
     api!(DescribeQuorum, describe_quorum),

@@ -29,6 +29,7 @@ use wharf_coordinator::metadata::brokers::{
     self, BrokerSessions, HeartbeatReply, HeartbeatRequest, RegistrationRequest,
 };
 use wharf_coordinator::metadata::configs::{self, ConfigOp};
+use wharf_coordinator::metadata::elections::{self, ElectionType};
 use wharf_coordinator::metadata::placement::SeededRandom;
 use wharf_coordinator::metadata::producer_ids::{self, ProducerIdBlock};
 use wharf_coordinator::metadata::topics::{self, CreatedTopic, NewTopic};
@@ -332,6 +333,44 @@ impl<L: MetadataLog> Controller<L> {
             .filter_map(|o| o.as_ref().ok().and_then(|o| o.record.clone()))
             .map(MetadataRecord::PartitionChange)
             .collect();
+        self.commit(&mut state, records).await?;
+        Ok(outcomes)
+    }
+
+    /// ElectLeaders: a preferred or unclean election for each of
+    /// `partitions` (topic, partition), or, when `None`, for every
+    /// partition that needs one. Each asked partition's outcome (ELECTION_NOT_NEEDED
+    /// outcomes are left out of a `None` request's answer, as Kafka does);
+    /// the elections are proposed as one batch.
+    pub async fn elect_leaders(
+        &self,
+        election_type: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<((String, i32), Result<(), ControllerError>)>, ControllerError> {
+        let mut state = self.state.lock().await;
+        if !self.log.is_leader() {
+            return Err(self.not_controller());
+        }
+        let image = self.log.image();
+        let every = partitions.is_none();
+        let asked = partitions.unwrap_or_else(|| {
+            image
+                .topics()
+                .flat_map(|t| t.partitions.keys().map(|p| (t.name.clone(), *p)))
+                .collect()
+        });
+        let mut records = Vec::new();
+        let mut outcomes = Vec::with_capacity(asked.len());
+        for (topic, partition) in asked {
+            match elections::elect_leader(&image, &topic, partition, election_type) {
+                Ok(record) => {
+                    records.push(MetadataRecord::PartitionChange(record));
+                    outcomes.push(((topic, partition), Ok(())));
+                }
+                Err(e) if every && e.code == ResponseError::ElectionNotNeeded => {}
+                Err(e) => outcomes.push(((topic, partition), Err(e))),
+            }
+        }
         self.commit(&mut state, records).await?;
         Ok(outcomes)
     }

@@ -26,6 +26,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::broker_registration_request::Listener;
+use kafka_protocol::messages::ElectLeadersRequest;
 use kafka_protocol::messages::{
     describe_quorum_request, describe_quorum_response, AllocateProducerIdsRequest,
     AlterPartitionRequest, ApiKey, ApiVersionsResponse, BrokerHeartbeatRequest,
@@ -64,6 +65,10 @@ pub struct NodeSettings {
     pub voters: BTreeMap<i32, String>,
     pub heartbeat_interval: Duration,
     pub controller: ControllerConfig,
+    /// How often the active controller moves leadership back to preferred
+    /// replicas (`auto.leader.rebalance.enable` with
+    /// `leader.imbalance.check.interval.seconds`); `None`: never.
+    pub leader_rebalance_interval: Option<Duration>,
 }
 
 /// A broker as Metadata and DescribeCluster list it.
@@ -443,6 +448,7 @@ async fn lifecycle(node: Arc<ClusterNode>, mut stop: watch::Receiver<bool>) {
 
 /// On the active controller, fences brokers whose sessions expired.
 async fn fencer(node: Arc<ClusterNode>, mut stop: watch::Receiver<bool>) {
+    let mut last_rebalance = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -451,6 +457,36 @@ async fn fencer(node: Arc<ClusterNode>, mut stop: watch::Receiver<bool>) {
         if let Err(e) = node.controller.fence_stale_brokers().await {
             tracing::debug!("fencing check failed: {e}");
         }
+        if let Some(every) = node.settings.leader_rebalance_interval {
+            if last_rebalance.elapsed() >= every {
+                last_rebalance = tokio::time::Instant::now();
+                rebalance_leaders(&node.controller).await;
+            }
+        }
+    }
+}
+
+/// On the active controller: preferred elections for the partitions whose
+/// first replica could lead but does not (Kafka's automatic leader
+/// rebalance, without its per-broker imbalance threshold).
+async fn rebalance_leaders(controller: &Controller<Quorum>) {
+    use wharf_coordinator::metadata::elections::ElectionType;
+    match controller
+        .elect_leaders(ElectionType::Preferred, None)
+        .await
+    {
+        Ok(outcomes) => {
+            let moved: Vec<String> = outcomes
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|((t, p), _)| format!("{t}-{p}"))
+                .collect();
+            if !moved.is_empty() {
+                tracing::info!(partitions = ?moved, "leadership moved back to preferred replicas");
+            }
+        }
+        Err(e) if e.code == ResponseError::NotController => {}
+        Err(e) => tracing::debug!("leader rebalance failed: {e}"),
     }
 }
 
@@ -586,6 +622,12 @@ impl ControllerApis for Apis {
                             .await;
                     encode(&response, version)
                 }
+                ApiKey::ElectLeaders => {
+                    let request = ElectLeadersRequest::decode(&mut frame, version).ok()?;
+                    let response =
+                        admin::serve_elect_leaders(&self.controller, &request, version).await;
+                    encode(&response, version)
+                }
                 ApiKey::AlterPartition => {
                     let request = AlterPartitionRequest::decode(&mut frame, version).ok()?;
                     let response =
@@ -674,6 +716,11 @@ fn api_versions() -> ApiVersionsResponse {
             ApiKey::AllocateProducerIds,
             AllocateProducerIdsRequest::VERSIONS.min,
             AllocateProducerIdsRequest::VERSIONS.max,
+        ),
+        entry(
+            ApiKey::ElectLeaders,
+            ElectLeadersRequest::VERSIONS.min,
+            ElectLeadersRequest::VERSIONS.max,
         ),
         entry(
             ApiKey::AlterPartition,

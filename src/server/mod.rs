@@ -104,6 +104,9 @@ impl ClusterPrep {
             rack: config.broker_rack.clone(),
             voters: quorum.voters.clone(),
             heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
+            leader_rebalance_interval: config
+                .auto_leader_rebalance_enable
+                .then(|| Duration::from_secs(config.leader_imbalance_check_interval_seconds)),
             controller: ControllerConfig {
                 default_num_partitions: config.num_partitions,
                 default_replication_factor: config.default_replication_factor,

@@ -55,6 +55,7 @@ impl Nodes {
                 rack: None,
                 voters: voters.clone(),
                 heartbeat_interval: Duration::from_millis(100),
+                leader_rebalance_interval: None,
                 controller: ControllerConfig {
                     cluster_id: "test-cluster".to_string(),
                     default_replication_factor: 3,
