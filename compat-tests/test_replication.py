@@ -487,3 +487,109 @@ def test_leadership_returns_to_the_preferred_replica_by_itself(broker_factory):
     move_leadership_off(cluster, "rebalanced", 2)
     poll_for(lambda: partition_state(cluster[0], "rebalanced"), lambda s: s and s[0] == 2, 30,
              "broker 2 leading again without being asked")
+
+
+def java_hash(s):
+    h = 0
+    for ch in s.encode("utf-16-be").decode("utf-16-be"):
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= (1 << 31) else h
+
+
+def txn_state_partition(transactional_id, partitions=50):
+    return abs(java_hash(transactional_id)) % partitions
+
+
+def test_transactions_commit_exactly_across_leader_and_coordinator_kills(cluster):
+    topic = "txdata"
+    create_topic(cluster, topic, config={"min.insync.replicas": "2"})
+    txn_id = "tx-loop"
+    outcomes = {}
+    stop = threading.Event()
+    problems = []
+
+    def transact():
+        def make():
+            p = Producer({"bootstrap.servers": bootstrap(cluster), "transactional.id": txn_id,
+                          "transaction.timeout.ms": 20000, "socket.timeout.ms": 3000,
+                          "message.timeout.ms": 20000, "linger.ms": 2})
+            p.init_transactions(60)
+            return p
+        p = make()
+        i = 0
+        while not stop.is_set():
+            try:
+                p.begin_transaction()
+                for j in range(10):
+                    p.produce(topic, value=f"{i}-{j}".encode(), partition=0)
+                p.commit_transaction(60)
+                outcomes[i] = "committed"
+            except KafkaException as e:
+                err = e.args[0]
+                outcomes[i] = "unknown"
+                try:
+                    if err.txn_requires_abort():
+                        p.abort_transaction(60)
+                        outcomes[i] = "aborted"
+                    elif err.fatal() or not err.retriable():
+                        p = make()
+                except KafkaException as again:
+                    problems.append(f"txn {i}: {err} then {again}")
+                    p = make()
+            i += 1
+        p.flush(30)
+
+    worker = threading.Thread(target=transact, daemon=True)
+    worker.start()
+    try:
+        state_partition = txn_state_partition(txn_id)
+        for cycle in range(4):
+            time.sleep(2)
+            if cycle % 2 == 0:
+                target, part = topic, 0
+            else:
+                target, part = "__transaction_state", state_partition
+            state = poll_for(lambda: partition_state(cluster[cycle % 3], target, part),
+                             lambda s: s and s[0] in (1, 2, 3) and len(s[2]) == 3, 60,
+                             f"{target}-{part} led with a full ISR")
+            victim = cluster[state[0] - 1]
+            victim.stop(graceful=False)
+            poll_for(lambda: partition_state(cluster[state[0] % 3], target, part),
+                     lambda s: s and s[0] in (1, 2, 3) and s[0] != state[0], 30,
+                     f"a new leader of {target}-{part}")
+            victim.start()
+        time.sleep(2)
+    finally:
+        stop.set()
+        worker.join(180)
+    committed = [i for i, o in outcomes.items() if o == "committed"]
+    assert committed, outcomes
+    c = Consumer({"bootstrap.servers": bootstrap(cluster), "group.id": "txn-check",
+                  "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    seen = []
+    deadline = time.monotonic() + 60
+    idle = 0
+    while time.monotonic() < deadline and idle < 10:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            idle += 1
+            continue
+        idle = 0
+        seen.append(m.value().decode())
+    c.close()
+    assert len(seen) == len(set(seen)), "a record read twice"
+    by_txn = {}
+    for v in seen:
+        i, j = v.split("-")
+        by_txn.setdefault(int(i), set()).add(int(j))
+    missing = [i for i in committed if by_txn.get(i) != set(range(10))]
+    leaked = [i for i, o in outcomes.items() if o == "aborted" and i in by_txn]
+    partial = [i for i, js in by_txn.items() if js != set(range(10))]
+    print(f"transactions: {len(committed)} committed, "
+          f"{sum(1 for o in outcomes.values() if o == 'aborted')} aborted, "
+          f"{sum(1 for o in outcomes.values() if o == 'unknown')} unknown; problems {problems}")
+    assert not missing, f"committed transactions not (wholly) visible: {missing}"
+    assert not leaked, f"aborted transactions visible: {leaked}"
+    assert not partial, f"transactions partly visible: {partial}"

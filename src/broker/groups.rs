@@ -70,11 +70,11 @@ impl Broker {
         Ok(pending)
     }
 
-    /// Waits until every append in `pending` is committed (replicated to
-    /// the ISR), within `timeout`: NOT_COORDINATOR when leadership of a
-    /// partition moved first (the records may be lost), else
-    /// COORDINATOR_NOT_AVAILABLE when time ran out (retriable).
-    pub async fn wait_offsets_committed(
+    /// Waits until every coordinator append in `pending` is committed
+    /// (replicated to the ISR), within `timeout`: NOT_COORDINATOR when
+    /// leadership of a partition moved first (the records may be lost),
+    /// else COORDINATOR_NOT_AVAILABLE when time ran out (retriable).
+    pub async fn wait_replicated(
         &self,
         pending: Vec<PendingCommit>,
         timeout: std::time::Duration,

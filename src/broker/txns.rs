@@ -11,7 +11,11 @@ use wharf_coordinator::txn::{Completion, TxnError, TxnRecord, TRANSACTION_STATE_
 use wharf_coordinator::{partition_for, OffsetsRecord, OFFSETS_TOPIC};
 use wharf_protocol::batch::{self, BatchOptions, NewRecord};
 
-use super::groups::now_ms;
+use super::groups::{now_ms, PendingCommit};
+
+/// How long a transaction coordinator's state write may take to replicate
+/// before the request is answered COORDINATOR_NOT_AVAILABLE (retriable).
+pub const STATE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 use super::{Broker, BrokerError, Topic};
 
 /// The coordinator epoch written into markers: one node, never re-elected.
@@ -58,7 +62,7 @@ impl Broker {
 
     /// Appends one record to the `__transaction_state` partition of its
     /// transactional id.
-    pub fn write_txn_record(&self, record: &TxnRecord) -> Result<(), BrokerError> {
+    pub fn write_txn_record(&self, record: &TxnRecord) -> Result<PendingCommit, BrokerError> {
         let topic = self.txn_state_topic()?;
         let index = partition_for(&record.transactional_id, topic.partition_count());
         let partition = topic
@@ -77,13 +81,18 @@ impl Broker {
                     "building a {TRANSACTION_STATE_TOPIC} batch: {e}"
                 ))
             })?;
-        partition
+        let epoch = partition.leader_epoch();
+        let info = partition
             .append(&mut bytes)
             .map_err(|source| BrokerError::Storage {
                 context: format!("appending to {TRANSACTION_STATE_TOPIC}-{index}"),
                 source,
             })?;
-        Ok(())
+        Ok(PendingCommit {
+            partition: partition.clone(),
+            end: info.last_offset.saturating_add(1),
+            epoch,
+        })
     }
 
     /// Appends TxnOffsetCommit records to the group's `__consumer_offsets`
@@ -263,7 +272,7 @@ impl Broker {
     pub fn tick_txns(&self) {
         for (record, completion) in self.txns.tick(now_ms()) {
             let result = match record {
-                Some(record) => self.write_txn_record(&record),
+                Some(record) => self.write_txn_record(&record).map(|_| ()),
                 None => Ok(()),
             }
             .and_then(|()| self.complete_txn(&completion));

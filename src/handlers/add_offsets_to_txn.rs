@@ -44,7 +44,11 @@ pub async fn handle(request: Request) -> HandlerResult {
     ) {
         Ok(None) => 0,
         Ok(Some(record)) => match broker.write_txn_record(&record) {
-            Ok(()) => 0,
+            Ok(pending) => broker
+                .wait_replicated(vec![pending], crate::broker::txns::STATE_WRITE_TIMEOUT)
+                .await
+                .err()
+                .map_or(0, |e| e.code()),
             Err(e) => {
                 tracing::error!("transaction state not written: {e}");
                 ResponseError::CoordinatorNotAvailable.code()

@@ -41,32 +41,32 @@ pub async fn handle(request: Request) -> HandlerResult {
             false,
             &body.v3_and_below_topics,
             version,
-        );
+        )
+        .await;
         return request.respond(&response);
     }
-    response.results_by_transaction = body
-        .transactions
-        .iter()
-        .map(|t| {
-            let mut result = AddPartitionsToTxnResult::default();
-            result.transactional_id = t.transactional_id.clone();
-            result.topic_results = add(
-                broker,
-                &t.transactional_id.0,
-                t.producer_id.0,
-                t.producer_epoch,
-                t.verify_only,
-                &t.topics,
-                version,
-            );
-            result
-        })
-        .collect();
+    let mut results = Vec::with_capacity(body.transactions.len());
+    for t in &body.transactions {
+        let mut result = AddPartitionsToTxnResult::default();
+        result.transactional_id = t.transactional_id.clone();
+        result.topic_results = add(
+            broker,
+            &t.transactional_id.0,
+            t.producer_id.0,
+            t.producer_epoch,
+            t.verify_only,
+            &t.topics,
+            version,
+        )
+        .await;
+        results.push(result);
+    }
+    response.results_by_transaction = results;
     request.respond(&response)
 }
 
 /// One transaction's partitions: the per-partition answers.
-fn add(
+async fn add(
     broker: &Broker,
     transactional_id: &str,
     producer_id: i64,
@@ -126,7 +126,11 @@ fn add(
         ) {
             Ok(None) => 0,
             Ok(Some(record)) => match broker.write_txn_record(&record) {
-                Ok(()) => 0,
+                Ok(pending) => broker
+                    .wait_replicated(vec![pending], crate::broker::txns::STATE_WRITE_TIMEOUT)
+                    .await
+                    .err()
+                    .map_or(0, |e| e.code()),
                 Err(e) => {
                     tracing::error!(transactional_id, "transaction state not written: {e}");
                     ResponseError::CoordinatorNotAvailable.code()

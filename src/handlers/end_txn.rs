@@ -37,12 +37,24 @@ pub async fn handle(request: Request) -> HandlerResult {
     response.error_code = match outcome {
         Ok(None) => 0,
         Ok(Some((record, completion))) => {
-            let done = broker
-                .write_txn_record(&record)
-                .and_then(|()| broker.complete_txn(&completion));
-            match done {
-                Ok(()) => 0,
+            // The decision (Prepare) is replicated before the markers go
+            // out, so a new coordinator finishes what this one started.
+            let prepared = match broker.write_txn_record(&record) {
+                Ok(pending) => broker
+                    .wait_replicated(vec![pending], crate::broker::txns::STATE_WRITE_TIMEOUT)
+                    .await
+                    .inspect_err(|code| {
+                        tracing::warn!(transactional_id = %id, "transaction decision not replicated: {code:?}");
+                    }),
                 Err(e) => {
+                    tracing::error!(transactional_id = %id, "could not end the transaction: {e}");
+                    Err(ResponseError::CoordinatorNotAvailable)
+                }
+            };
+            match prepared.map(|()| broker.complete_txn(&completion)) {
+                Err(code) => code.code(),
+                Ok(Ok(())) => 0,
+                Ok(Err(e)) => {
                     // The transaction stays in its Prepare state; the
                     // timer finishes it. The client retries and gets
                     // CONCURRENT_TRANSACTIONS until then.

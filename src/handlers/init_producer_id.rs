@@ -70,7 +70,9 @@ pub async fn handle(request: Request) -> HandlerResult {
             body.transaction_timeout_ms,
             expected,
             request.api_version,
-        ) {
+        )
+        .await
+        {
             Ok((producer_id, epoch)) => {
                 tracing::debug!(transactional_id = %txn.0, producer_id, epoch, "transactional producer initialised");
                 response.producer_id = ProducerId(producer_id);
@@ -105,7 +107,7 @@ pub async fn handle(request: Request) -> HandlerResult {
 /// InitProducerId for a transactional id: asks the coordinator, writing
 /// its records and carrying out the abort of a transaction the previous
 /// producer left open, then asks again.
-fn init_transactional(
+async fn init_transactional(
     broker: &Broker,
     mut spare: Option<i64>,
     transactional_id: &str,
@@ -127,7 +129,10 @@ fn init_transactional(
                 producer_epoch,
                 record,
             } => {
-                broker.write_txn_record(&record).map_err(storage_failed)?;
+                let pending = broker.write_txn_record(&record).map_err(storage_failed)?;
+                broker
+                    .wait_replicated(vec![pending], crate::broker::txns::STATE_WRITE_TIMEOUT)
+                    .await?;
                 return Ok((producer_id, producer_epoch));
             }
             InitResult::AbortFirst { record, completion } => {
@@ -136,7 +141,10 @@ fn init_transactional(
                     producer_id = completion.producer_id,
                     "fencing the previous producer: aborting its open transaction"
                 );
-                broker.write_txn_record(&record).map_err(storage_failed)?;
+                let pending = broker.write_txn_record(&record).map_err(storage_failed)?;
+                broker
+                    .wait_replicated(vec![pending], crate::broker::txns::STATE_WRITE_TIMEOUT)
+                    .await?;
                 broker.complete_txn(&completion).map_err(storage_failed)?;
             }
         }

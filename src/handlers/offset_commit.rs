@@ -89,10 +89,7 @@ pub async fn handle(request: Request) -> HandlerResult {
             Ok(records) => match broker.write_offsets_records(&records) {
                 // Answered once the offsets are replicated: a commit the
                 // client saw succeed survives the coordinator's failover.
-                Ok(pending) => broker
-                    .wait_offsets_committed(pending, COMMIT_TIMEOUT)
-                    .await
-                    .err(),
+                Ok(pending) => broker.wait_replicated(pending, COMMIT_TIMEOUT).await.err(),
                 Err(e) => {
                     tracing::error!(group = %commit.group_id, "could not persist committed offsets: {e}");
                     Some(e.kafka_error())
