@@ -15,7 +15,7 @@ import time
 import pytest
 from confluent_kafka import (Consumer, ElectionType, KafkaError, KafkaException, Producer,
                              TopicPartition)
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -593,3 +593,28 @@ def test_transactions_commit_exactly_across_leader_and_coordinator_kills(cluster
     assert not missing, f"committed transactions not (wholly) visible: {missing}"
     assert not leaked, f"aborted transactions visible: {leaked}"
     assert not partial, f"transactions partly visible: {partial}"
+
+
+def test_deleted_records_stay_deleted_after_a_failover(cluster):
+    create_topic(cluster, "trimmed")
+    assert all(e is None for e, _ in produce(cluster, "trimmed",
+                                             [f"r{i}".encode() for i in range(100)]))
+    admin = AdminClient({"bootstrap.servers": bootstrap(cluster)})
+    tp = TopicPartition("trimmed", 0, 60)
+    [(_, fut)] = list(admin.delete_records([tp]).items())
+    assert fut.result(timeout=30).low_watermark == 60
+    leader = partition_state(cluster[0], "trimmed")[0]
+    # The followers take the leader's log start with their next fetches
+    # (each long-polls at most --replica-fetch-wait-max-ms, 500 ms).
+    time.sleep(1.5)
+    cluster[leader - 1].stop(graceful=False)
+    alive = [b for b in cluster if b.is_running()]
+    poll_for(lambda: partition_state(alive[0], "trimmed"),
+             lambda s: s and s[0] not in (-1, leader), 30, "a new leader")
+    a2 = AdminClient({"bootstrap.servers": bootstrap(alive)})
+    res = a2.list_offsets({TopicPartition("trimmed", 0): OffsetSpec.earliest()})
+    [(_, fut)] = list(res.items())
+    assert fut.result(timeout=30).offset == 60
+    got = consume_all(alive, "trimmed", 40, timeout=30)
+    assert [v for _, v in got] == [f"r{i}".encode() for i in range(60, 100)]
+    cluster[leader - 1].start()

@@ -426,6 +426,19 @@ fn apply_response(targets: &[Target], response: &FetchResponse, version: i16) ->
                         }
                     }
                     p.follow_high_watermark(pd.high_watermark);
+                    // The leader's log start (retention, DeleteRecords)
+                    // moves the follower's too, within what it has
+                    // committed.
+                    let start = pd.log_start_offset.min(p.high_watermark());
+                    if start > p.log_start_offset() {
+                        if let Err(e) = p.advance_log_start(start) {
+                            tracing::warn!(
+                                topic = %target.topic,
+                                partition = p.index,
+                                "taking the leader's log start failed: {e}"
+                            );
+                        }
+                    }
                 }
                 Some(ResponseError::OffsetOutOfRange) => {
                     all_failed = false;

@@ -101,5 +101,6 @@ pub async fn handle(request: Request) -> HandlerResult {
 }
 
 /// How long markers may take to replicate before the answer says
-/// REQUEST_TIMED_OUT (the coordinator retries).
-const MARKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// REQUEST_TIMED_OUT (the coordinator retries): within the 5 s the
+/// coordinator's peer client waits for the answer.
+const MARKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(4);
