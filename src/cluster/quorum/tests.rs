@@ -242,7 +242,16 @@ async fn three_voters_elect_a_leader_and_every_voter_applies_proposals_in_order(
     );
     assert!(!settings(&cluster.nodes[&leader]).contains_key("from-follower"));
 
-    let d = cluster.nodes[&leader].describe();
+    // The description comes from the Raft metrics, which follow commits
+    // asynchronously: wait for them to show the last proposal.
+    let waited = Instant::now();
+    let d = loop {
+        let d = cluster.nodes[&leader].describe();
+        if d.high_watermark > last || waited.elapsed() > Duration::from_secs(5) {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(d.leader, Some(leader));
     assert_eq!(d.epoch, epoch);
     assert_eq!(d.voters.len(), 3);
