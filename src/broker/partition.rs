@@ -680,13 +680,13 @@ mod tests {
         }
     }
 
-    /// One follower fetch of `follower` from `leader`, applied as the
-    /// fetcher applies it; returns the leader's answer.
-    fn fetch_once(leader: &Partition, follower: &Partition) -> ReplicaRead {
+    /// One fetch of `follower` (broker `replica`) from `leader`, applied as
+    /// the fetcher applies it; returns the leader's answer.
+    fn fetch_as(leader: &Partition, follower: &Partition, replica: i32) -> ReplicaRead {
         let (end, last_epoch) = follower.follower_position();
         let read = leader
             .replica_fetch(&ReplicaFetch {
-                replica: 2,
+                replica,
                 fetch_offset: end,
                 current_leader_epoch: follower.leader_epoch(),
                 last_fetched_epoch: last_epoch,
@@ -722,10 +722,10 @@ mod tests {
         leader.append(&mut batch("a")).unwrap();
         leader.append(&mut batch("b")).unwrap();
         assert_eq!(leader.high_watermark(), 0, "the follower has not fetched");
-        let first = fetch_once(&leader, &follower);
+        let first = fetch_as(&leader, &follower, 2);
         assert_eq!(first.high_watermark, 0);
         // The next fetch reports the follower's new end: committed.
-        fetch_once(&leader, &follower);
+        fetch_as(&leader, &follower, 2);
         assert_eq!(leader.high_watermark(), 2);
         tokio::time::timeout(
             std::time::Duration::from_secs(1),
@@ -734,7 +734,7 @@ mod tests {
         .await
         .map(|ok| assert!(ok))
         .expect("committed");
-        fetch_once(&leader, &follower);
+        fetch_as(&leader, &follower, 2);
         assert_eq!(follower.high_watermark(), 2);
         assert_eq!(
             leader.read_uncommitted(0, 1 << 20, true).unwrap(),
@@ -779,8 +779,8 @@ mod tests {
         b.set_registration(2, &registration(1, 1, &[1, 2]), 1);
         a.append(&mut batch("c0")).unwrap();
         a.append(&mut batch("c1")).unwrap();
-        fetch_once(&a, &b);
-        fetch_once(&a, &b);
+        fetch_as(&a, &b, 2);
+        fetch_as(&a, &b, 2);
         assert_eq!(a.high_watermark(), 2);
         // a takes two more it never replicates, and waiters give up when
         // leadership moves.
@@ -795,31 +795,10 @@ mod tests {
         b.append(&mut batch("new")).unwrap();
         assert_eq!(b.high_watermark(), 3, "b alone in the ISR");
         // a follows b: told where epoch 1 ends, truncates, catches up.
-        let fetch_from_b = |follower: &Partition| {
-            let (end, last_epoch) = follower.follower_position();
-            let read = b
-                .replica_fetch(&ReplicaFetch {
-                    replica: 1,
-                    fetch_offset: end,
-                    current_leader_epoch: follower.leader_epoch(),
-                    last_fetched_epoch: last_epoch,
-                    max_bytes: 1 << 20,
-                })
-                .unwrap();
-            if let Some((epoch, offset)) = read.diverging {
-                follower.truncate_diverging(epoch, offset).unwrap();
-            } else if !read.records.is_empty() {
-                follower
-                    .append_replicated(&mut read.records.to_vec())
-                    .unwrap();
-                follower.follow_high_watermark(read.high_watermark);
-            }
-            read
-        };
-        let first = fetch_from_b(&a);
+        let first = fetch_as(&b, &a, 1);
         assert_eq!(first.diverging, Some((1, 2)));
         assert_eq!(a.log_end_offset(), 2, "the uncommitted tail is gone");
-        fetch_from_b(&a);
+        fetch_as(&b, &a, 1);
         assert_eq!(a.log_end_offset(), 3);
         assert_eq!(
             a.read_uncommitted(0, 1 << 20, true).unwrap(),

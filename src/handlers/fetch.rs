@@ -94,11 +94,7 @@ fn watch_partitions(
     wake: &Arc<tokio::sync::Notify>,
 ) {
     for fetch_topic in &body.topics {
-        let topic = if version >= 13 {
-            broker.topic_by_id(&fetch_topic.topic_id)
-        } else {
-            broker.topic(fetch_topic.topic.0.as_str())
-        };
+        let topic = requested_topic(broker, fetch_topic, version >= 13);
         let Some(topic) = topic else {
             continue;
         };
@@ -143,6 +139,19 @@ fn leader_endpoints(
 
 /// Encodes the response as chunks: each partition's records go out as the
 /// buffer storage returned, without being copied into the response.
+/// The topic a fetch names: by id from v13, by name before.
+fn requested_topic(
+    broker: &Broker,
+    fetch_topic: &kafka_protocol::messages::fetch_request::FetchTopic,
+    by_id: bool,
+) -> Option<Arc<crate::broker::Topic>> {
+    if by_id {
+        broker.topic_by_id(&fetch_topic.topic_id)
+    } else {
+        broker.topic(fetch_topic.topic.0.as_str())
+    }
+}
+
 pub(super) fn respond(
     request: &Request,
     response: &FetchResponse,
@@ -177,11 +186,7 @@ fn read_all(
     let mut any_error = false;
     let mut responses = Vec::with_capacity(body.topics.len());
     for fetch_topic in &body.topics {
-        let topic = if by_id {
-            broker.topic_by_id(&fetch_topic.topic_id)
-        } else {
-            broker.topic(fetch_topic.topic.0.as_str())
-        };
+        let topic = requested_topic(broker, fetch_topic, by_id);
         let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
         for fp in &fetch_topic.partitions {
             let mut out = PartitionData::default();

@@ -15,7 +15,7 @@ use kafka_protocol::messages::FetchResponse;
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
-use super::{respond, HandlerResult, Request, FETCH_MAX_BYTES};
+use super::{requested_topic, respond, HandlerResult, Request, FETCH_MAX_BYTES};
 use crate::broker::{Broker, ReplicaFetch};
 use crate::cluster::node::admin::IsrChange;
 
@@ -79,11 +79,7 @@ fn read_all(
     let mut stop_early = false;
     let mut responses = Vec::with_capacity(body.topics.len());
     for fetch_topic in &body.topics {
-        let topic = if by_id {
-            broker.topic_by_id(&fetch_topic.topic_id)
-        } else {
-            broker.topic(fetch_topic.topic.0.as_str())
-        };
+        let topic = requested_topic(broker, fetch_topic, by_id);
         let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
         for fp in &fetch_topic.partitions {
             let mut out = PartitionData::default();
