@@ -20,7 +20,7 @@ use std::sync::Arc;
 use kafka_protocol::ResponseError;
 
 use super::quorum::{Quorum, QuorumError};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 use wharf_coordinator::metadata::alter_partition::{
     self, AlterPartitionData, AlterPartitionOutcome,
@@ -58,8 +58,8 @@ pub trait MetadataLog: Send + Sync + 'static {
     /// The offset the next proposed batch will take (broker epochs).
     fn next_offset(&self) -> i64;
 
-    /// Whether this node leads the quorum now.
-    fn is_leader(&self) -> bool;
+    /// The term in which this node leads the quorum, when it leads now.
+    fn leader_term(&self) -> Option<u64>;
 }
 
 impl MetadataLog for Quorum {
@@ -82,13 +82,17 @@ impl MetadataLog for Quorum {
         i64::try_from(self.log_end_offset()).unwrap_or(i64::MAX)
     }
 
-    fn is_leader(&self) -> bool {
-        self.leader().is_some_and(|(id, _)| id == self.node_id())
+    fn leader_term(&self) -> Option<u64> {
+        self.leader()
+            .filter(|(id, _)| *id == self.node_id())
+            .map(|(_, term)| term)
     }
 }
 
 /// The active controller's state besides the image.
 struct State {
+    /// The term of the tenure `sessions` belong to.
+    tenure: Option<u64>,
     sessions: BrokerSessions,
     random: SeededRandom,
 }
@@ -121,6 +125,7 @@ impl<L: MetadataLog> Controller<L> {
             log,
             config,
             state: Mutex::new(State {
+                tenure: None,
                 sessions: BrokerSessions::new(),
                 random: SeededRandom::new(seed),
             }),
@@ -142,6 +147,29 @@ impl<L: MetadataLog> Controller<L> {
             ResponseError::NotController,
             "this node is not the active controller",
         )
+    }
+
+    /// Locks the state for a decision of the active controller
+    /// (NOT_CONTROLLER on any other node). A new tenure starts with no
+    /// broker sessions: heartbeats went to the previous controller, or to
+    /// none during the election, so what this node saw in an earlier
+    /// tenure says nothing about a broker's liveness now. Each broker gets a
+    /// full session from the first time this tenure looks at it, as Kafka's
+    /// controller does when it activates.
+    async fn active(&self) -> Result<MutexGuard<'_, State>, ControllerError> {
+        let mut state = self.state.lock().await;
+        let term = self
+            .log
+            .leader_term()
+            .ok_or_else(|| self.not_controller())?;
+        if state.tenure != Some(term) {
+            if state.tenure.is_some() {
+                tracing::info!(term, "controller tenure starts: broker sessions restart");
+            }
+            state.tenure = Some(term);
+            state.sessions.new_tenure();
+        }
+        Ok(state)
     }
 
     /// Proposes `records` (if any) and feeds them to the sessions.
@@ -166,14 +194,15 @@ impl<L: MetadataLog> Controller<L> {
         topics: &[NewTopic],
         validate_only: bool,
     ) -> Vec<(String, Result<CreatedTopic, ControllerError>)> {
-        let mut state = self.state.lock().await;
-        if !self.log.is_leader() {
-            let e = self.not_controller();
-            return topics
-                .iter()
-                .map(|t| (t.name.clone(), Err(e.clone())))
-                .collect();
-        }
+        let mut state = match self.active().await {
+            Ok(state) => state,
+            Err(e) => {
+                return topics
+                    .iter()
+                    .map(|t| (t.name.clone(), Err(e.clone())))
+                    .collect();
+            }
+        };
         let image = self.log.image();
         let outcome = topics::create_topics(
             &image,
@@ -197,11 +226,10 @@ impl<L: MetadataLog> Controller<L> {
         &self,
         names: &[String],
     ) -> Vec<(String, Result<Uuid, ControllerError>)> {
-        let mut state = self.state.lock().await;
-        if !self.log.is_leader() {
-            let e = self.not_controller();
-            return names.iter().map(|n| (n.clone(), Err(e.clone()))).collect();
-        }
+        let mut state = match self.active().await {
+            Ok(state) => state,
+            Err(e) => return names.iter().map(|n| (n.clone(), Err(e.clone()))).collect(),
+        };
         let image = self.log.image();
         let mut records = Vec::new();
         let mut results = Vec::with_capacity(names.len());
@@ -235,10 +263,7 @@ impl<L: MetadataLog> Controller<L> {
         assignments: Option<&[Vec<i32>]>,
         validate_only: bool,
     ) -> Result<(), ControllerError> {
-        let mut state = self.state.lock().await;
-        if !self.log.is_leader() {
-            return Err(self.not_controller());
-        }
+        let mut state = self.active().await?;
         let image = self.log.image();
         let records =
             topics::create_partitions(&image, &mut state.random, name, count, assignments)?;
@@ -256,10 +281,7 @@ impl<L: MetadataLog> Controller<L> {
         ops: &[ConfigOp],
         validate_only: bool,
     ) -> Result<(), ControllerError> {
-        let mut state = self.state.lock().await;
-        if !self.log.is_leader() {
-            return Err(self.not_controller());
-        }
+        let mut state = self.active().await?;
         let image = self.log.image();
         let records = configs::alter_topic_configs(&image, name, ops)?;
         if validate_only {
@@ -276,10 +298,7 @@ impl<L: MetadataLog> Controller<L> {
         name: &str,
         configs: &BTreeMap<String, String>,
     ) -> Result<(), ControllerError> {
-        let mut state = self.state.lock().await;
-        if !self.log.is_leader() {
-            return Err(self.not_controller());
-        }
+        let mut state = self.active().await?;
         let image = self.log.image();
         let records = configs::set_topic_configs(&image, name, configs)?;
         self.commit(&mut state, records).await.map(|_| ())
@@ -292,10 +311,7 @@ impl<L: MetadataLog> Controller<L> {
         broker_id: i32,
         broker_epoch: i64,
     ) -> Result<ProducerIdBlock, ControllerError> {
-        let mut state = self.state.lock().await;
-        if !self.log.is_leader() {
-            return Err(self.not_controller());
-        }
+        let mut state = self.active().await?;
         let image = self.log.image();
         let (block, record) = producer_ids::allocate_producer_ids(&image, broker_id, broker_epoch)?;
         self.commit(&mut state, vec![record]).await?;
@@ -311,10 +327,7 @@ impl<L: MetadataLog> Controller<L> {
         broker_epoch: i64,
         partitions: &[AlterPartitionData],
     ) -> Result<Vec<Result<AlterPartitionOutcome, ControllerError>>, ControllerError> {
-        let mut state = self.state.lock().await;
-        if !self.log.is_leader() {
-            return Err(self.not_controller());
-        }
+        let mut state = self.active().await?;
         let image = self.log.image();
         let outcomes: Vec<_> = partitions
             .iter()
@@ -347,10 +360,7 @@ impl<L: MetadataLog> Controller<L> {
         election_type: ElectionType,
         partitions: Option<Vec<(String, i32)>>,
     ) -> Result<Vec<((String, i32), Result<(), ControllerError>)>, ControllerError> {
-        let mut state = self.state.lock().await;
-        if !self.log.is_leader() {
-            return Err(self.not_controller());
-        }
+        let mut state = self.active().await?;
         let image = self.log.image();
         let every = partitions.is_none();
         let asked = partitions.unwrap_or_else(|| {
@@ -380,10 +390,7 @@ impl<L: MetadataLog> Controller<L> {
         &self,
         request: &RegistrationRequest,
     ) -> Result<i64, ControllerError> {
-        let mut state = self.state.lock().await;
-        if !self.log.is_leader() {
-            return Err(self.not_controller());
-        }
+        let mut state = self.active().await?;
         let image = self.log.image();
         let now = (self.now_ms)();
         let next = self.log.next_offset();
@@ -404,10 +411,7 @@ impl<L: MetadataLog> Controller<L> {
         &self,
         request: &HeartbeatRequest,
     ) -> Result<HeartbeatReply, ControllerError> {
-        let mut state = self.state.lock().await;
-        if !self.log.is_leader() {
-            return Err(self.not_controller());
-        }
+        let mut state = self.active().await?;
         let image = self.log.image();
         let now = (self.now_ms)();
         let (records, reply) =
@@ -424,9 +428,12 @@ impl<L: MetadataLog> Controller<L> {
     /// Fences every broker whose session has expired, one at a time (each
     /// fencing's elections see the previous one). Returns the fenced ids.
     pub async fn fence_stale_brokers(&self) -> Result<Vec<i32>, ControllerError> {
-        let mut state = self.state.lock().await;
+        let Ok(mut state) = self.active().await else {
+            return Ok(Vec::new());
+        };
+        let tenure = state.tenure;
         let mut fenced = Vec::new();
-        while self.log.is_leader() {
+        while self.log.leader_term() == tenure {
             let image = self.log.image();
             let now = (self.now_ms)();
             let Some((id, records)) =

@@ -62,6 +62,12 @@ impl BrokerSessions {
         }
     }
 
+    /// Forgets every session (liveness and reported offsets) for a new
+    /// controller tenure; the registration offsets, which only grow, stay.
+    pub fn new_tenure(&mut self) {
+        self.sessions.clear();
+    }
+
     /// Records that the broker's controlled-shutdown records were appended
     /// in a batch ending at `offset` (Kafka keeps the first such offset).
     pub fn controlled_shutdown_appended(&mut self, broker: i32, offset: i64) {

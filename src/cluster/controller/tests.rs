@@ -1,6 +1,6 @@
 //! The controller over an in-memory metadata log.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex as StdMutex;
 
 use wharf_coordinator::metadata::records::BrokerEndpoint;
@@ -12,7 +12,8 @@ use super::*;
 struct MemLog {
     image: StdMutex<ImageSnapshot>,
     next: AtomicI64,
-    leader: AtomicBool,
+    /// The term this node leads in; `None` when it does not lead.
+    term: StdMutex<Option<u64>>,
     fail: StdMutex<Option<QuorumError>>,
 }
 
@@ -21,7 +22,7 @@ impl MemLog {
         Arc::new(Self {
             image: StdMutex::new(Arc::new(MetadataImage::new())),
             next: AtomicI64::new(1),
-            leader: AtomicBool::new(true),
+            term: StdMutex::new(Some(1)),
             fail: StdMutex::new(None),
         })
     }
@@ -55,8 +56,8 @@ impl MetadataLog for MemLog {
         self.next.load(Ordering::SeqCst)
     }
 
-    fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::SeqCst)
+    fn leader_term(&self) -> Option<u64> {
+        *self.term.lock().unwrap()
     }
 }
 
@@ -182,7 +183,7 @@ fn created_topic_spreads_leaders_over_live_brokers_with_the_default_replication_
 fn a_node_that_does_not_lead_answers_not_controller_and_changes_nothing() {
     let h = harness();
     h.live_brokers(&[1]);
-    h.log.leader.store(false, Ordering::SeqCst);
+    *h.log.term.lock().unwrap() = None;
     let err = h.create("t", 1).unwrap_err();
     assert_eq!(err.code, ResponseError::NotController);
     assert!(h.log.image().topic_by_name("t").is_none());
@@ -222,6 +223,33 @@ fn a_silent_broker_is_fenced_and_its_leaderships_move() {
         assert!(p.leader == 2 || p.leader == 3, "{p:?}");
         assert!(!p.isr.contains(&1));
     }
+}
+
+#[test]
+fn a_new_tenure_gives_every_broker_a_full_session() {
+    let h = harness();
+    let epochs = h.live_brokers(&[1, 2]);
+    h.run(h.controller.fence_stale_brokers()).unwrap();
+    // This node loses the quorum; the brokers heartbeat to another
+    // controller (or to none during the election) for longer than a
+    // session; then this node wins a later term.
+    *h.log.term.lock().unwrap() = None;
+    h.clock.fetch_add(10_000, Ordering::SeqCst);
+    *h.log.term.lock().unwrap() = Some(2);
+    let fenced = h.run(h.controller.fence_stale_brokers()).unwrap();
+    assert!(
+        fenced.is_empty(),
+        "fenced on last tenure's sessions: {fenced:?}"
+    );
+    // Within the new tenure a silent broker is still fenced.
+    for _ in 0..10 {
+        h.clock.fetch_add(1_000, Ordering::SeqCst);
+        h.heartbeat(2, epochs[1]).unwrap();
+        h.run(h.controller.fence_stale_brokers()).unwrap();
+    }
+    let image = h.log.image();
+    assert!(image.broker(1).unwrap().fenced);
+    assert!(!image.broker(2).unwrap().fenced);
 }
 
 #[test]
@@ -305,7 +333,7 @@ fn set_topic_configs_without_a_majority_is_request_timed_out_and_changes_nothing
         .unwrap_err();
     assert_eq!(err.code, ResponseError::RequestTimedOut);
     assert!(configs_of(&h, "a").is_empty());
-    h.log.leader.store(false, Ordering::SeqCst);
+    *h.log.term.lock().unwrap() = None;
     let err = h
         .run(h.controller.set_topic_configs("a", &configs))
         .unwrap_err();
