@@ -621,6 +621,11 @@ impl Partition {
             })?
     }
 
+    /// Bytes in the partition's segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.with_log(|log| log.size_bytes())
+    }
+
     fn with_log<T>(&self, f: impl FnOnce(&Log) -> T) -> T {
         f(&self.log.read().unwrap_or_else(PoisonError::into_inner))
     }

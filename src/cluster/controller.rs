@@ -32,6 +32,7 @@ use wharf_coordinator::metadata::configs::{self, ConfigOp};
 use wharf_coordinator::metadata::elections::{self, ElectionType};
 use wharf_coordinator::metadata::placement::SeededRandom;
 use wharf_coordinator::metadata::producer_ids::{self, ProducerIdBlock};
+use wharf_coordinator::metadata::reassignment;
 use wharf_coordinator::metadata::topics::{self, CreatedTopic, NewTopic};
 use wharf_coordinator::metadata::{
     ControllerConfig, ControllerError, ImageSnapshot, MetadataRecord,
@@ -106,6 +107,9 @@ pub struct Controller<L> {
     /// Milliseconds since the epoch (injected so tests control time).
     now_ms: Clock,
 }
+
+/// A partition by topic name and index.
+pub type TopicPartition = (String, i32);
 
 /// Where the controller reads the time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -378,6 +382,41 @@ impl<L: MetadataLog> Controller<L> {
                     outcomes.push(((topic, partition), Ok(())));
                 }
                 Err(e) if every && e.code == ResponseError::ElectionNotNeeded => {}
+                Err(e) => outcomes.push(((topic, partition), Err(e))),
+            }
+        }
+        self.commit(&mut state, records).await?;
+        Ok(outcomes)
+    }
+
+    /// AlterPartitionReassignments (KIP-455): for each (topic, partition),
+    /// target replicas to move to or `None` to cancel the move in
+    /// progress. Each partition's outcome, in request order; the changes
+    /// are proposed as one batch.
+    pub async fn alter_partition_reassignments(
+        &self,
+        asked: Vec<(TopicPartition, Option<Vec<i32>>)>,
+        allow_rf_change: bool,
+    ) -> Result<Vec<(TopicPartition, Result<(), ControllerError>)>, ControllerError> {
+        let mut state = self.active().await?;
+        let image = self.log.image();
+        let mut records = Vec::new();
+        let mut outcomes = Vec::with_capacity(asked.len());
+        for ((topic, partition), target) in asked {
+            let decided = reassignment::alter_reassignment(
+                &image,
+                &self.config,
+                &topic,
+                partition,
+                target.as_deref(),
+                allow_rf_change,
+            );
+            match decided {
+                Ok(record) => {
+                    tracing::info!(%topic, partition, target = ?target, "partition reassignment");
+                    records.extend(record.map(MetadataRecord::PartitionChange));
+                    outcomes.push(((topic, partition), Ok(())));
+                }
                 Err(e) => outcomes.push(((topic, partition), Err(e))),
             }
         }

@@ -26,7 +26,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::broker_registration_request::Listener;
-use kafka_protocol::messages::ElectLeadersRequest;
 use kafka_protocol::messages::{
     describe_quorum_request, describe_quorum_response, AllocateProducerIdsRequest,
     AlterPartitionRequest, ApiKey, ApiVersionsResponse, BrokerHeartbeatRequest,
@@ -34,6 +33,7 @@ use kafka_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeQuorumRequest,
     DescribeQuorumResponse, IncrementalAlterConfigsRequest, TopicName,
 };
+use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, ElectLeadersRequest};
 use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
@@ -628,6 +628,17 @@ impl ControllerApis for Apis {
                         admin::serve_elect_leaders(&self.controller, &request, version).await;
                     encode(&response, version)
                 }
+                ApiKey::AlterPartitionReassignments => {
+                    let request =
+                        AlterPartitionReassignmentsRequest::decode(&mut frame, version).ok()?;
+                    let response = admin::serve_alter_partition_reassignments(
+                        &self.controller,
+                        &request,
+                        version,
+                    )
+                    .await;
+                    encode(&response, version)
+                }
                 ApiKey::AlterPartition => {
                     let request = AlterPartitionRequest::decode(&mut frame, version).ok()?;
                     let response =
@@ -721,6 +732,11 @@ fn api_versions() -> ApiVersionsResponse {
             ApiKey::ElectLeaders,
             ElectLeadersRequest::VERSIONS.min,
             ElectLeadersRequest::VERSIONS.max,
+        ),
+        entry(
+            ApiKey::AlterPartitionReassignments,
+            AlterPartitionReassignmentsRequest::VERSIONS.min,
+            AlterPartitionReassignmentsRequest::VERSIONS.max,
         ),
         entry(
             ApiKey::AlterPartition,

@@ -1,7 +1,6 @@
 //! Leader elections and ISR changes, with the behaviour of Kafka's
 //! `PartitionChangeBuilder` and `ReplicationControlManager` (without KIP-966
-//! eligible leader replicas, and without reassignment, which Wharf does not
-//! start yet).
+//! eligible leader replicas).
 //!
 //! - A leader is kept while it is in the (target) ISR and acceptable (live:
 //!   unfenced, not shutting down). Otherwise the first replica, in replica
@@ -12,6 +11,10 @@
 //! - A broker leaving (fenced, shutting down, unregistered) is removed from
 //!   every ISR it is in, unless it is the last member: the ISR never
 //!   becomes empty, so the last in-sync replica is remembered.
+//! - A reassignment in progress (adding and removing replicas, KIP-455)
+//!   completes in whichever change first has every adding replica in the
+//!   target ISR: the removing replicas leave the replicas and the ISR, and
+//!   a leader among them gives way to the first remaining ISR member.
 //! - Every leader change bumps the leader epoch, every change the partition
 //!   epoch (applied by [`PartitionRegistration::merge`]).
 
@@ -43,6 +46,9 @@ pub struct ChangeBuilder<'a> {
     acceptable: &'a dyn Fn(i32) -> bool,
     election: Election,
     target_isr: Vec<i32>,
+    target_replicas: Vec<i32>,
+    target_adding: Vec<i32>,
+    target_removing: Vec<i32>,
     target_leader_recovery_state: LeaderRecoveryState,
 }
 
@@ -60,8 +66,48 @@ impl<'a> ChangeBuilder<'a> {
             acceptable,
             election: Election::Online,
             target_isr: partition.isr.clone(),
+            target_replicas: partition.replicas.clone(),
+            target_adding: partition.adding_replicas.clone(),
+            target_removing: partition.removing_replicas.clone(),
             target_leader_recovery_state: partition.leader_recovery_state,
         }
+    }
+
+    /// The replicas, adding and removing replicas the change moves to (a
+    /// reassignment starting, or being reverted).
+    pub fn target_reassignment(
+        mut self,
+        replicas: Vec<i32>,
+        adding: Vec<i32>,
+        removing: Vec<i32>,
+    ) -> Self {
+        self.target_replicas = replicas;
+        self.target_adding = adding;
+        self.target_removing = removing;
+        self
+    }
+
+    /// Kafka's `completeReassignmentIfNeeded`: once every adding replica is
+    /// in the target ISR, the removing replicas leave the replicas and the
+    /// ISR (unless that would leave the ISR empty).
+    fn complete_reassignment_if_needed(&mut self) {
+        if self.target_adding.is_empty() && self.target_removing.is_empty() {
+            return;
+        }
+        let removing = &self.target_removing;
+        let isr: Vec<i32> = self
+            .target_isr
+            .iter()
+            .copied()
+            .filter(|r| !removing.contains(r))
+            .collect();
+        if isr.is_empty() || !self.target_adding.iter().all(|r| isr.contains(r)) {
+            return;
+        }
+        self.target_replicas.retain(|r| !removing.contains(r));
+        self.target_isr = isr;
+        self.target_adding.clear();
+        self.target_removing.clear();
     }
 
     pub fn election(mut self, election: Election) -> Self {
@@ -85,7 +131,7 @@ impl<'a> ChangeBuilder<'a> {
 
     /// The elected leader and whether the election was unclean.
     fn elect(&self) -> (i32, bool) {
-        let replicas = &self.partition.replicas;
+        let replicas = &self.target_replicas;
         if self.election == Election::Preferred {
             if let Some(&preferred) = replicas.first() {
                 if self.valid_new_leader(preferred) {
@@ -93,7 +139,8 @@ impl<'a> ChangeBuilder<'a> {
                 }
             }
         }
-        if self.valid_new_leader(self.partition.leader) {
+        if replicas.contains(&self.partition.leader) && self.valid_new_leader(self.partition.leader)
+        {
             return (self.partition.leader, false);
         }
         if let Some(&r) = replicas.iter().find(|r| self.valid_new_leader(**r)) {
@@ -108,7 +155,8 @@ impl<'a> ChangeBuilder<'a> {
     }
 
     /// The record to propose, or `None` when nothing would change.
-    pub fn build(self) -> Option<PartitionChangeRecord> {
+    pub fn build(mut self) -> Option<PartitionChangeRecord> {
+        self.complete_reassignment_if_needed();
         let mut record = PartitionChangeRecord::new(self.topic_id, self.partition_id);
         let (leader, unclean) = self.elect();
         if leader != self.partition.leader {
@@ -132,6 +180,15 @@ impl<'a> ChangeBuilder<'a> {
         }
         if self.target_leader_recovery_state != self.partition.leader_recovery_state {
             record.leader_recovery_state = Some(self.target_leader_recovery_state);
+        }
+        if self.target_replicas != self.partition.replicas {
+            record.replicas = Some(self.target_replicas);
+        }
+        if self.target_adding != self.partition.adding_replicas {
+            record.adding_replicas = Some(self.target_adding);
+        }
+        if self.target_removing != self.partition.removing_replicas {
+            record.removing_replicas = Some(self.target_removing);
         }
         (!record.is_no_op()).then_some(record)
     }

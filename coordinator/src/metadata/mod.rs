@@ -59,6 +59,7 @@ mod model_tests;
 pub mod partition;
 pub mod placement;
 pub mod producer_ids;
+pub mod reassignment;
 pub mod records;
 #[cfg(test)]
 mod testkit;

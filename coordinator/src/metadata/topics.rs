@@ -68,7 +68,7 @@ fn usable_brokers(image: &MetadataImage) -> Vec<UsableBroker> {
 }
 
 /// Kafka's `validateManualPartitionAssignment`.
-fn validate_assignment(
+pub(crate) fn validate_assignment(
     image: &MetadataImage,
     replicas: &[i32],
     replication_factor: Option<usize>,

@@ -39,10 +39,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{
-    alter_partition_request, alter_partition_response, elect_leaders_response, ElectLeadersRequest,
-    ElectLeadersResponse,
-};
+use kafka_protocol::messages::{alter_partition_request, alter_partition_response};
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest,
     AlterPartitionResponse, BrokerId, CreatePartitionsRequest, CreatePartitionsResponse,
@@ -56,13 +53,15 @@ use uuid::Uuid;
 use wharf_client::Connection;
 use wharf_coordinator::metadata::alter_partition::{AlterPartitionData, IsrMember};
 use wharf_coordinator::metadata::configs::{replace_ops, ConfigOp};
-use wharf_coordinator::metadata::elections::ElectionType;
 use wharf_coordinator::metadata::records::LeaderRecoveryState;
 use wharf_coordinator::metadata::records::CONFIG_RESOURCE_TOPIC;
 use wharf_coordinator::metadata::topics::{CreatedTopic, NewTopic};
 use wharf_coordinator::metadata::ControllerError;
 
 use super::{ClusterNode, Controller, Quorum};
+
+mod replicas;
+pub(super) use replicas::{serve_alter_partition_reassignments, serve_elect_leaders};
 
 /// How long a metadata write through [`ClusterNode`] keeps looking for the
 /// active controller before it answers with the last error.
@@ -941,90 +940,6 @@ pub(super) async fn serve_alter_partition(
                 t.topic_id = d.topic_id;
                 t.partitions.push(p);
                 response.topics.push(t);
-            }
-        }
-    }
-    response
-}
-
-impl ClusterNode {
-    /// ElectLeaders via the active controller (the request as the client
-    /// sent it), retried across a controller change until `timeout`.
-    pub async fn elect_leaders(
-        &self,
-        request: ElectLeadersRequest,
-        timeout: Duration,
-    ) -> Result<ElectLeadersResponse, ControllerError> {
-        let deadline = Deadline(Instant::now() + timeout);
-        loop {
-            let sent = request.clone();
-            let answer = self
-                .admin_attempt(
-                    |_| sent,
-                    |c, r, v| async move { serve_elect_leaders(&c, &r, v).await },
-                )
-                .await;
-            let answer =
-                answer.and_then(|response| result_of(response.error_code, None).map(|()| response));
-            match answer {
-                Err(e) if retriable(&e) && deadline.pause().await => {}
-                answer => return answer,
-            }
-        }
-    }
-}
-
-/// ElectLeaders on the controller.
-pub(super) async fn serve_elect_leaders(
-    controller: &Controller<Quorum>,
-    request: &ElectLeadersRequest,
-    _version: i16,
-) -> ElectLeadersResponse {
-    let mut response = ElectLeadersResponse::default();
-    let election_type = match request.election_type {
-        0 => ElectionType::Preferred,
-        1 => ElectionType::Unclean,
-        other => {
-            tracing::info!(
-                election_type = other,
-                "ElectLeaders with an unknown election type"
-            );
-            response.error_code = ResponseError::InvalidRequest.code();
-            return response;
-        }
-    };
-    let asked = request.topic_partitions.as_ref().map(|topics| {
-        topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| (t.topic.0.to_string(), *p)))
-            .collect()
-    });
-    let outcomes = match controller.elect_leaders(election_type, asked).await {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            tracing::info!("ElectLeaders refused: {e}");
-            response.error_code = e.code.code();
-            return response;
-        }
-    };
-    for ((topic, partition), outcome) in outcomes {
-        let mut result = elect_leaders_response::PartitionResult::default();
-        result.partition_id = partition;
-        if let Err(e) = outcome {
-            result.error_code = e.code.code();
-            result.error_message = Some(StrBytes::from_string(e.message.clone()));
-        }
-        match response
-            .replica_election_results
-            .iter_mut()
-            .find(|r| r.topic.0.as_str() == topic)
-        {
-            Some(r) => r.partition_result.push(result),
-            None => {
-                let mut r = elect_leaders_response::ReplicaElectionResult::default();
-                r.topic = topic_name(&topic);
-                r.partition_result.push(result);
-                response.replica_election_results.push(r);
             }
         }
     }
