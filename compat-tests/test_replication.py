@@ -28,7 +28,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_cluster(broker_factory, session_ms=2000, lag_ms=3000, extra=()):
+def start_cluster(broker_factory, session_ms=2000, lag_ms=3000, extra=(), extra_for=None):
+    """Three brokers (ids 1-3, all voters); `extra_for` maps a node id to
+    flags for that broker only."""
+    extra_for = extra_for or {}
     ports = [free_port() for _ in range(3)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(ports))
     return [
@@ -39,6 +42,7 @@ def start_cluster(broker_factory, session_ms=2000, lag_ms=3000, extra=()):
             "--broker-session-timeout-ms", str(session_ms),
             "--replica-lag-time-max-ms", str(lag_ms),
             *extra,
+            *extra_for.get(i + 1, ()),
         ])
         for i in range(3)
     ]

@@ -363,6 +363,15 @@ impl Partition {
         Some((set.leader_epoch, set.partition_epoch, isr))
     }
 
+    /// The controller refused the ISR change asked for at
+    /// `partition_epoch`: the committed ISR counts again, and the high
+    /// watermark may advance without the member that was to join.
+    pub fn isr_change_refused(&self, partition_epoch: i32) {
+        if lock(&self.replica).refused(partition_epoch) {
+            self.recompute_high_watermark(self.log_end_offset());
+        }
+    }
+
     /// Serves a follower's fetch (the leader's side of replication):
     /// checks the follower and its epochs, finds a divergence, records its
     /// position, and reads up to the log end (not the high watermark).
@@ -619,6 +628,12 @@ impl Partition {
                 context: "fsync task".to_string(),
                 source: std::io::Error::other(e.to_string()),
             })?
+    }
+
+    /// Whether the log has gone offline after a storage failure (it takes
+    /// no writes until the broker restarts).
+    pub fn is_offline(&self) -> bool {
+        self.with_log(|log| log.offline_reason().is_some())
     }
 
     /// Bytes in the partition's segment files.

@@ -250,6 +250,21 @@ impl ReplicaSet {
         });
     }
 
+    /// Forgets the ISR change asked for at `partition_epoch`: the
+    /// controller refused it, so the committed ISR is the one that counts
+    /// (a joining member no longer holds the high watermark back).
+    /// Returns whether there was such a change.
+    pub fn refused(&mut self, partition_epoch: i32) -> bool {
+        let matches = self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.partition_epoch == partition_epoch);
+        if matches {
+            self.pending = None;
+        }
+        matches
+    }
+
     /// Whether a follower the leader reckons with is `replica` (an assigned
     /// replica other than the leader).
     pub fn is_follower(&self, replica: i32) -> bool {
@@ -313,6 +328,24 @@ mod tests {
         set.follower_fetched(2, 120, 120, 110, 1_030);
         assert_eq!(set.high_watermark(1, 125), Some(120));
         assert_eq!(set.high_watermark(2, 125), None, "only the leader moves it");
+    }
+
+    #[test]
+    fn a_refused_expansion_stops_holding_the_high_watermark_back() {
+        let mut set = ReplicaSet::default();
+        set.register(1, 1, 3, 7, &[1, 2], &[1], 1, 100, 0);
+        assert_eq!(set.high_watermark(1, 150), Some(150));
+        // 2 caught up and the leader asked for it to join; then 2 died.
+        set.proposed(vec![1, 2], 10);
+        set.follower_fetched(2, 100, 100, -1, 10);
+        assert_eq!(
+            set.high_watermark(1, 150),
+            Some(100),
+            "a joining member counts"
+        );
+        assert!(!set.refused(6), "another change's answer");
+        assert!(set.refused(7));
+        assert_eq!(set.high_watermark(1, 150), Some(150));
     }
 
     #[test]

@@ -99,6 +99,11 @@ impl Broker {
             if scan {
                 changes.extend(self.lagging_isr_changes(lag_ms));
             }
+            // One change per partition: the latest asked for.
+            let mut seen = std::collections::HashSet::new();
+            changes.reverse();
+            changes.retain(|c| seen.insert((c.topic_id, c.partition)));
+            changes.reverse();
             if changes.is_empty() {
                 continue;
             }
@@ -115,17 +120,35 @@ impl Broker {
                                 isr = ?change.isr,
                                 "ISR changed"
                             ),
-                            Err(e) => tracing::info!(
-                                topic_id = %change.topic_id,
-                                partition = change.partition,
-                                isr = ?change.isr,
-                                "ISR change refused: {e}"
-                            ),
+                            Err(e) => {
+                                tracing::info!(
+                                    topic_id = %change.topic_id,
+                                    partition = change.partition,
+                                    isr = ?change.isr,
+                                    "ISR change refused: {e}"
+                                );
+                                self.isr_change_refused(change);
+                            }
                         }
                     }
                 }
-                Err(e) => tracing::warn!("ISR changes not sent to the controller: {e}"),
+                Err(e) => {
+                    // Sent again at the next scan, as Kafka's leader keeps
+                    // an unsent ISR change until the controller answers.
+                    tracing::warn!("ISR changes not sent to the controller (retrying): {e}");
+                    lock(&self.replication.isr_queue).extend(changes);
+                }
             }
+        }
+    }
+
+    /// Forgets a refused ISR change on its partition.
+    fn isr_change_refused(&self, change: &IsrChange) {
+        if let Some(p) = self
+            .topic_by_id(&change.topic_id)
+            .and_then(|t| t.partition(change.partition).cloned())
+        {
+            p.isr_change_refused(change.partition_epoch);
         }
     }
 
@@ -218,7 +241,19 @@ async fn fetch_from(
             tracing::debug!(leader, "fetcher stopped");
             return;
         }
-        let current = targets.borrow_and_update().clone();
+        // A replica whose log went offline (a storage failure) stops
+        // fetching: it can take nothing until the broker restarts, and the
+        // leader drops it from the ISR once it lags.
+        let current: Vec<Target> = targets
+            .borrow_and_update()
+            .iter()
+            .filter(|t| !t.partition.is_offline())
+            .cloned()
+            .collect();
+        if current.is_empty() {
+            pause(&mut targets, &mut stop).await;
+            continue;
+        }
         if connection.is_none() {
             match connect(&broker, leader, wait).await {
                 Ok(c) => connection = Some(c),
@@ -420,7 +455,7 @@ fn apply_response(targets: &[Target], response: &FetchResponse, version: i16) ->
                             tracing::error!(
                                 topic = %target.topic,
                                 partition = p.index,
-                                "appending the leader's records failed: {e}"
+                                "appending the leader's records failed: {e}; this replica stops fetching if its log went offline"
                             );
                             continue;
                         }
