@@ -29,6 +29,10 @@ pub struct ReplicaFetch {
     pub current_leader_epoch: i32,
     pub last_fetched_epoch: i32,
     pub max_bytes: usize,
+    /// Whether the metadata shows the follower able to join the ISR
+    /// (registered, unfenced, not shutting down: Kafka's
+    /// `isReplicaIsrEligible`); an ineligible one is not proposed.
+    pub isr_eligible: bool,
 }
 
 /// The leader's answer to a follower's fetch of one partition.
@@ -367,7 +371,7 @@ impl Partition {
     /// `partition_epoch`: the committed ISR counts again, and the high
     /// watermark may advance without the member that was to join.
     pub fn isr_change_refused(&self, partition_epoch: i32) {
-        if lock(&self.replica).refused(partition_epoch) {
+        if lock(&self.replica).refused(partition_epoch, mono_ms()) {
             self.recompute_high_watermark(self.log_end_offset());
         }
     }
@@ -415,7 +419,7 @@ impl Partition {
             let mut set = lock(&self.replica);
             let wanted =
                 set.follower_fetched(fetch.replica, fetch.fetch_offset, end, hw_before, now);
-            if let Some(isr) = wanted {
+            if let Some(isr) = wanted.filter(|_| fetch.isr_eligible) {
                 set.proposed(isr.clone(), now);
                 expand = Some((set.leader_epoch, set.partition_epoch, isr));
             }
@@ -711,6 +715,7 @@ mod tests {
                 current_leader_epoch: follower.leader_epoch(),
                 last_fetched_epoch: last_epoch,
                 max_bytes: 1 << 20,
+                isr_eligible: true,
             })
             .unwrap();
         if let Some((epoch, offset)) = read.diverging {
@@ -770,6 +775,7 @@ mod tests {
             current_leader_epoch: epoch,
             last_fetched_epoch: 1,
             max_bytes: 100,
+            isr_eligible: true,
         };
         assert_eq!(
             leader.replica_fetch(&fetch(2, 0)).err(),

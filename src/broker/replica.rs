@@ -22,6 +22,8 @@ use std::collections::HashMap;
 
 /// How long an unanswered ISR change blocks the next one.
 pub const ISR_CHANGE_RETRY_MS: i64 = 5_000;
+/// How long a refused ISR change blocks the next one.
+pub const ISR_REFUSED_BACKOFF_MS: i64 = 1_000;
 
 /// What the leader knows of one follower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +63,8 @@ pub struct ReplicaSet {
     pub epoch_start_offset: i64,
     pub followers: HashMap<i32, FollowerState>,
     pub pending: Option<PendingIsr>,
+    /// When the controller last refused an ISR change (monotonic ms).
+    pub refused_ms: Option<i64>,
     /// Whether the image has given this partition a registration yet.
     pub registered: bool,
 }
@@ -239,6 +243,9 @@ impl ReplicaSet {
         self.pending
             .as_ref()
             .is_none_or(|p| now.saturating_sub(p.sent_ms) > ISR_CHANGE_RETRY_MS)
+            && self
+                .refused_ms
+                .is_none_or(|t| now.saturating_sub(t) > ISR_REFUSED_BACKOFF_MS)
     }
 
     /// Notes that `isr` was asked for.
@@ -254,13 +261,14 @@ impl ReplicaSet {
     /// controller refused it, so the committed ISR is the one that counts
     /// (a joining member no longer holds the high watermark back).
     /// Returns whether there was such a change.
-    pub fn refused(&mut self, partition_epoch: i32) -> bool {
+    pub fn refused(&mut self, partition_epoch: i32, now: i64) -> bool {
         let matches = self
             .pending
             .as_ref()
             .is_some_and(|p| p.partition_epoch == partition_epoch);
         if matches {
             self.pending = None;
+            self.refused_ms = Some(now);
         }
         matches
     }
@@ -343,9 +351,15 @@ mod tests {
             Some(100),
             "a joining member counts"
         );
-        assert!(!set.refused(6), "another change's answer");
-        assert!(set.refused(7));
+        assert!(!set.refused(6, 20), "another change's answer");
+        assert!(set.refused(7, 20));
         assert_eq!(set.high_watermark(1, 150), Some(150));
+        // Not asked again at once: the refusal holds the next one back.
+        assert_eq!(set.follower_fetched(2, 150, 150, 150, 500), None);
+        assert_eq!(
+            set.follower_fetched(2, 150, 150, 150, 1_100),
+            Some(vec![1, 2])
+        );
     }
 
     #[test]

@@ -78,6 +78,12 @@ fn read_all(
     let mut total = 0usize;
     let mut stop_early = false;
     let mut responses = Vec::with_capacity(body.topics.len());
+    // Kafka's `isReplicaIsrEligible`: a fenced or stopping follower is not
+    // proposed for the ISR (the controller would refuse it).
+    let isr_eligible = broker
+        .image()
+        .broker(replica)
+        .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown);
     for fetch_topic in &body.topics {
         let topic = requested_topic(broker, fetch_topic, by_id);
         let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
@@ -112,6 +118,7 @@ fn read_all(
                     -1
                 },
                 max_bytes: budget,
+                isr_eligible,
             };
             match p.replica_fetch(&fetch) {
                 Ok(read) => {
