@@ -187,7 +187,9 @@ impl Consumer {
         }
         if stale {
             tokio::time::sleep(client.retry_policy().initial_backoff).await;
-            let described = client.describe_topics(Some(&[self.topic.clone()])).await?;
+            let described = client
+                .describe_topics(Some(std::slice::from_ref(&self.topic)))
+                .await?;
             if let Some(info) = described.get(&self.topic) {
                 self.partitions = info.partitions.clone();
             }

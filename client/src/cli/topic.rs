@@ -106,7 +106,9 @@ pub async fn run(args: TopicArgs) -> Result<ExitCode, ClientError> {
             }
         }
         TopicCommand::Describe { name } => {
-            let topics = client.describe_topics(Some(&[name.clone()])).await?;
+            let topics = client
+                .describe_topics(Some(std::slice::from_ref(&name)))
+                .await?;
             let info = topics.get(&name).ok_or_else(|| unknown_topic(&name))?;
             let configs: Vec<_> = client
                 .describe_configs(RESOURCE_TOPIC, &name)
