@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cluster::Cluster;
 use common::TestBroker;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -856,4 +857,158 @@ fn configs_are_described_and_altered() {
     // --topic or --broker, exactly one.
     let out = wharf(&broker, &["config", "describe"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Exit code and stdout of `wharf cluster health` against `bootstrap`.
+fn health(bootstrap: &str) -> (Option<i32>, String) {
+    let out = wharf_with_input(bootstrap, &["cluster", "health"], b"");
+    (out.status.code(), stdout(&out))
+}
+
+#[test]
+fn on_three_brokers_requests_reach_each_leader_and_health_sees_a_lost_broker() {
+    let mut cluster = Cluster::start(3);
+    let (controller, _) = cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
+    let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.addr.to_string()).collect();
+    let addr = |i: usize| addrs[i].clone();
+    // The broker to lose later: neither node 1 nor the controller, so that
+    // leadership moves in the usual ~3 s.
+    let victim = if controller == 2 { 2 } else { 1 };
+    let survivor = 0;
+    let all = format!("{},{},{}", addr(0), addr(1), addr(2));
+    let create = |args: &[&str]| {
+        let out = wharf_with_input(&all, args, b"");
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    create(&[
+        "topic",
+        "create",
+        "replicated",
+        "--partitions",
+        "6",
+        "--replication-factor",
+        "3",
+    ]);
+    create(&[
+        "topic",
+        "create",
+        "single",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "1",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, text) = health(&all);
+        if code == Some(0) {
+            assert!(text.starts_with("healthy: 3 brokers, "), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never healthy: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = wharf_with_input(
+        &addr(2),
+        &["topic", "describe", "replicated", "--output", "json"],
+        b"",
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let leaders: std::collections::BTreeSet<i64> = d["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["leader"].as_i64().unwrap())
+        .collect();
+    assert!(leaders.len() > 1, "leaders spread over the brokers: {d}");
+    assert_eq!(d["replication_factor"], 3);
+
+    // Produced through node 1 only, records reach every partition's leader.
+    let lines: String = (0..60).map(|i| format!("k{i}:v{i}\n")).collect();
+    let out = wharf_with_input(
+        &addr(survivor),
+        &[
+            "produce",
+            "replicated",
+            "--key-separator",
+            ":",
+            "--acks",
+            "all",
+            "--output",
+            "json",
+        ],
+        lines.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["delivered"], 60);
+
+    let victim_id = i32::try_from(victim + 1).unwrap();
+    cluster.nodes[victim].stop(false);
+    // The first bootstrap address is dead now: the next one answers. The
+    // partitions the victim led move; the producer retries until it finds
+    // their new leaders.
+    let bootstrap = format!("{},{}", addr(victim), addr(survivor));
+    let lines: String = (60..90).map(|i| format!("k{i}:v{i}\n")).collect();
+    let out = wharf_with_input(
+        &bootstrap,
+        &[
+            "produce",
+            "replicated",
+            "--key-separator",
+            ":",
+            "--acks",
+            "1",
+        ],
+        lines.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let consumed = wharf_with_input(
+        &bootstrap,
+        &[
+            "consume",
+            "replicated",
+            "--from-beginning",
+            "--max-messages",
+            "90",
+            "--output",
+            "json",
+        ],
+        b"",
+    );
+    assert!(consumed.status.success(), "{}", stderr(&consumed));
+    assert_eq!(stdout(&consumed).lines().count(), 90);
+
+    // The single-replica partition on the lost broker has no leader now.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let (code, text) = health(&bootstrap);
+        if code == Some(1) && text.contains("no leader (offline)") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health never saw the loss: {code:?} {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(text.starts_with("unhealthy: "), "{text}");
+    let out = wharf_with_input(
+        &bootstrap,
+        &["cluster", "describe", "--output", "json"],
+        b"",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<i64> = d["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert!(!ids.contains(&i64::from(victim_id)), "{d}");
+    let offline = d["offline_partitions"].as_array().unwrap();
+    assert_eq!(offline.len(), 1, "{d}");
+    assert_eq!(offline[0]["topic"], "single");
+    assert_eq!(offline[0]["replicas"], serde_json::json!([victim_id]));
 }

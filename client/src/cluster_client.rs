@@ -30,7 +30,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            attempts: 8,
+            attempts: 12,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
             bootstrap_rounds: 3,
