@@ -546,20 +546,12 @@ fn failed_records_are_reported_on_stderr_with_a_nonzero_exit() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-#[test]
-fn consume_follows_the_log_until_sigterm() {
-    let broker = TestBroker::start();
-    let bootstrap = broker.addr.to_string();
-    ok(&broker, &["topic", "create", "live", "--partitions", "2"]);
-    ok(&broker, &["topic", "create", "other", "--partitions", "1"]);
+/// Starts `wharf ARGS --bootstrap-server BOOTSTRAP` in the background; its
+/// stdout lines arrive on the receiver.
+fn spawn_wharf(bootstrap: &str, args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args([
-            "consume",
-            "live",
-            "--bootstrap-server",
-            &bootstrap,
-            "--print-key",
-        ])
+        .args(args)
+        .args(["--bootstrap-server", bootstrap])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -574,6 +566,28 @@ fn consume_follows_the_log_until_sigterm() {
             }
         }
     });
+    (child, rx)
+}
+
+/// SIGTERM to `child`, which must then exit 0 within 10 s.
+fn terminate(child: Child) -> Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = wait_bounded(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    out
+}
+
+#[test]
+fn consume_follows_the_log_until_sigterm() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.addr.to_string();
+    ok(&broker, &["topic", "create", "live", "--partitions", "2"]);
+    ok(&broker, &["topic", "create", "other", "--partitions", "1"]);
+    let (child, rx) = spawn_wharf(&bootstrap, &["consume", "live", "--print-key"]);
     // It starts at the end: records produced from now on show up, as they come.
     let mut got = Vec::new();
     for round in 0..2 {
@@ -595,14 +609,8 @@ fn consume_follows_the_log_until_sigterm() {
     assert!(got[0].starts_with("k0\tv0"), "{got:?}");
     assert!(got.iter().any(|l| l == "k1\tv1"), "{got:?}");
     let stopping = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = wait_bounded(child, Duration::from_secs(10));
+    let out = terminate(child);
     assert!(stopping.elapsed() < Duration::from_secs(5));
-    assert_eq!(out.status.code(), Some(0), "SIGTERM is a clean stop");
     assert!(
         stderr(&out).contains("Processed a total of"),
         "{}",
@@ -1011,4 +1019,140 @@ fn on_three_brokers_requests_reach_each_leader_and_health_sees_a_lost_broker() {
     assert_eq!(offline.len(), 1, "{d}");
     assert_eq!(offline[0]["topic"], "single");
     assert_eq!(offline[0]["replicas"], serde_json::json!([victim_id]));
+}
+
+/// The partitions each member of `group` holds (JSON describe), by member id,
+/// once the group is Stable.
+fn stable_assignment(broker: &TestBroker, group: &str) -> Option<Vec<(String, Vec<i64>)>> {
+    let out = wharf(broker, &["group", "describe", group, "--output", "json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    if d["state"] != "Stable" {
+        return None;
+    }
+    Some(
+        d["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let partitions = m["assignment"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["partition"].as_i64().unwrap())
+                    .collect();
+                (m["member_id"].as_str().unwrap().to_string(), partitions)
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn consumers_in_a_group_share_the_partitions_and_commit_what_they_printed() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.addr.to_string();
+    ok(&broker, &["topic", "create", "shared", "--partitions", "4"]);
+    let args = [
+        "consume",
+        "shared",
+        "--group",
+        "workers",
+        "--from-beginning",
+        "--print-key",
+    ];
+    let (first, first_lines) = spawn_wharf(&bootstrap, &args);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(members) = stable_assignment(&broker, "workers") {
+            if members.len() == 1 {
+                assert_eq!(members[0].1, [0, 1, 2, 3]);
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first member never got every partition"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (second, second_lines) = spawn_wharf(&bootstrap, &args);
+    // The first member learns of the rebalance by its heartbeat and joins
+    // again; the range assignor splits 4 partitions 2 and 2.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let members = loop {
+        if let Some(mut members) = stable_assignment(&broker, "workers") {
+            if members.len() == 2 {
+                members.sort();
+                break members;
+            }
+        }
+        assert!(Instant::now() < deadline, "no rebalance to two members");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(members[0].1, [0, 1], "{members:?}");
+    assert_eq!(members[1].1, [2, 3], "{members:?}");
+
+    let lines: String = (0..40).map(|i| format!("key-{i}:{i}\n")).collect();
+    let out = wharf_with_input(
+        &bootstrap,
+        &["produce", "shared", "--key-separator", ":"],
+        lines.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut by_member: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while by_member[0].len() + by_member[1].len() < 40 {
+        assert!(Instant::now() < deadline, "got only {by_member:?}");
+        for (i, rx) in [&first_lines, &second_lines].into_iter().enumerate() {
+            while let Ok(line) = rx.try_recv() {
+                by_member[i].push(line);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut all: Vec<&String> = by_member.iter().flatten().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 40, "each record once");
+    // Each member printed only the records of its own partitions.
+    for lines in &by_member {
+        let partitions: std::collections::BTreeSet<i32> = lines
+            .iter()
+            .map(|l| partition_for_key(l.split('\t').next().unwrap().as_bytes(), 4))
+            .collect();
+        assert!(
+            partitions.is_subset(&[0, 1].into()) || partitions.is_subset(&[2, 3].into()),
+            "{partitions:?}"
+        );
+    }
+    terminate(first);
+    terminate(second);
+
+    // What they printed is committed: no lag left.
+    let d = json(&broker, &["group", "describe", "workers"]);
+    assert_eq!(d["state"], "Empty", "both left the group: {d}");
+    let offsets = d["offsets"].as_array().unwrap();
+    assert_eq!(offsets.len(), 4, "{d}");
+    let committed: i64 = offsets
+        .iter()
+        .map(|o| o["current_offset"].as_i64().unwrap())
+        .sum();
+    assert_eq!(committed, 40);
+    assert!(offsets.iter().all(|o| o["lag"] == 0), "{d}");
+    // A new member starts at the committed offsets: nothing left to read.
+    let out = ok(
+        &broker,
+        &[
+            "consume",
+            "shared",
+            "--group",
+            "workers",
+            "--timeout-ms",
+            "2000",
+        ],
+    );
+    assert_eq!(out, "");
 }

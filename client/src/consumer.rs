@@ -127,6 +127,26 @@ impl Consumer {
         })
     }
 
+    /// A consumer of the partitions a group assigned: each starts at its
+    /// committed offset when it has one, else at `reset`
+    /// (`auto.offset.reset`).
+    pub async fn assigned(
+        client: &mut ClusterClient,
+        topic: &str,
+        partitions: &[i32],
+        committed: &BTreeMap<i32, i64>,
+        reset: StartAt,
+        config: ConsumerConfig,
+    ) -> Result<Self, ClientError> {
+        let mut consumer = Self::new(client, topic, Some(partitions), reset, config).await?;
+        for (p, position) in consumer.positions.iter_mut() {
+            if let Some(&offset) = committed.get(p) {
+                *position = offset;
+            }
+        }
+        Ok(consumer)
+    }
+
     /// The next offset to fetch, per partition.
     pub fn positions(&self) -> &BTreeMap<i32, i64> {
         &self.positions
@@ -140,6 +160,12 @@ impl Consumer {
         &mut self,
         client: &mut ClusterClient,
     ) -> Result<Vec<ConsumedRecord>, ClientError> {
+        if self.positions.is_empty() {
+            // Nothing assigned: wait as a fetch would.
+            let wait = u64::try_from(self.config.max_wait_ms).unwrap_or(0);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            return Ok(Vec::new());
+        }
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         let mut stale = false;
         for &partition in self.positions.keys() {

@@ -14,7 +14,8 @@
 //! - [`ClusterClient`]: a whole cluster: bootstrap, Metadata, routing to
 //!   leaders, the controller and group coordinators, bounded retries.
 //! - [`admin`]: topics, offsets, configs and groups on a `ClusterClient`.
-//! - [`producer`] and [`consumer`]: records in and out of one topic.
+//! - [`producer`] and [`consumer`]: records in and out of one topic;
+//!   [`group_member`]: a classic consumer group member (range assignor).
 //! - [`cli`]: the `wharf topic|produce|consume|group|cluster|config`
 //!   subcommands.
 
@@ -24,6 +25,7 @@ pub mod cluster_client;
 mod connection;
 pub mod consumer;
 mod error;
+pub mod group_member;
 pub mod partitioner;
 pub mod producer;
 mod versions;

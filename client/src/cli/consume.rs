@@ -1,5 +1,6 @@
 //! `wharf consume TOPIC`: prints records, kcat-like.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use serde_json::json;
 use super::output::print;
 use super::{ConnectArgs, OutputFormat};
 use crate::consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
-use crate::ClientError;
+use crate::group_member::{GroupMember, Heartbeat, MemberConfig};
+use crate::{ClientError, ClusterClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Isolation {
@@ -52,6 +54,12 @@ pub struct ConsumeArgs {
     /// Print the key before the value, tab-separated (without --format).
     #[arg(long = "print-key")]
     pub print_key: bool,
+    /// Consume as a member of this consumer group (range assignor):
+    /// partitions are shared with the group's other members and start at
+    /// the group's committed offsets (else at the end, or the beginning
+    /// with --from-beginning); offsets are committed every 5 s and on exit.
+    #[arg(long, conflicts_with_all = ["partition", "offset"])]
+    pub group: Option<String>,
 }
 
 pub async fn run(args: ConsumeArgs) -> Result<ExitCode, ClientError> {
@@ -68,6 +76,10 @@ pub async fn run(args: ConsumeArgs) -> Result<ExitCode, ClientError> {
         },
         ..ConsumerConfig::default()
     };
+    let format = record_format(&args);
+    if let Some(group) = args.group.clone() {
+        return run_in_group(args, client, &group, start, config, &format).await;
+    }
     let partitions = args.partition.map(|p| vec![p]);
     let mut consumer = Consumer::new(
         &mut client,
@@ -77,18 +89,6 @@ pub async fn run(args: ConsumeArgs) -> Result<ExitCode, ClientError> {
         config,
     )
     .await?;
-    let format = match &args.format {
-        Some(f) => {
-            let f = unescape(f);
-            if f.contains('\n') {
-                f
-            } else {
-                format!("{f}\n")
-            }
-        }
-        None if args.print_key => "%k\t%v\n".to_string(),
-        None => "%v\n".to_string(),
-    };
     let json = args.connect.output == OutputFormat::Json;
     let mut seen = 0u64;
     let mut last_record = tokio::time::Instant::now();
@@ -110,25 +110,174 @@ pub async fn run(args: ConsumeArgs) -> Result<ExitCode, ClientError> {
         if !records.is_empty() {
             last_record = tokio::time::Instant::now();
         }
-        let mut text = String::new();
-        for record in &records {
-            if args.max_messages.is_some_and(|max| seen >= max) {
-                break;
-            }
-            seen += 1;
-            if json {
-                text.push_str(&record_json(record).to_string());
-                text.push('\n');
-            } else {
-                text.push_str(&render(&format, record));
-            }
-        }
-        if !text.is_empty() {
-            print(&text)?;
-        }
+        print_records(
+            &records,
+            &format,
+            json,
+            args.max_messages,
+            &mut seen,
+            |_| {},
+        )?;
     }
     eprintln!("Processed a total of {seen} messages");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The format records are printed with.
+fn record_format(args: &ConsumeArgs) -> String {
+    match &args.format {
+        Some(f) => {
+            let f = unescape(f);
+            if f.contains('\n') {
+                f
+            } else {
+                format!("{f}\n")
+            }
+        }
+        None if args.print_key => "%k\t%v\n".to_string(),
+        None => "%v\n".to_string(),
+    }
+}
+
+/// Prints `records` up to `max` in all (counted in `seen`), calling
+/// `printed` for each record printed.
+fn print_records(
+    records: &[ConsumedRecord],
+    format: &str,
+    json: bool,
+    max: Option<u64>,
+    seen: &mut u64,
+    mut printed: impl FnMut(&ConsumedRecord),
+) -> Result<(), ClientError> {
+    let mut text = String::new();
+    for record in records {
+        if max.is_some_and(|max| *seen >= max) {
+            break;
+        }
+        *seen += 1;
+        printed(record);
+        if json {
+            text.push_str(&record_json(record).to_string());
+            text.push('\n');
+        } else {
+            text.push_str(&render(format, record));
+        }
+    }
+    if !text.is_empty() {
+        print(&text)?;
+    }
+    Ok(())
+}
+
+/// Joins `group` and builds a consumer of the partitions it assigns.
+async fn join(
+    member: &mut GroupMember,
+    client: &mut ClusterClient,
+    topic: &str,
+    reset: StartAt,
+    config: &ConsumerConfig,
+) -> Result<Consumer, ClientError> {
+    let assignment = member.join(client).await?;
+    let partitions = assignment.get(topic).cloned().unwrap_or_default();
+    let group_offsets = client.committed_offsets(member.group()).await?;
+    let committed: BTreeMap<i32, i64> = group_offsets
+        .into_iter()
+        .filter(|((t, _), _)| t == topic)
+        .map(|((_, p), o)| (p, o))
+        .collect();
+    Consumer::assigned(
+        client,
+        topic,
+        &partitions,
+        &committed,
+        reset,
+        config.clone(),
+    )
+    .await
+}
+
+/// `wharf consume --group`: a member of a classic consumer group.
+async fn run_in_group(
+    args: ConsumeArgs,
+    mut client: ClusterClient,
+    group: &str,
+    start: StartAt,
+    config: ConsumerConfig,
+    format: &str,
+) -> Result<ExitCode, ClientError> {
+    let topic = args.topic.clone();
+    let reset = if start == StartAt::Beginning {
+        StartAt::Beginning
+    } else {
+        StartAt::End
+    };
+    let mut member = GroupMember::new(group, vec![topic.clone()], MemberConfig::default());
+    let mut consumer = join(&mut member, &mut client, &topic, reset, &config).await?;
+    let json = args.connect.output == OutputFormat::Json;
+    let mut seen = 0u64;
+    // The next offset of each partition after what was printed: what to commit.
+    let mut to_commit: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut last_record = tokio::time::Instant::now();
+    let mut last_heartbeat = tokio::time::Instant::now();
+    let mut last_commit = tokio::time::Instant::now();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let result: Result<(), ClientError> = async {
+        loop {
+            if args.max_messages.is_some_and(|max| seen >= max) {
+                return Ok(());
+            }
+            if let Some(ms) = args.timeout_ms {
+                if last_record.elapsed() >= Duration::from_millis(ms) {
+                    return Ok(());
+                }
+            }
+            let records = tokio::select! {
+                records = consumer.poll(&mut client) => records?,
+                () = &mut stop => return Ok(()),
+            };
+            if !records.is_empty() {
+                last_record = tokio::time::Instant::now();
+            }
+            print_records(&records, format, json, args.max_messages, &mut seen, |r| {
+                to_commit.insert(r.partition, r.offset + 1);
+            })?;
+            if last_heartbeat.elapsed() >= member.heartbeat_interval() {
+                last_heartbeat = tokio::time::Instant::now();
+                if member.heartbeat(&mut client).await? == Heartbeat::Rejoin {
+                    commit(&mut member, &mut client, &topic, &mut to_commit).await;
+                    consumer = join(&mut member, &mut client, &topic, reset, &config).await?;
+                    last_heartbeat = tokio::time::Instant::now();
+                }
+            }
+            if last_commit.elapsed() >= Duration::from_secs(5) {
+                last_commit = tokio::time::Instant::now();
+                commit(&mut member, &mut client, &topic, &mut to_commit).await;
+            }
+        }
+    }
+    .await;
+    commit(&mut member, &mut client, &topic, &mut to_commit).await;
+    if let Err(e) = member.leave(&mut client).await {
+        eprintln!("wharf: {e}");
+    }
+    result?;
+    eprintln!("Processed a total of {seen} messages");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Commits what was printed; a failure is reported and the offsets kept
+/// for the next try.
+async fn commit(
+    member: &mut GroupMember,
+    client: &mut ClusterClient,
+    topic: &str,
+    offsets: &mut BTreeMap<i32, i64>,
+) {
+    match member.commit(client, topic, offsets).await {
+        Ok(()) => offsets.clear(),
+        Err(e) => eprintln!("wharf: {e}"),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM (never, if neither can be watched).
