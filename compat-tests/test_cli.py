@@ -123,3 +123,75 @@ def test_read_committed_skips_an_aborted_transaction(wharf_bin, broker):
     everything = wharf(wharf_bin, broker, "consume", "txn", "--from-beginning",
                        "--max-messages", "3", "--format", "%v").stdout
     assert everything.splitlines() == ["aborted-1", "aborted-2", "committed"]
+
+
+def test_wharf_consume_group_shares_partitions_with_a_librdkafka_member(wharf_bin, broker):
+    """`wharf consume --group` and a confluent-kafka consumer in one group:
+    the range assignor (whichever member leads) splits the partitions, each
+    record is read once, and `wharf group describe` shows both members."""
+    import signal
+    import threading
+    import time
+
+    from clients import c_consumer
+
+    create_topic(broker, "mixed", partitions=4)
+    cmd = [str(wharf_bin), "consume", "mixed", "--group", "mixed-group", "--from-beginning",
+           "--output", "json", "--bootstrap-server", broker.bootstrap]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    from_wharf = []
+    reader = threading.Thread(target=lambda: [from_wharf.append(json.loads(line))
+                                              for line in proc.stdout], daemon=True)
+    reader.start()
+    consumer = c_consumer(broker.bootstrap, **{"group.id": "mixed-group",
+                                               "partition.assignment.strategy": "range",
+                                               "auto.offset.reset": "earliest",
+                                               "enable.partition.eof": False})
+    from_librdkafka = []
+    try:
+        consumer.subscribe(["mixed"])
+        deadline = time.monotonic() + 40
+        while True:
+            m = consumer.poll(0.2)
+            assert m is None or m.error() is None or not m.error().fatal()
+            d = json.loads(wharf(wharf_bin, broker, "group", "describe", "mixed-group",
+                                 "--output", "json").stdout)
+            if d["state"] == "Stable" and len(d["members"]) == 2 and \
+                    all(m["assignment"] for m in d["members"]):
+                break
+            assert time.monotonic() < deadline, f"the group never settled: {d}"
+        clients = sorted(m["client_id"] for m in d["members"])
+        assert clients[1] == "wharf-cli", clients
+        wharf_partitions = {a["partition"] for m in d["members"]
+                            if m["client_id"] == "wharf-cli" for a in m["assignment"]}
+        assert len(wharf_partitions) == 2
+
+        producer = c_producer(broker.bootstrap, partitioner="murmur2_random")
+        assert_delivered(c_produce(producer, "mixed",
+                                   [{"key": f"k{i}".encode(), "value": str(i).encode()}
+                                    for i in range(40)]))
+        deadline = time.monotonic() + 30
+        while len(from_librdkafka) + len(from_wharf) < 40:
+            assert time.monotonic() < deadline, \
+                f"{len(from_librdkafka)} + {len(from_wharf)} of 40 records"
+            m = consumer.poll(0.2)
+            if m is not None and m.error() is None:
+                from_librdkafka.append(m)
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0, proc.stderr.read()
+    reader.join(timeout=5)
+
+    assert {r["partition"] for r in from_wharf} <= wharf_partitions
+    assert not {m.partition() for m in from_librdkafka} & wharf_partitions
+    keys = [r["key"] for r in from_wharf] + [m.key().decode() for m in from_librdkafka]
+    assert sorted(keys) == sorted(f"k{i}" for i in range(40))
+
+    # Both committed what they read.
+    d = json.loads(wharf(wharf_bin, broker, "group", "describe", "mixed-group",
+                         "--output", "json").stdout)
+    assert d["state"] == "Empty", d
+    assert sum(o["current_offset"] for o in d["offsets"]) == 40, d
+    assert all(o["lag"] == 0 for o in d["offsets"]), d
