@@ -1019,6 +1019,20 @@ fn on_three_brokers_requests_reach_each_leader_and_health_sees_a_lost_broker() {
     assert_eq!(offline.len(), 1, "{d}");
     assert_eq!(offline[0]["topic"], "single");
     assert_eq!(offline[0]["replicas"], serde_json::json!([victim_id]));
+    // The topic is still described, its offline partition without a leader
+    // or offsets.
+    let partition = offline[0]["partition"].as_i64().unwrap();
+    let out = wharf_with_input(&bootstrap, &["topic", "describe", "single"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let row: Vec<&str> = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&partition.to_string()))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[1], "none", "{text}");
+    assert_eq!(row[4..], ["-", "-"], "{text}");
 }
 
 /// The partitions each member of `group` holds (JSON describe), by member id,

@@ -282,8 +282,8 @@ impl ClusterClient {
     }
 
     /// ListOffsets at `timestamp` (`EARLIEST`, `LATEST` or a time in ms) for
-    /// every partition of `topic`, each asked of its leader. Returns the
-    /// offset per partition.
+    /// every partition of `topic` that has a leader, each asked of its
+    /// leader. Returns the offset per partition.
     pub async fn list_offsets(
         &mut self,
         topic: &str,
@@ -294,14 +294,9 @@ impl ClusterClient {
             let topics = c.describe_topics_once(Some(&[topic.to_string()])).await?;
             let info = topics.get(topic).ok_or_else(|| unknown_topic(topic))?;
             let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-            for p in &info.partitions {
-                if p.leader < 0 {
-                    return Err(ClientError::Broker {
-                        context: format!("partition {topic}-{} has no leader", p.partition),
-                        code: 5,
-                        message: None,
-                    });
-                }
+            // A partition without a leader (offline) has no offsets to
+            // give; it is left out of the answer.
+            for p in info.partitions.iter().filter(|p| p.leader >= 0) {
                 by_leader.entry(p.leader).or_default().push(p.partition);
             }
             let mut offsets = BTreeMap::new();

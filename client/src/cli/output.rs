@@ -73,8 +73,12 @@ pub fn print_json(value: &serde_json::Value) -> Result<(), ClientError> {
     print(&format!("{text}\n"))
 }
 
-/// A list of broker ids as Kafka's tools print it: `1,2,3`.
+/// A list of broker ids as Kafka's tools print it: `1,2,3` (`-` for none,
+/// so that a table keeps its columns).
 pub fn ids(ids: &[i32]) -> String {
+    if ids.is_empty() {
+        return "-".to_string();
+    }
     ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
@@ -88,5 +92,11 @@ mod tests {
         t.row(vec!["wide-cell".into(), "1".into()]);
         t.row(vec!["x".into(), "".into()]);
         assert_eq!(t.render(), "A          LONGER\nwide-cell  1\nx\n");
+    }
+
+    #[test]
+    fn broker_id_lists_are_comma_separated_and_never_empty() {
+        assert_eq!(ids(&[1, 2, 3]), "1,2,3");
+        assert_eq!(ids(&[]), "-");
     }
 }
