@@ -1,4 +1,6 @@
-//! The `wharf` command: `wharf serve` runs a broker.
+//! The `wharf` command: `wharf serve` runs a broker; `wharf topic`,
+//! `produce`, `consume`, `group`, `cluster` and `config` are a Kafka client
+//! (in the `wharf-client` crate).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -24,16 +26,22 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of the broker's Config against the
+// client commands does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a broker.
     Serve(Config),
+    #[command(flatten)]
+    Client(wharf_client::cli::ClientCommand),
 }
 
 fn main() -> ExitCode {
     alloc::tune_for_fetch_buffers();
     let cli = Cli::parse();
     match cli.command {
+        Command::Client(command) => wharf_client::cli::run(command),
         Command::Serve(config) => {
             server::catch_early_signals();
             if let Err(err) = init_logging(&config.log_level, config.log_format) {

@@ -102,6 +102,37 @@ impl Connection {
         self.call_at(request, version).await
     }
 
+    /// Sends `request` at the highest version both sides speak, but at most
+    /// `max`: for requests whose newer versions change shape in ways the
+    /// caller does not fill in (Produce and Fetch by topic id from v13).
+    pub async fn call_capped<R: Request>(
+        &mut self,
+        request: &R,
+        max: i16,
+    ) -> Result<R::Response, ClientError> {
+        let version = self
+            .versions
+            .pick::<R>()
+            .map(|v| v.min(max))
+            .filter(|v| {
+                self.versions
+                    .range(R::KEY)
+                    .is_some_and(|(min, _)| *v >= min)
+            })
+            .ok_or_else(|| ClientError::UnsupportedVersion {
+                addr: self.addr.clone(),
+                api: R::KEY,
+                ours_min: R::VERSIONS.min,
+                ours_max: max,
+            })?;
+        self.call_at(request, version).await
+    }
+
+    /// The version [`Connection::call`] would use for `R`.
+    pub fn version_of<R: Request>(&self) -> Option<i16> {
+        self.versions.pick::<R>()
+    }
+
     /// Sends `request` at `version` and decodes the response.
     pub async fn call_at<R: Request>(
         &mut self,
@@ -110,6 +141,31 @@ impl Connection {
     ) -> Result<R::Response, ClientError> {
         let mut body = self.round_trip(request, version).await?;
         R::Response::decode(&mut body, version).map_err(|e| self.malformed(R::KEY, version, e))
+    }
+
+    /// Sends `request` at `version` without waiting for an answer: for
+    /// requests the peer does not answer (Produce with acks=0).
+    pub async fn send_at<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<(), ClientError> {
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let frame = encode_request(
+            request,
+            version,
+            self.next_correlation_id,
+            &self.options.client_id,
+        )?;
+        let timeout = self.options.request_timeout;
+        match tokio::time::timeout(timeout, self.stream.write_all(&frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.io(e)),
+            Err(_) => Err(ClientError::Timeout {
+                addr: self.addr.clone(),
+                timeout,
+            }),
+        }
     }
 
     /// ApiVersions v3, falling back to the v0 body a peer answers with when

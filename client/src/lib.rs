@@ -11,11 +11,26 @@
 //!   each bounded by a timeout.
 //! - [`ApiVersionRanges`]: what the peer supports, and the version to use
 //!   for a request type.
+//! - [`ClusterClient`]: a whole cluster: bootstrap, Metadata, routing to
+//!   leaders, the controller and group coordinators, bounded retries.
+//! - [`admin`]: topics, offsets, configs and groups on a `ClusterClient`.
+//! - [`producer`] and [`consumer`]: records in and out of one topic;
+//!   [`group_member`]: a classic consumer group member (range assignor).
+//! - [`cli`]: the `wharf topic|produce|consume|group|cluster|config`
+//!   subcommands.
 
+pub mod admin;
+pub mod cli;
+pub mod cluster_client;
 mod connection;
+pub mod consumer;
 mod error;
+pub mod group_member;
+pub mod partitioner;
+pub mod producer;
 mod versions;
 
+pub use cluster_client::{ClusterClient, RetryPolicy};
 pub use connection::{Connection, ConnectionOptions};
-pub use error::ClientError;
+pub use error::{error_name, is_retriable_code, ClientError};
 pub use versions::ApiVersionRanges;

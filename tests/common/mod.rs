@@ -15,6 +15,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tempfile::TempDir;
 
+pub mod cluster;
+
 pub struct TestBroker {
     child: Option<Child>,
     pub addr: SocketAddr,

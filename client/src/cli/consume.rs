@@ -1,0 +1,419 @@
+//! `wharf consume TOPIC`: prints records, kcat-like.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use super::output::print;
+use super::{ConnectArgs, OutputFormat};
+use crate::consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
+use crate::group_member::{GroupMember, Heartbeat, MemberConfig};
+use crate::{ClientError, ClusterClient};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Isolation {
+    #[value(name = "read_uncommitted")]
+    ReadUncommitted,
+    #[value(name = "read_committed")]
+    ReadCommitted,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The topic to read.
+    pub topic: String,
+    /// Start at the beginning of each partition (default: its end).
+    #[arg(long = "from-beginning", conflicts_with = "offset")]
+    pub from_beginning: bool,
+    /// Start at this offset (clamped into each partition's range).
+    #[arg(long)]
+    pub offset: Option<i64>,
+    /// Read only this partition.
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// Exit after this many records (default: follow until Ctrl-C or SIGTERM).
+    #[arg(long = "max-messages")]
+    pub max_messages: Option<u64>,
+    /// Exit when no record arrives for this long, in ms.
+    #[arg(long = "timeout-ms")]
+    pub timeout_ms: Option<u64>,
+    /// read_committed skips records of aborted transactions and stops at
+    /// the last stable offset.
+    #[arg(long, value_enum, default_value_t = Isolation::ReadUncommitted)]
+    pub isolation: Isolation,
+    /// Format of each record: %k key, %v value, %p partition, %o offset,
+    /// %T timestamp (ms), %t topic, %h headers (k=v,...), %% a %, \n \t \\
+    /// escapes. A format without \n gets a newline after each record.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Print the key before the value, tab-separated (without --format).
+    #[arg(long = "print-key")]
+    pub print_key: bool,
+    /// Consume as a member of this consumer group (range assignor):
+    /// partitions are shared with the group's other members and start at
+    /// the group's committed offsets (else at the end, or the beginning
+    /// with --from-beginning); offsets are committed every 5 s and on exit.
+    #[arg(long, conflicts_with_all = ["partition", "offset"])]
+    pub group: Option<String>,
+}
+
+pub async fn run(args: ConsumeArgs) -> Result<ExitCode, ClientError> {
+    let mut client = args.connect.connect().await?;
+    let start = match (args.from_beginning, args.offset) {
+        (true, _) => StartAt::Beginning,
+        (false, Some(n)) => StartAt::Offset(n),
+        (false, None) => StartAt::End,
+    };
+    let config = ConsumerConfig {
+        isolation_level: match args.isolation {
+            Isolation::ReadUncommitted => 0,
+            Isolation::ReadCommitted => 1,
+        },
+        ..ConsumerConfig::default()
+    };
+    let format = record_format(&args);
+    if let Some(group) = args.group.clone() {
+        return run_in_group(args, client, &group, start, config, &format).await;
+    }
+    let partitions = args.partition.map(|p| vec![p]);
+    let mut consumer = Consumer::new(
+        &mut client,
+        &args.topic,
+        partitions.as_deref(),
+        start,
+        config,
+    )
+    .await?;
+    let json = args.connect.output == OutputFormat::Json;
+    let mut seen = 0u64;
+    let mut last_record = tokio::time::Instant::now();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        if args.max_messages.is_some_and(|max| seen >= max) {
+            break;
+        }
+        if let Some(ms) = args.timeout_ms {
+            if last_record.elapsed() >= Duration::from_millis(ms) {
+                break;
+            }
+        }
+        let records = tokio::select! {
+            records = consumer.poll(&mut client) => records?,
+            () = &mut stop => break,
+        };
+        if !records.is_empty() {
+            last_record = tokio::time::Instant::now();
+        }
+        print_records(
+            &records,
+            &format,
+            json,
+            args.max_messages,
+            &mut seen,
+            |_| {},
+        )?;
+    }
+    eprintln!("Processed a total of {seen} messages");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The format records are printed with.
+fn record_format(args: &ConsumeArgs) -> String {
+    match &args.format {
+        Some(f) => {
+            let f = unescape(f);
+            if f.contains('\n') {
+                f
+            } else {
+                format!("{f}\n")
+            }
+        }
+        None if args.print_key => "%k\t%v\n".to_string(),
+        None => "%v\n".to_string(),
+    }
+}
+
+/// Prints `records` up to `max` in all (counted in `seen`), calling
+/// `printed` for each record printed.
+fn print_records(
+    records: &[ConsumedRecord],
+    format: &str,
+    json: bool,
+    max: Option<u64>,
+    seen: &mut u64,
+    mut printed: impl FnMut(&ConsumedRecord),
+) -> Result<(), ClientError> {
+    let mut text = String::new();
+    for record in records {
+        if max.is_some_and(|max| *seen >= max) {
+            break;
+        }
+        *seen += 1;
+        printed(record);
+        if json {
+            text.push_str(&record_json(record).to_string());
+            text.push('\n');
+        } else {
+            text.push_str(&render(format, record));
+        }
+    }
+    if !text.is_empty() {
+        print(&text)?;
+    }
+    Ok(())
+}
+
+/// Joins `group` and builds a consumer of the partitions it assigns.
+async fn join(
+    member: &mut GroupMember,
+    client: &mut ClusterClient,
+    topic: &str,
+    reset: StartAt,
+    config: &ConsumerConfig,
+) -> Result<Consumer, ClientError> {
+    let assignment = member.join(client).await?;
+    let partitions = assignment.get(topic).cloned().unwrap_or_default();
+    let group_offsets = client.committed_offsets(member.group()).await?;
+    let committed: BTreeMap<i32, i64> = group_offsets
+        .into_iter()
+        .filter(|((t, _), _)| t == topic)
+        .map(|((_, p), o)| (p, o))
+        .collect();
+    Consumer::assigned(
+        client,
+        topic,
+        &partitions,
+        &committed,
+        reset,
+        config.clone(),
+    )
+    .await
+}
+
+/// `wharf consume --group`: a member of a classic consumer group.
+async fn run_in_group(
+    args: ConsumeArgs,
+    mut client: ClusterClient,
+    group: &str,
+    start: StartAt,
+    config: ConsumerConfig,
+    format: &str,
+) -> Result<ExitCode, ClientError> {
+    let topic = args.topic.clone();
+    let reset = if start == StartAt::Beginning {
+        StartAt::Beginning
+    } else {
+        StartAt::End
+    };
+    let mut member = GroupMember::new(group, vec![topic.clone()], MemberConfig::default());
+    let mut consumer = join(&mut member, &mut client, &topic, reset, &config).await?;
+    let json = args.connect.output == OutputFormat::Json;
+    let mut seen = 0u64;
+    // The next offset of each partition after what was printed: what to commit.
+    let mut to_commit: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut last_record = tokio::time::Instant::now();
+    let mut last_heartbeat = tokio::time::Instant::now();
+    let mut last_commit = tokio::time::Instant::now();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let result: Result<(), ClientError> = async {
+        loop {
+            if args.max_messages.is_some_and(|max| seen >= max) {
+                return Ok(());
+            }
+            if let Some(ms) = args.timeout_ms {
+                if last_record.elapsed() >= Duration::from_millis(ms) {
+                    return Ok(());
+                }
+            }
+            let records = tokio::select! {
+                records = consumer.poll(&mut client) => records?,
+                () = &mut stop => return Ok(()),
+            };
+            if !records.is_empty() {
+                last_record = tokio::time::Instant::now();
+            }
+            print_records(&records, format, json, args.max_messages, &mut seen, |r| {
+                to_commit.insert(r.partition, r.offset + 1);
+            })?;
+            if last_heartbeat.elapsed() >= member.heartbeat_interval() {
+                last_heartbeat = tokio::time::Instant::now();
+                if member.heartbeat(&mut client).await? == Heartbeat::Rejoin {
+                    commit(&mut member, &mut client, &topic, &mut to_commit).await;
+                    consumer = join(&mut member, &mut client, &topic, reset, &config).await?;
+                    last_heartbeat = tokio::time::Instant::now();
+                }
+            }
+            if last_commit.elapsed() >= Duration::from_secs(5) {
+                last_commit = tokio::time::Instant::now();
+                commit(&mut member, &mut client, &topic, &mut to_commit).await;
+            }
+        }
+    }
+    .await;
+    commit(&mut member, &mut client, &topic, &mut to_commit).await;
+    if let Err(e) = member.leave(&mut client).await {
+        eprintln!("wharf: {e}");
+    }
+    result?;
+    eprintln!("Processed a total of {seen} messages");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Commits what was printed; a failure is reported and the offsets kept
+/// for the next try.
+async fn commit(
+    member: &mut GroupMember,
+    client: &mut ClusterClient,
+    topic: &str,
+    offsets: &mut BTreeMap<i32, i64>,
+) {
+    match member.commit(client, topic, offsets).await {
+        Ok(()) => offsets.clear(),
+        Err(e) => eprintln!("wharf: {e}"),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (never, if neither can be watched).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            if r.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        () = term => {}
+    }
+}
+
+fn text(bytes: &Option<Vec<u8>>) -> String {
+    bytes
+        .as_deref()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+fn record_json(r: &ConsumedRecord) -> serde_json::Value {
+    let headers: Vec<_> = r
+        .headers
+        .iter()
+        .map(|(k, v)| json!({ "key": String::from_utf8_lossy(k), "value": v.as_deref().map(String::from_utf8_lossy) }))
+        .collect();
+    json!({
+        "topic": r.topic,
+        "partition": r.partition,
+        "offset": r.offset,
+        "timestamp": r.timestamp,
+        "key": r.key.as_deref().map(String::from_utf8_lossy),
+        "value": r.value.as_deref().map(String::from_utf8_lossy),
+        "headers": headers,
+    })
+}
+
+/// Replaces `\n`, `\t`, `\r` and `\\` with what they stand for.
+fn unescape(format: &str) -> String {
+    let mut out = String::with_capacity(format.len());
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// One record through a (unescaped) format.
+fn render(format: &str, r: &ConsumedRecord) -> String {
+    let mut out = String::new();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('k') => out.push_str(&text(&r.key)),
+            Some('v') | Some('s') => out.push_str(&text(&r.value)),
+            Some('p') => out.push_str(&r.partition.to_string()),
+            Some('o') => out.push_str(&r.offset.to_string()),
+            Some('T') => out.push_str(&r.timestamp.to_string()),
+            Some('t') => out.push_str(&r.topic),
+            Some('h') => {
+                let headers: Vec<String> = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), text(v)))
+                    .collect();
+                out.push_str(&headers.join(","));
+            }
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> ConsumedRecord {
+        ConsumedRecord {
+            topic: "t".into(),
+            partition: 2,
+            offset: 7,
+            timestamp: 1000,
+            key: Some(b"k1".to_vec()),
+            value: Some(b"hello".to_vec()),
+            headers: vec![(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), None)],
+        }
+    }
+
+    #[test]
+    fn format_tokens_and_escapes_render_like_kcat() {
+        let f = unescape("%k:%v (partition %p offset %o, %T) %t [%h] 100%%\\n");
+        assert_eq!(
+            render(&f, &record()),
+            "k1:hello (partition 2 offset 7, 1000) t [a=1,b=] 100%\n"
+        );
+        assert_eq!(unescape("a\\tb\\\\n"), "a\tb\\n");
+    }
+
+    #[test]
+    fn a_record_as_json_has_every_field() {
+        let v = record_json(&record());
+        assert_eq!(v["key"], "k1");
+        assert_eq!(v["offset"], 7);
+        assert_eq!(v["headers"][1]["value"], serde_json::Value::Null);
+    }
+}

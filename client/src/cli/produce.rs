@@ -1,0 +1,242 @@
+//! `wharf produce TOPIC`: one record per line of stdin or a file.
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use wharf_protocol::compression::Compression;
+
+use super::output::{print, print_json};
+use super::{parse_key_value, ConnectArgs, OutputFormat};
+use crate::producer::{OutgoingRecord, Producer, ProducerConfig};
+use crate::ClientError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Acks {
+    /// Wait for every in-sync replica.
+    All,
+    /// Wait for the leader.
+    #[value(name = "1")]
+    Leader,
+    /// Do not wait.
+    #[value(name = "0")]
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Codec {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The topic to write to (it must exist).
+    pub topic: String,
+    /// Split each line at the first SEP into key and value (lines without
+    /// it are keyless).
+    #[arg(long = "key-separator", value_name = "SEP")]
+    pub key_separator: Option<String>,
+    /// Acknowledgements to wait for.
+    #[arg(long, value_enum, default_value_t = Acks::All)]
+    pub acks: Acks,
+    /// Codec of the record batches.
+    #[arg(long, value_enum, default_value_t = Codec::None)]
+    pub compression: Codec,
+    /// Write every record to this partition instead of partitioning.
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// A header on every record, key=value (repeatable).
+    #[arg(long = "header", value_parser = parse_key_value)]
+    pub headers: Vec<(String, String)>,
+    /// Read records from this file instead of stdin.
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+    /// How long a record may wait for its batch to fill, in ms (linger.ms).
+    #[arg(long = "linger-ms", default_value_t = 5)]
+    pub linger_ms: u64,
+    /// Bytes of records after which a partition's batch is sent (batch.size).
+    #[arg(long = "batch-size", default_value_t = 16384)]
+    pub batch_size: usize,
+}
+
+pub async fn run(args: ProduceArgs) -> Result<ExitCode, ClientError> {
+    let input: Box<dyn AsyncRead + Unpin> =
+        match &args.file {
+            Some(path) => Box::new(tokio::fs::File::open(path).await.map_err(|source| {
+                ClientError::Local {
+                    what: format!("could not open {}", path.display()),
+                    source,
+                }
+            })?),
+            None => Box::new(tokio::io::stdin()),
+        };
+    let mut client = args.connect.connect().await?;
+    let config = ProducerConfig {
+        acks: match args.acks {
+            Acks::All => -1,
+            Acks::Leader => 1,
+            Acks::None => 0,
+        },
+        compression: match args.compression {
+            Codec::None => Compression::None,
+            Codec::Gzip => Compression::Gzip,
+            Codec::Snappy => Compression::Snappy,
+            Codec::Lz4 => Compression::Lz4,
+            Codec::Zstd => Compression::Zstd,
+        },
+        linger: Duration::from_millis(args.linger_ms),
+        batch_size: args.batch_size.max(1),
+        ..ProducerConfig::default()
+    };
+    let mut producer = Producer::new(&mut client, &args.topic, config).await?;
+    if let Some(p) = args.partition {
+        if !(0..producer.partition_count()).contains(&p) {
+            return Err(ClientError::Invalid(format!(
+                "partition {p} does not exist: topic '{}' has {} partitions",
+                args.topic,
+                producer.partition_count()
+            )));
+        }
+    }
+    let headers: Vec<(Vec<u8>, Option<Vec<u8>>)> = args
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec())))
+        .collect();
+
+    let mut lines = BufReader::new(input).split(b'\n');
+    let mut line_number = 0u64;
+    loop {
+        let next = match producer.linger_deadline() {
+            Some(deadline) => {
+                match tokio::time::timeout_at(deadline.into(), lines.next_segment()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        producer.flush(&mut client).await;
+                        continue;
+                    }
+                }
+            }
+            None => lines.next_segment().await,
+        };
+        let line = match next {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(source) => {
+                producer.flush(&mut client).await;
+                report(&producer);
+                return Err(ClientError::Local {
+                    what: "could not read the input".to_string(),
+                    source,
+                });
+            }
+        };
+        line_number += 1;
+        let mut line = line;
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let (key, value) = split_key(&line, args.key_separator.as_deref());
+        let record = OutgoingRecord {
+            id: line_number,
+            key,
+            value: Some(value),
+            headers: headers.clone(),
+            partition: args.partition,
+            timestamp: now_ms(),
+        };
+        producer.send(&mut client, record).await?;
+    }
+    producer.flush(&mut client).await;
+    report(&producer);
+    let delivered = producer.deliveries.len();
+    let failed = producer.failures.len();
+    if args.connect.output == OutputFormat::Json {
+        let deliveries: Vec<_> = producer
+            .deliveries
+            .iter()
+            .map(|d| json!({ "line": d.id, "partition": d.partition, "offset": d.offset }))
+            .collect();
+        let failures: Vec<_> = producer
+            .failures
+            .iter()
+            .map(
+                |f| json!({ "line": f.id, "partition": f.partition, "error": f.error.to_string() }),
+            )
+            .collect();
+        print_json(&json!({
+            "topic": args.topic,
+            "delivered": delivered,
+            "failed": failed,
+            "records": deliveries,
+            "failures": failures,
+        }))?;
+    } else if failed > 0 {
+        print(&format!("{delivered} records written, {failed} failed\n"))?;
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints each failed record to stderr.
+fn report(producer: &Producer) {
+    for f in &producer.failures {
+        eprintln!(
+            "wharf: record of line {} (partition {}) failed: {}",
+            f.id, f.partition, f.error
+        );
+    }
+}
+
+/// Key and value of a line: split at the first `separator`, or keyless.
+fn split_key(line: &[u8], separator: Option<&str>) -> (Option<Vec<u8>>, Vec<u8>) {
+    let Some(sep) = separator.map(str::as_bytes).filter(|s| !s.is_empty()) else {
+        return (None, line.to_vec());
+    };
+    match line.windows(sep.len()).position(|w| w == sep) {
+        Some(at) => (
+            Some(line.get(..at).unwrap_or_default().to_vec()),
+            line.get(at + sep.len()..).unwrap_or_default().to_vec(),
+        ),
+        None => (None, line.to_vec()),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_splits_at_the_first_separator() {
+        assert_eq!(
+            split_key(b"k:v:w", Some(":")),
+            (Some(b"k".to_vec()), b"v:w".to_vec())
+        );
+        assert_eq!(
+            split_key(b"novalue", Some(":")),
+            (None, b"novalue".to_vec())
+        );
+        assert_eq!(
+            split_key(b"k::v", Some("::")),
+            (Some(b"k".to_vec()), b"v".to_vec())
+        );
+        assert_eq!(split_key(b"k:v", None), (None, b"k:v".to_vec()));
+    }
+}

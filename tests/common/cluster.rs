@@ -1,0 +1,94 @@
+//! Several real `wharf` processes as one cluster on loopback (each its own
+//! voter of the metadata quorum).
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+
+use super::TestBroker;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Cluster {
+    pub nodes: Vec<TestBroker>,
+}
+
+impl Cluster {
+    pub fn start(size: i32) -> Cluster {
+        let controller_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let voters = controller_ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes = (1..=size)
+            .map(|id| {
+                let index = usize::try_from(id - 1).unwrap();
+                let node_id = id.to_string();
+                let listen = format!("127.0.0.1:{}", controller_ports[index]);
+                TestBroker::start_logged(&[
+                    "--node-id",
+                    &node_id,
+                    "--controller-listen",
+                    &listen,
+                    "--controller-quorum-voters",
+                    &voters,
+                    "--broker-heartbeat-interval-ms",
+                    "300",
+                    "--broker-session-timeout-ms",
+                    "2000",
+                ])
+            })
+            .collect();
+        Cluster { nodes }
+    }
+
+    /// (broker ids, controller id) that node `index` reports in Metadata.
+    pub fn view(&self, index: usize) -> (Vec<i32>, i32) {
+        let mut client = self.nodes[index].client();
+        let mut request = MetadataRequest::default();
+        request.topics = None;
+        let response: MetadataResponse = client.call(ApiKey::Metadata, 12, &request);
+        let mut ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+        ids.sort_unstable();
+        (ids, response.controller_id.0)
+    }
+
+    /// Polls until every node in `alive` reports `brokers` and one
+    /// controller among them; the controller and how long it took.
+    pub fn wait_for(&self, alive: &[usize], brokers: &[i32], within: Duration) -> (i32, Duration) {
+        let started = Instant::now();
+        loop {
+            let views: Vec<_> = alive.iter().map(|&i| self.view(i)).collect();
+            let controller = views[0].1;
+            if views
+                .iter()
+                .all(|(ids, c)| ids == brokers && *c == controller && brokers.contains(c))
+            {
+                return (controller, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < within,
+                "nodes {alive:?} did not all report brokers {brokers:?} with one controller: {views:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("--- node {} ---\n{}", i + 1, n.log()))
+            .collect()
+    }
+}
