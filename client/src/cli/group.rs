@@ -358,14 +358,19 @@ async fn reset_offsets(
     output: OutputFormat,
 ) -> Result<ExitCode, ClientError> {
     let group = &args.group;
-    let description = client.describe_group(group).await?;
-    // Dead: no such group yet; committing creates it, as in Kafka.
-    if !description.members.is_empty() || !matches!(description.state.as_str(), "Empty" | "Dead") {
-        return Err(ClientError::Invalid(format!(
-            "group {group} has active members; stop them first (state {}, {} members)",
-            description.state,
-            description.members.len()
-        )));
+    // A group that does not exist yet (GROUP_ID_NOT_FOUND, or Dead) is
+    // created by the commit, as in Kafka.
+    match client.describe_group(group).await {
+        Err(ClientError::Broker { code: 69, .. }) => {}
+        Err(e) => return Err(e),
+        Ok(d) if d.members.is_empty() && matches!(d.state.as_str(), "Empty" | "Dead") => {}
+        Ok(d) => {
+            return Err(ClientError::Invalid(format!(
+                "group {group} has active members; stop them first (state {}, {} members)",
+                d.state,
+                d.members.len()
+            )))
+        }
     }
     let partitions = resolve_partitions(client, &args.topics).await?;
     let earliest = offsets_at(client, &partitions, EARLIEST).await?;
