@@ -1235,6 +1235,11 @@ fn offsets_of(topic: &str, offsets: &[(i64, i64)]) -> Vec<(String, i64, i64)> {
         .collect()
 }
 
+/// The words of a command line, for the long ones.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 /// The rows under the header of a table, split into cells.
 fn table_rows(text: &str, header_start: &str) -> Vec<Vec<String>> {
     text.lines()
@@ -1270,14 +1275,7 @@ fn reset_offsets_plans_by_default_commits_with_execute_and_clamps() {
     // Without --execute: the plan, and nothing changes.
     let out = wharf(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "billing",
-            "--topic",
-            "orders",
-            "--to-earliest",
-        ],
+        &words("group reset-offsets billing --topic orders --to-earliest"),
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -1295,14 +1293,7 @@ fn reset_offsets_plans_by_default_commits_with_execute_and_clamps() {
     assert!(stderr(&out).contains("--execute"), "{}", stderr(&out));
     let plan = json(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "billing",
-            "--topic",
-            "orders",
-            "--to-latest",
-        ],
+        &words("group reset-offsets billing --topic orders --to-latest"),
     );
     assert_eq!(plan["executed"], false);
     assert_eq!(plan["offsets"][0]["new_offset"], 10);
@@ -1339,6 +1330,13 @@ fn reset_offsets_plans_by_default_commits_with_execute_and_clamps() {
         committed(&broker, "billing"),
         offsets_of("orders", &[(0, 6), (1, 4)])
     );
+    // Before the log start: clamped to it.
+    reset(&["--topic", "orders:1", "--to-offset", "-5"]);
+    assert_eq!(
+        committed(&broker, "billing"),
+        offsets_of("orders", &[(0, 6), (1, 0)])
+    );
+    reset(&["--topic", "orders:1", "--to-offset", "4"]);
     // Shift only partition 0 back.
     reset(&["--topic", "orders:0", "--shift-by", "-2"]);
     assert_eq!(
@@ -1359,18 +1357,9 @@ fn reset_offsets_plans_by_default_commits_with_execute_and_clamps() {
     // Several topics; JSON output.
     let done = json(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "billing",
-            "--topic",
-            "orders:1",
-            "--topic",
-            "audit",
-            "--to-offset",
-            "2",
-            "--execute",
-        ],
+        &words(
+            "group reset-offsets billing --topic orders:1 --topic audit --to-offset 2 --execute",
+        ),
     );
     assert_eq!(done["group"], "billing");
     assert_eq!(done["executed"], true);
@@ -1389,27 +1378,12 @@ fn reset_offsets_plans_by_default_commits_with_execute_and_clamps() {
     // and no reset mode at all are refused.
     let err = fails(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "billing",
-            "--topic",
-            "orders:7",
-            "--to-earliest",
-        ],
+        &words("group reset-offsets billing --topic orders:7 --to-earliest"),
     );
     assert!(err.contains("partition 7 does not exist"), "{err}");
     let err = fails(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "fresh",
-            "--topic",
-            "orders",
-            "--shift-by",
-            "1",
-        ],
+        &words("group reset-offsets fresh --topic orders --shift-by 1"),
     );
     assert!(err.contains("no committed offset"), "{err}");
     let out = wharf(
@@ -1423,15 +1397,7 @@ fn reset_offsets_plans_by_default_commits_with_execute_and_clamps() {
     reset(&["--topic", "audit", "--to-latest"]);
     ok(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "fresh",
-            "--topic",
-            "audit",
-            "--to-latest",
-            "--execute",
-        ],
+        &words("group reset-offsets fresh --topic audit --to-latest --execute"),
     );
     assert_eq!(committed(&broker, "fresh"), offsets_of("audit", &[(0, 3)]));
 }
@@ -1494,8 +1460,8 @@ fn reset_offsets_by_time_and_consume_from_a_time_pick_the_first_record_that_new(
         offsets_of("timed", &[(0, 0), (1, 0)])
     );
     // A malformed time is a usage error (clap's exit code 2).
-    let args = "group reset-offsets clock --topic timed --to-datetime noon";
-    let out = wharf(&broker, &args.split(' ').collect::<Vec<_>>());
+    let args = words("group reset-offsets clock --topic timed --to-datetime noon");
+    let out = wharf(&broker, &args);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("is not a datetime"),
@@ -1549,13 +1515,7 @@ fn reset_offsets_by_time_and_consume_from_a_time_pick_the_first_record_that_new(
     // or after the time (partition 1 has none: it starts at its end).
     let got = consume_json(
         &broker,
-        &[
-            "timed",
-            "--offset-time",
-            "2026-01-01T00:02:30Z",
-            "--timeout-ms",
-            "3000",
-        ],
+        &words("timed --offset-time 2026-01-01T00:02:30Z --timeout-ms 3000"),
     );
     let seen: Vec<(i64, i64, i64, String)> = got
         .iter()
@@ -1574,20 +1534,8 @@ fn reset_offsets_by_time_and_consume_from_a_time_pick_the_first_record_that_new(
             .map(|i| (0, i, NEW_YEAR + i * MINUTE, format!("p0-{i}")))
             .collect::<Vec<_>>()
     );
-    let got = consume_json(
-        &broker,
-        &[
-            "timed",
-            "--partition",
-            "1",
-            "--offset-time",
-            "2026-01-01T00:01:00Z",
-            "--max-messages",
-            "5",
-            "--timeout-ms",
-            "3000",
-        ],
-    );
+    let args = "timed --partition 1 --offset-time 2026-01-01T00:01:00Z --timeout-ms 3000";
+    let got = consume_json(&broker, &words(args));
     let offsets: Vec<i64> = got.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
     assert_eq!(offsets, [1, 2]);
 }
@@ -1608,15 +1556,7 @@ fn a_group_with_members_is_not_reset_and_delete_offsets_spares_subscribed_topics
 
     let err = fails(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "live",
-            "--topic",
-            "old",
-            "--to-earliest",
-            "--execute",
-        ],
+        &words("group reset-offsets live --topic old --to-earliest --execute"),
     );
     assert!(
         err.contains("group live has active members; stop them first"),
@@ -1625,28 +1565,13 @@ fn a_group_with_members_is_not_reset_and_delete_offsets_spares_subscribed_topics
     // Neither is a dry run allowed.
     fails(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "live",
-            "--topic",
-            "old",
-            "--to-latest",
-        ],
+        &words("group reset-offsets live --topic old --to-latest"),
     );
 
     // The member's topic is refused, another topic's offset goes.
     let out = wharf(
         &broker,
-        &[
-            "group",
-            "delete-offsets",
-            "live",
-            "--topic",
-            "subs:0",
-            "--topic",
-            "old:1",
-        ],
+        &words("group delete-offsets live --topic subs:0 --topic old:1"),
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
@@ -1674,16 +1599,7 @@ fn a_group_with_members_is_not_reset_and_delete_offsets_spares_subscribed_topics
     }
     ok(
         &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "live",
-            "--topic",
-            "subs",
-            "--to-offset",
-            "0",
-            "--execute",
-        ],
+        &words("group reset-offsets live --topic subs --to-offset 0 --execute"),
     );
     let d = json(
         &broker,

@@ -92,7 +92,7 @@ pub struct ResetOffsetsArgs {
     #[arg(long = "to-latest")]
     pub to_latest: bool,
     /// To this offset (clamped into each partition's range).
-    #[arg(long = "to-offset", value_name = "N")]
+    #[arg(long = "to-offset", value_name = "N", allow_negative_numbers = true)]
     pub to_offset: Option<i64>,
     /// Move the committed offset by N (negative: back), clamped.
     #[arg(long = "shift-by", value_name = "N", allow_negative_numbers = true)]
