@@ -33,10 +33,11 @@ pub enum GroupCommand {
     ResetOffsets(ResetOffsetsArgs),
     /// Forget the committed offsets of some partitions of a group.
     DeleteOffsets {
+        /// The consumer group.
         group: String,
         /// TOPIC or TOPIC:P,P,... (all partitions when none are named);
         /// may be given several times.
-        #[arg(long = "topic", required = true, value_parser = parse_topic_partitions)]
+        #[arg(long = "topic", value_name = "TOPIC[:P,...]", required = true, value_parser = parse_topic_partitions)]
         topics: Vec<TopicPartitions>,
     },
 }
@@ -80,10 +81,12 @@ fn parse_topic_partitions(s: &str) -> Result<TopicPartitions, String> {
     "to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime", "by_duration",
 ])))]
 pub struct ResetOffsetsArgs {
+    /// The consumer group (one that does not exist yet is created by
+    /// --execute).
     pub group: String,
     /// TOPIC or TOPIC:P,P,... (all partitions when none are named); may be
     /// given several times.
-    #[arg(long = "topic", required = true, value_parser = parse_topic_partitions)]
+    #[arg(long = "topic", value_name = "TOPIC[:P,...]", required = true, value_parser = parse_topic_partitions)]
     pub topics: Vec<TopicPartitions>,
     /// To each partition's log start offset.
     #[arg(long = "to-earliest")]
