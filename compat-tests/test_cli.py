@@ -195,3 +195,57 @@ def test_wharf_consume_group_shares_partitions_with_a_librdkafka_member(wharf_bi
     assert d["state"] == "Empty", d
     assert sum(o["current_offset"] for o in d["offsets"]) == 40, d
     assert all(o["lag"] == 0 for o in d["offsets"]), d
+
+
+def test_offsets_reset_by_wharf_are_where_a_librdkafka_member_resumes(wharf_bin, broker):
+    """`wharf group reset-offsets --to-datetime --execute` on a group a
+    confluent-kafka consumer committed in: librdkafka reads back the new
+    committed offsets and resumes there; `wharf group delete-offsets`
+    leaves it no committed offset for that partition."""
+    from confluent_kafka import OFFSET_INVALID
+    from confluent_kafka import TopicPartition as CTopicPartition
+
+    from clients import c_consumer, c_read_until_eof
+
+    create_topic(broker, "rewind", partitions=2)
+    minute = 60_000
+    new_year = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    producer = c_producer(broker.bootstrap)
+    assert_delivered(c_produce(producer, "rewind", [
+        {"value": f"p{p}-{i}".encode(), "partition": p, "timestamp": new_year + i * minute}
+        for p in range(2) for i in range(5)]))
+
+    conf = {"group.id": "rewind-group", "auto.offset.reset": "earliest"}
+    partitions = [CTopicPartition("rewind", p) for p in range(2)]
+    consumer = c_consumer(broker.bootstrap, **conf)
+    try:
+        consumer.assign([CTopicPartition("rewind", p, 0) for p in range(2)])
+        msgs, _ = c_read_until_eof(consumer, {("rewind", 0), ("rewind", 1)})
+        assert len(msgs) == 10
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+
+    out = wharf(wharf_bin, broker, "group", "reset-offsets", "rewind-group", "--topic", "rewind",
+                "--to-datetime", "2026-01-01T00:02:30Z", "--execute", "--output", "json").stdout
+    assert [(o["partition"], o["new_offset"]) for o in json.loads(out)["offsets"]] == \
+        [(0, 3), (1, 3)]
+
+    consumer = c_consumer(broker.bootstrap, **conf)
+    try:
+        committed = consumer.committed(partitions, timeout=10)
+        assert [(tp.partition, tp.offset) for tp in committed] == [(0, 3), (1, 3)]
+        consumer.subscribe(["rewind"])
+        msgs, _ = c_read_until_eof(consumer, {("rewind", 0), ("rewind", 1)}, timeout=30)
+        assert sorted((m.partition(), m.offset()) for m in msgs) == \
+            [(p, o) for p in range(2) for o in (3, 4)]
+    finally:
+        consumer.close()
+
+    wharf(wharf_bin, broker, "group", "delete-offsets", "rewind-group", "--topic", "rewind:1")
+    consumer = c_consumer(broker.bootstrap, **conf)
+    try:
+        committed = consumer.committed(partitions, timeout=10)
+        assert [(tp.partition, tp.offset) for tp in committed] == [(0, 3), (1, OFFSET_INVALID)]
+    finally:
+        consumer.close()

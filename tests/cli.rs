@@ -1170,3 +1170,451 @@ fn consumers_in_a_group_share_the_partitions_and_commit_what_they_printed() {
     );
     assert_eq!(out, "");
 }
+
+/// Writes `records` (partition, timestamp in ms, value) to `topic` through
+/// the client crate's producer, which sets each record's timestamp.
+fn produce_timed(broker: &TestBroker, topic: &str, records: &[(i32, i64, &str)]) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = wharf_client::ClusterClient::connect(
+            vec![broker.addr.to_string()],
+            wharf_client::ConnectionOptions::default(),
+            wharf_client::RetryPolicy::default(),
+        )
+        .await
+        .unwrap();
+        let mut producer = wharf_client::producer::Producer::new(
+            &mut client,
+            topic,
+            wharf_client::producer::ProducerConfig::default(),
+        )
+        .await
+        .unwrap();
+        for (i, &(partition, timestamp, value)) in records.iter().enumerate() {
+            let record = wharf_client::producer::OutgoingRecord {
+                id: i as u64,
+                value: Some(value.as_bytes().to_vec()),
+                partition: Some(partition),
+                timestamp,
+                ..Default::default()
+            };
+            producer.send(&mut client, record).await.unwrap();
+        }
+        producer.flush(&mut client).await;
+        assert!(producer.failures.is_empty(), "{:?}", producer.failures);
+        assert_eq!(producer.deliveries.len(), records.len());
+    });
+}
+
+/// The committed offsets of `group` as `group describe --output json`
+/// shows them: (topic, partition, offset) for each partition that has one.
+fn committed(broker: &TestBroker, group: &str) -> Vec<(String, i64, i64)> {
+    let d = json(broker, &["group", "describe", group]);
+    d["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| !o["current_offset"].is_null())
+        .map(|o| {
+            (
+                o["topic"].as_str().unwrap().to_string(),
+                o["partition"].as_i64().unwrap(),
+                o["current_offset"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn offsets_of(topic: &str, offsets: &[(i64, i64)]) -> Vec<(String, i64, i64)> {
+    offsets
+        .iter()
+        .map(|&(p, o)| (topic.to_string(), p, o))
+        .collect()
+}
+
+/// The words of a command line, for the long ones.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// The rows under the header of a table, split into cells.
+fn table_rows(text: &str, header_start: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .skip_while(|l| !l.starts_with(header_start))
+        .skip(1)
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn reset_offsets_plans_by_default_commits_with_execute_and_clamps() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.addr.to_string();
+    ok(&broker, &["topic", "create", "orders", "--partitions", "2"]);
+    ok(&broker, &["topic", "create", "audit", "--partitions", "1"]);
+    let ten: String = (0..10).map(|i| format!("{i}\n")).collect();
+    for (topic, partition, lines) in [
+        ("orders", "0", ten.as_str()),
+        ("orders", "1", "a\nb\nc\nd\n"),
+        ("audit", "0", "x\ny\nz\n"),
+    ] {
+        let out = wharf_with_input(
+            &bootstrap,
+            &["produce", topic, "--partition", partition],
+            lines.as_bytes(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    commit_offsets(&broker, "billing", "orders", &[(0, 3), (1, 1)]);
+    let before = committed(&broker, "billing");
+    assert_eq!(before, offsets_of("orders", &[(0, 3), (1, 1)]));
+
+    // Without --execute: the plan, and nothing changes.
+    let out = wharf(
+        &broker,
+        &words("group reset-offsets billing --topic orders --to-earliest"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("GROUP    TOPIC   PARTITION  NEW-OFFSET\n"),
+        "{text}"
+    );
+    assert_eq!(
+        table_rows(&text, "GROUP "),
+        [
+            ["billing", "orders", "0", "0"],
+            ["billing", "orders", "1", "0"]
+        ]
+    );
+    assert!(stderr(&out).contains("--execute"), "{}", stderr(&out));
+    let plan = json(
+        &broker,
+        &words("group reset-offsets billing --topic orders --to-latest"),
+    );
+    assert_eq!(plan["executed"], false);
+    assert_eq!(plan["offsets"][0]["new_offset"], 10);
+    assert_eq!(plan["offsets"][1]["new_offset"], 4);
+    assert_eq!(committed(&broker, "billing"), before);
+
+    // Each mode with --execute, checked through group describe.
+    let reset = |args: &[&str]| {
+        let mut all = vec!["group", "reset-offsets", "billing"];
+        all.extend(args);
+        all.push("--execute");
+        ok(&broker, &all)
+    };
+    let text = reset(&["--topic", "orders", "--to-latest"]);
+    assert_eq!(
+        table_rows(&text, "GROUP "),
+        [
+            ["billing", "orders", "0", "10"],
+            ["billing", "orders", "1", "4"]
+        ]
+    );
+    assert_eq!(
+        committed(&broker, "billing"),
+        offsets_of("orders", &[(0, 10), (1, 4)])
+    );
+    reset(&["--topic", "orders", "--to-earliest"]);
+    assert_eq!(
+        committed(&broker, "billing"),
+        offsets_of("orders", &[(0, 0), (1, 0)])
+    );
+    // To an offset past partition 1's end: clamped to it.
+    reset(&["--topic", "orders", "--to-offset", "6"]);
+    assert_eq!(
+        committed(&broker, "billing"),
+        offsets_of("orders", &[(0, 6), (1, 4)])
+    );
+    // Before the log start: clamped to it.
+    reset(&["--topic", "orders:1", "--to-offset", "-5"]);
+    assert_eq!(
+        committed(&broker, "billing"),
+        offsets_of("orders", &[(0, 6), (1, 0)])
+    );
+    reset(&["--topic", "orders:1", "--to-offset", "4"]);
+    // Shift only partition 0 back.
+    reset(&["--topic", "orders:0", "--shift-by", "-2"]);
+    assert_eq!(
+        committed(&broker, "billing"),
+        offsets_of("orders", &[(0, 4), (1, 4)])
+    );
+    // Shifts past either end are clamped.
+    reset(&["--topic", "orders", "--shift-by", "100"]);
+    assert_eq!(
+        committed(&broker, "billing"),
+        offsets_of("orders", &[(0, 10), (1, 4)])
+    );
+    reset(&["--topic", "orders:0,1", "--shift-by", "-100"]);
+    assert_eq!(
+        committed(&broker, "billing"),
+        offsets_of("orders", &[(0, 0), (1, 0)])
+    );
+    // Several topics; JSON output.
+    let done = json(
+        &broker,
+        &words(
+            "group reset-offsets billing --topic orders:1 --topic audit --to-offset 2 --execute",
+        ),
+    );
+    assert_eq!(done["group"], "billing");
+    assert_eq!(done["executed"], true);
+    assert_eq!(
+        done["offsets"],
+        serde_json::json!([
+            {"topic": "audit", "partition": 0, "new_offset": 2},
+            {"topic": "orders", "partition": 1, "new_offset": 2},
+        ])
+    );
+    let mut expected = offsets_of("audit", &[(0, 2)]);
+    expected.extend(offsets_of("orders", &[(0, 0), (1, 2)]));
+    assert_eq!(committed(&broker, "billing"), expected);
+
+    // A partition that does not exist, a shift without a committed offset,
+    // and no reset mode at all are refused.
+    let err = fails(
+        &broker,
+        &words("group reset-offsets billing --topic orders:7 --to-earliest"),
+    );
+    assert!(err.contains("partition 7 does not exist"), "{err}");
+    let err = fails(
+        &broker,
+        &words("group reset-offsets fresh --topic orders --shift-by 1"),
+    );
+    assert!(err.contains("no committed offset"), "{err}");
+    let out = wharf(
+        &broker,
+        &["group", "reset-offsets", "billing", "--topic", "orders"],
+    );
+    assert!(!out.status.success());
+    assert_eq!(committed(&broker, "billing"), expected);
+
+    // A group that does not exist yet is created by the commit, as in Kafka.
+    reset(&["--topic", "audit", "--to-latest"]);
+    ok(
+        &broker,
+        &words("group reset-offsets fresh --topic audit --to-latest --execute"),
+    );
+    assert_eq!(committed(&broker, "fresh"), offsets_of("audit", &[(0, 3)]));
+}
+
+/// 2026-01-01T00:00:00Z in ms.
+const NEW_YEAR: i64 = 1_767_225_600_000;
+const MINUTE: i64 = 60_000;
+
+#[test]
+fn reset_offsets_by_time_and_consume_from_a_time_pick_the_first_record_that_new() {
+    let broker = TestBroker::start();
+    ok(&broker, &["topic", "create", "timed", "--partitions", "2"]);
+    // Partition 0: a record a minute from 00:00 to 00:05; partition 1 from
+    // 00:00 to 00:02.
+    let mut records: Vec<(i32, i64, String)> = (0..6)
+        .map(|i| (0, NEW_YEAR + i * MINUTE, format!("p0-{i}")))
+        .collect();
+    records.extend((0..3).map(|i| (1, NEW_YEAR + i * MINUTE, format!("p1-{i}"))));
+    let borrowed: Vec<(i32, i64, &str)> = records
+        .iter()
+        .map(|(p, t, v)| (*p, *t, v.as_str()))
+        .collect();
+    produce_timed(&broker, "timed", &borrowed);
+    commit_offsets(&broker, "clock", "timed", &[(0, 0), (1, 0)]);
+
+    let to_datetime = |datetime: &str| {
+        ok(
+            &broker,
+            &[
+                "group",
+                "reset-offsets",
+                "clock",
+                "--topic",
+                "timed",
+                "--to-datetime",
+                datetime,
+                "--execute",
+            ],
+        );
+        committed(&broker, "clock")
+    };
+    // Exactly a record's time: that record.
+    assert_eq!(
+        to_datetime("2026-01-01T00:02:00Z"),
+        offsets_of("timed", &[(0, 2), (1, 2)])
+    );
+    // Between two records: the later one; past partition 1's last record:
+    // its log end.
+    assert_eq!(
+        to_datetime("2026-01-01T00:02:30.500Z"),
+        offsets_of("timed", &[(0, 3), (1, 3)])
+    );
+    assert_eq!(
+        to_datetime("2026-01-01T01:04:00+01:00"),
+        offsets_of("timed", &[(0, 4), (1, 3)])
+    );
+    // Before every record: the first.
+    assert_eq!(
+        to_datetime("2025-12-31T23:00:00Z"),
+        offsets_of("timed", &[(0, 0), (1, 0)])
+    );
+    // A malformed time is a usage error (clap's exit code 2).
+    let args = words("group reset-offsets clock --topic timed --to-datetime noon");
+    let out = wharf(&broker, &args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not a datetime"),
+        "{}",
+        stderr(&out)
+    );
+
+    // --by-duration counts back from now: records an hour apart ending a
+    // minute ago.
+    ok(&broker, &["topic", "create", "recent", "--partitions", "1"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    produce_timed(
+        &broker,
+        "recent",
+        &[
+            (0, now - 180 * MINUTE, "3h"),
+            (0, now - 120 * MINUTE, "2h"),
+            (0, now - MINUTE, "1m"),
+        ],
+    );
+    let by_duration = |duration: &str| {
+        let d = json(
+            &broker,
+            &[
+                "group",
+                "reset-offsets",
+                "recent-group",
+                "--topic",
+                "recent",
+                "--by-duration",
+                duration,
+                "--execute",
+            ],
+        );
+        d["offsets"][0]["new_offset"].as_i64().unwrap()
+    };
+    assert_eq!(by_duration("PT90M"), 2);
+    assert_eq!(by_duration("PT2H30M"), 1);
+    assert_eq!(by_duration("P1D"), 0);
+    // Newer than every record: the log end.
+    assert_eq!(by_duration("PT10S"), 3);
+    assert_eq!(
+        committed(&broker, "recent-group"),
+        offsets_of("recent", &[(0, 3)])
+    );
+
+    // consume --offset-time starts each partition at its first record at
+    // or after the time (partition 1 has none: it starts at its end).
+    let got = consume_json(
+        &broker,
+        &words("timed --offset-time 2026-01-01T00:02:30Z --timeout-ms 3000"),
+    );
+    let seen: Vec<(i64, i64, i64, String)> = got
+        .iter()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+                r["timestamp"].as_i64().unwrap(),
+                r["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        (3..6)
+            .map(|i| (0, i, NEW_YEAR + i * MINUTE, format!("p0-{i}")))
+            .collect::<Vec<_>>()
+    );
+    let args = "timed --partition 1 --offset-time 2026-01-01T00:01:00Z --timeout-ms 3000";
+    let got = consume_json(&broker, &words(args));
+    let offsets: Vec<i64> = got.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
+    assert_eq!(offsets, [1, 2]);
+}
+
+#[test]
+fn a_group_with_members_is_not_reset_and_delete_offsets_spares_subscribed_topics() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.addr.to_string();
+    ok(&broker, &["topic", "create", "subs", "--partitions", "2"]);
+    ok(&broker, &["topic", "create", "old", "--partitions", "2"]);
+    commit_offsets(&broker, "live", "old", &[(0, 0), (1, 0)]);
+    let (child, _lines) = spawn_wharf(&bootstrap, &["consume", "subs", "--group", "live"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stable_assignment(&broker, "live").is_none_or(|members| members.is_empty()) {
+        assert!(Instant::now() < deadline, "the member never joined");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let err = fails(
+        &broker,
+        &words("group reset-offsets live --topic old --to-earliest --execute"),
+    );
+    assert!(
+        err.contains("group live has active members; stop them first"),
+        "{err}"
+    );
+    // Neither is a dry run allowed.
+    fails(
+        &broker,
+        &words("group reset-offsets live --topic old --to-latest"),
+    );
+
+    // The member's topic is refused, another topic's offset goes.
+    let out = wharf(
+        &broker,
+        &words("group delete-offsets live --topic subs:0 --topic old:1"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("TOPIC  PARTITION  STATUS\n"), "{text}");
+    let rows = table_rows(&text, "TOPIC ");
+    assert_eq!(rows[0], ["old", "1", "Successful"]);
+    assert_eq!(rows[1][..3], ["subs", "0", "Error:"]);
+    assert!(
+        text.contains("an active member of the group is subscribed to this topic")
+            && text.contains("GROUP_SUBSCRIBED_TO_TOPIC"),
+        "{text}"
+    );
+    let remaining: Vec<_> = committed(&broker, "live")
+        .into_iter()
+        .filter(|(t, _, _)| t == "old")
+        .collect();
+    assert_eq!(remaining, offsets_of("old", &[(0, 0)]));
+
+    // Once the member is gone the group may be reset and its offsets deleted.
+    terminate(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while json(&broker, &["group", "describe", "live"])["state"] != "Empty" {
+        assert!(Instant::now() < deadline, "the member never left");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok(
+        &broker,
+        &words("group reset-offsets live --topic subs --to-offset 0 --execute"),
+    );
+    let d = json(
+        &broker,
+        &["group", "delete-offsets", "live", "--topic", "subs:0"],
+    );
+    assert_eq!(
+        d["partitions"],
+        serde_json::json!([{"topic": "subs", "partition": 0, "error": null, "message": null}])
+    );
+    let mut expected = offsets_of("old", &[(0, 0)]);
+    expected.extend(offsets_of("subs", &[(1, 0)]));
+    assert_eq!(committed(&broker, "live"), expected);
+    let err = fails(
+        &broker,
+        &["group", "delete-offsets", "nobody", "--topic", "old"],
+    );
+    assert!(err.contains("GROUP_ID_NOT_FOUND"), "{err}");
+}

@@ -13,15 +13,21 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
 use kafka_protocol::messages::{
     BrokerId, ConsumerProtocolAssignment, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
     GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest,
-    MetadataResponse, OffsetFetchRequest, TopicName,
+    MetadataResponse, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
-use crate::{ClientError, ClusterClient};
+use crate::{is_retriable_code, ClientError, ClusterClient};
 
 /// How long the broker may take over a topic change.
 const ADMIN_TIMEOUT_MS: i32 = 30_000;
@@ -29,6 +35,11 @@ const ADMIN_TIMEOUT_MS: i32 = 30_000;
 /// ListOffsets' special timestamps.
 pub const EARLIEST: i64 = -2;
 pub const LATEST: i64 = -1;
+/// ListOffsets' answer when no record has a timestamp that new.
+pub const NO_OFFSET: i64 = -1;
+
+/// OffsetCommit v10 names topics by id; this client names them.
+const OFFSET_COMMIT_MAX_VERSION: i16 = 8;
 
 /// Config resource types (DescribeConfigs, IncrementalAlterConfigs).
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -523,6 +534,118 @@ impl ClusterClient {
                 }
             }
             Ok(offsets)
+        })
+        .await
+    }
+
+    /// OffsetCommit of `offsets` (the next offset to read, by topic and
+    /// partition) for `group` from outside any generation (generation -1,
+    /// no member id), as Kafka's admin client commits for an empty group.
+    pub async fn commit_group_offsets(
+        &mut self,
+        group: &str,
+        offsets: &BTreeMap<(String, i32), i64>,
+    ) -> Result<(), ClientError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+        for ((topic, partition), &offset) in offsets {
+            by_topic
+                .entry(topic)
+                .or_default()
+                .push((*partition, offset));
+        }
+        let mut request = OffsetCommitRequest::default();
+        request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+        request.generation_id_or_member_epoch = -1;
+        request.topics = by_topic
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let mut t = OffsetCommitRequestTopic::default();
+                t.name = name(topic);
+                t.partitions = partitions
+                    .into_iter()
+                    .map(|(p, o)| {
+                        let mut op = OffsetCommitRequestPartition::default();
+                        op.partition_index = p;
+                        op.committed_offset = o;
+                        op.committed_leader_epoch = -1;
+                        op
+                    })
+                    .collect();
+                t
+            })
+            .collect();
+        self.with_retries(async |c| {
+            let coordinator = c.coordinator(group).await?;
+            let response = c
+                .call_node_capped(coordinator, &request, OFFSET_COMMIT_MAX_VERSION)
+                .await?;
+            for t in &response.topics {
+                for p in &t.partitions {
+                    ClientError::check(p.error_code, None, || {
+                        format!(
+                            "could not commit the offset of {}-{} for group '{group}'",
+                            t.name.0, p.partition_index
+                        )
+                    })?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// OffsetDelete of `partitions` (topic, partition) for `group`, asked of
+    /// its coordinator. A group-level error is an `Err`; otherwise the
+    /// error code of each partition (0 when its offset was deleted).
+    pub async fn delete_group_offsets(
+        &mut self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<BTreeMap<(String, i32), i16>, ClientError> {
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            by_topic.entry(topic).or_default().push(*partition);
+        }
+        let mut request = OffsetDeleteRequest::default();
+        request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+        request.topics = by_topic
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let mut t = OffsetDeleteRequestTopic::default();
+                t.name = name(topic);
+                t.partitions = partitions
+                    .into_iter()
+                    .map(|p| {
+                        let mut dp = OffsetDeleteRequestPartition::default();
+                        dp.partition_index = p;
+                        dp
+                    })
+                    .collect();
+                t
+            })
+            .collect();
+        self.with_retries(async |c| {
+            let coordinator = c.coordinator(group).await?;
+            let response = c.call_node(coordinator, &request).await?;
+            ClientError::check(response.error_code, None, || {
+                format!("could not delete the offsets of group '{group}'")
+            })?;
+            let mut results = BTreeMap::new();
+            for t in &response.topics {
+                for p in &t.partitions {
+                    // Coordination errors are retried like a group-level one.
+                    if is_retriable_code(p.error_code) {
+                        ClientError::check(p.error_code, None, || {
+                            format!("could not delete the offsets of group '{group}'")
+                        })?;
+                    }
+                    results.insert((t.name.0.to_string(), p.partition_index), p.error_code);
+                }
+            }
+            Ok(results)
         })
         .await
     }

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use wharf_protocol::batch::{batches, read_marker, records, records_payload};
 
-use crate::admin::{unknown_topic, PartitionInfo, EARLIEST, LATEST};
+use crate::admin::{unknown_topic, PartitionInfo, EARLIEST, LATEST, NO_OFFSET};
 use crate::{ClientError, ClusterClient};
 
 /// Fetch v13 names topics by id; this consumer names them.
@@ -28,6 +28,9 @@ pub enum StartAt {
     End,
     /// This offset (clamped into the log's range).
     Offset(i64),
+    /// The first offset whose timestamp is at or after this time (ms since
+    /// the epoch), or the end of the log when no record is that new.
+    Timestamp(i64),
 }
 
 /// How the consumer fetches.
@@ -106,6 +109,14 @@ impl Consumer {
         let latest = client
             .list_offsets(topic, LATEST, config.isolation_level)
             .await?;
+        let by_time = match start {
+            StartAt::Timestamp(ts) => {
+                client
+                    .list_offsets(topic, ts.max(0), config.isolation_level)
+                    .await?
+            }
+            _ => BTreeMap::new(),
+        };
         let positions = chosen
             .iter()
             .map(|&p| {
@@ -115,6 +126,10 @@ impl Consumer {
                     StartAt::Beginning => low,
                     StartAt::End => high,
                     StartAt::Offset(n) => n.clamp(low, high.max(low)),
+                    StartAt::Timestamp(_) => match by_time.get(&p) {
+                        Some(&o) if o != NO_OFFSET => o.clamp(low, high.max(low)),
+                        _ => high,
+                    },
                 };
                 (p, at)
             })

@@ -28,11 +28,16 @@ pub struct ConsumeArgs {
     /// The topic to read.
     pub topic: String,
     /// Start at the beginning of each partition (default: its end).
-    #[arg(long = "from-beginning", conflicts_with = "offset")]
+    #[arg(long = "from-beginning", conflicts_with_all = ["offset", "offset_time"])]
     pub from_beginning: bool,
     /// Start at this offset (clamped into each partition's range).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "offset_time")]
     pub offset: Option<i64>,
+    /// Start each partition at its first record whose timestamp is at or
+    /// after this time (YYYY-MM-DDTHH:MM:SS[.sss] with Z, +HH:MM or nothing
+    /// for local time); at its end when no record is that new.
+    #[arg(long = "offset-time", value_name = "DATETIME", value_parser = super::time::parse_datetime)]
+    pub offset_time: Option<i64>,
     /// Read only this partition.
     #[arg(long)]
     pub partition: Option<i32>,
@@ -58,16 +63,17 @@ pub struct ConsumeArgs {
     /// partitions are shared with the group's other members and start at
     /// the group's committed offsets (else at the end, or the beginning
     /// with --from-beginning); offsets are committed every 5 s and on exit.
-    #[arg(long, conflicts_with_all = ["partition", "offset"])]
+    #[arg(long, conflicts_with_all = ["partition", "offset", "offset_time"])]
     pub group: Option<String>,
 }
 
 pub async fn run(args: ConsumeArgs) -> Result<ExitCode, ClientError> {
     let mut client = args.connect.connect().await?;
-    let start = match (args.from_beginning, args.offset) {
-        (true, _) => StartAt::Beginning,
-        (false, Some(n)) => StartAt::Offset(n),
-        (false, None) => StartAt::End,
+    let start = match (args.from_beginning, args.offset, args.offset_time) {
+        (true, _, _) => StartAt::Beginning,
+        (false, Some(n), _) => StartAt::Offset(n),
+        (false, None, Some(ts)) => StartAt::Timestamp(ts),
+        (false, None, None) => StartAt::End,
     };
     let config = ConsumerConfig {
         isolation_level: match args.isolation {

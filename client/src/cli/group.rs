@@ -1,15 +1,16 @@
-//! `wharf group list|describe|delete`.
+//! `wharf group list|describe|delete|reset-offsets|delete-offsets`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 
 use super::output::{print, print_json, Table};
+use super::time::{parse_datetime, parse_duration};
 use super::{ConnectArgs, OutputFormat};
-use crate::admin::LATEST;
-use crate::ClientError;
+use crate::admin::{EARLIEST, LATEST, NO_OFFSET};
+use crate::{error_name, ClientError, ClusterClient};
 
 #[derive(Debug, Args)]
 pub struct GroupArgs {
@@ -27,6 +28,89 @@ pub enum GroupCommand {
     Describe { group: String },
     /// Delete a group (it must have no members).
     Delete { group: String },
+    /// Reset the committed offsets of a group without active members (a
+    /// dry run unless --execute).
+    ResetOffsets(ResetOffsetsArgs),
+    /// Forget the committed offsets of some partitions of a group.
+    DeleteOffsets {
+        /// The consumer group.
+        group: String,
+        /// TOPIC or TOPIC:P,P,... (all partitions when none are named);
+        /// may be given several times.
+        #[arg(long = "topic", value_name = "TOPIC[:P,...]", required = true, value_parser = parse_topic_partitions)]
+        topics: Vec<TopicPartitions>,
+    },
+}
+
+/// A topic and the partitions asked of it (`None`: all).
+#[derive(Debug, Clone)]
+pub struct TopicPartitions {
+    pub topic: String,
+    pub partitions: Option<Vec<i32>>,
+}
+
+/// Parses `TOPIC` or `TOPIC:P,P,...`.
+fn parse_topic_partitions(s: &str) -> Result<TopicPartitions, String> {
+    let (topic, partitions) = match s.rsplit_once(':') {
+        None => (s, None),
+        Some((topic, list)) => {
+            let partitions = list
+                .split(',')
+                .map(|p| {
+                    p.trim()
+                        .parse::<i32>()
+                        .ok()
+                        .filter(|p| *p >= 0)
+                        .ok_or_else(|| format!("{p:?} is not a partition number"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (topic, Some(partitions))
+        }
+    };
+    if topic.is_empty() {
+        return Err(format!("{s:?} names no topic"));
+    }
+    Ok(TopicPartitions {
+        topic: topic.to_string(),
+        partitions,
+    })
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args([
+    "to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime", "by_duration",
+])))]
+pub struct ResetOffsetsArgs {
+    /// The consumer group (one that does not exist yet is created by
+    /// --execute).
+    pub group: String,
+    /// TOPIC or TOPIC:P,P,... (all partitions when none are named); may be
+    /// given several times.
+    #[arg(long = "topic", value_name = "TOPIC[:P,...]", required = true, value_parser = parse_topic_partitions)]
+    pub topics: Vec<TopicPartitions>,
+    /// To each partition's log start offset.
+    #[arg(long = "to-earliest")]
+    pub to_earliest: bool,
+    /// To each partition's log end offset.
+    #[arg(long = "to-latest")]
+    pub to_latest: bool,
+    /// To this offset (clamped into each partition's range).
+    #[arg(long = "to-offset", value_name = "N", allow_negative_numbers = true)]
+    pub to_offset: Option<i64>,
+    /// Move the committed offset by N (negative: back), clamped.
+    #[arg(long = "shift-by", value_name = "N", allow_negative_numbers = true)]
+    pub shift_by: Option<i64>,
+    /// To the first offset whose timestamp is at or after this time
+    /// (YYYY-MM-DDTHH:MM:SS[.sss] with Z, +HH:MM or nothing for local time).
+    #[arg(long = "to-datetime", value_name = "DATETIME", value_parser = parse_datetime)]
+    pub to_datetime: Option<i64>,
+    /// To the first offset whose timestamp is at or after now minus this
+    /// ISO-8601 duration (PnDTnHnMnS, e.g. PT1H).
+    #[arg(long = "by-duration", value_name = "DURATION", value_parser = parse_duration)]
+    pub by_duration: Option<i64>,
+    /// Commit the new offsets (without it, only print them).
+    #[arg(long)]
+    pub execute: bool,
 }
 
 pub async fn run(args: GroupArgs) -> Result<ExitCode, ClientError> {
@@ -212,8 +296,224 @@ pub async fn run(args: GroupArgs) -> Result<ExitCode, ClientError> {
                 OutputFormat::Json => print_json(&json!({ "deleted": group }))?,
             }
         }
+        GroupCommand::ResetOffsets(reset) => {
+            return reset_offsets(&mut client, reset, output).await
+        }
+        GroupCommand::DeleteOffsets { group, topics } => {
+            return delete_offsets(&mut client, &group, &topics, output).await
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The partitions `topics` name, each checked against the topic's.
+async fn resolve_partitions(
+    client: &mut ClusterClient,
+    topics: &[TopicPartitions],
+) -> Result<Vec<(String, i32)>, ClientError> {
+    let names: Vec<String> = topics.iter().map(|t| t.topic.clone()).collect();
+    let described = client.describe_topics(Some(&names)).await?;
+    let mut chosen = BTreeSet::new();
+    for t in topics {
+        let info = described
+            .get(&t.topic)
+            .ok_or_else(|| crate::admin::unknown_topic(&t.topic))?;
+        let all: Vec<i32> = info.partitions.iter().map(|p| p.partition).collect();
+        match &t.partitions {
+            None => chosen.extend(all.iter().map(|&p| (t.topic.clone(), p))),
+            Some(asked) => {
+                for p in asked {
+                    if !all.contains(p) {
+                        return Err(ClientError::Invalid(format!(
+                            "partition {p} does not exist: topic '{}' has {} partitions",
+                            t.topic,
+                            all.len()
+                        )));
+                    }
+                    chosen.insert((t.topic.clone(), *p));
+                }
+            }
+        }
+    }
+    Ok(chosen.into_iter().collect())
+}
+
+/// The offsets of every partition of `topics` at `timestamp`.
+async fn offsets_at(
+    client: &mut ClusterClient,
+    partitions: &[(String, i32)],
+    timestamp: i64,
+) -> Result<BTreeMap<(String, i32), i64>, ClientError> {
+    let topics: BTreeSet<&String> = partitions.iter().map(|(t, _)| t).collect();
+    let mut offsets = BTreeMap::new();
+    for topic in topics {
+        for (p, o) in client.list_offsets(topic, timestamp, 0).await? {
+            offsets.insert((topic.clone(), p), o);
+        }
+    }
+    Ok(offsets)
+}
+
+/// `wharf group reset-offsets`, as kafka-consumer-groups.sh --reset-offsets.
+async fn reset_offsets(
+    client: &mut ClusterClient,
+    args: ResetOffsetsArgs,
+    output: OutputFormat,
+) -> Result<ExitCode, ClientError> {
+    let group = &args.group;
+    // A group that does not exist yet (GROUP_ID_NOT_FOUND, or Dead) is
+    // created by the commit, as in Kafka.
+    match client.describe_group(group).await {
+        Err(ClientError::Broker { code: 69, .. }) => {}
+        Err(e) => return Err(e),
+        Ok(d) if d.members.is_empty() && matches!(d.state.as_str(), "Empty" | "Dead") => {}
+        Ok(d) => {
+            return Err(ClientError::Invalid(format!(
+                "group {group} has active members; stop them first (state {}, {} members)",
+                d.state,
+                d.members.len()
+            )))
+        }
+    }
+    let partitions = resolve_partitions(client, &args.topics).await?;
+    let earliest = offsets_at(client, &partitions, EARLIEST).await?;
+    let latest = offsets_at(client, &partitions, LATEST).await?;
+    let committed = client.committed_offsets(group).await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let by_time = match (args.to_datetime, args.by_duration) {
+        (Some(ts), _) => Some(ts),
+        (None, Some(ms)) => Some(now_ms.saturating_sub(ms).max(0)),
+        (None, None) => None,
+    };
+    let at_time = match by_time {
+        Some(ts) => offsets_at(client, &partitions, ts).await?,
+        None => BTreeMap::new(),
+    };
+    let mut plan = BTreeMap::new();
+    for tp in &partitions {
+        let (topic, partition) = tp;
+        let (Some(&low), Some(&high)) = (earliest.get(tp), latest.get(tp)) else {
+            return Err(ClientError::Invalid(format!(
+                "partition {topic}-{partition} has no leader: its offsets are unknown"
+            )));
+        };
+        let wanted = if args.to_earliest {
+            low
+        } else if args.to_latest {
+            high
+        } else if let Some(n) = args.to_offset {
+            n
+        } else if let Some(n) = args.shift_by {
+            let current = committed.get(tp).copied().ok_or_else(|| {
+                ClientError::Invalid(format!(
+                    "cannot shift the offset of {topic}-{partition}: group {group} has no committed offset there"
+                ))
+            })?;
+            current.saturating_add(n)
+        } else {
+            // By time: the log end when no record is that new.
+            match at_time.get(tp).copied() {
+                Some(o) if o != NO_OFFSET => o,
+                _ => high,
+            }
+        };
+        plan.insert(tp.clone(), wanted.clamp(low, high.max(low)));
+    }
+    if args.execute {
+        client.commit_group_offsets(group, &plan).await?;
+    } else {
+        eprintln!("Dry run: nothing was changed (add --execute to commit these offsets).");
+    }
+    match output {
+        OutputFormat::Table => {
+            let mut table = Table::new(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"]);
+            for ((topic, partition), offset) in &plan {
+                table.row(vec![
+                    group.clone(),
+                    topic.clone(),
+                    partition.to_string(),
+                    offset.to_string(),
+                ]);
+            }
+            print(&table.render())?;
+        }
+        OutputFormat::Json => {
+            let offsets: Vec<_> = plan
+                .iter()
+                .map(|((topic, partition), offset)| {
+                    json!({"topic": topic, "partition": partition, "new_offset": offset})
+                })
+                .collect();
+            print_json(&json!({
+                "group": group,
+                "executed": args.execute,
+                "offsets": offsets,
+            }))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wharf group delete-offsets`: one row per partition; exits non-zero
+/// when any partition's offset could not be deleted.
+async fn delete_offsets(
+    client: &mut ClusterClient,
+    group: &str,
+    topics: &[TopicPartitions],
+    output: OutputFormat,
+) -> Result<ExitCode, ClientError> {
+    let partitions = resolve_partitions(client, topics).await?;
+    let results = client.delete_group_offsets(group, &partitions).await?;
+    let failed = results.values().any(|&code| code != 0);
+    match output {
+        OutputFormat::Table => {
+            let mut table = Table::new(&["TOPIC", "PARTITION", "STATUS"]);
+            for ((topic, partition), &code) in &results {
+                let status = if code == 0 {
+                    "Successful".to_string()
+                } else {
+                    format!("Error: {}", offset_delete_error(code))
+                };
+                table.row(vec![topic.clone(), partition.to_string(), status]);
+            }
+            print(&table.render())?;
+        }
+        OutputFormat::Json => {
+            let rows: Vec<_> = results
+                .iter()
+                .map(|((topic, partition), &code)| {
+                    json!({
+                        "topic": topic,
+                        "partition": partition,
+                        "error": (code != 0).then(|| error_name(code)),
+                        "message": (code != 0).then(|| offset_delete_error(code)),
+                    })
+                })
+                .collect();
+            print_json(&json!({ "group": group, "partitions": rows }))?;
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// OffsetDelete's partition errors in plain words, with Kafka's name.
+fn offset_delete_error(code: i16) -> String {
+    let words = match code {
+        // GROUP_SUBSCRIBED_TO_TOPIC
+        86 => "an active member of the group is subscribed to this topic; stop it first",
+        // UNKNOWN_TOPIC_OR_PARTITION
+        3 => "no such topic or partition",
+        // GROUP_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED
+        30 | 29 => "not authorized",
+        _ => return error_name(code),
+    };
+    format!("{words} ({})", error_name(code))
 }
 
 fn or_dash(s: &str) -> String {

@@ -8,6 +8,7 @@ mod consume;
 mod group;
 mod output;
 mod produce;
+mod time;
 mod topic;
 
 use std::process::ExitCode;
@@ -34,7 +35,7 @@ pub enum ClientCommand {
     Produce(ProduceArgs),
     /// Print the records of a topic.
     Consume(ConsumeArgs),
-    /// List, describe and delete consumer groups.
+    /// List, describe and delete consumer groups; reset and delete their offsets.
     Group(GroupArgs),
     /// Describe the cluster and check its health.
     Cluster(ClusterArgs),
