@@ -154,8 +154,14 @@ def test_wharf_consume_group_shares_partitions_with_a_librdkafka_member(wharf_bi
         while True:
             m = consumer.poll(0.2)
             assert m is None or m.error() is None or not m.error().fatal()
-            d = json.loads(wharf(wharf_bin, broker, "group", "describe", "mixed-group",
-                                 "--output", "json").stdout)
+            described = wharf(wharf_bin, broker, "group", "describe", "mixed-group",
+                              "--output", "json", check=False)
+            if described.returncode != 0:
+                # Neither member has joined yet: the group does not exist.
+                assert "GROUP_ID_NOT_FOUND" in described.stderr, described.stderr
+                assert time.monotonic() < deadline, "the group never appeared"
+                continue
+            d = json.loads(described.stdout)
             if d["state"] == "Stable" and len(d["members"]) == 2 and \
                     all(m["assignment"] for m in d["members"]):
                 break
