@@ -577,10 +577,20 @@ impl ClusterClient {
                 t
             })
             .collect();
+        self.send_offset_commit(group, &request).await
+    }
+
+    /// Sends `request` (an OffsetCommit for `group`) to the group's
+    /// coordinator, with retries; any partition's error is the error.
+    pub(crate) async fn send_offset_commit(
+        &mut self,
+        group: &str,
+        request: &OffsetCommitRequest,
+    ) -> Result<(), ClientError> {
         self.with_retries(async |c| {
             let coordinator = c.coordinator(group).await?;
             let response = c
-                .call_node_capped(coordinator, &request, OFFSET_COMMIT_MAX_VERSION)
+                .call_node_capped(coordinator, request, OFFSET_COMMIT_MAX_VERSION)
                 .await?;
             for t in &response.topics {
                 for p in &t.partitions {

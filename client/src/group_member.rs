@@ -25,9 +25,6 @@ use crate::{ClientError, ClusterClient};
 /// The assignor this member offers (and, as leader, runs).
 pub const RANGE: &str = "range";
 
-/// OffsetCommit v10 names topics by id; this member names them.
-const OFFSET_COMMIT_MAX_VERSION: i16 = 8;
-
 const MEMBER_ID_REQUIRED: i16 = 79;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const ILLEGAL_GENERATION: i16 = 22;
@@ -311,26 +308,7 @@ impl GroupMember {
         request.generation_id_or_member_epoch = self.generation;
         request.member_id = text(&self.member_id);
         request.topics = vec![t];
-        let group = self.group.clone();
-        client
-            .with_retries(async |c| {
-                let coordinator = c.coordinator(&group).await?;
-                let response = c
-                    .call_node_capped(coordinator, &request, OFFSET_COMMIT_MAX_VERSION)
-                    .await?;
-                for t in &response.topics {
-                    for p in &t.partitions {
-                        ClientError::check(p.error_code, None, || {
-                            format!(
-                                "could not commit the offset of {topic}-{} for group '{group}'",
-                                p.partition_index
-                            )
-                        })?;
-                    }
-                }
-                Ok(())
-            })
-            .await
+        client.send_offset_commit(&self.group, &request).await
     }
 
     /// Leaves the group, so that the others get this member's partitions at once.
