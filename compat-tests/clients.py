@@ -9,15 +9,21 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 
 # --- kcat ------------------------------------------------------------------------
-def kcat(bootstrap, *args, stdin=None, timeout=30, check=True):
-    """Run kcat against the broker; returns CompletedProcess with text output."""
-    cmd = ["kcat", "-b", bootstrap, "-m", "10", *args]
+def run_command(cmd, stdin=None, timeout=30, check=True):
+    """Runs `cmd` with text output; with `check`, a non-zero exit fails
+    with the command line and both outputs."""
     proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} exited with {proc.returncode}\n"
             f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
     return proc
+
+
+def kcat(bootstrap, *args, stdin=None, timeout=30, check=True):
+    """Run kcat against the broker; returns CompletedProcess with text output."""
+    return run_command(["kcat", "-b", bootstrap, "-m", "10", *args], stdin=stdin,
+                       timeout=timeout, check=check)
 
 
 # --- confluent-kafka ---------------------------------------------------------------

@@ -8,19 +8,15 @@ import subprocess
 
 import pytest
 
-from clients import assert_delivered, c_consume, c_produce, c_producer, create_topic, kcat
+from clients import (assert_delivered, c_consume, c_produce, c_producer, create_topic, kcat,
+                     run_command)
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def wharf(wharf_bin, broker, *args, stdin=None, check=True, timeout=60):
-    cmd = [str(wharf_bin), *args, "--bootstrap-server", broker.bootstrap]
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} exited with {proc.returncode}\n"
-            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
-    return proc
+    return run_command([str(wharf_bin), *args, "--bootstrap-server", broker.bootstrap],
+                       stdin=stdin, timeout=timeout, check=check)
 
 
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
