@@ -31,7 +31,7 @@ use wharf_coordinator::{GroupConfig, GroupCoordinator};
 use wharf_storage::LogConfig;
 
 pub use error::{storage_error_code, BrokerError};
-pub use partition::{Partition, ReplicaFetch, ReplicaRead};
+pub use partition::{Following, Partition, ReplicaFetch, ReplicaRead};
 pub use topic::Topic;
 
 use configs::BrokerConfigs;

@@ -21,6 +21,14 @@ use wharf_coordinator::metadata::partition::PartitionRegistration;
 
 use super::replica::{mono_ms, ReplicaSet};
 
+/// The leader a follower partition copies, at the leader epoch it was
+/// copying under (see [`Partition::following`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Following {
+    pub leader: i32,
+    pub leader_epoch: i32,
+}
+
 /// A follower's fetch of one partition, as the leader sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplicaFetch {
@@ -435,11 +443,43 @@ impl Partition {
         })
     }
 
-    /// The follower's append: the leader's batches, offsets and epochs
-    /// kept.
-    pub fn append_replicated(&self, records: &mut [u8]) -> Result<AppendInfo, StorageError> {
+    /// Whom this partition follows now: its leader and leader epoch, or
+    /// `None` when it leads or has no leader. A fetcher takes this before
+    /// it asks, and applies the answer only while it still holds
+    /// ([`Partition::append_replicated`] and the rest take it).
+    pub fn following(&self) -> Option<Following> {
+        let set = lock(&self.replica);
+        (set.registered && set.leader >= 0 && !set.is_leader(set.node)).then_some(Following {
+            leader: set.leader,
+            leader_epoch: set.leader_epoch,
+        })
+    }
+
+    /// Runs `op` on the log if this partition still follows `of`: checked
+    /// under the log's write lock, which a leadership change also takes, so
+    /// an answer from a former leader (a fetch that was in flight when the
+    /// leader changed) never reaches a log that now leads or follows
+    /// someone else. `None` when it no longer does.
+    fn as_follower<T>(
+        &self,
+        of: Following,
+        op: impl FnOnce(&mut Log) -> Result<T, StorageError>,
+    ) -> Result<Option<T>, StorageError> {
         let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
-        log.append_replicated(records)
+        if self.following() != Some(of) {
+            return Ok(None);
+        }
+        op(&mut log).map(Some)
+    }
+
+    /// The follower's append: the leader's batches, offsets and epochs
+    /// kept. `None` (nothing appended) when it no longer follows `of`.
+    pub fn append_replicated(
+        &self,
+        of: Following,
+        records: &mut [u8],
+    ) -> Result<Option<AppendInfo>, StorageError> {
+        self.as_follower(of, |log| log.append_replicated(records))
     }
 
     /// The follower's side of a fetch answer: its log end, last epoch
@@ -448,48 +488,72 @@ impl Partition {
         self.with_log(|log| (log.log_end_offset(), log.latest_epoch().unwrap_or(-1)))
     }
 
-    /// Takes the leader's high watermark (capped by the local log end).
-    pub fn follow_high_watermark(&self, leader_hw: i64) {
-        let end = self.with_log(Log::log_end_offset);
-        let hw = leader_hw.min(end);
-        if hw < self.high_watermark() {
-            self.lower_high_watermark(hw);
-        } else {
-            self.advance_high_watermark(hw);
-        }
+    /// Takes the leader's high watermark (capped by the local log end) and
+    /// its log start (capped by the high watermark: retention and
+    /// DeleteRecords on the leader move the follower's too, within what it
+    /// has committed). False when it no longer follows `of`.
+    pub fn follow_leader(
+        &self,
+        of: Following,
+        leader_hw: i64,
+        leader_log_start: i64,
+    ) -> Result<bool, StorageError> {
+        let followed = self.as_follower(of, |log| {
+            let hw = leader_hw.min(log.log_end_offset());
+            if hw < self.high_watermark() {
+                self.lower_high_watermark(hw);
+            } else {
+                self.advance_high_watermark(hw);
+            }
+            let start = leader_log_start.min(self.high_watermark());
+            if start > log.log_start_offset() {
+                log.advance_log_start(start)?;
+                log.forget_aborted_below_log_start();
+            }
+            Ok(())
+        })?;
+        Ok(followed.is_some())
     }
 
     /// Truncates a follower's log where the leader's diverging epoch says
-    /// (see [`super::replica::truncation_offset`]); returns the new end.
-    pub fn truncate_diverging(&self, epoch: i32, end_offset: i64) -> Result<i64, StorageError> {
-        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
-        let own = if epoch >= 0 {
-            log.end_offset_for_epoch(epoch)
-        } else {
-            (-1, -1)
-        };
-        let target = super::replica::truncation_offset(
-            epoch,
-            end_offset,
-            own,
-            log.log_end_offset(),
-            self.high_watermark(),
-        );
-        log.truncate_to(target)?;
-        let end = log.log_end_offset();
-        drop(log);
-        self.lower_high_watermark(end);
-        Ok(end)
+    /// (see [`super::replica::truncation_offset`]); returns the new end,
+    /// `None` when it no longer follows `of`.
+    pub fn truncate_diverging(
+        &self,
+        of: Following,
+        epoch: i32,
+        end_offset: i64,
+    ) -> Result<Option<i64>, StorageError> {
+        self.as_follower(of, |log| {
+            let own = if epoch >= 0 {
+                log.end_offset_for_epoch(epoch)
+            } else {
+                (-1, -1)
+            };
+            let target = super::replica::truncation_offset(
+                epoch,
+                end_offset,
+                own,
+                log.log_end_offset(),
+                self.high_watermark(),
+            );
+            log.truncate_to(target)?;
+            let end = log.log_end_offset();
+            self.lower_high_watermark(end);
+            Ok(end)
+        })
     }
 
     /// Empties a follower's log and restarts it at `offset` (the leader's
-    /// log start is past everything the follower has).
-    pub fn restart_at(&self, offset: i64) -> Result<(), StorageError> {
-        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
-        log.truncate_fully_and_start_at(offset)?;
-        drop(log);
-        self.lower_high_watermark(offset);
-        Ok(())
+    /// log start is past everything the follower has). False when it no
+    /// longer follows `of`.
+    pub fn restart_at(&self, of: Following, offset: i64) -> Result<bool, StorageError> {
+        let restarted = self.as_follower(of, |log| {
+            log.truncate_fully_and_start_at(offset)?;
+            self.lower_high_watermark(offset);
+            Ok(())
+        })?;
+        Ok(restarted.is_some())
     }
 
     /// The log end offset.
@@ -707,8 +771,31 @@ mod tests {
     /// One fetch of `follower` (broker `replica`) from `leader`, applied as
     /// the fetcher applies it; returns the leader's answer.
     fn fetch_as(leader: &Partition, follower: &Partition, replica: i32) -> ReplicaRead {
+        let of = follower.following().expect("a follower");
+        let read = ask(leader, follower, replica);
+        if let Some((epoch, offset)) = read.diverging {
+            follower
+                .truncate_diverging(of, epoch, offset)
+                .unwrap()
+                .expect("still following");
+        } else {
+            if !read.records.is_empty() {
+                follower
+                    .append_replicated(of, &mut read.records.to_vec())
+                    .unwrap()
+                    .expect("still following");
+            }
+            assert!(follower
+                .follow_leader(of, read.high_watermark, read.log_start_offset)
+                .unwrap());
+        }
+        read
+    }
+
+    /// The leader's answer to one fetch of `follower`, not applied.
+    fn ask(leader: &Partition, follower: &Partition, replica: i32) -> ReplicaRead {
         let (end, last_epoch) = follower.follower_position();
-        let read = leader
+        leader
             .replica_fetch(&ReplicaFetch {
                 replica,
                 fetch_offset: end,
@@ -717,18 +804,53 @@ mod tests {
                 max_bytes: 1 << 20,
                 isr_eligible: true,
             })
-            .unwrap();
-        if let Some((epoch, offset)) = read.diverging {
-            follower.truncate_diverging(epoch, offset).unwrap();
-        } else {
-            if !read.records.is_empty() {
-                follower
-                    .append_replicated(&mut read.records.to_vec())
-                    .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_from_a_former_leader_never_reaches_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Partition::open(0, &dir.path().join("l"), LogConfig::default()).unwrap();
+        let new = Partition::open(0, &dir.path().join("f"), LogConfig::default()).unwrap();
+        old.set_registration(1, &registration(1, 1, &[1, 2]), 1);
+        new.set_registration(2, &registration(1, 1, &[1, 2]), 1);
+        old.append(&mut batch("committed")).unwrap();
+        fetch_as(&old, &new, 2);
+        fetch_as(&old, &new, 2);
+        assert_eq!(new.high_watermark(), 1);
+
+        // A fetch is in flight when broker 2 is elected at epoch 2; the old
+        // leader's uncommitted tail comes back after the election.
+        old.append(&mut batch("uncommitted")).unwrap();
+        let of = new.following().unwrap();
+        assert_eq!(
+            of,
+            Following {
+                leader: 1,
+                leader_epoch: 1
             }
-            follower.follow_high_watermark(read.high_watermark);
-        }
-        read
+        );
+        let late = ask(&old, &new, 2);
+        assert!(!late.records.is_empty());
+        new.set_registration(2, &registration(2, 2, &[2]), 1);
+        assert_eq!(new.following(), None, "a leader follows no one");
+
+        assert!(new
+            .append_replicated(of, &mut late.records.to_vec())
+            .unwrap()
+            .is_none());
+        assert!(!new.follow_leader(of, 2, 0).unwrap());
+        assert!(new.truncate_diverging(of, 1, 0).unwrap().is_none());
+        assert!(!new.restart_at(of, 5).unwrap());
+        assert_eq!(
+            new.follower_position(),
+            (1, 2),
+            "the new leader's log is untouched: its end, and its own epoch from there"
+        );
+
+        // Its own appends carry its epoch from where its log ended.
+        new.append(&mut batch("new leader")).unwrap();
+        assert_eq!(new.follower_position(), (2, 2));
     }
 
     #[tokio::test]

@@ -27,7 +27,7 @@ use wharf_client::{Connection, ConnectionOptions};
 
 use crate::cluster::node::admin::IsrChange;
 
-use super::{Broker, Partition};
+use super::{Broker, Following, Partition};
 
 /// Most bytes one follower fetch asks for, per partition and in all.
 const PARTITION_FETCH_BYTES: i32 = 1 << 20;
@@ -244,11 +244,19 @@ async fn fetch_from(
         // A replica whose log went offline (a storage failure) stops
         // fetching: it can take nothing until the broker restarts, and the
         // leader drops it from the ISR once it lags.
-        let current: Vec<Target> = targets
+        //
+        // Each partition is asked for under the leader and epoch it follows
+        // now, and the answer is applied only while those still hold: a
+        // fetch in flight when the leader changes must not reach a log
+        // that leads or follows another broker since.
+        let current: Vec<(Target, Following)> = targets
             .borrow_and_update()
             .iter()
             .filter(|t| !t.partition.is_offline())
-            .cloned()
+            .filter_map(|t| {
+                let of = t.partition.following()?;
+                (of.leader == leader).then(|| (t.clone(), of))
+            })
             .collect();
         if current.is_empty() {
             pause(&mut targets, &mut stop).await;
@@ -339,7 +347,7 @@ async fn connect(broker: &Broker, leader: i32, wait: Duration) -> Result<Connect
 }
 
 fn fetch_request(
-    targets: &[Target],
+    targets: &[(Target, Following)],
     node: i32,
     broker_epoch: i64,
     wait: Duration,
@@ -361,11 +369,11 @@ fn fetch_request(
     request.session_id = 0;
     request.session_epoch = -1;
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for t in targets {
+    for (t, of) in targets {
         let (end, last_epoch) = t.partition.follower_position();
         let mut p = FetchPartition::default();
         p.partition = t.partition.index;
-        p.current_leader_epoch = t.partition.leader_epoch();
+        p.current_leader_epoch = of.leader_epoch;
         p.fetch_offset = end;
         p.last_fetched_epoch = last_epoch;
         p.log_start_offset = t.partition.log_start_offset();
@@ -388,7 +396,7 @@ fn fetch_request(
 /// Applies a leader's answer to the follower's logs; true when the caller
 /// should back off (every partition came back with an error, or a
 /// divergence did not resolve).
-fn apply_response(targets: &[Target], response: &FetchResponse, version: i16) -> bool {
+fn apply_response(targets: &[(Target, Following)], response: &FetchResponse, version: i16) -> bool {
     if response.error_code != 0 {
         tracing::debug!(
             code = response.error_code,
@@ -400,7 +408,7 @@ fn apply_response(targets: &[Target], response: &FetchResponse, version: i16) ->
     let mut stuck = false;
     for topic in &response.responses {
         for pd in &topic.partitions {
-            let target = targets.iter().find(|t| {
+            let target = targets.iter().find(|(t, _)| {
                 t.partition.index == pd.partition_index
                     && if version >= 13 {
                         t.topic_id == topic.topic_id
@@ -408,38 +416,52 @@ fn apply_response(targets: &[Target], response: &FetchResponse, version: i16) ->
                         t.topic == topic.topic.0.as_str()
                     }
             });
-            let Some(target) = target else { continue };
+            let Some((target, of)) = target else { continue };
+            let of = *of;
             let p = &target.partition;
+            let stale = || {
+                tracing::debug!(
+                    topic = %target.topic,
+                    partition = p.index,
+                    leader = of.leader,
+                    leader_epoch = of.leader_epoch,
+                    "answer from a former leader ignored"
+                );
+            };
             match ResponseError::try_from_code(pd.error_code) {
                 None => {
                     all_failed = false;
                     if pd.diverging_epoch.epoch >= 0 || pd.diverging_epoch.end_offset >= 0 {
                         let before = p.follower_position();
                         let truncated = p.truncate_diverging(
+                            of,
                             pd.diverging_epoch.epoch,
                             pd.diverging_epoch.end_offset,
                         );
-                        if truncated.is_ok() && p.follower_position() == before {
-                            // The same answer would come back at once:
-                            // back off rather than spin.
-                            tracing::warn!(
-                                topic = %target.topic,
-                                partition = p.index,
-                                epoch = pd.diverging_epoch.epoch,
-                                leader_end = pd.diverging_epoch.end_offset,
-                                "the leader reports a divergence truncation does not resolve"
-                            );
-                            stuck = true;
-                        }
                         match truncated {
-                            Ok(end) => tracing::info!(
-                                topic = %target.topic,
-                                partition = p.index,
-                                epoch = pd.diverging_epoch.epoch,
-                                leader_end = pd.diverging_epoch.end_offset,
-                                log_end = end,
-                                "log diverged from the leader's; truncated"
-                            ),
+                            Ok(None) => stale(),
+                            Ok(Some(end)) => {
+                                tracing::info!(
+                                    topic = %target.topic,
+                                    partition = p.index,
+                                    epoch = pd.diverging_epoch.epoch,
+                                    leader_end = pd.diverging_epoch.end_offset,
+                                    log_end = end,
+                                    "log diverged from the leader's; truncated"
+                                );
+                                if p.follower_position() == before {
+                                    // The same answer would come back at
+                                    // once: back off rather than spin.
+                                    tracing::warn!(
+                                        topic = %target.topic,
+                                        partition = p.index,
+                                        epoch = pd.diverging_epoch.epoch,
+                                        leader_end = pd.diverging_epoch.end_offset,
+                                        "the leader reports a divergence truncation does not resolve"
+                                    );
+                                    stuck = true;
+                                }
+                            }
                             Err(e) => tracing::error!(
                                 topic = %target.topic,
                                 partition = p.index,
@@ -451,49 +473,52 @@ fn apply_response(targets: &[Target], response: &FetchResponse, version: i16) ->
                     let records = pd.records.clone().unwrap_or_else(Bytes::new);
                     if !records.is_empty() {
                         let mut buf = records.to_vec();
-                        if let Err(e) = p.append_replicated(&mut buf) {
-                            tracing::error!(
-                                topic = %target.topic,
-                                partition = p.index,
-                                "appending the leader's records failed: {e}; this replica stops fetching if its log went offline"
-                            );
-                            continue;
+                        match p.append_replicated(of, &mut buf) {
+                            Ok(Some(_)) => {}
+                            Ok(None) => {
+                                stale();
+                                continue;
+                            }
+                            Err(e) => {
+                                tracing::error!(
+                                    topic = %target.topic,
+                                    partition = p.index,
+                                    "appending the leader's records failed: {e}; this replica stops fetching if its log went offline"
+                                );
+                                continue;
+                            }
                         }
                     }
-                    p.follow_high_watermark(pd.high_watermark);
-                    // The leader's log start (retention, DeleteRecords)
-                    // moves the follower's too, within what it has
-                    // committed.
-                    let start = pd.log_start_offset.min(p.high_watermark());
-                    if start > p.log_start_offset() {
-                        if let Err(e) = p.advance_log_start(start) {
-                            tracing::warn!(
-                                topic = %target.topic,
-                                partition = p.index,
-                                "taking the leader's log start failed: {e}"
-                            );
-                        }
+                    match p.follow_leader(of, pd.high_watermark, pd.log_start_offset) {
+                        Ok(true) => {}
+                        Ok(false) => stale(),
+                        Err(e) => tracing::warn!(
+                            topic = %target.topic,
+                            partition = p.index,
+                            "taking the leader's log start failed: {e}"
+                        ),
                     }
                 }
                 Some(ResponseError::OffsetOutOfRange) => {
                     all_failed = false;
                     let (end, _) = p.follower_position();
                     let result = if pd.log_start_offset > end {
-                        p.restart_at(pd.log_start_offset)
+                        p.restart_at(of, pd.log_start_offset)
                     } else {
                         // Past the leader's end: what the leader has
                         // committed is shared.
-                        p.truncate_diverging(-1, pd.high_watermark.max(0))
-                            .map(|_| ())
+                        p.truncate_diverging(of, -1, pd.high_watermark.max(0))
+                            .map(|end| end.is_some())
                     };
                     match result {
-                        Ok(()) => tracing::warn!(
+                        Ok(true) => tracing::warn!(
                             topic = %target.topic,
                             partition = p.index,
                             leader_log_start = pd.log_start_offset,
                             leader_high_watermark = pd.high_watermark,
                             "fetch offset out of the leader's range; log reset"
                         ),
+                        Ok(false) => stale(),
                         Err(e) => tracing::error!(
                             topic = %target.topic,
                             partition = p.index,
