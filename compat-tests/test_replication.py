@@ -309,6 +309,25 @@ class Checker:
             c.close()
 
 
+def controller_seen_by(broker):
+    """The active controller's id as `broker`'s Metadata reports it."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap, "socket.timeout.ms": 3000})
+    return admin.list_topics(timeout=5).controller_id
+
+
+def failover_figures(failovers):
+    """Median and max of (seconds, leader was also the controller) pairs,
+    overall and split by whether the killed leader was the controller."""
+    def figures(times):
+        if not times:
+            return "none"
+        times = sorted(times)
+        return f"median {times[len(times) // 2]:.2f}s max {times[-1]:.2f}s ({len(times)})"
+    return (f"all {figures([t for t, _ in failovers])}, "
+            f"leader only {figures([t for t, c in failovers if not c])}, "
+            f"leader+controller {figures([t for t, c in failovers if c])}")
+
+
 def test_twenty_leader_kills_lose_no_acknowledged_record(cluster):
     topic = "survives"
     create_topic(cluster, topic, config={"min.insync.replicas": "2"})
@@ -326,13 +345,14 @@ def test_twenty_leader_kills_lose_no_acknowledged_record(cluster):
                              f"a leader and a full ISR before kill {cycle + 1}")
             leader = state[0]
             victim = cluster[leader - 1]
+            was_controller = controller_seen_by(victim) == leader
             victim.stop(graceful=False)
             killed = time.monotonic()
             survivor = cluster[leader % 3]
             poll_for(lambda: partition_state(survivor, topic),
                      lambda s: s and s[0] in (1, 2, 3) and s[0] != leader, 30,
                      f"a new leader after killing {leader} (cycle {cycle + 1})")
-            failovers.append(time.monotonic() - killed)
+            failovers.append((time.monotonic() - killed, was_controller))
             victim.start()
     finally:
         time.sleep(2)
@@ -353,13 +373,54 @@ def test_twenty_leader_kills_lose_no_acknowledged_record(cluster):
     lost = [v for v in acked if v not in present]
     moved = [v for v, o in acked.items() if v in present and present[v] != o]
     wait_identical_copies(cluster, topic, timeout=60)
-    failovers.sort()
     print(f"kill loop: {KILL_CYCLES} leader kills, {len(acked)} records acknowledged, "
           f"{checker.failed} failed, {len(lost)} lost, {len(moved)} at another offset; "
-          f"failover median {failovers[len(failovers) // 2]:.2f}s max {failovers[-1]:.2f}s; "
+          f"failover {failover_figures(failovers)}; "
           f"{len(checker.commits)} group commits checked")
     assert not lost, f"acknowledged records lost: {lost[:20]}"
     assert not moved, f"acknowledged records at another offset: {moved[:20]}"
+
+
+def test_killing_a_leader_that_is_also_the_controller_moves_both(broker_factory):
+    """kill -9 of the node that is both the active controller and a
+    partition's leader, at the default broker session (2.5 s): a new
+    controller takes over and the partition gets a new leader from its
+    ISR, with every acknowledged record kept. The time until a survivor's
+    Metadata shows the new leader is printed (a figure, not an
+    assertion)."""
+    cluster = start_cluster(broker_factory, session_ms=2500)
+    wait_for_brokers(cluster)
+    times = []
+    for cycle in range(3):
+        controller = poll_for(lambda: controller_seen_by(cluster[0]), lambda c: c in (1, 2, 3), 30,
+                              "an active controller")
+        others = [n for n in (1, 2, 3) if n != controller]
+        topic = f"both-{cycle}"
+        assigned_topic(cluster, topic, [controller, *others])
+        p = Producer({"bootstrap.servers": bootstrap(cluster), "acks": "all",
+                      "enable.idempotence": True})
+        for n in range(200):
+            p.produce(topic, value=b"%d" % n, partition=0)
+        assert p.flush(30) == 0
+        victim = cluster[controller - 1]
+        victim.stop(graceful=False)
+        killed = time.monotonic()
+        survivor = cluster[others[0] - 1]
+        state = poll_for(lambda: partition_state(survivor, topic),
+                         lambda s: s and s[0] in others, 30,
+                         f"a new leader after killing broker {controller}")
+        times.append(time.monotonic() - killed)
+        assert controller not in state[2], state
+        poll_for(lambda: controller_seen_by(survivor), lambda c: c in others, 30,
+                 "a new controller")
+        read = [int(v) for _, v in consume_all(cluster, topic, 200)]
+        assert read == list(range(200)), read[:10]
+        victim.start()
+        poll_for(lambda: partition_state(survivor, topic), lambda s: s and len(s[2]) == 3, 60,
+                 f"broker {controller} back in the ISR")
+    times.sort()
+    print(f"leader+controller kills: median {times[len(times) // 2]:.2f}s "
+          f"max {times[-1]:.2f}s ({len(times)})")
 
 
 def test_a_returning_leader_truncates_what_was_never_committed(broker_factory):

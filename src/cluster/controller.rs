@@ -61,6 +61,13 @@ pub trait MetadataLog: Send + Sync + 'static {
 
     /// The term in which this node leads the quorum, when it leads now.
     fn leader_term(&self) -> Option<u64>;
+
+    /// The node that led the quorum before this one, and when (wall-clock
+    /// ms) this node last heard from it as leader; given once per
+    /// leadership of this node.
+    fn take_former_leader_contact(&self) -> Option<(i32, i64)> {
+        None
+    }
 }
 
 impl MetadataLog for Quorum {
@@ -87,6 +94,10 @@ impl MetadataLog for Quorum {
         self.leader()
             .filter(|(id, _)| *id == self.node_id())
             .map(|(_, term)| term)
+    }
+
+    fn take_former_leader_contact(&self) -> Option<(i32, i64)> {
+        Quorum::take_former_leader_contact(self)
     }
 }
 
@@ -159,7 +170,13 @@ impl<L: MetadataLog> Controller<L> {
     /// none during the election, so what this node saw in an earlier
     /// tenure says nothing about a broker's liveness now. Each broker gets a
     /// full session from the first time this tenure looks at it, as Kafka's
-    /// controller does when it activates.
+    /// controller does when it activates, except the broker on the node
+    /// that led the quorum before: this node last heard of it when its
+    /// last AppendEntries arrived, and it was silent long enough for an
+    /// election since, so its session runs from then. When the active
+    /// controller dies with a broker on the same node (combined mode), that
+    /// broker's partitions move as soon as this tenure starts rather than a
+    /// whole session later.
     async fn active(&self) -> Result<MutexGuard<'_, State>, ControllerError> {
         let mut state = self.state.lock().await;
         let term = self
@@ -167,11 +184,16 @@ impl<L: MetadataLog> Controller<L> {
             .leader_term()
             .ok_or_else(|| self.not_controller())?;
         if state.tenure != Some(term) {
-            if state.tenure.is_some() {
-                tracing::info!(term, "controller tenure starts: broker sessions restart");
+            let former = self.log.take_former_leader_contact();
+            if state.tenure.is_some() || former.is_some() {
+                tracing::info!(
+                    term,
+                    former_leader = ?former.map(|(id, _)| id),
+                    "controller tenure starts: broker sessions restart"
+                );
             }
             state.tenure = Some(term);
-            state.sessions.new_tenure();
+            state.sessions.new_tenure(former);
         }
         Ok(state)
     }

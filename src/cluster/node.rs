@@ -446,12 +446,16 @@ async fn lifecycle(node: Arc<ClusterNode>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// How often the active controller looks for expired broker sessions: a
+/// dead broker's partitions move at most this long after its session ends.
+const FENCE_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
 /// On the active controller, fences brokers whose sessions expired.
 async fn fencer(node: Arc<ClusterNode>, mut stop: watch::Receiver<bool>) {
     let mut last_rebalance = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::time::sleep(FENCE_CHECK_INTERVAL) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         if let Err(e) = node.controller.fence_stale_brokers().await {

@@ -64,8 +64,21 @@ impl BrokerSessions {
 
     /// Forgets every session (liveness and reported offsets) for a new
     /// controller tenure; the registration offsets, which only grow, stay.
-    pub fn new_tenure(&mut self) {
+    /// `last_heard`: a broker whose last sign of life is known (the former
+    /// controller's node, last heard from at that wall-clock ms), whose
+    /// session runs from then instead of from the tenure's first look.
+    pub fn new_tenure(&mut self, last_heard: Option<(i32, i64)>) {
         self.sessions.clear();
+        if let Some((broker, at_ms)) = last_heard {
+            self.sessions.insert(
+                broker,
+                Session {
+                    last_contact_ms: at_ms,
+                    metadata_offset: -1,
+                    controlled_shutdown_offset: None,
+                },
+            );
+        }
     }
 
     /// Records that the broker's controlled-shutdown records were appended

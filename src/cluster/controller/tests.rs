@@ -15,6 +15,8 @@ struct MemLog {
     /// The term this node leads in; `None` when it does not lead.
     term: StdMutex<Option<u64>>,
     fail: StdMutex<Option<QuorumError>>,
+    /// The former leader and when this node last heard from it.
+    former: StdMutex<Option<(i32, i64)>>,
 }
 
 impl MemLog {
@@ -24,6 +26,7 @@ impl MemLog {
             next: AtomicI64::new(1),
             term: StdMutex::new(Some(1)),
             fail: StdMutex::new(None),
+            former: StdMutex::new(None),
         })
     }
 }
@@ -58,6 +61,10 @@ impl MetadataLog for MemLog {
 
     fn leader_term(&self) -> Option<u64> {
         *self.term.lock().unwrap()
+    }
+
+    fn take_former_leader_contact(&self) -> Option<(i32, i64)> {
+        self.former.lock().unwrap().take()
     }
 }
 
@@ -250,6 +257,46 @@ fn a_new_tenure_gives_every_broker_a_full_session() {
     let image = h.log.image();
     assert!(image.broker(1).unwrap().fenced);
     assert!(!image.broker(2).unwrap().fenced);
+}
+
+#[test]
+fn the_former_controllers_broker_is_fenced_when_the_new_tenure_starts() {
+    let h = harness();
+    let epochs = h.live_brokers(&[1, 2, 3]);
+    h.create("a", 3).unwrap();
+    h.run(h.controller.fence_stale_brokers()).unwrap();
+    // Node 3 led the quorum (and ran a broker); this node last heard from
+    // it, then the quorum took an election's time (longer than a broker
+    // session) to elect this node.
+    *h.log.term.lock().unwrap() = None;
+    let last_heard = h.clock.load(Ordering::SeqCst);
+    let session = ControllerConfig::default().broker_session_timeout_ms;
+    h.clock.fetch_add(session + 100, Ordering::SeqCst);
+    *h.log.former.lock().unwrap() = Some((3, last_heard));
+    *h.log.term.lock().unwrap() = Some(2);
+    let fenced = h.run(h.controller.fence_stale_brokers()).unwrap();
+    assert_eq!(
+        fenced,
+        vec![3],
+        "the former leader's broker at once, no other"
+    );
+    let image = h.log.image();
+    assert!(image.broker(3).unwrap().fenced);
+    let topic = image.topic_by_name("a").unwrap();
+    assert!(
+        topic.partitions.values().all(|p| p.leader != 3),
+        "leaderships moved off broker 3"
+    );
+
+    // A later tenure of this node does not take that contact again: broker
+    // 3 came back, and gets a full session.
+    h.heartbeat(1, epochs[0]).unwrap();
+    h.heartbeat(2, epochs[1]).unwrap();
+    *h.log.term.lock().unwrap() = None;
+    h.clock.fetch_add(500, Ordering::SeqCst);
+    *h.log.term.lock().unwrap() = Some(3);
+    let fenced = h.run(h.controller.fence_stale_brokers()).unwrap();
+    assert!(fenced.is_empty(), "{fenced:?}");
 }
 
 #[test]

@@ -282,9 +282,11 @@ impl Quorum {
             election_timeout_min: election,
             // openraft waits a leader lease of election_timeout_max after
             // the last heartbeat, then its random election timeout in
-            // [min, max): with Kafka's 1000 ms that is 2.5 to 3 s, close
-            // to Kafka's fetch timeout (2 s) plus a first election.
-            election_timeout_max: election.saturating_add(election / 2),
+            // [min, max): with Kafka's 1000 ms that is 2.25 to 2.5 s, close
+            // to Kafka's fetch timeout (2 s) plus a first election. A
+            // quarter of the timeout still spreads the candidates' timers
+            // far wider than a vote's round trip.
+            election_timeout_max: election.saturating_add(election / 4),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_after_entries.max(1)),
             max_in_snapshot_log_to_keep: config.keep_entries_after_snapshot,
             ..Config::default()
@@ -419,6 +421,16 @@ impl Quorum {
         let m = self.raft.metrics();
         let m = m.borrow();
         m.current_leader.map(|l| (kafka_id(l), m.current_term))
+    }
+
+    /// The node that led before this one took over and when, in
+    /// wall-clock ms, its last AppendEntries arrived here; taken once (see
+    /// `NetShared::take_leader_contact`).
+    pub fn take_former_leader_contact(&self) -> Option<(i32, i64)> {
+        self.shared
+            .take_leader_contact()
+            .filter(|(id, _)| *id != raft_id(self.node_id()))
+            .map(|(id, ms)| (kafka_id(id), i64::try_from(ms).unwrap_or(i64::MAX)))
     }
 
     /// The offset after this node's last log entry: on the leader, the

@@ -105,6 +105,10 @@ pub(crate) struct NetShared {
     pub(crate) identity: Identity,
     /// Wall-clock ms of each voter's last answer to an AppendEntries.
     acks: Mutex<HashMap<u64, u64>>,
+    /// The last leader this node followed and when (wall-clock ms) an
+    /// AppendEntries from it last arrived: when this node takes over, how
+    /// long the former leader had been silent.
+    leader_contact: Mutex<Option<(u64, u64)>>,
     /// Requests refused (either side) for a cluster id or voter mismatch.
     refused: AtomicU64,
     /// Why the last refused request was refused (either side).
@@ -126,6 +130,7 @@ impl NetShared {
         Arc::new(NetShared {
             identity,
             acks: Mutex::new(HashMap::new()),
+            leader_contact: Mutex::new(None),
             refused: AtomicU64::new(0),
             last_refusal: Mutex::new(None),
             controller_apis: std::sync::OnceLock::new(),
@@ -138,6 +143,23 @@ impl NetShared {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
             .copied()
+    }
+
+    /// The leader whose AppendEntries this node took last, and when;
+    /// forgotten once taken, so a later tenure of this node does not take
+    /// an old contact for a fresh one.
+    pub(crate) fn take_leader_contact(&self) -> Option<(u64, u64)> {
+        self.leader_contact
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    fn record_leader_contact(&self, leader: u64) {
+        *self
+            .leader_contact
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((leader, wall_ms()));
     }
 
     pub(crate) fn refused(&self) -> u64 {
@@ -160,14 +182,10 @@ impl NetShared {
     }
 
     fn record_ack(&self, id: u64) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
         self.acks
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, now);
+            .insert(id, wall_ms());
     }
 
     /// Why a request from `env` must be refused, if it must.
@@ -307,7 +325,26 @@ async fn serve_connection(
             API_KEY_VOTE => handle(&shared, body, |req: VoteRequest<u64>| raft.vote(req)).await,
             API_KEY_APPEND_ENTRIES => {
                 handle(&shared, body, |req: AppendEntriesRequest<TypeConfig>| {
-                    raft.append_entries(req)
+                    let leader = req
+                        .vote
+                        .leader_id()
+                        .voted_for()
+                        .filter(|_| req.vote.is_committed());
+                    let (raft, shared) = (&raft, &shared);
+                    async move {
+                        let reply = raft.append_entries(req).await;
+                        // Anything but a higher vote: the sender leads.
+                        let taken = matches!(
+                            reply,
+                            Ok(AppendEntriesResponse::Success
+                                | AppendEntriesResponse::PartialSuccess(_)
+                                | AppendEntriesResponse::Conflict)
+                        );
+                        if let Some(leader) = leader.filter(|_| taken) {
+                            shared.record_leader_contact(leader);
+                        }
+                        reply
+                    }
                 })
                 .await
             }
@@ -549,6 +586,14 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     ) -> Rpc<VoteResponse<u64>, RaftError<u64>> {
         self.call(API_KEY_VOTE, rpc, 0, option.hard_ttl()).await
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
