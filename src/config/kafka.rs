@@ -83,6 +83,7 @@ const JVM: &str = "a JVM or thread-pool setting; Wharf has no equivalent";
 const NOT_BROKER_WIDE: &str =
     "Wharf has no broker-wide default for it (set the topic config instead)";
 const INTERNAL: &str = "a Kafka internal Wharf does not have";
+const METRICS: &str = "Kafka's JMX metrics reporters; Wharf has none";
 
 /// Every Kafka key Wharf knows. When two keys set one flag (node.id and
 /// broker.id, log.dirs and log.dir, log.retention.ms and
@@ -241,9 +242,9 @@ pub static KEYS: &[Key] = &[
     ignored("share.coordinator.", INTERNAL),
     // ZooKeeper, metrics, JVM-side plumbing.
     ignored("zookeeper.", "Wharf runs without ZooKeeper (KRaft-style quorum)"),
-    ignored("metric.reporters", JVM),
-    ignored("metrics.", JVM),
-    ignored("kafka.metrics.", JVM),
+    ignored("metric.reporters", METRICS),
+    ignored("metrics.", METRICS),
+    ignored("kafka.metrics.", METRICS),
     ignored("confluent.", "a Confluent Platform setting"),
     // What Wharf cannot do: stop rather than run without it.
     Key {

@@ -378,3 +378,22 @@ fn conversions_and_kafka_only_values() {
         .iter()
         .any(|n| n.contains("zookeeper.connect: ignored")));
 }
+
+#[test]
+fn the_readme_lists_every_key_of_the_table() {
+    let readme = include_str!("../../README.md");
+    for row in KEYS {
+        let cell = if row.key.ends_with('.') {
+            format!("| `{}*` |", row.key)
+        } else {
+            format!("| `{}` |", row.key)
+        };
+        assert!(readme.contains(&cell), "README lacks {cell}");
+    }
+    for var in IGNORED_ENV {
+        assert!(
+            readme.contains(&format!("`{var}`")) || *var == "KAFKA_HEAP_OPT",
+            "README lacks {var}"
+        );
+    }
+}
