@@ -450,7 +450,13 @@ pub fn translate(map: &KafkaMap, notices: &mut Vec<String>) -> Result<Vec<Fill>,
     // Check every key first, so an unknown or refused one stops the start
     // whatever else is wrong.
     let mut rows: Vec<(&str, &KafkaValue, &'static Key)> = Vec::new();
-    for (key, kv) in map {
+    // In file order, then the variables, so that notices read like the file.
+    let mut entries: Vec<(&String, &KafkaValue)> = map.iter().collect();
+    entries.sort_by_key(|(_, kv)| match &kv.origin {
+        Origin::File { line, .. } => (0, *line),
+        _ => (1, 0),
+    });
+    for (key, kv) in entries {
         match lookup(key) {
             None => {
                 let what = match &kv.origin {
@@ -481,6 +487,9 @@ pub fn translate(map: &KafkaMap, notices: &mut Vec<String>) -> Result<Vec<Fill>,
             continue;
         };
         let (flag, value) = match row.to {
+            // Kafka reads booleans without regard to case; clap does not.
+            Use::Flag(flag) if kv.value.eq_ignore_ascii_case("true") => (flag, "true".into()),
+            Use::Flag(flag) if kv.value.eq_ignore_ascii_case("false") => (flag, "false".into()),
             Use::Flag(flag) => (flag, kv.value.clone()),
             Use::Convert(flag, conversion) => {
                 match convert(conversion, &kv.value)

@@ -142,7 +142,16 @@ fn kafka3_combined_file_maps_onto_flags() {
     let listen = setting(&loaded, "listen");
     assert_eq!(listen.key.as_deref(), Some("listeners"));
     assert!(matches!(listen.origin, Origin::File { line: 10, .. }));
-    // One notice per ignored key.
+    // One notice per ignored key, in the file's order.
+    let at = |key: &str| {
+        loaded
+            .notices
+            .iter()
+            .position(|n| n.contains(&format!(" {key}: ignored")))
+            .unwrap()
+    };
+    assert!(at("num.network.threads") < at("num.io.threads"));
+    assert!(at("num.io.threads") < at("socket.send.buffer.bytes"));
     for key in [
         "num.network.threads",
         "num.io.threads",
@@ -364,7 +373,8 @@ fn conversions_and_kafka_only_values() {
          delete.topic.enable=true\n\
          zookeeper.connect=localhost:2181\n\
          broker.id=0\n\
-         log.dir=/var/wharf\n",
+         log.dir=/var/wharf\n\
+         auto.create.topics.enable=FALSE\n",
     );
     let loaded = load_with(&["--config", path.to_str().unwrap()], &env(&[])).unwrap();
     let c = &loaded.config;
@@ -373,6 +383,7 @@ fn conversions_and_kafka_only_values() {
     assert_eq!(c.log_retention_bytes, Some(-1));
     assert_eq!(c.node_id, 0);
     assert_eq!(c.data_dir, Some(PathBuf::from("/var/wharf")));
+    assert!(!c.auto_create_topics);
     assert!(loaded
         .notices
         .iter()
