@@ -2,9 +2,13 @@
 //! `KAFKA_*` variables, run as the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
+
+use common::wait_bounded;
 use std::time::{Duration, Instant};
 
 const KRAFT_COMBINED: &str = include_str!("fixtures/kafka/kraft-combined.properties");
@@ -56,22 +60,6 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> Command {
         .envs(env.iter().copied())
         .env("PATH", std::env::var_os("PATH").unwrap_or_default());
     command
-}
-
-fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "wharf ran for more than {limit:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// A client command against `bootstrap`; must succeed; returns stdout.
@@ -204,12 +192,16 @@ fn print_config_shows_origins_and_a_bad_key_stops_the_start() {
     assert!(!dir.path().join("data").exists());
 
     let bad = dir.path().join("bad.properties");
-    std::fs::write(&bad, "node.id=1\nlog.flush.interval.ms=soon\n").unwrap();
-    let out = serve(&["--config", bad.to_str().unwrap()], &[])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    // Exit code 1 and stderr of a start on `text`.
+    let refused = |text: &str| {
+        std::fs::write(&bad, text).unwrap();
+        let out = serve(&["--config", bad.to_str().unwrap()], &[])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let err = refused("node.id=1\nlog.flush.interval.ms=soon\n");
     assert!(
         err.contains(&format!(
             "{}:2: log.flush.interval.ms=soon: invalid value 'soon'",
@@ -217,12 +209,7 @@ fn print_config_shows_origins_and_a_bad_key_stops_the_start() {
         )),
         "{err}"
     );
-    std::fs::write(&bad, "node.id=1\n\nnum.brokers=3\n").unwrap();
-    let out = serve(&["--config", bad.to_str().unwrap()], &[])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = refused("node.id=1\n\nnum.brokers=3\n");
     assert!(
         err.contains(":3: num.brokers: unknown Kafka setting"),
         "{err}"

@@ -42,6 +42,17 @@ fn load_with(args: &[&str], env: &BTreeMap<String, String>) -> Result<Loaded, Co
     )
 }
 
+/// Loads `text` as the --config file, with no flags and no environment.
+fn load_file(text: &str) -> Result<Loaded, ConfigError> {
+    let (_dir, path) = file(text);
+    load_with(&["--config", path.to_str().unwrap()], &env(&[]))
+}
+
+/// Whether some notice contains `text`.
+fn noticed(loaded: &Loaded, text: &str) -> bool {
+    loaded.notices.iter().any(|n| n.contains(text))
+}
+
 fn setting<'a>(loaded: &'a Loaded, flag: &str) -> &'a Setting {
     loaded.settings.iter().find(|s| s.flag == flag).unwrap()
 }
@@ -122,8 +133,7 @@ fn every_flag_in_the_key_table_exists() {
 
 #[test]
 fn kafka3_combined_file_maps_onto_flags() {
-    let (_dir, path) = file(KRAFT_COMBINED);
-    let loaded = load_with(&["--config", path.to_str().unwrap()], &env(&[])).unwrap();
+    let loaded = load_file(KRAFT_COMBINED).unwrap();
     let c = &loaded.config;
     assert_eq!(c.listen, "0.0.0.0:9092");
     assert_eq!(c.advertised_listener.as_deref(), Some("localhost:9092"));
@@ -170,26 +180,21 @@ fn kafka3_combined_file_maps_onto_flags() {
 
 #[test]
 fn kafka4_server_file_runs_as_its_own_single_voter() {
-    let (_dir, path) = file(KAFKA4_SERVER);
-    let loaded = load_with(&["--config", path.to_str().unwrap()], &env(&[])).unwrap();
+    let loaded = load_file(KAFKA4_SERVER).unwrap();
     let c = &loaded.config;
     assert_eq!(c.listen, "0.0.0.0:9092");
     assert_eq!(c.controller_listen, None);
     assert_eq!(c.controller_quorum_voters, None);
-    assert!(loaded
-        .notices
-        .iter()
-        .any(|n| n.contains("controller.quorum.bootstrap.servers: ignored")));
-    assert!(loaded
-        .notices
-        .iter()
-        .any(|n| n.contains("CONTROLLER not bound")));
+    assert!(noticed(
+        &loaded,
+        "controller.quorum.bootstrap.servers: ignored"
+    ));
+    assert!(noticed(&loaded, "CONTROLLER not bound"));
 }
 
 #[test]
 fn broker_only_node_outside_the_voters_is_refused() {
-    let (_dir, path) = file(KRAFT_BROKER);
-    let err = load_with(&["--config", path.to_str().unwrap()], &env(&[])).unwrap_err();
+    let err = load_file(KRAFT_BROKER).unwrap_err();
     assert!(
         err.0.contains("server.properties:5: process.roles=broker"),
         "{err}"
@@ -201,16 +206,14 @@ fn broker_only_node_outside_the_voters_is_refused() {
         "listeners=PLAINTEXT://localhost:9092\n",
         "listeners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093\n",
     );
-    let (_dir, path) = file(&text);
-    let loaded = load_with(&["--config", path.to_str().unwrap()], &env(&[])).unwrap();
+    let loaded = load_file(&text).unwrap();
     assert_eq!(
         loaded.config.controller_listen.as_deref(),
         Some("localhost:9093")
     );
-    assert!(loaded.notices.iter().any(|n| n.contains("combined mode")));
+    assert!(noticed(&loaded, "combined mode"));
     // A controller-only node is refused.
-    let (_dir, path) = file("process.roles=controller\n");
-    let err = load_with(&["--config", path.to_str().unwrap()], &env(&[])).unwrap_err();
+    let err = load_file("process.roles=controller\n").unwrap_err();
     assert!(
         err.0.contains("controller-only node is not supported"),
         "{err}"
@@ -286,7 +289,7 @@ fn wharf_config_variable_names_the_file_and_cluster_id_comes_from_the_image_vari
         loaded.config.cluster_id.as_deref(),
         Some("MkU3OEVBNTcwNTJENDM2Qk")
     );
-    assert!(loaded.notices.iter().any(|n| n.contains("KAFKA_HEAP_OPTS")));
+    assert!(noticed(&loaded, "KAFKA_HEAP_OPTS"));
 }
 
 #[test]
@@ -302,8 +305,7 @@ fn advertised_listeners_alone_give_the_listener_as_the_image_does() {
 
 #[test]
 fn unknown_key_names_the_file_and_line() {
-    let (_dir, path) = file("num.partitions=1\n# fine\nno.such.key=1\n");
-    let err = load_with(&["--config", path.to_str().unwrap()], &env(&[])).unwrap_err();
+    let err = load_file("num.partitions=1\n# fine\nno.such.key=1\n").unwrap_err();
     assert!(
         err.0.ends_with("server.properties:3: no.such.key: unknown Kafka setting (see the README's table of Kafka keys)"),
         "{err}"
@@ -317,15 +319,13 @@ fn unknown_key_names_the_file_and_line() {
 
 #[test]
 fn bad_value_names_the_file_line_key_and_reason() {
-    let (_dir, path) = file("\nnum.partitions=many\n");
-    let err = load_with(&["--config", path.to_str().unwrap()], &env(&[])).unwrap_err();
+    let err = load_file("\nnum.partitions=many\n").unwrap_err();
     assert!(
         err.0
             .contains("server.properties:2: num.partitions=many: invalid value 'many'"),
         "{err}"
     );
-    let (_dir, path) = file("auto.create.topics.enable=yes\n");
-    let err = load_with(&["--config", path.to_str().unwrap()], &env(&[])).unwrap_err();
+    let err = load_file("auto.create.topics.enable=yes\n").unwrap_err();
     assert!(
         err.0
             .contains(":1: auto.create.topics.enable=yes: invalid value"),
@@ -357,8 +357,7 @@ fn what_wharf_cannot_do_is_refused_clearly() {
         ),
     ];
     for (text, expected) in cases {
-        let (_dir, path) = file(text);
-        let err = load_with(&["--config", path.to_str().unwrap()], &env(&[])).unwrap_err();
+        let err = load_file(text).unwrap_err();
         assert!(err.0.contains(expected), "{text:?}: {err}");
         assert!(err.0.contains("server.properties:"), "{err}");
     }
@@ -366,7 +365,7 @@ fn what_wharf_cannot_do_is_refused_clearly() {
 
 #[test]
 fn conversions_and_kafka_only_values() {
-    let (_dir, path) = file(
+    let loaded = load_file(
         "log.retention.minutes=5\n\
          queued.max.request.bytes=-1\n\
          log.retention.bytes=-1\n\
@@ -375,8 +374,8 @@ fn conversions_and_kafka_only_values() {
          broker.id=0\n\
          log.dir=/var/wharf\n\
          auto.create.topics.enable=FALSE\n",
-    );
-    let loaded = load_with(&["--config", path.to_str().unwrap()], &env(&[])).unwrap();
+    )
+    .unwrap();
     let c = &loaded.config;
     assert_eq!(c.log_retention_ms, Some(300_000));
     assert_eq!(c.queued_max_request_bytes, 256 * 1024 * 1024);
@@ -384,10 +383,7 @@ fn conversions_and_kafka_only_values() {
     assert_eq!(c.node_id, 0);
     assert_eq!(c.data_dir, Some(PathBuf::from("/var/wharf")));
     assert!(!c.auto_create_topics);
-    assert!(loaded
-        .notices
-        .iter()
-        .any(|n| n.contains("zookeeper.connect: ignored")));
+    assert!(noticed(&loaded, "zookeeper.connect: ignored"));
 }
 
 #[test]
