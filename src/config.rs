@@ -1,5 +1,9 @@
 //! One `Config` for the broker, built from the command line (and the
-//! environment, through clap's `env` support).
+//! environment, through clap's `env` support), and from Kafka's own
+//! configuration (a server.properties file, the apache/kafka image's
+//! `KAFKA_*` environment) by [`kafka`].
+
+pub mod kafka;
 
 use std::path::PathBuf;
 
@@ -360,6 +364,17 @@ pub struct Config {
     #[arg(long, env = "WHARF_BROKER_SESSION_TIMEOUT_MS", default_value_t = 2500,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub broker_session_timeout_ms: u64,
+
+    /// A Kafka server.properties file to take settings from (see the
+    /// README's "Kafka's configuration"). Flags, WHARF_* and KAFKA_*
+    /// variables win over it.
+    #[arg(long = "config", env = "WHARF_CONFIG", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Print the effective configuration, and where each value came from,
+    /// then exit without starting.
+    #[arg(long)]
+    pub print_config: bool,
 
     /// Log line format: `text` (human-readable) or `json` (one JSON object
     /// per line, for log collectors).

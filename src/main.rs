@@ -42,11 +42,32 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Client(command) => wharf_client::cli::run(command),
-        Command::Serve(config) => {
+        Command::Serve(_) => {
             server::catch_early_signals();
+            // Read again with Kafka's configuration (--config, KAFKA_*
+            // variables) filling what flags and WHARF_* variables leave unset.
+            let env = std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect();
+            let serve_args = std::env::args_os().skip_while(|a| a != "serve");
+            let loaded = match wharf::config::kafka::load(serve_args, &env) {
+                Ok(loaded) => loaded,
+                Err(err) => {
+                    eprintln!("wharf: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if loaded.config.print_config {
+                print!("{}", loaded.report());
+                return ExitCode::SUCCESS;
+            }
+            let config = loaded.config;
             if let Err(err) = init_logging(&config.log_level, config.log_format) {
                 eprintln!("wharf: {err:#}");
                 return ExitCode::FAILURE;
+            }
+            for notice in &loaded.notices {
+                tracing::info!("Kafka configuration: {notice}");
             }
             match serve(config) {
                 Ok(()) => ExitCode::SUCCESS,
