@@ -8,46 +8,31 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
-use common::TestBroker;
+use common::{run_with_input, TestBroker};
 
 const WHARF: &str = env!("CARGO_BIN_EXE_wharf");
 
-/// Runs `program ARGS` with `stdin` as its input; fails the test if it
-/// runs for more than 60 s.
+/// Runs `program ARGS` with `stdin` as its input (and no WHARF_BOOTSTRAP).
 fn run(program: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .env_remove("WHARF_BOOTSTRAP")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).unwrap();
-    drop(input);
-    wait_bounded(child, Duration::from_secs(60))
+    run_with_input(
+        Command::new(program)
+            .args(args)
+            .env_remove("WHARF_BOOTSTRAP"),
+        stdin,
+    )
 }
 
-fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "the command ran for more than {limit:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+/// `kafka-topics.sh --create --topic TOPIC --partitions N`.
+fn create_topic(broker: &TestBroker, topic: &str, partitions: &str) {
+    let created = ok(
+        broker,
+        "kafka-topics.sh",
+        &["--create", "--topic", topic, "--partitions", partitions],
+    );
+    assert_eq!(created, format!("Created topic {topic}.\n"));
 }
 
 /// `wharf TOOL ARGS --bootstrap-server BROKER` with `stdin`.
@@ -239,11 +224,7 @@ Topic: quickstart-events\tTopicId: <id>\tPartitionCount: 3\tReplicationFactor: 1
 #[test]
 fn console_producer_and_consumer_round_trip_keys_as_kafkas_tools_print_them() {
     let broker = TestBroker::start();
-    ok(
-        &broker,
-        "kafka-topics.sh",
-        &["--create", "--topic", "events", "--partitions", "1"],
-    );
+    create_topic(&broker, "events", "1");
     // The ops docs' keyed producer, with the old --broker-list spelling.
     let bootstrap = broker.addr.to_string();
     let out = run(
@@ -366,11 +347,7 @@ fn console_producer_and_consumer_round_trip_keys_as_kafkas_tools_print_them() {
 #[test]
 fn consumer_groups_describe_reset_and_delete_in_kafkas_format() {
     let broker = TestBroker::start();
-    ok(
-        &broker,
-        "kafka-topics.sh",
-        &["--create", "--topic", "orders", "--partitions", "1"],
-    );
+    create_topic(&broker, "orders", "1");
     ok_with_input(
         &broker,
         "kafka-console-producer.sh",
@@ -546,11 +523,7 @@ my-group        orders          0          2               3               1    
 #[test]
 fn kafka_configs_describes_and_alters_topic_and_broker_configs() {
     let broker = TestBroker::start();
-    ok(
-        &broker,
-        "kafka-topics.sh",
-        &["--create", "--topic", "orders", "--partitions", "1"],
-    );
+    create_topic(&broker, "orders", "1");
     let describe = [
         "--entity-type",
         "topics",

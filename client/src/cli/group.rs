@@ -174,17 +174,7 @@ pub async fn run(args: GroupArgs) -> Result<ExitCode, ClientError> {
                         description.members.len(),
                         description.coordinator,
                     );
-                    let mut table = Table::new(&[
-                        "GROUP",
-                        "TOPIC",
-                        "PARTITION",
-                        "CURRENT-OFFSET",
-                        "LOG-END-OFFSET",
-                        "LAG",
-                        "CONSUMER-ID",
-                        "HOST",
-                        "CLIENT-ID",
-                    ]);
+                    let mut table = Table::new(&OFFSET_COLUMNS);
                     let show = |o: Option<i64>| o.map_or("-".to_string(), |o| o.to_string());
                     for ((topic, partition), current, end, lag, member) in &rows {
                         table.row(vec![
@@ -277,6 +267,19 @@ pub async fn run(args: GroupArgs) -> Result<ExitCode, ClientError> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The columns of a group's offsets, as kafka-consumer-groups.sh names them.
+pub(crate) const OFFSET_COLUMNS: [&str; 9] = [
+    "GROUP",
+    "TOPIC",
+    "PARTITION",
+    "CURRENT-OFFSET",
+    "LOG-END-OFFSET",
+    "LAG",
+    "CONSUMER-ID",
+    "HOST",
+    "CLIENT-ID",
+];
 
 /// One partition of a group's offsets: committed, log end, lag, owner.
 #[derive(Debug, Clone)]

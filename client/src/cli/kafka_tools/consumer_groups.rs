@@ -9,7 +9,7 @@ use super::{pad, Bootstrap};
 use crate::admin::GroupDescription;
 use crate::cli::group::{
     describe_offsets, offset_delete_error, parse_topic_partitions, reset_plan, resolve_partitions,
-    OffsetRow, ResetOffsetsArgs, TopicPartitions,
+    OffsetRow, ResetOffsetsArgs, TopicPartitions, OFFSET_COLUMNS,
 };
 use crate::cli::output::print;
 use crate::cli::time::{parse_datetime, parse_duration};
@@ -251,26 +251,9 @@ fn offsets_text(description: &GroupDescription, rows: &[OffsetRow]) -> String {
             ]
         })
         .collect();
-    let width = |column: usize| {
-        cells
-            .iter()
-            .filter_map(|c| c.get(column))
-            .map(String::len)
-            .fold(15, usize::max)
-    };
+    let width = |column| column_width(&cells, column);
     let widths = [width(0), width(1), 10, 15, 15, 15, width(6), width(7), 0];
-    let header = [
-        "GROUP",
-        "TOPIC",
-        "PARTITION",
-        "CURRENT-OFFSET",
-        "LOG-END-OFFSET",
-        "LAG",
-        "CONSUMER-ID",
-        "HOST",
-        "CLIENT-ID",
-    ]
-    .map(String::from);
+    let header = OFFSET_COLUMNS.map(String::from);
     let mut text = String::new();
     for row in std::iter::once(&header).chain(&cells) {
         text.push('\n');
@@ -278,6 +261,15 @@ fn offsets_text(description: &GroupDescription, rows: &[OffsetRow]) -> String {
     }
     text.push('\n');
     text
+}
+
+/// The width Kafka gives a column of `cells`: its longest, at least 15.
+fn column_width<const N: usize>(cells: &[[String; N]], column: usize) -> usize {
+    cells
+        .iter()
+        .filter_map(|c| c.get(column))
+        .map(String::len)
+        .fold(15, usize::max)
 }
 
 /// Cells padded to their widths (0: the last, unpadded) and joined by a space.
@@ -306,13 +298,7 @@ fn members_text(description: &GroupDescription) -> String {
             ]
         })
         .collect();
-    let width = |column: usize| {
-        cells
-            .iter()
-            .filter_map(|c| c.get(column))
-            .map(String::len)
-            .fold(15, usize::max)
-    };
+    let width = |column| column_width(&cells, column);
     let widths = [width(0), width(1), width(2), width(3), 15];
     let header = ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"].map(String::from);
     let mut text = format!("\n{} \n", columns(&header, &widths));
