@@ -8,8 +8,10 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{run_with_input, TestBroker};
 
@@ -677,4 +679,152 @@ fn the_zookeeper_flag_is_refused_with_a_pointer_to_bootstrap_server() {
         );
         assert_eq!(stdout(&out), "", "{tool}");
     }
+}
+
+/// The rows of the --members table: its cells split at runs of spaces.
+fn member_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("GROUP "))
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn an_active_member_shows_in_describe_and_blocks_a_reset() {
+    let broker = TestBroker::start();
+    create_topic(&broker, "live", "2");
+    ok_with_input(
+        &broker,
+        "kafka-console-producer.sh",
+        &["--topic", "live"],
+        b"one\ntwo\nthree\n",
+    );
+    let bootstrap = broker.addr.to_string();
+    let member = Command::new(WHARF)
+        .args([
+            "kafka-console-consumer.sh",
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            "live",
+            "--group",
+            "live-group",
+            "--from-beginning",
+        ])
+        .env_remove("WHARF_BOOTSTRAP")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut member = member;
+    let printed = BufReader::new(member.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in printed.lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // It prints the three records (in partition order, not produce order).
+    let mut got: Vec<String> = (0..3)
+        .map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["one", "three", "two"]);
+
+    // Wait (bounded) for the member to join and get both partitions.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let members = loop {
+        let text = ok(
+            &broker,
+            "kafka-consumer-groups.sh",
+            &["--describe", "--group", "live-group", "--members"],
+        );
+        let rows = member_rows(&text);
+        if rows.first().and_then(|r| r.last()).map(String::as_str) == Some("2") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the member never got its partitions: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lines: Vec<&str> = members.lines().collect();
+    assert_eq!(lines.len(), 3, "{members}");
+    assert_eq!(lines[0], "");
+    // Kafka's header, each column at least 15 wide, and a trailing space.
+    assert!(
+        lines[1].starts_with("GROUP           CONSUMER-ID"),
+        "{members}"
+    );
+    assert!(
+        lines[1].ends_with(" CLIENT-ID       #PARTITIONS     "),
+        "{members}"
+    );
+    let row = &member_rows(&members)[0];
+    assert_eq!(row[0], "live-group");
+    let consumer_id = row[1].clone();
+
+    // The offsets view names the owner of both partitions.
+    let offsets = ok(
+        &broker,
+        "kafka-consumer-groups.sh",
+        &["--describe", "--group", "live-group"],
+    );
+    let owned: Vec<&str> = offsets
+        .lines()
+        .filter(|l| l.starts_with("live-group "))
+        .collect();
+    assert_eq!(owned.len(), 2, "{offsets}");
+    for line in owned {
+        assert!(line.contains(&consumer_id), "{offsets}");
+    }
+    let state = ok(
+        &broker,
+        "kafka-consumer-groups.sh",
+        &["--describe", "--group", "live-group", "--state"],
+    );
+    let cells: Vec<&str> = state.lines().nth(2).unwrap().split_whitespace().collect();
+    assert_eq!(cells.first(), Some(&"live-group"), "{state}");
+    assert_eq!(
+        cells.iter().rev().take(3).collect::<Vec<_>>(),
+        [&"1", &"Stable", &"range"]
+    );
+
+    let refused = fails(
+        &broker,
+        "kafka-consumer-groups.sh",
+        &[
+            "--reset-offsets",
+            "--group",
+            "live-group",
+            "--topic",
+            "live",
+            "--to-earliest",
+            "--execute",
+        ],
+    );
+    assert!(refused.contains("active members"), "{refused}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &member.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = common::wait_bounded(member, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Processed a total of 3 messages"),
+        "{}",
+        stderr(&out)
+    );
+    let listed = ok(&broker, "kafka-consumer-groups.sh", &["--list", "--state"]);
+    let rows: Vec<Vec<&str>> = listed
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows, [vec!["GROUP", "STATE"], vec!["live-group", "Empty"]]);
 }
