@@ -438,6 +438,27 @@ my-group        orders          0          2               3               1    
         )
     };
     assert_eq!(plan, plan_to(0));
+    for (scenario, offset) in [
+        (&["--to-offset", "1"][..], 1),
+        (&["--to-latest"][..], 3),
+        (&["--to-current"][..], 2),
+        (&["--shift-by", "-1"][..], 1),
+        // Every record is less than an hour old: the first one.
+        (&["--by-duration", "PT1H"][..], 0),
+        (&["--to-datetime", "2000-01-01T00:00:00.000"][..], 0),
+    ] {
+        let mut args = vec![
+            "--reset-offsets",
+            "--group",
+            "my-group",
+            "--topic",
+            "orders",
+        ];
+        args.extend(scenario);
+        args.push("--dry-run");
+        let plan = ok(&broker, "kafka-consumer-groups.sh", &args);
+        assert_eq!(plan, plan_to(offset), "{scenario:?}");
+    }
     let still = ok(
         &broker,
         "kafka-consumer-groups.sh",

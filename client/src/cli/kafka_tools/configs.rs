@@ -15,6 +15,8 @@ const DYNAMIC_BROKER_CONFIG: i8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
+    name = "kafka-configs.sh",
+    version,
     about = "Describe and alter topic and broker configs (Kafka's kafka-configs.sh flags)",
     group(ArgGroup::new("action").required(true).args(["describe", "alter"])),
     group(ArgGroup::new("entity").args(["entity_type", "topic", "broker"]).multiple(false))

@@ -10,7 +10,11 @@ use crate::cli::consume::{self, ConsumeArgs, Isolation};
 use crate::ClientError;
 
 #[derive(Debug, Parser)]
-#[command(about = "Print the records of a topic (Kafka's kafka-console-consumer.sh flags)")]
+#[command(
+    name = "kafka-console-consumer.sh",
+    version,
+    about = "Print the records of a topic (Kafka's kafka-console-consumer.sh flags)"
+)]
 pub struct ConsoleConsumerArgs {
     #[command(flatten)]
     bootstrap: Bootstrap,

@@ -11,7 +11,11 @@ use crate::cli::{ConnectArgs, OutputFormat};
 use crate::ClientError;
 
 #[derive(Debug, Parser)]
-#[command(about = "Write lines of stdin as records (Kafka's kafka-console-producer.sh flags)")]
+#[command(
+    name = "kafka-console-producer.sh",
+    version,
+    about = "Write lines of stdin as records (Kafka's kafka-console-producer.sh flags)"
+)]
 pub struct ConsoleProducerArgs {
     /// The brokers (--broker-list is the old name of the same).
     #[command(flatten)]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Parser};
 
 use super::{pad, Bootstrap};
-use crate::admin::GroupDescription;
+use crate::admin::{GroupDescription, ListedGroup};
 use crate::cli::group::{
     describe_offsets, offset_delete_error, parse_topic_partitions, reset_plan, resolve_partitions,
     OffsetRow, ResetOffsetsArgs, TopicPartitions, OFFSET_COLUMNS,
@@ -22,6 +22,8 @@ const NON_EMPTY_GROUP: i16 = 68;
 
 #[derive(Debug, Parser)]
 #[command(
+    name = "kafka-consumer-groups.sh",
+    version,
     about = "List, describe and delete consumer groups, reset and delete their offsets \
              (Kafka's kafka-consumer-groups.sh flags)",
     group(ArgGroup::new("action").required(true)
@@ -155,17 +157,27 @@ pub async fn run(args: ConsumerGroupsArgs) -> Result<ExitCode, ClientError> {
     })
 }
 
-/// The names of the groups of the consumer protocol (or of none yet).
-async fn consumer_groups(client: &mut ClusterClient) -> Result<Vec<String>, ClientError> {
-    let mut groups: Vec<String> = client
+/// The groups of the consumer protocol (or of none yet), by name.
+async fn listed_consumer_groups(
+    client: &mut ClusterClient,
+) -> Result<Vec<ListedGroup>, ClientError> {
+    let mut groups: Vec<ListedGroup> = client
         .list_groups()
         .await?
         .into_iter()
         .filter(|g| g.protocol_type.is_empty() || g.protocol_type == "consumer")
-        .map(|g| g.group)
         .collect();
-    groups.sort();
+    groups.sort_by(|a, b| a.group.cmp(&b.group));
     Ok(groups)
+}
+
+/// The names of the consumer groups.
+async fn consumer_groups(client: &mut ClusterClient) -> Result<Vec<String>, ClientError> {
+    Ok(listed_consumer_groups(client)
+        .await?
+        .into_iter()
+        .map(|g| g.group)
+        .collect())
 }
 
 async fn list(client: &mut ClusterClient, states: Option<&str>) -> Result<(), ClientError> {
@@ -178,15 +190,12 @@ async fn list(client: &mut ClusterClient, states: Option<&str>) -> Result<(), Cl
         .map(|s| s.trim().to_ascii_lowercase())
         .filter(|s| !s.is_empty())
         .collect();
-    let mut groups: Vec<(String, String)> = client
-        .list_groups()
+    let groups: Vec<(String, String)> = listed_consumer_groups(client)
         .await?
         .into_iter()
-        .filter(|g| g.protocol_type.is_empty() || g.protocol_type == "consumer")
         .filter(|g| wanted.is_empty() || wanted.contains(&g.state.to_ascii_lowercase()))
         .map(|g| (g.group, g.state))
         .collect();
-    groups.sort();
     let width = groups
         .iter()
         .map(|(g, _)| g.len().max(15))

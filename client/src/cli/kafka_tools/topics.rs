@@ -17,6 +17,8 @@ const DEFAULT_CONFIG: i8 = 5;
 
 #[derive(Debug, Parser)]
 #[command(
+    name = "kafka-topics.sh",
+    version,
     about = "Create, list, describe, alter and delete topics (Kafka's kafka-topics.sh flags)",
     group(ArgGroup::new("action").required(true)
         .args(["create", "list", "describe", "alter", "delete"]))
