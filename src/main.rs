@@ -39,7 +39,7 @@ enum Command {
 
 fn main() -> ExitCode {
     alloc::tune_for_fetch_buffers();
-    if let Some((tool, args)) = kafka_tool_invocation() {
+    if let Some((tool, args)) = wharf_client::cli::kafka_tool_invocation(std::env::args_os()) {
         return wharf_client::cli::run_kafka_tool(tool, args);
     }
     let cli = Cli::parse();
@@ -60,23 +60,6 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-/// `wharf kafka-topics.sh ...`, or the binary run through a symlink named
-/// like one of Kafka's tools: the tool and its arguments (program name first).
-fn kafka_tool_invocation() -> Option<(&'static str, Vec<std::ffi::OsString>)> {
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let name_of = |i: usize| {
-        args.get(i)
-            .and_then(|a| a.to_str())
-            .and_then(wharf_client::cli::kafka_tool_name)
-    };
-    if let Some(tool) = name_of(0) {
-        return Some((tool, args));
-    }
-    let tool = name_of(1)?;
-    args.remove(0);
-    Some((tool, args))
 }
 
 fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {

@@ -24,7 +24,7 @@ pub use cluster::{ClusterArgs, ClusterCommand};
 pub use config::{ConfigArgs, ConfigCommand};
 pub use consume::ConsumeArgs;
 pub use group::{GroupArgs, GroupCommand};
-pub use kafka_tools::{kafka_tool_name, run_kafka_tool};
+pub use kafka_tools::{kafka_tool_invocation, kafka_tool_name, run_kafka_tool};
 pub use produce::ProduceArgs;
 pub use topic::{TopicArgs, TopicCommand};
 

@@ -37,6 +37,22 @@ pub fn kafka_tool_name(name: &str) -> Option<&'static str> {
     TOOLS.iter().copied().find(|t| *t == base)
 }
 
+/// The Kafka tool a command line runs, with its arguments (program name
+/// first): `wharf kafka-topics.sh ARGS`, or the binary run through a symlink
+/// named like the tool. `None` for any other command line.
+pub fn kafka_tool_invocation(
+    args: impl IntoIterator<Item = OsString>,
+) -> Option<(&'static str, Vec<OsString>)> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let name_of = |arg: Option<&OsString>| arg.and_then(|a| a.to_str()).and_then(kafka_tool_name);
+    if let Some(tool) = name_of(args.first()) {
+        return Some((tool, args));
+    }
+    let tool = name_of(args.get(1))?;
+    args.remove(0);
+    Some((tool, args))
+}
+
 /// Runs Kafka tool `tool` (a name [`kafka_tool_name`] knows) with `args`,
 /// the first of which is the program name clap reports in usage.
 pub fn run_kafka_tool(tool: &str, args: Vec<OsString>) -> ExitCode {
@@ -125,6 +141,7 @@ fn pad(s: &str, width: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -137,6 +154,25 @@ mod tests {
         );
         assert_eq!(kafka_tool_name("wharf"), None);
         assert_eq!(kafka_tool_name("kafka-acls.sh"), None);
+    }
+
+    #[test]
+    fn a_tool_runs_by_its_program_name_or_as_the_first_argument() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let (tool, rest) =
+            kafka_tool_invocation(args(&["/bin/kafka-configs", "--describe"])).unwrap();
+        assert_eq!(
+            (tool, rest),
+            ("kafka-configs", args(&["/bin/kafka-configs", "--describe"]))
+        );
+        let (tool, rest) =
+            kafka_tool_invocation(args(&["wharf", "kafka-topics.sh", "--list"])).unwrap();
+        assert_eq!(
+            (tool, rest),
+            ("kafka-topics", args(&["kafka-topics.sh", "--list"]))
+        );
+        assert!(kafka_tool_invocation(args(&["wharf", "topic", "list"])).is_none());
+        assert!(kafka_tool_invocation(args(&["wharf"])).is_none());
     }
 
     #[test]
