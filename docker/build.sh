@@ -20,6 +20,13 @@ if command -v strip >/dev/null 2>&1; then
 else
     cp "$bin" "$ctx/rootfs/bin/wharf"
 fi
+# Kafka's tool names, with and without .sh, run the same binary as those
+# tools (docker exec CONTAINER kafka-topics.sh --list).
+for tool in kafka-topics kafka-console-producer kafka-console-consumer \
+    kafka-consumer-groups kafka-configs; do
+    ln -s wharf "$ctx/rootfs/bin/$tool"
+    ln -s wharf "$ctx/rootfs/bin/$tool.sh"
+done
 # Lines look like "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or,
 # for the loader, "/lib64/ld-linux-x86-64.so.2 (0x...)".
 ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |

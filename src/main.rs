@@ -39,6 +39,9 @@ enum Command {
 
 fn main() -> ExitCode {
     alloc::tune_for_fetch_buffers();
+    if let Some((tool, args)) = wharf_client::cli::kafka_tool_invocation(std::env::args_os()) {
+        return wharf_client::cli::run_kafka_tool(tool, args);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Client(command) => wharf_client::cli::run(command),

@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{wait_bounded, TestBroker};
+use common::{run_with_input, wait_bounded, TestBroker};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -23,19 +23,13 @@ use wharf_client::partitioner::partition_for_key;
 /// Runs `wharf ARGS --bootstrap-server BROKER` with `stdin` as its input;
 /// fails the test if it runs for more than 60 s.
 fn wharf_with_input(bootstrap: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(args)
-        .arg("--bootstrap-server")
-        .arg(bootstrap)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).unwrap();
-    drop(input);
-    wait_bounded(child, Duration::from_secs(60))
+    run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(args)
+            .arg("--bootstrap-server")
+            .arg(bootstrap),
+        stdin,
+    )
 }
 
 fn wharf(broker: &TestBroker, args: &[&str]) -> Output {

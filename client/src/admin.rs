@@ -136,6 +136,18 @@ pub struct ConfigEntry {
     pub source: i8,
     pub sensitive: bool,
     pub read_only: bool,
+    /// Where the value could come from, most specific first: name, value
+    /// and source of each (DescribeConfigs' synonyms).
+    pub synonyms: Vec<ConfigSynonym>,
+}
+
+/// A config synonym: the same setting under the name and source it has at
+/// one level (topic, broker, default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: i8,
 }
 
 /// A group as ListGroups lists it.
@@ -357,6 +369,7 @@ impl ClusterClient {
         r.configuration_keys = None;
         let mut request = DescribeConfigsRequest::default();
         request.resources = vec![r];
+        request.include_synonyms = true;
         let broker = (resource_type == RESOURCE_BROKER)
             .then(|| resource.parse::<i32>())
             .transpose()
@@ -374,12 +387,23 @@ impl ClusterClient {
                         resource_label(resource_type, resource)
                     )
                 })?;
-                entries.extend(result.configs.iter().map(|e| ConfigEntry {
-                    name: e.name.to_string(),
-                    value: text(&e.value),
-                    source: e.config_source,
-                    sensitive: e.is_sensitive,
-                    read_only: e.read_only,
+                entries.extend(result.configs.iter().map(|e| {
+                    ConfigEntry {
+                        name: e.name.to_string(),
+                        value: text(&e.value),
+                        source: e.config_source,
+                        sensitive: e.is_sensitive,
+                        read_only: e.read_only,
+                        synonyms: e
+                            .synonyms
+                            .iter()
+                            .map(|s| ConfigSynonym {
+                                name: s.name.to_string(),
+                                value: text(&s.value),
+                                source: s.source,
+                            })
+                            .collect(),
+                    }
                 }));
             }
             entries.sort_by(|a, b| a.name.cmp(&b.name));

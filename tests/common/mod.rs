@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -382,16 +382,31 @@ pub fn fetch_partition(
     resp.responses[0].partitions[0].clone()
 }
 
-/// Waits for `child` and returns its output; kills it and fails the test
-/// if it runs for more than `limit`.
-pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+/// Runs `command` with `stdin` as its input and its output captured;
+/// fails the test if it runs for more than 60 s.
+pub fn run_with_input(command: &mut Command, stdin: &[u8]) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    wait_bounded(child, Duration::from_secs(60))
+}
+
+/// Waits for `child` and collects its output; kills it and fails the test
+/// after `limit`.
+pub fn wait_bounded(mut child: Child, limit: Duration) -> std::process::Output {
     let deadline = Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             child.kill().unwrap();
             let out = child.wait_with_output().unwrap();
             panic!(
-                "wharf ran for more than {limit:?}; stderr: {}",
+                "the command ran for more than {limit:?}; stderr: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }

@@ -65,6 +65,10 @@ pub struct ConsumeArgs {
     /// with --from-beginning); offsets are committed every 5 s and on exit.
     #[arg(long, conflicts_with_all = ["partition", "offset", "offset_time"])]
     pub group: Option<String>,
+    /// What %k and %v print for a null key or value (set by
+    /// kafka-console-consumer's null.literal; empty for `wharf consume`).
+    #[arg(skip)]
+    pub null_literal: String,
 }
 
 pub async fn run(args: ConsumeArgs) -> Result<ExitCode, ClientError> {
@@ -116,14 +120,12 @@ pub async fn run(args: ConsumeArgs) -> Result<ExitCode, ClientError> {
         if !records.is_empty() {
             last_record = tokio::time::Instant::now();
         }
-        print_records(
-            &records,
-            &format,
+        let print = PrintOptions {
+            format: &format,
             json,
-            args.max_messages,
-            &mut seen,
-            |_| {},
-        )?;
+            null: &args.null_literal,
+        };
+        print_records(&records, &print, args.max_messages, &mut seen, |_| {})?;
     }
     eprintln!("Processed a total of {seen} messages");
     Ok(ExitCode::SUCCESS)
@@ -145,12 +147,21 @@ fn record_format(args: &ConsumeArgs) -> String {
     }
 }
 
+/// How records are printed.
+struct PrintOptions<'a> {
+    /// The (unescaped) format of each record.
+    format: &'a str,
+    /// JSON lines instead of the format.
+    json: bool,
+    /// What a null key or value prints as.
+    null: &'a str,
+}
+
 /// Prints `records` up to `max` in all (counted in `seen`), calling
 /// `printed` for each record printed.
 fn print_records(
     records: &[ConsumedRecord],
-    format: &str,
-    json: bool,
+    options: &PrintOptions<'_>,
     max: Option<u64>,
     seen: &mut u64,
     mut printed: impl FnMut(&ConsumedRecord),
@@ -162,11 +173,11 @@ fn print_records(
         }
         *seen += 1;
         printed(record);
-        if json {
+        if options.json {
             text.push_str(&record_json(record).to_string());
             text.push('\n');
         } else {
-            text.push_str(&render(format, record));
+            text.push_str(&render(options.format, record, options.null));
         }
     }
     if !text.is_empty() {
@@ -245,7 +256,12 @@ async fn run_in_group(
             if !records.is_empty() {
                 last_record = tokio::time::Instant::now();
             }
-            print_records(&records, format, json, args.max_messages, &mut seen, |r| {
+            let print = PrintOptions {
+                format,
+                json,
+                null: &args.null_literal,
+            };
+            print_records(&records, &print, args.max_messages, &mut seen, |r| {
                 to_commit.insert(r.partition, r.offset + 1);
             })?;
             if last_heartbeat.elapsed() >= member.heartbeat_interval() {
@@ -306,11 +322,11 @@ async fn shutdown_signal() {
     }
 }
 
-fn text(bytes: &Option<Vec<u8>>) -> String {
-    bytes
-        .as_deref()
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default()
+fn text(bytes: &Option<Vec<u8>>, null: &str) -> String {
+    bytes.as_deref().map_or_else(
+        || null.to_string(),
+        |b| String::from_utf8_lossy(b).into_owned(),
+    )
 }
 
 fn record_json(r: &ConsumedRecord) -> serde_json::Value {
@@ -354,8 +370,9 @@ fn unescape(format: &str) -> String {
     out
 }
 
-/// One record through a (unescaped) format.
-fn render(format: &str, r: &ConsumedRecord) -> String {
+/// One record through a (unescaped) format; a null key or value prints as
+/// `null`.
+fn render(format: &str, r: &ConsumedRecord, null: &str) -> String {
     let mut out = String::new();
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
@@ -364,8 +381,8 @@ fn render(format: &str, r: &ConsumedRecord) -> String {
             continue;
         }
         match chars.next() {
-            Some('k') => out.push_str(&text(&r.key)),
-            Some('v') | Some('s') => out.push_str(&text(&r.value)),
+            Some('k') => out.push_str(&text(&r.key, null)),
+            Some('v') | Some('s') => out.push_str(&text(&r.value, null)),
             Some('p') => out.push_str(&r.partition.to_string()),
             Some('o') => out.push_str(&r.offset.to_string()),
             Some('T') => out.push_str(&r.timestamp.to_string()),
@@ -374,7 +391,7 @@ fn render(format: &str, r: &ConsumedRecord) -> String {
                 let headers: Vec<String> = r
                     .headers
                     .iter()
-                    .map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), text(v)))
+                    .map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), text(v, "")))
                     .collect();
                 out.push_str(&headers.join(","));
             }
@@ -409,7 +426,7 @@ mod tests {
     fn format_tokens_and_escapes_render_like_kcat() {
         let f = unescape("%k:%v (partition %p offset %o, %T) %t [%h] 100%%\\n");
         assert_eq!(
-            render(&f, &record()),
+            render(&f, &record(), ""),
             "k1:hello (partition 2 offset 7, 1000) t [a=1,b=] 100%\n"
         );
         assert_eq!(unescape("a\\tb\\\\n"), "a\tb\\n");

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::output::{print, print_json, Table};
 use super::time::{parse_datetime, parse_duration};
 use super::{ConnectArgs, OutputFormat};
-use crate::admin::{EARLIEST, LATEST, NO_OFFSET};
+use crate::admin::{GroupDescription, EARLIEST, LATEST, NO_OFFSET};
 use crate::{error_name, ClientError, ClusterClient};
 
 #[derive(Debug, Args)]
@@ -50,7 +50,7 @@ pub struct TopicPartitions {
 }
 
 /// Parses `TOPIC` or `TOPIC:P,P,...`.
-fn parse_topic_partitions(s: &str) -> Result<TopicPartitions, String> {
+pub(crate) fn parse_topic_partitions(s: &str) -> Result<TopicPartitions, String> {
     let (topic, partitions) = match s.rsplit_once(':') {
         None => (s, None),
         Some((topic, list)) => {
@@ -149,46 +149,18 @@ pub async fn run(args: GroupArgs) -> Result<ExitCode, ClientError> {
             }
         }
         GroupCommand::Describe { group } => {
-            let description = client.describe_group(&group).await?;
-            if description.state == "Dead" {
-                return Err(ClientError::Broker {
-                    context: format!("group '{group}' does not exist"),
-                    code: 69,
-                    message: None,
-                });
-            }
-            let committed = client.committed_offsets(&group).await?;
-            // Who owns each partition.
-            let mut owner = BTreeMap::new();
-            for m in &description.members {
-                for tp in &m.assignment {
-                    owner.insert(tp.clone(), m);
-                }
-            }
-            let partitions: BTreeSet<(String, i32)> =
-                committed.keys().chain(owner.keys()).cloned().collect();
-            let topics: BTreeSet<&String> = partitions.iter().map(|(t, _)| t).collect();
-            let mut ends = BTreeMap::new();
-            for topic in topics {
-                match client.list_offsets(topic, LATEST, 0).await {
-                    Ok(offsets) => {
-                        for (p, o) in offsets {
-                            ends.insert((topic.clone(), p), o);
-                        }
-                    }
-                    Err(e) => tracing::debug!("no end offsets of {topic}: {e}"),
-                }
-            }
-            let rows: Vec<_> = partitions
+            let (description, offsets) = describe_offsets(&mut client, &group).await?;
+            let rows: Vec<_> = offsets
                 .iter()
-                .map(|tp| {
-                    let current = committed.get(tp).copied();
-                    let end = ends.get(tp).copied();
-                    let lag = match (current, end) {
-                        (Some(c), Some(e)) => Some((e - c).max(0)),
-                        _ => None,
-                    };
-                    (tp, current, end, lag, owner.get(tp).copied())
+                .map(|r| {
+                    let member = r.member.and_then(|i| description.members.get(i));
+                    (
+                        (r.topic.clone(), r.partition),
+                        r.current,
+                        r.end,
+                        r.lag.map(|l| l.max(0)),
+                        member,
+                    )
                 })
                 .collect();
             match output {
@@ -202,17 +174,7 @@ pub async fn run(args: GroupArgs) -> Result<ExitCode, ClientError> {
                         description.members.len(),
                         description.coordinator,
                     );
-                    let mut table = Table::new(&[
-                        "GROUP",
-                        "TOPIC",
-                        "PARTITION",
-                        "CURRENT-OFFSET",
-                        "LOG-END-OFFSET",
-                        "LAG",
-                        "CONSUMER-ID",
-                        "HOST",
-                        "CLIENT-ID",
-                    ]);
+                    let mut table = Table::new(&OFFSET_COLUMNS);
                     let show = |o: Option<i64>| o.map_or("-".to_string(), |o| o.to_string());
                     for ((topic, partition), current, end, lag, member) in &rows {
                         table.row(vec![
@@ -306,8 +268,94 @@ pub async fn run(args: GroupArgs) -> Result<ExitCode, ClientError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The columns of a group's offsets, as kafka-consumer-groups.sh names them.
+pub(crate) const OFFSET_COLUMNS: [&str; 9] = [
+    "GROUP",
+    "TOPIC",
+    "PARTITION",
+    "CURRENT-OFFSET",
+    "LOG-END-OFFSET",
+    "LAG",
+    "CONSUMER-ID",
+    "HOST",
+    "CLIENT-ID",
+];
+
+/// One partition of a group's offsets: committed, log end, lag, owner.
+#[derive(Debug, Clone)]
+pub(crate) struct OffsetRow {
+    pub topic: String,
+    pub partition: i32,
+    pub current: Option<i64>,
+    pub end: Option<i64>,
+    /// The log end minus the committed offset (negative when the log was
+    /// truncated below the commit).
+    pub lag: Option<i64>,
+    /// The index of the member that owns the partition, in the description.
+    pub member: Option<usize>,
+}
+
+/// A group's description and, per partition it owns or has committed
+/// offsets for (in topic, partition order), its offsets. A group that does
+/// not exist is an error.
+pub(crate) async fn describe_offsets(
+    client: &mut ClusterClient,
+    group: &str,
+) -> Result<(GroupDescription, Vec<OffsetRow>), ClientError> {
+    let description = client.describe_group(group).await?;
+    if description.state == "Dead" {
+        return Err(ClientError::Broker {
+            context: format!("group '{group}' does not exist"),
+            code: 69,
+            message: None,
+        });
+    }
+    let committed = client.committed_offsets(group).await?;
+    // Who owns each partition.
+    let mut owner = BTreeMap::new();
+    for (i, m) in description.members.iter().enumerate() {
+        for tp in &m.assignment {
+            owner.insert(tp.clone(), i);
+        }
+    }
+    let partitions: BTreeSet<(String, i32)> =
+        committed.keys().chain(owner.keys()).cloned().collect();
+    let topics: BTreeSet<&String> = partitions.iter().map(|(t, _)| t).collect();
+    let mut ends = BTreeMap::new();
+    for topic in topics {
+        match client.list_offsets(topic, LATEST, 0).await {
+            Ok(offsets) => {
+                for (p, o) in offsets {
+                    ends.insert((topic.clone(), p), o);
+                }
+            }
+            Err(e) => tracing::debug!("no end offsets of {topic}: {e}"),
+        }
+    }
+    let rows = partitions
+        .iter()
+        .map(|tp| {
+            let current = committed.get(tp).copied();
+            let end = ends.get(tp).copied();
+            let lag = match (current, end) {
+                (Some(c), Some(e)) => Some(e - c),
+                _ => None,
+            };
+            OffsetRow {
+                topic: tp.0.clone(),
+                partition: tp.1,
+                current,
+                end,
+                lag,
+                member: owner.get(tp).copied(),
+            }
+        })
+        .collect();
+    Ok((description, rows))
+}
+
 /// The partitions `topics` name, each checked against the topic's.
-async fn resolve_partitions(
+pub(crate) async fn resolve_partitions(
     client: &mut ClusterClient,
     topics: &[TopicPartitions],
 ) -> Result<Vec<(String, i32)>, ClientError> {
@@ -360,6 +408,49 @@ async fn reset_offsets(
     args: ResetOffsetsArgs,
     output: OutputFormat,
 ) -> Result<ExitCode, ClientError> {
+    let group = &args.group;
+    let plan = reset_plan(client, &args).await?;
+    if args.execute {
+        client.commit_group_offsets(group, &plan).await?;
+    } else {
+        eprintln!("Dry run: nothing was changed (add --execute to commit these offsets).");
+    }
+    match output {
+        OutputFormat::Table => {
+            let mut table = Table::new(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"]);
+            for ((topic, partition), offset) in &plan {
+                table.row(vec![
+                    group.clone(),
+                    topic.clone(),
+                    partition.to_string(),
+                    offset.to_string(),
+                ]);
+            }
+            print(&table.render())?;
+        }
+        OutputFormat::Json => {
+            let offsets: Vec<_> = plan
+                .iter()
+                .map(|((topic, partition), offset)| {
+                    json!({"topic": topic, "partition": partition, "new_offset": offset})
+                })
+                .collect();
+            print_json(&json!({
+                "group": group,
+                "executed": args.execute,
+                "offsets": offsets,
+            }))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `reset-offsets` would commit: the new offset of each partition.
+/// Fails when the group has active members.
+pub(crate) async fn reset_plan(
+    client: &mut ClusterClient,
+    args: &ResetOffsetsArgs,
+) -> Result<BTreeMap<(String, i32), i64>, ClientError> {
     let group = &args.group;
     // A group that does not exist yet (GROUP_ID_NOT_FOUND, or Dead) is
     // created by the commit, as in Kafka.
@@ -421,39 +512,7 @@ async fn reset_offsets(
         };
         plan.insert(tp.clone(), wanted.clamp(low, high.max(low)));
     }
-    if args.execute {
-        client.commit_group_offsets(group, &plan).await?;
-    } else {
-        eprintln!("Dry run: nothing was changed (add --execute to commit these offsets).");
-    }
-    match output {
-        OutputFormat::Table => {
-            let mut table = Table::new(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"]);
-            for ((topic, partition), offset) in &plan {
-                table.row(vec![
-                    group.clone(),
-                    topic.clone(),
-                    partition.to_string(),
-                    offset.to_string(),
-                ]);
-            }
-            print(&table.render())?;
-        }
-        OutputFormat::Json => {
-            let offsets: Vec<_> = plan
-                .iter()
-                .map(|((topic, partition), offset)| {
-                    json!({"topic": topic, "partition": partition, "new_offset": offset})
-                })
-                .collect();
-            print_json(&json!({
-                "group": group,
-                "executed": args.execute,
-                "offsets": offsets,
-            }))?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(plan)
 }
 
 /// `wharf group delete-offsets`: one row per partition; exits non-zero
@@ -503,7 +562,7 @@ async fn delete_offsets(
 }
 
 /// OffsetDelete's partition errors in plain words, with Kafka's name.
-fn offset_delete_error(code: i16) -> String {
+pub(crate) fn offset_delete_error(code: i16) -> String {
     let words = match code {
         // GROUP_SUBSCRIBED_TO_TOPIC
         86 => "an active member of the group is subscribed to this topic; stop it first",

@@ -6,6 +6,7 @@ mod cluster;
 mod config;
 mod consume;
 mod group;
+mod kafka_tools;
 mod output;
 mod produce;
 mod time;
@@ -23,6 +24,7 @@ pub use cluster::{ClusterArgs, ClusterCommand};
 pub use config::{ConfigArgs, ConfigCommand};
 pub use consume::ConsumeArgs;
 pub use group::{GroupArgs, GroupCommand};
+pub use kafka_tools::{kafka_tool_invocation, kafka_tool_name, run_kafka_tool};
 pub use produce::ProduceArgs;
 pub use topic::{TopicArgs, TopicCommand};
 
@@ -85,6 +87,21 @@ impl ConnectArgs {
 /// Runs a client subcommand to completion; the exit code says how it went
 /// (errors are printed to stderr in plain words).
 pub fn run(command: ClientCommand) -> ExitCode {
+    block_on(async move {
+        match command {
+            ClientCommand::Topic(args) => topic::run(args).await,
+            ClientCommand::Produce(args) => produce::run(args).await,
+            ClientCommand::Consume(args) => consume::run(args).await,
+            ClientCommand::Group(args) => group::run(args).await,
+            ClientCommand::Cluster(args) => cluster::run(args).await,
+            ClientCommand::Config(args) => config::run(args).await,
+        }
+    })
+}
+
+/// Runs a command on a single-threaded runtime; an error is printed to
+/// stderr and exits 1.
+fn block_on(command: impl std::future::Future<Output = Result<ExitCode, ClientError>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -95,17 +112,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match command {
-            ClientCommand::Topic(args) => topic::run(args).await,
-            ClientCommand::Produce(args) => produce::run(args).await,
-            ClientCommand::Consume(args) => consume::run(args).await,
-            ClientCommand::Group(args) => group::run(args).await,
-            ClientCommand::Cluster(args) => cluster::run(args).await,
-            ClientCommand::Config(args) => config::run(args).await,
-        }
-    });
-    match result {
+    match runtime.block_on(command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("wharf: {e}");
