@@ -458,13 +458,17 @@ pub fn translate(map: &KafkaMap, notices: &mut Vec<String>) -> Result<Vec<Fill>,
     });
     for (key, kv) in entries {
         match lookup(key) {
+            // A variable may belong to something else sharing the
+            // environment (KAFKA_BOOTSTRAP_SERVERS for an application under
+            // test, say): a notice, as Kafka warns of unknown keys. A file
+            // line is meant for the broker: a typo stops the start.
+            None if matches!(kv.origin, Origin::KafkaEnv(_)) => notices.push(format!(
+                "{}: {key}: not a Kafka broker setting Wharf knows; ignored",
+                kv.origin
+            )),
             None => {
-                let what = match &kv.origin {
-                    Origin::KafkaEnv(_) => "not a Kafka broker setting Wharf knows",
-                    _ => "unknown Kafka setting",
-                };
                 return Err(ConfigError(format!(
-                    "{}: {key}: {what} (see the README's table of Kafka keys)",
+                    "{}: {key}: unknown Kafka setting (see the README's table of Kafka keys)",
                     kv.origin
                 )));
             }

@@ -310,10 +310,24 @@ fn unknown_key_names_the_file_and_line() {
         err.0.ends_with("server.properties:3: no.such.key: unknown Kafka setting (see the README's table of Kafka keys)"),
         "{err}"
     );
-    let err = load_with(&[], &env(&[("KAFKA_NO_SUCH_KEY", "1")])).unwrap_err();
+}
+
+#[test]
+fn an_unknown_kafka_variable_is_a_notice_not_an_error() {
+    let loaded = load_with(
+        &[],
+        &env(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092"),
+            ("KAFKA_NUM_PARTITIONS", "4"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(loaded.config.num_partitions, 4);
     assert!(
-        err.0.starts_with("env KAFKA_NO_SUCH_KEY: no.such.key:"),
-        "{err}"
+        loaded.notices.iter().any(|n| n
+            == "env KAFKA_BOOTSTRAP_SERVERS: bootstrap.servers: not a Kafka broker setting Wharf knows; ignored"),
+        "{:?}",
+        loaded.notices
     );
 }
 
