@@ -28,6 +28,27 @@ pub struct Config {
     #[arg(long, env = "WHARF_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
 
+    /// The name of the `--listen` listener (Kafka's listener names, as in
+    /// `PLAINTEXT://host:port`). Brokers of a cluster reach each other on
+    /// it (Kafka's `inter.broker.listener.name`), so it must be the same
+    /// on every broker.
+    #[arg(long, env = "WHARF_LISTENER_NAME", default_value = "PLAINTEXT",
+          value_parser = parse_listener_name)]
+    pub listener_name: String,
+
+    /// More client listeners, Kafka's way: `NAME://HOST:PORT[,...]` (an
+    /// empty host is every interface). A client is told of the brokers'
+    /// addresses on the listener it connected to, so a container can have
+    /// one listener for other containers and one for the host.
+    #[arg(long, env = "WHARF_EXTRA_LISTENERS", value_parser = parse_listener_list)]
+    pub extra_listeners: Option<ListenerList>,
+
+    /// What the `--extra-listeners` advertise, `NAME://HOST:PORT[,...]`;
+    /// one not named here advertises its listen address (its bound port;
+    /// `localhost` for a wildcard host).
+    #[arg(long, env = "WHARF_EXTRA_ADVERTISED_LISTENERS", value_parser = parse_listener_list)]
+    pub extra_advertised_listeners: Option<ListenerList>,
+
     /// Where logs and metadata live. Defaults to ~/.wharf/data, or ./data
     /// when there is no home directory.
     #[arg(long, env = "WHARF_DATA_DIR")]
@@ -525,6 +546,80 @@ impl Config {
             _ => PathBuf::from("data"),
         }
     }
+}
+
+/// One `NAME://HOST:PORT` of a listener list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedListener {
+    pub name: String,
+    /// Empty: every interface.
+    pub host: String,
+    pub port: u16,
+}
+
+impl NamedListener {
+    /// `host:port` (an empty host as given).
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for NamedListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.name, self.address())
+    }
+}
+
+/// A listener list, `NAME://HOST:PORT[,...]`, names unique.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListenerList(pub Vec<NamedListener>);
+
+/// A listener name: letters, digits, `_` and `-`, as Kafka's.
+fn parse_listener_name(s: &str) -> Result<String, String> {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a listener name (letters, digits, '_' and '-')"
+        ))
+    }
+}
+
+/// Parses `NAME://HOST:PORT[,...]` (IPv6 hosts in brackets).
+pub fn parse_listener_list(s: &str) -> Result<ListenerList, String> {
+    let mut out: Vec<NamedListener> = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, address) = item
+            .split_once("://")
+            .ok_or_else(|| format!("{item:?} is not NAME://HOST:PORT"))?;
+        let name = parse_listener_name(name)?;
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{item:?} has no port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{item:?} has a bad port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if out.iter().any(|l| l.name == name) {
+            return Err(format!("listener {name} is given twice"));
+        }
+        out.push(NamedListener {
+            name,
+            host: host.to_string(),
+            port,
+        });
+    }
+    if out.is_empty() {
+        return Err("no listener given".to_string());
+    }
+    Ok(ListenerList(out))
 }
 
 #[cfg(test)]

@@ -431,6 +431,7 @@ impl Broker {
     /// NOT_LEADER_OR_FOLLOWER), `None` when it does not exist.
     pub fn leader_hint(
         &self,
+        listener: &str,
         name: Option<&str>,
         id: Option<Uuid>,
         partition: i32,
@@ -442,12 +443,10 @@ impl Broker {
             _ => None,
         }?;
         let p = topic.partitions.get(&partition)?;
-        let endpoint = image
-            .alive_endpoint(p.leader, crate::cluster::node::LISTENER_NAME)
-            .map(|e| {
-                let rack = image.broker(p.leader).and_then(|b| b.rack.clone());
-                (e.host.clone(), i32::from(e.port), rack)
-            });
+        let endpoint = image.alive_endpoint(p.leader, listener).map(|e| {
+            let rack = image.broker(p.leader).and_then(|b| b.rack.clone());
+            (e.host.clone(), i32::from(e.port), rack)
+        });
         Some(LeaderHint {
             leader: p.leader,
             leader_epoch: p.leader_epoch,
@@ -459,7 +458,12 @@ impl Broker {
     /// does not lead it: NOT_LEADER_OR_FOLLOWER when it exists in the
     /// cluster, else UNKNOWN_TOPIC_OR_PARTITION.
     pub fn not_led_error(&self, topic: &str, partition: i32) -> kafka_protocol::ResponseError {
-        match self.leader_hint(Some(topic), None, partition) {
+        match self.leader_hint(
+            self.settings.inter_broker_listener(),
+            Some(topic),
+            None,
+            partition,
+        ) {
             Some(_) => kafka_protocol::ResponseError::NotLeaderOrFollower,
             None => kafka_protocol::ResponseError::UnknownTopicOrPartition,
         }

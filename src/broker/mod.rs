@@ -43,12 +43,23 @@ const LOCK_FILE: &str = ".lock";
 /// Threads closing partitions (fsyncs and snapshots) at shutdown.
 const SHUTDOWN_FLUSH_THREADS: usize = 8;
 
+/// A client listener, by name, with the address Metadata gives for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvertisedListener {
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+}
+
 /// Broker-wide settings the request handlers need.
 #[derive(Debug, Clone)]
 pub struct BrokerSettings {
     pub node_id: i32,
-    pub advertised_host: String,
-    pub advertised_port: i32,
+    /// The `--listen` listener: clients' and the one brokers reach each
+    /// other on (Kafka's `inter.broker.listener.name`).
+    pub listener: AdvertisedListener,
+    /// Further client listeners (`--extra-listeners`).
+    pub extra_listeners: Vec<AdvertisedListener>,
     pub data_dir: PathBuf,
     pub default_partitions: i32,
     /// `offsets.topic.replication.factor`; `None`: the smaller of 3 and the
@@ -181,6 +192,28 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
+impl BrokerSettings {
+    /// The listener brokers reach each other on.
+    pub fn inter_broker_listener(&self) -> &str {
+        &self.listener.name
+    }
+
+    /// Every client listener, the inter-broker one first.
+    pub fn listeners(&self) -> impl Iterator<Item = &AdvertisedListener> {
+        std::iter::once(&self.listener).chain(&self.extra_listeners)
+    }
+
+    /// This broker's address on `listener` (the inter-broker listener's
+    /// for a name it does not have: a connection always arrives on one of
+    /// its own, so that is a fallback only).
+    pub fn advertised(&self, listener: &str) -> &AdvertisedListener {
+        self.extra_listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .unwrap_or(&self.listener)
+    }
+}
+
 impl Broker {
     /// Opens the data directory: locks it, reads or writes its identity,
     /// replays the metadata log and recovers every partition's log.
@@ -303,17 +336,20 @@ impl Broker {
     /// The brokers clients are told of (Metadata, DescribeCluster) and the
     /// controller's id: the live brokers of the cluster's image, or this
     /// broker alone until its own registration is in the image.
-    pub fn cluster_view(&self) -> (Vec<crate::cluster::node::LiveBroker>, i32) {
+    /// `listener` is the one the client connected to: brokers are listed
+    /// at their addresses on it.
+    pub fn cluster_view(&self, listener: &str) -> (Vec<crate::cluster::node::LiveBroker>, i32) {
+        let own = self.settings.advertised(listener);
         let me = crate::cluster::node::LiveBroker {
             id: self.settings.node_id,
-            host: self.settings.advertised_host.clone(),
-            port: self.settings.advertised_port,
+            host: own.host.clone(),
+            port: own.port,
             rack: None,
         };
         let Some(node) = self.cluster() else {
             return (vec![me], self.settings.node_id);
         };
-        let brokers = node.live_brokers();
+        let brokers = node.live_brokers(listener);
         if !brokers.iter().any(|b| b.id == me.id) {
             return (vec![me], self.settings.node_id);
         }

@@ -329,7 +329,8 @@ async fn pause(targets: &mut watch::Receiver<Vec<Target>>, stop: &mut watch::Rec
 
 async fn connect(broker: &Broker, leader: i32, wait: Duration) -> Result<Connection, String> {
     let image = broker.image();
-    let Some(endpoint) = image.alive_endpoint(leader, crate::cluster::node::LISTENER_NAME) else {
+    let Some(endpoint) = image.alive_endpoint(leader, broker.settings.inter_broker_listener())
+    else {
         return Err(format!(
             "broker {leader} has no live endpoint in the metadata"
         ));

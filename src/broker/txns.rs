@@ -212,7 +212,7 @@ impl Broker {
         use kafka_protocol::messages::{TopicName, WriteTxnMarkersRequest};
         use kafka_protocol::protocol::StrBytes;
         let endpoint = image
-            .alive_endpoint(leader, crate::cluster::node::LISTENER_NAME)
+            .alive_endpoint(leader, self.settings.inter_broker_listener())
             .ok_or_else(|| BrokerError::Peer(format!("broker {leader} is not reachable")))?;
         let mut by_topic: std::collections::BTreeMap<&str, Vec<i32>> =
             std::collections::BTreeMap::new();

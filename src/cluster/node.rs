@@ -45,21 +45,20 @@ use wharf_coordinator::metadata::{ControllerConfig, ControllerError, ImageSnapsh
 
 use super::controller::Controller;
 use super::quorum::{ControllerApis, Quorum};
+use crate::broker::AdvertisedListener;
 
 pub mod admin;
 
 pub use admin::{CONTROLLER_CALL_TIMEOUT, RETRY_BACKOFF};
-
-/// The listener name brokers register their client endpoint under.
-pub const LISTENER_NAME: &str = "PLAINTEXT";
 
 /// What the node needs to know about this broker.
 #[derive(Debug, Clone)]
 pub struct NodeSettings {
     pub node_id: i32,
     pub cluster_id: String,
-    pub advertised_host: String,
-    pub advertised_port: u16,
+    /// The client listeners this broker registers, the inter-broker one
+    /// first.
+    pub listeners: Vec<AdvertisedListener>,
     pub rack: Option<String>,
     /// The quorum's voters and their controller listeners.
     pub voters: BTreeMap<i32, String>,
@@ -153,13 +152,13 @@ impl ClusterNode {
         self.quorum.leader().map(|(id, _)| id)
     }
 
-    /// Brokers registered, unfenced and reachable on the client listener.
-    pub fn live_brokers(&self) -> Vec<LiveBroker> {
+    /// Brokers registered, unfenced and reachable on `listener`.
+    pub fn live_brokers(&self, listener: &str) -> Vec<LiveBroker> {
         let image = self.image();
         image
             .alive_brokers()
             .filter_map(|b| {
-                let endpoint = b.endpoints.iter().find(|e| e.name == LISTENER_NAME)?;
+                let endpoint = b.endpoints.iter().find(|e| e.name == listener)?;
                 Some(LiveBroker {
                     id: b.id,
                     host: endpoint.host.clone(),
@@ -176,16 +175,25 @@ impl ClusterNode {
     }
 
     fn registration(&self) -> BrokerRegistrationRequest {
-        let mut listener = Listener::default();
-        listener.name = StrBytes::from_static_str(LISTENER_NAME);
-        listener.host = StrBytes::from_string(self.settings.advertised_host.clone());
-        listener.port = self.settings.advertised_port;
-        listener.security_protocol = 0;
+        let listeners = self
+            .settings
+            .listeners
+            .iter()
+            .map(|l| {
+                let mut listener = Listener::default();
+                listener.name = StrBytes::from_string(l.name.clone());
+                listener.host = StrBytes::from_string(l.host.clone());
+                listener.port = u16::try_from(l.port).unwrap_or(0);
+                // PLAINTEXT: the only security protocol served.
+                listener.security_protocol = 0;
+                listener
+            })
+            .collect();
         let mut request = BrokerRegistrationRequest::default();
         request.broker_id = self.settings.node_id.into();
         request.cluster_id = StrBytes::from_string(self.settings.cluster_id.clone());
         request.incarnation_id = self.incarnation;
-        request.listeners = vec![listener];
+        request.listeners = listeners;
         request.rack = self.settings.rack.clone().map(StrBytes::from_string);
         request
     }

@@ -792,18 +792,6 @@ fn listeners(map: &KafkaMap, notices: &mut Vec<String>) -> Result<Vec<Fill>, Con
             }
         }
     }
-    if brokers.len() > 1 {
-        let names: Vec<&str> = brokers.iter().map(|e| e.name.as_str()).collect();
-        return refuse(
-            listen_kv,
-            "listeners",
-            format!(
-                "Wharf serves one client listener for now; {} given ({}): several named listeners are not supported yet",
-                brokers.len(),
-                names.join(", ")
-            ),
-        );
-    }
     let mut fills = Vec::new();
     let fill = |flag: &'static str, value: String, key: &str, kv: &KafkaValue| Fill {
         flag,
@@ -811,39 +799,103 @@ fn listeners(map: &KafkaMap, notices: &mut Vec<String>) -> Result<Vec<Fill>, Con
         key: key.to_string(),
         origin: kv.origin.clone(),
     };
-    if let Some(broker) = brokers.first() {
-        if let Some(kv) = map.get("inter.broker.listener.name") {
-            if kv.value != broker.name {
+    // The listener brokers reach each other on: inter.broker.listener.name,
+    // else the one named PLAINTEXT (Kafka's default, from
+    // security.inter.broker.protocol), else the first.
+    let primary = match map.get("inter.broker.listener.name") {
+        Some(kv) => match brokers.iter().find(|e| e.name == kv.value) {
+            Some(e) => Some(*e),
+            None => {
                 return refuse(
                     kv,
                     "inter.broker.listener.name",
-                    format!("not the broker listener ({}): Wharf's brokers talk over their one client listener", broker.name),
+                    "not one of the broker listeners in listeners".to_string(),
+                )
+            }
+        },
+        None => brokers
+            .iter()
+            .find(|e| e.name == "PLAINTEXT")
+            .or_else(|| brokers.first())
+            .copied(),
+    };
+    if let Some(kv) = map.get("advertised.listeners") {
+        for e in &advertised {
+            if !brokers.iter().any(|b| b.name == e.name) && !is_controller(&e.name) {
+                return refuse(
+                    kv,
+                    "advertised.listeners",
+                    format!("{} is not a listener in listeners", e.name),
                 );
             }
         }
-        fills.push(fill("listen", broker.address(true), "listeners", listen_kv));
-        if let Some(kv) = map.get("advertised.listeners") {
-            for e in &advertised {
-                if e.name != broker.name && !is_controller(&e.name) {
-                    return refuse(
-                        kv,
-                        "advertised.listeners",
-                        format!("{} is not a listener in listeners", e.name),
-                    );
+    }
+    // What a listener advertises, when advertised.listeners names it with
+    // a host (without one, Wharf advertises the listen address).
+    let mut shown = |e: &Endpoint| -> Option<(String, &KafkaValue)> {
+        let kv = map.get("advertised.listeners")?;
+        let a = advertised.iter().find(|a| a.name == e.name)?;
+        if a.host.is_empty() {
+            notices.push(format!(
+                "{}: advertised.listeners: {} has no host; Wharf advertises the listen host",
+                kv.origin, a.name
+            ));
+            return None;
+        }
+        Some((a.address(false), kv))
+    };
+    if let Some(primary) = primary {
+        fills.push(fill(
+            "listen",
+            primary.address(true),
+            "listeners",
+            listen_kv,
+        ));
+        fills.push(fill(
+            "listener-name",
+            primary.name.clone(),
+            "listeners",
+            listen_kv,
+        ));
+        if let Some((address, kv)) = shown(primary) {
+            fills.push(fill(
+                "advertised-listener",
+                address,
+                "advertised.listeners",
+                kv,
+            ));
+        }
+        let others: Vec<&Endpoint> = brokers
+            .iter()
+            .filter(|e| e.name != primary.name)
+            .copied()
+            .collect();
+        if !others.is_empty() {
+            let list: Vec<String> = others
+                .iter()
+                .map(|e| format!("{}://{}", e.name, e.address(false)))
+                .collect();
+            fills.push(fill(
+                "extra-listeners",
+                list.join(","),
+                "listeners",
+                listen_kv,
+            ));
+            let mut advertised_list = Vec::new();
+            let mut advertised_kv = None;
+            for e in &others {
+                if let Some((address, kv)) = shown(e) {
+                    advertised_list.push(format!("{}://{address}", e.name));
+                    advertised_kv = Some(kv);
                 }
             }
-            match advertised.iter().find(|e| e.name == broker.name) {
-                Some(e) if e.host.is_empty() => notices.push(format!(
-                    "{}: advertised.listeners: {} has no host; Wharf advertises the listen host",
-                    kv.origin, e.name
-                )),
-                Some(e) => fills.push(fill(
-                    "advertised-listener",
-                    e.address(false),
+            if let Some(kv) = advertised_kv {
+                fills.push(fill(
+                    "extra-advertised-listeners",
+                    advertised_list.join(","),
                     "advertised.listeners",
                     kv,
-                )),
-                None => {}
+                ));
             }
         }
     }

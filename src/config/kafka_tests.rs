@@ -357,17 +357,23 @@ fn bad_value_names_the_file_line_key_and_reason() {
 fn what_wharf_cannot_do_is_refused_clearly() {
     let cases = [
         (
-            "listeners=PLAINTEXT://:9092,EXTERNAL://:19092\nlistener.security.protocol.map=PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT\n",
-            "Wharf serves one client listener for now; 2 given (PLAINTEXT, EXTERNAL)",
+            "listeners=SSL://:9093\n",
+            "listener SSL is SSL: Wharf serves PLAINTEXT only",
         ),
-        ("listeners=SSL://:9093\n", "listener SSL is SSL: Wharf serves PLAINTEXT only"),
         ("ssl.keystore.location=/x\n", "no TLS"),
         ("log.dirs=/a,/b\n", "one directory; 2 given"),
-        ("delete.topic.enable=false\n", "always allows topic deletion"),
+        (
+            "delete.topic.enable=false\n",
+            "always allows topic deletion",
+        ),
         ("node.id=1\nbroker.id=2\n", "differs from node.id=1"),
         (
             "listeners=PLAINTEXT://:9092\ninter.broker.listener.name=INTERNAL\n",
-            "not the broker listener (PLAINTEXT)",
+            "not one of the broker listeners in listeners",
+        ),
+        (
+            "listeners=PLAINTEXT://:9092\nadvertised.listeners=OTHER://h:1\n",
+            "OTHER is not a listener in listeners",
         ),
     ];
     for (text, expected) in cases {
@@ -375,6 +381,66 @@ fn what_wharf_cannot_do_is_refused_clearly() {
         assert!(err.0.contains(expected), "{text:?}: {err}");
         assert!(err.0.contains("server.properties:"), "{err}");
     }
+}
+
+#[test]
+fn several_named_listeners_become_the_listen_and_extra_listeners() {
+    // The apache/kafka image's usual compose setup: one listener for other
+    // containers, one for the host, and the controller's.
+    let loaded = load_file(
+        "process.roles=broker,controller\n\
+         node.id=1\n\
+         controller.quorum.voters=1@localhost:29093\n\
+         listeners=CONTROLLER://:29093,PLAINTEXT_HOST://:9092,PLAINTEXT://:19092\n\
+         advertised.listeners=PLAINTEXT://broker:19092,PLAINTEXT_HOST://localhost:9092\n\
+         listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT\n\
+         controller.listener.names=CONTROLLER\n\
+         inter.broker.listener.name=PLAINTEXT\n",
+    )
+    .unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.listen, "0.0.0.0:19092");
+    assert_eq!(c.listener_name, "PLAINTEXT");
+    assert_eq!(c.advertised_listener.as_deref(), Some("broker:19092"));
+    assert_eq!(
+        c.extra_listeners,
+        Some(crate::config::ListenerList(vec![
+            crate::config::NamedListener {
+                name: "PLAINTEXT_HOST".into(),
+                host: String::new(),
+                port: 9092,
+            }
+        ]))
+    );
+    assert_eq!(
+        c.extra_advertised_listeners,
+        Some(crate::config::ListenerList(vec![
+            crate::config::NamedListener {
+                name: "PLAINTEXT_HOST".into(),
+                host: "localhost".into(),
+                port: 9092,
+            }
+        ]))
+    );
+    assert_eq!(c.controller_listen.as_deref(), Some("0.0.0.0:29093"));
+
+    // Without inter.broker.listener.name, the one named PLAINTEXT is the
+    // brokers' own.
+    let loaded = load_file(
+        "listeners=EXTERNAL://127.0.0.1:9094,PLAINTEXT://127.0.0.1:9092\n\
+         listener.security.protocol.map=EXTERNAL:PLAINTEXT,PLAINTEXT:PLAINTEXT\n",
+    )
+    .unwrap();
+    assert_eq!(loaded.config.listen, "127.0.0.1:9092");
+    assert_eq!(loaded.config.listener_name, "PLAINTEXT");
+    assert_eq!(
+        loaded
+            .config
+            .extra_listeners
+            .as_ref()
+            .map(|l| l.0[0].to_string()),
+        Some("EXTERNAL://127.0.0.1:9094".to_string())
+    );
 }
 
 #[test]

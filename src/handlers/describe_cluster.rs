@@ -15,7 +15,7 @@ const ENDPOINT_TYPE_BROKERS: i8 = 1;
 pub async fn handle(request: Request) -> HandlerResult {
     // Fenced brokers are not listed (include_fenced_brokers is not served).
     let body: DescribeClusterRequest = request.decode()?;
-    let (brokers, controller) = request.broker.cluster_view();
+    let (brokers, controller) = request.broker.cluster_view(&request.listener);
     let mut response = DescribeClusterResponse::default();
     response.cluster_id = StrBytes::from_string(request.broker.cluster_id.clone());
     response.controller_id = controller.into();

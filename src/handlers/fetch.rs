@@ -61,6 +61,7 @@ pub async fn handle(mut request: Request) -> HandlerResult {
         watch_partitions(&broker, &body, request.api_version, &wake);
         let (responses, bytes, errors, charge) = read_all(
             &broker,
+            &request.listener,
             &body,
             request.api_version,
             &request.response_budget,
@@ -72,7 +73,7 @@ pub async fn handle(mut request: Request) -> HandlerResult {
         if done {
             let mut response = FetchResponse::default();
             if request.api_version >= 16 {
-                response.node_endpoints = leader_endpoints(&broker, &responses);
+                response.node_endpoints = leader_endpoints(&broker, &request.listener, &responses);
             }
             response.responses = responses;
             return respond(&request, &response, charge);
@@ -110,6 +111,7 @@ fn watch_partitions(
 /// (KIP-951), so clients need no Metadata round trip to find them.
 fn leader_endpoints(
     broker: &Broker,
+    listener: &str,
     responses: &[FetchableTopicResponse],
 ) -> Vec<kafka_protocol::messages::fetch_response::NodeEndpoint> {
     let leaders: std::collections::BTreeSet<i32> = responses
@@ -123,7 +125,7 @@ fn leader_endpoints(
     leaders
         .into_iter()
         .filter_map(|id| {
-            let endpoint = image.alive_endpoint(id, crate::cluster::node::LISTENER_NAME)?;
+            let endpoint = image.alive_endpoint(id, listener)?;
             let mut e = kafka_protocol::messages::fetch_response::NodeEndpoint::default();
             e.node_id = id.into();
             e.host = kafka_protocol::protocol::StrBytes::from_string(endpoint.host.clone());
@@ -171,6 +173,7 @@ pub(super) fn respond(
 /// any partition had an error, and the charge for the records read.
 fn read_all(
     broker: &Broker,
+    listener: &str,
     body: &FetchRequest,
     version: i16,
     budget: &Arc<ResponseBudget>,
@@ -201,6 +204,7 @@ fn read_all(
             let hint = match partition {
                 Some(_) => None,
                 None => broker.leader_hint(
+                    listener,
                     Some(fetch_topic.topic.0.as_str()),
                     by_id.then_some(fetch_topic.topic_id),
                     fp.partition,

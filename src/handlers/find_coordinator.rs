@@ -9,7 +9,6 @@ use kafka_protocol::ResponseError;
 
 use super::{HandlerResult, Request};
 use crate::broker::Broker;
-use crate::cluster::node::LISTENER_NAME;
 use wharf_coordinator::metadata::MetadataImage;
 use wharf_coordinator::txn::TRANSACTION_STATE_TOPIC;
 use wharf_coordinator::{partition_for, OFFSETS_TOPIC};
@@ -33,7 +32,16 @@ pub async fn handle(request: Request) -> HandlerResult {
         Ok((topic, loaded)) => {
             let image = broker.image();
             keys.iter()
-                .map(|key| coordinator_of(broker, &image, &topic, key.as_str(), loaded))
+                .map(|key| {
+                    coordinator_of(
+                        broker,
+                        &request.listener,
+                        &image,
+                        &topic,
+                        key.as_str(),
+                        loaded,
+                    )
+                })
                 .collect()
         }
         Err(e) => keys.iter().map(|_| Err(e)).collect(),
@@ -129,6 +137,7 @@ async fn locate(broker: &Broker, key_type: i8) -> Result<(String, bool), Respons
 /// The broker leading the partition of `topic` that `key` maps to.
 fn coordinator_of(
     broker: &Broker,
+    listener: &str,
     image: &MetadataImage,
     topic: &str,
     key: &str,
@@ -144,7 +153,7 @@ fn coordinator_of(
         return Err(ResponseError::CoordinatorLoadInProgress);
     }
     let endpoint = image
-        .alive_endpoint(leader, LISTENER_NAME)
+        .alive_endpoint(leader, listener)
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
     Ok(Location {
         node_id: leader,

@@ -36,8 +36,10 @@ pub async fn handle(request: Request) -> HandlerResult {
     let mut image = broker.image();
     let topics = match body.topics {
         // v0 uses an empty list for "all topics"; later versions use null.
-        None => all_topics(&image, version, topic_ops),
-        Some(list) if list.is_empty() && version == 0 => all_topics(&image, version, topic_ops),
+        None => all_topics(&image, version, topic_ops, &request.listener),
+        Some(list) if list.is_empty() && version == 0 => {
+            all_topics(&image, version, topic_ops, &request.listener)
+        }
         Some(list) => {
             let mut created = if allow_create {
                 let names = list
@@ -66,19 +68,19 @@ pub async fn handle(request: Request) -> HandlerResult {
                         };
                         found.map_or_else(
                             |err| topic_error(Some(&name.0), Uuid::nil(), err),
-                            |t| describe(&image, t, version, topic_ops),
+                            |t| describe(&image, t, version, topic_ops, &request.listener),
                         )
                     }
                     None => image.topic(t.topic_id).map_or_else(
                         || topic_error(None, t.topic_id, ResponseError::UnknownTopicId),
-                        |t| describe(&image, t, version, topic_ops),
+                        |t| describe(&image, t, version, topic_ops, &request.listener),
                     ),
                 })
                 .collect()
         }
     };
 
-    let (brokers, controller) = broker.cluster_view();
+    let (brokers, controller) = broker.cluster_view(&request.listener);
     let mut response = MetadataResponse::default();
     response.brokers = brokers
         .into_iter()
@@ -106,12 +108,17 @@ pub async fn handle(request: Request) -> HandlerResult {
 }
 
 /// Every topic of the image, sorted by name.
-fn all_topics(image: &MetadataImage, version: i16, ops: i32) -> Vec<MetadataResponseTopic> {
+fn all_topics(
+    image: &MetadataImage,
+    version: i16,
+    ops: i32,
+    listener: &str,
+) -> Vec<MetadataResponseTopic> {
     let mut topics: Vec<&TopicImage> = image.topics().collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     topics
         .into_iter()
-        .map(|t| describe(image, t, version, ops))
+        .map(|t| describe(image, t, version, ops, listener))
         .collect()
 }
 
@@ -191,11 +198,14 @@ async fn auto_create<'a>(
 
 /// A topic as the image has it: per partition its leader (when alive),
 /// leader epoch, replicas, ISR and offline replicas.
+/// `listener`: the one the client connected to (replicas without it are
+/// offline to the client).
 fn describe(
     image: &MetadataImage,
     topic: &TopicImage,
     version: i16,
     ops: i32,
+    listener: &str,
 ) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
@@ -225,7 +235,7 @@ fn describe(
             m.isr_nodes = p.isr.iter().map(|&r| r.into()).collect();
             if version >= 5 {
                 m.offline_replicas = image
-                    .offline_replicas(p, crate::cluster::node::LISTENER_NAME)
+                    .offline_replicas(p, listener)
                     .into_iter()
                     .map(Into::into)
                     .collect();

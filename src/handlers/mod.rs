@@ -68,6 +68,9 @@ pub struct Request {
     pub client_id: String,
     /// The client's address as Kafka shows it in DescribeGroups ("/ip").
     pub client_host: String,
+    /// The name of the listener the client connected to: brokers are
+    /// advertised to it at their addresses on that listener.
+    pub listener: Arc<str>,
     /// The broker-wide budget of response bytes not yet written; a Fetch
     /// answers with no more than it grants.
     pub response_budget: Arc<ResponseBudget>,

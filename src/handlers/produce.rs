@@ -55,12 +55,20 @@ pub async fn handle(request: Request) -> HandlerResult {
     let appending = broker.clone();
     let topic_data = body.topic_data;
     let (version, acks) = (request.api_version, body.acks);
+    let listener = request.listener.clone();
     let Appended {
         mut responses,
         committing,
         leaders,
     } = tokio::task::spawn_blocking(move || {
-        append_all(&appending, topic_data, version, acks, verify_here)
+        append_all(
+            &appending,
+            &listener,
+            topic_data,
+            version,
+            acks,
+            verify_here,
+        )
     })
     .await
     .map_err(|e| HandlerError::Internal(format!("Produce task failed: {e}")))?;
@@ -190,8 +198,11 @@ struct Appended {
 
 /// Validates and appends every partition's batches: file work, run on a
 /// blocking thread (see `handle`).
+/// `listener`: the client's, for the addresses of other partitions'
+/// leaders.
 fn append_all(
     broker: &Broker,
+    listener: &str,
     topic_data: Vec<kafka_protocol::messages::produce_request::TopicProduceData>,
     version: i16,
     acks: i16,
@@ -227,6 +238,7 @@ fn append_all(
             let hint = match partition {
                 Some(_) => None,
                 None => broker.leader_hint(
+                    listener,
                     Some(topic_data.name.0.as_str()),
                     by_id.then_some(topic_data.topic_id),
                     data.index,

@@ -88,6 +88,8 @@ pub struct Connection {
     /// Unbuffered: each response leaves in one vectored write.
     writer: OwnedWriteHalf,
     peer: SocketAddr,
+    /// The name of the listener it arrived on.
+    listener: Arc<str>,
     broker: Arc<Broker>,
     decoder: FrameDecoder,
     /// Bytes read but not yet consumed as frames.
@@ -102,6 +104,7 @@ impl Connection {
     pub fn new(
         stream: TcpStream,
         peer: SocketAddr,
+        listener: Arc<str>,
         broker: Arc<Broker>,
         shared: Arc<Shared>,
     ) -> Self {
@@ -114,6 +117,7 @@ impl Connection {
             reader,
             writer,
             peer,
+            listener,
             broker,
             decoder: FrameDecoder::new(shared.max_request_size),
             buffer: BytesMut::with_capacity(READ_BASE),
@@ -242,6 +246,7 @@ impl Connection {
     ) -> Result<(), CloseReason> {
         let client = Client {
             host: format!("/{}", self.peer.ip()),
+            listener: self.listener.clone(),
             shutdown: stop,
             response_budget: self.shared.response_budget.clone(),
         };

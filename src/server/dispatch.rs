@@ -38,6 +38,8 @@ pub enum DispatchError {
 pub struct Client {
     /// The client's address as Kafka shows it in DescribeGroups ("/ip").
     pub host: String,
+    /// The listener it connected to.
+    pub listener: Arc<str>,
     /// Flips to true when the broker shuts down; long waits end early.
     pub shutdown: watch::Receiver<bool>,
     /// The broker-wide budget of response bytes not yet written.
@@ -82,6 +84,7 @@ pub async fn dispatch(
             shutdown: client.shutdown.clone(),
             client_id: client_id.to_string(),
             client_host: client.host.clone(),
+            listener: client.listener.clone(),
             response_budget: client.response_budget.clone(),
         };
         (api.handle)(request).instrument(span).await?

@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::broker::{Broker, BrokerSettings};
+use crate::broker::{AdvertisedListener, Broker, BrokerSettings};
 use crate::budget::{RequestBudget, ResponseBudget};
 use crate::cluster::node::{ClusterNode, NodeSettings};
 use crate::cluster::quorum::{parse_voters, render_voters, Quorum, QuorumConfig};
@@ -34,7 +34,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// A broker ready to serve: its listeners are bound (connections queue in
 /// the backlog) and its data directory is open and replayed.
 pub struct Prepared {
-    listeners: Vec<std::net::TcpListener>,
+    /// Each bound socket with the name of its listener.
+    listeners: Vec<(Arc<str>, std::net::TcpListener)>,
     broker: Arc<Broker>,
     limits: Limits,
     cluster: ClusterPrep,
@@ -99,8 +100,7 @@ impl ClusterPrep {
         let node = NodeSettings {
             node_id,
             cluster_id: broker.cluster_id.clone(),
-            advertised_host: broker.settings.advertised_host.clone(),
-            advertised_port: u16::try_from(broker.settings.advertised_port).unwrap_or(0),
+            listeners: broker.settings.listeners().cloned().collect(),
             rack: config.broker_rack.clone(),
             voters: quorum.voters.clone(),
             heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
@@ -190,20 +190,20 @@ async fn migrate(broker: &Broker, quorum: &Quorum, single_voter: bool) -> anyhow
 /// process starting and its first answered request.
 pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     let voters = ClusterPrep::voters(config)?;
-    let listeners = bind(&config.listen)?;
-    let bound: Vec<SocketAddr> = listeners
+    let (listeners, primary, extra) = bind_listeners(config)?;
+    let broker = open_broker(settings(config, primary, extra))?;
+    let bound: Vec<String> = listeners
         .iter()
-        .filter_map(|l| l.local_addr().ok())
+        .filter_map(|(name, l)| Some(format!("{name}://{}", l.local_addr().ok()?)))
         .collect();
-    let port = bound
-        .first()
-        .map(|a| a.port())
-        .context("no address bound")?;
-    let (advertised_host, advertised_port) = advertised(config, port)?;
-    let broker = open_broker(settings(config, advertised_host, advertised_port))?;
+    let advertised: Vec<String> = broker
+        .settings
+        .listeners()
+        .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
+        .collect();
     tracing::info!(
         listen = ?bound,
-        advertised = %format!("{}:{}", broker.settings.advertised_host, broker.settings.advertised_port),
+        advertised = ?advertised,
         node_id = broker.settings.node_id,
         cluster_id = %broker.cluster_id,
         "wharf is ready"
@@ -239,12 +239,16 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     })
 }
 
-/// The broker's settings from its flags and the address it advertises.
-pub fn settings(config: &Config, advertised_host: String, advertised_port: i32) -> BrokerSettings {
+/// The broker's settings from its flags and the listeners it advertises.
+pub fn settings(
+    config: &Config,
+    listener: AdvertisedListener,
+    extra_listeners: Vec<AdvertisedListener>,
+) -> BrokerSettings {
     BrokerSettings {
         node_id: config.node_id,
-        advertised_host,
-        advertised_port,
+        listener,
+        extra_listeners,
         data_dir: config.resolved_data_dir(),
         default_partitions: config.num_partitions,
         offsets_replication_factor: config.offsets_topic_replication_factor,
@@ -299,7 +303,7 @@ pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
     } = prepared;
     let listeners = listeners
         .into_iter()
-        .map(TcpListener::from_std)
+        .map(|(name, l)| TcpListener::from_std(l).map(|l| (name, l)))
         .collect::<Result<Vec<_>, _>>()
         .context("registering the listeners with the runtime")?;
     run(listeners, broker, limits, cluster, shutdown_signal()).await
@@ -345,7 +349,7 @@ impl Limits {
 /// Serves `listeners` until `shutdown` completes, then drains connections and
 /// flushes the broker's logs.
 pub async fn run(
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(Arc<str>, TcpListener)>,
     broker: Arc<Broker>,
     limits: Limits,
     cluster: ClusterPrep,
@@ -457,7 +461,7 @@ async fn group_ticker(broker: Arc<Broker>) {
 /// Kafka, the rest wait in the listen backlog), closing at once those past
 /// the per-address limit.
 async fn accept_loop(
-    listener: TcpListener,
+    (name, listener): (Arc<str>, TcpListener),
     broker: Arc<Broker>,
     shared: Arc<Shared>,
     per_ip: Option<Arc<PerIp>>,
@@ -495,7 +499,8 @@ async fn accept_loop(
                         }
                     },
                 };
-                let connection = Connection::new(stream, peer, broker.clone(), shared.clone());
+                let connection =
+                    Connection::new(stream, peer, name.clone(), broker.clone(), shared.clone());
                 let stop = stop.clone();
                 let alive = alive.clone();
                 tokio::spawn(async move {
@@ -569,13 +574,88 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
-/// The host and port Metadata advertises: the flag, or the listen host with
-/// the bound port (`localhost` for a wildcard listen address).
-fn advertised(config: &Config, bound_port: u16) -> anyhow::Result<(String, i32)> {
-    let source = config
-        .advertised_listener
-        .as_deref()
-        .unwrap_or(&config.listen);
+/// Binds `--listen` and the `--extra-listeners`; returns the sockets with
+/// their listener names, and what each listener advertises.
+#[allow(clippy::type_complexity)]
+fn bind_listeners(
+    config: &Config,
+) -> anyhow::Result<(
+    Vec<(Arc<str>, std::net::TcpListener)>,
+    AdvertisedListener,
+    Vec<AdvertisedListener>,
+)> {
+    let mut sockets = Vec::new();
+    let primary_name: Arc<str> = Arc::from(config.listener_name.as_str());
+    let bound = bind(&config.listen)?;
+    let port = bound
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.port())
+        .context("no address bound")?;
+    let primary = advertised(
+        &config.listener_name,
+        &config.listen,
+        config.advertised_listener.as_deref(),
+        port,
+    )?;
+    sockets.extend(bound.into_iter().map(|l| (primary_name.clone(), l)));
+    let mut extra = Vec::new();
+    let named = config.extra_listeners.as_ref().map_or(&[][..], |l| &l.0);
+    let advertised_extra = config
+        .extra_advertised_listeners
+        .as_ref()
+        .map_or(&[][..], |l| &l.0);
+    for a in advertised_extra {
+        if !named.iter().any(|l| l.name == a.name) {
+            bail!(
+                "--extra-advertised-listeners names {}, which is not in --extra-listeners",
+                a.name
+            );
+        }
+    }
+    for listener in named {
+        if listener.name == config.listener_name {
+            bail!(
+                "--extra-listeners names {}, the --listen listener's name (--listener-name)",
+                listener.name
+            );
+        }
+        let address = match listener.host.as_str() {
+            "" => format!("0.0.0.0:{}", listener.port),
+            _ => listener.address(),
+        };
+        let bound = bind(&address).with_context(|| format!("binding listener {listener}"))?;
+        let port = bound
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+            .context("no address bound")?;
+        let shown = advertised_extra
+            .iter()
+            .find(|a| a.name == listener.name)
+            .map(|a| a.address());
+        extra.push(advertised(
+            &listener.name,
+            &address,
+            shown.as_deref(),
+            port,
+        )?);
+        let name: Arc<str> = Arc::from(listener.name.as_str());
+        sockets.extend(bound.into_iter().map(|l| (name.clone(), l)));
+    }
+    Ok((sockets, primary, extra))
+}
+
+/// What listener `name`, bound at `listen` (port `bound_port`), advertises:
+/// `advertised_as` when given, else the listen host with the bound port
+/// (`localhost` for a wildcard address).
+fn advertised(
+    name: &str,
+    listen: &str,
+    advertised_as: Option<&str>,
+    bound_port: u16,
+) -> anyhow::Result<AdvertisedListener> {
+    let source = advertised_as.unwrap_or(listen);
     let (host, port) = source
         .rsplit_once(':')
         .with_context(|| format!("{source:?} is not host:port"))?;
@@ -583,17 +663,21 @@ fn advertised(config: &Config, bound_port: u16) -> anyhow::Result<(String, i32)>
     let mut port: i32 = port
         .parse()
         .with_context(|| format!("bad port in {source:?}"))?;
-    if config.advertised_listener.is_none() {
+    if advertised_as.is_none() {
         port = i32::from(bound_port);
     }
     let host = match host {
         "" | "0.0.0.0" | "::" => {
-            tracing::warn!("listening on a wildcard address; advertising localhost (set --advertised-listener for remote clients)");
+            tracing::warn!(listener = name, "listening on a wildcard address; advertising localhost (set the advertised listener for remote clients)");
             "localhost".to_string()
         }
         h => h.to_string(),
     };
-    Ok((host, port))
+    Ok(AdvertisedListener {
+        name: name.to_string(),
+        host,
+        port,
+    })
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -22,6 +22,12 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(size: i32) -> Cluster {
+        Self::start_with(size, |_| Vec::new())
+    }
+
+    /// Like [`Cluster::start`], with `extra(node id)` added to each node's
+    /// flags.
+    pub fn start_with(size: i32, extra: impl Fn(i32) -> Vec<String>) -> Cluster {
         let controller_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let voters = controller_ports
             .iter()
@@ -34,7 +40,8 @@ impl Cluster {
                 let index = usize::try_from(id - 1).unwrap();
                 let node_id = id.to_string();
                 let listen = format!("127.0.0.1:{}", controller_ports[index]);
-                TestBroker::start_logged(&[
+                let extra = extra(id);
+                let mut args = vec![
                     "--node-id",
                     &node_id,
                     "--controller-listen",
@@ -45,7 +52,9 @@ impl Cluster {
                     "300",
                     "--broker-session-timeout-ms",
                     "2000",
-                ])
+                ];
+                args.extend(extra.iter().map(String::as_str));
+                TestBroker::start_logged(&args)
             })
             .collect();
         Cluster { nodes }

@@ -50,8 +50,11 @@ impl Nodes {
             let settings = NodeSettings {
                 node_id: id,
                 cluster_id: "test-cluster".to_string(),
-                advertised_host: "127.0.0.1".to_string(),
-                advertised_port: 9092 + u16::try_from(id).unwrap(),
+                listeners: vec![crate::broker::AdvertisedListener {
+                    name: "PLAINTEXT".to_string(),
+                    host: "127.0.0.1".to_string(),
+                    port: 9092 + id,
+                }],
                 rack: None,
                 voters: voters.clone(),
                 heartbeat_interval: Duration::from_millis(100),
