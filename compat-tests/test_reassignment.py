@@ -47,7 +47,9 @@ def reassign(admin, topic, partition, replicas):
         timeout_ms=30000,
         topics=[(topic, [(partition, replicas, {})], {})],
         tags={})
-    response = admin.send_request(request)
+    # To broker 1, which these tests never stop (the least loaded node
+    # kafka-python would pick may be one just stopped).
+    response = admin.send_request(request, node_id=1)
     [(name, [(index, code, _message, _)], _)] = response.responses
     assert (name, index) == (topic, partition), response
     return response.error_code, code
@@ -59,7 +61,7 @@ def ongoing(admin, topics=None):
         timeout_ms=30000,
         topics=None if topics is None else [(t, ps, {}) for t, ps in topics],
         tags={})
-    response = admin.send_request(request)
+    response = admin.send_request(request, node_id=1)
     assert response.error_code == 0, response
     return {(t, p): (sorted(r), sorted(a), sorted(rm))
             for t, parts, _ in response.topics

@@ -399,6 +399,41 @@ fn retention_ms_removes_old_data_within_seconds() {
 }
 
 #[test]
+fn a_retention_change_runs_a_pass_at_once() {
+    // The default check interval (5 minutes): only the change itself can
+    // run the pass within the wait below.
+    let broker = TestBroker::start();
+    let mut client = broker.client();
+    create(&mut client, "watch", &[]);
+    for _ in 0..3 {
+        produce(&mut client, "watch", &["old"], 1_000); // stamped in 1970
+    }
+    assert_eq!(
+        fetch(&mut client, "watch", 0),
+        (0, 0),
+        "no pass has run yet"
+    );
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            "watch",
+            &[("retention.ms", 0, Some("1000"))]
+        )
+        .0,
+        0
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fetch(&mut client, "watch", 3).1 != 3 {
+        assert!(
+            Instant::now() < deadline,
+            "old data still there 10 s after retention.ms=1000"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn delete_records_moves_log_start_across_restarts() {
     let mut broker = TestBroker::start();
     let mut client = broker.client();

@@ -56,6 +56,9 @@ fn leader_of(node: i32, role: Role) -> (i32, i32) {
     }
 }
 
+/// Topic configs whose change runs a retention pass at once.
+const RETENTION_CONFIGS: [&str; 3] = ["retention.ms", "retention.bytes", "cleanup.policy"];
+
 impl Broker {
     /// The metadata image this broker acted on last.
     pub fn image(&self) -> ImageSnapshot {
@@ -180,8 +183,17 @@ impl Broker {
                 for partition in &topic.partitions {
                     partition.set_config(log_config.clone());
                 }
+                let before = topic.configs();
+                let retention_changed = RETENTION_CONFIGS
+                    .iter()
+                    .any(|k| before.get(*k) != configs.get(*k));
                 topic.set_configs(configs.clone());
                 tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
+                if retention_changed {
+                    // A pass now, not at the next periodic check (5 minutes
+                    // by default): a lowered retention.ms shows at once.
+                    self.retention_wake.notify_one();
+                }
             }
         }
 

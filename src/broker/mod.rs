@@ -180,6 +180,9 @@ pub struct Broker {
     legacy: Mutex<Vec<MetadataRecord>>,
     /// Followers' fetchers and the leader's ISR requests.
     replication: replication::Replication,
+    /// Wakes the log maintenance task for a retention pass now (a topic's
+    /// retention configs changed).
+    pub retention_wake: tokio::sync::Notify,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -266,6 +269,7 @@ impl Broker {
             ready: watch::Sender::new(false),
             legacy: Mutex::new(records),
             replication: replication::Replication::default(),
+            retention_wake: tokio::sync::Notify::new(),
             _lock: lock,
         };
         Ok(broker)

@@ -1,8 +1,9 @@
 //! The log maintenance task (retention, flush.ms flushes and the log
 //! cleaner's compaction passes) and the log start offset checkpoint.
 //!
-//! Every `log.retention.check.interval.ms` the task applies each partition's
-//! retention settings (the storage engine deletes expired segments), then
+//! Every `log.retention.check.interval.ms`, and at once when a topic's
+//! retention configs change, the task applies each partition's retention
+//! settings (the storage engine deletes expired segments), then
 //! writes the log start offset of every partition to
 //! `<data dir>/log-start-offset-checkpoint` in Kafka's checkpoint format
 //! (`wharf_storage::checkpoint`, which owns the format and serialises the
@@ -35,6 +36,9 @@ pub async fn run(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         let b = broker.clone();
         let task = tokio::select! {
             _ = retention.tick() => tokio::task::spawn_blocking(move || b.apply_retention()),
+            () = broker.retention_wake.notified() => {
+                tokio::task::spawn_blocking(move || b.apply_retention())
+            }
             _ = flush.tick() => tokio::task::spawn_blocking(move || b.flush_due()),
             _ = stop.wait_for(|s| *s) => break,
         };
