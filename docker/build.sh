@@ -13,7 +13,8 @@ if [ -z "$bin" ]; then
 fi
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
-mkdir -p "$ctx/rootfs/bin" "$ctx/rootfs/data" "$ctx/rootfs/tmp"
+mkdir -p "$ctx/rootfs/bin" "$ctx/rootfs/data" "$ctx/rootfs/tmp" "$ctx/rootfs/etc/wharf"
+cp docker/server.properties "$ctx/rootfs/etc/wharf/server.properties"
 # The release profile keeps line tables for profiling; the image needs none.
 if command -v strip >/dev/null 2>&1; then
     strip --strip-debug -o "$ctx/rootfs/bin/wharf" "$bin"

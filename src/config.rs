@@ -386,6 +386,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub broker_session_timeout_ms: u64,
 
+    /// Topics to create at start, `NAME:PARTITIONS[:REPLICATION_FACTOR]`
+    /// comma-separated (e.g. `orders:3:1,audit:1`); one that exists is left
+    /// as it is. For containers and CI jobs that need their topics before
+    /// the first client connects.
+    #[arg(long, env = "WHARF_CREATE_TOPICS", value_parser = parse_topic_specs)]
+    pub create_topics: Option<TopicSpecs>,
+
     /// A Kafka server.properties file to take settings from (see the
     /// README's "Kafka's configuration"). Flags, WHARF_* and KAFKA_*
     /// variables win over it.
@@ -620,6 +627,57 @@ pub fn parse_listener_list(s: &str) -> Result<ListenerList, String> {
         return Err("no listener given".to_string());
     }
     Ok(ListenerList(out))
+}
+
+/// One topic of `--create-topics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    /// -1: the broker's default.
+    pub replication_factor: i16,
+}
+
+/// The topics of `--create-topics`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TopicSpecs(pub Vec<TopicSpec>);
+
+/// Parses `NAME:PARTITIONS[:REPLICATION_FACTOR][,...]`.
+pub fn parse_topic_specs(s: &str) -> Result<TopicSpecs, String> {
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parts: Vec<&str> = item.split(':').collect();
+        let (name, partitions, rf) = match parts.as_slice() {
+            [name, p] => (*name, *p, None),
+            [name, p, rf] => (*name, *p, Some(*rf)),
+            _ => {
+                return Err(format!(
+                    "{item:?} is not NAME:PARTITIONS[:REPLICATION_FACTOR]"
+                ))
+            }
+        };
+        if name.is_empty() {
+            return Err(format!("{item:?} has no topic name"));
+        }
+        let partitions: i32 = partitions
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{item:?}: partitions must be a positive number"))?;
+        let replication_factor: i16 =
+            match rf {
+                None => -1,
+                Some(rf) => rf.parse().ok().filter(|r| *r > 0).ok_or_else(|| {
+                    format!("{item:?}: replication factor must be a positive number")
+                })?,
+            };
+        out.push(TopicSpec {
+            name: name.to_string(),
+            partitions,
+            replication_factor,
+        });
+    }
+    Ok(TopicSpecs(out))
 }
 
 #[cfg(test)]

@@ -1596,3 +1596,21 @@ fn a_group_with_members_is_not_reset_and_delete_offsets_spares_subscribed_topics
     );
     assert!(err.contains("GROUP_ID_NOT_FOUND"), "{err}");
 }
+
+#[test]
+fn health_is_an_api_versions_round_trip() {
+    let broker = TestBroker::start();
+    let out = wharf(&broker, &["health"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("ok: "), "{}", stdout(&out));
+
+    // Nothing listening: unhealthy, exit 1, within the timeout.
+    let closed = common::cluster::free_port();
+    let out = wharf_with_input(
+        &format!("127.0.0.1:{closed}"),
+        &["health", "--timeout-ms", "1000"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unhealthy"), "{}", stderr(&out));
+}

@@ -553,3 +553,63 @@ fn broker_compression_flag_is_the_described_default() {
         ResponseError::InvalidConfig.code()
     );
 }
+
+/// Partition counts of the topics Metadata lists (internal ones aside).
+fn partition_counts(client: &mut Client) -> Vec<(String, usize)> {
+    let mut request = MetadataRequest::default();
+    request.topics = None;
+    request.allow_auto_topic_creation = false;
+    let response: MetadataResponse = client.call(ApiKey::Metadata, 12, &request);
+    let mut topics: Vec<(String, usize)> = response
+        .topics
+        .iter()
+        .filter(|t| !t.is_internal)
+        .filter_map(|t| Some((t.name.as_ref()?.to_string(), t.partitions.len())))
+        .collect();
+    topics.sort();
+    topics
+}
+
+#[test]
+fn create_topics_at_start_makes_them_once() {
+    let mut broker = TestBroker::start_with(&["--create-topics", "orders:3, audit:1:1"]);
+    let mut client = broker.client();
+    let wanted = vec![("audit".to_string(), 1), ("orders".to_string(), 3)];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while partition_counts(&mut client) != wanted {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            partition_counts(&mut client)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Restarted with the same flag: the topics are there and unchanged.
+    broker.restart(true);
+    let mut client = broker.client();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(partition_counts(&mut client), wanted);
+}
+
+#[test]
+fn a_bad_create_topics_spec_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (spec, expected) in [
+        ("orders", "is not NAME:PARTITIONS[:REPLICATION_FACTOR]"),
+        ("orders:0", "partitions must be a positive number"),
+        ("orders:1:x", "replication factor must be a positive number"),
+    ] {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--create-topics", spec])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = common::wait_bounded(child, Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{spec} started");
+        assert!(stderr.contains(expected), "{spec}: {stderr}");
+    }
+}

@@ -15,11 +15,13 @@ use anyhow::{bail, Context};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::broker::{AdvertisedListener, Broker, BrokerSettings};
+use crate::broker::creation::TopicRequest;
+use crate::broker::{AdvertisedListener, Broker, BrokerError, BrokerSettings, NewTopic};
 use crate::budget::{RequestBudget, ResponseBudget};
 use crate::cluster::node::{ClusterNode, NodeSettings};
 use crate::cluster::quorum::{parse_voters, render_voters, Quorum, QuorumConfig};
 use crate::config::Config;
+use crate::config::TopicSpec;
 use connection::{Connection, Shared};
 use per_ip::PerIp;
 use wharf_coordinator::metadata::ControllerConfig;
@@ -39,6 +41,8 @@ pub struct Prepared {
     broker: Arc<Broker>,
     limits: Limits,
     cluster: ClusterPrep,
+    /// `--create-topics`.
+    create_topics: Vec<TopicSpec>,
 }
 
 /// What starting this node's part in the cluster needs: the quorum's
@@ -236,6 +240,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         broker,
         limits,
         cluster,
+        create_topics: config.create_topics.clone().unwrap_or_default().0,
     })
 }
 
@@ -300,12 +305,16 @@ pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
         broker,
         limits,
         cluster,
+        create_topics,
     } = prepared;
     let listeners = listeners
         .into_iter()
         .map(|(name, l)| TcpListener::from_std(l).map(|l| (name, l)))
         .collect::<Result<Vec<_>, _>>()
         .context("registering the listeners with the runtime")?;
+    if !create_topics.is_empty() {
+        tokio::spawn(create_startup_topics(broker.clone(), create_topics));
+    }
     run(listeners, broker, limits, cluster, shutdown_signal()).await
 }
 
@@ -437,6 +446,61 @@ pub async fn run(
     }
     tracing::info!("wharf stopped cleanly");
     Ok(())
+}
+
+/// How long `--create-topics` keeps trying (the quorum may still be
+/// electing its controller).
+const CREATE_TOPICS_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Creates the `--create-topics` topics once the broker serves; an existing
+/// topic is left as it is (another broker of the cluster, or an earlier
+/// start, made it). Retries while the controller cannot decide yet.
+async fn create_startup_topics(broker: Arc<Broker>, topics: Vec<TopicSpec>) {
+    broker.wait_ready().await;
+    let deadline = tokio::time::Instant::now() + CREATE_TOPICS_DEADLINE;
+    let mut pending = topics;
+    while !pending.is_empty() {
+        let requests = pending
+            .iter()
+            .map(|t| TopicRequest {
+                new: NewTopic {
+                    name: t.name.clone(),
+                    partitions: t.partitions,
+                    configs: BTreeMap::new(),
+                },
+                replication_factor: t.replication_factor,
+                assignments: Vec::new(),
+            })
+            .collect();
+        let results = broker.create_topics(requests, false).await;
+        let mut retry = Vec::new();
+        for (topic, result) in pending.into_iter().zip(results) {
+            match result {
+                Ok(_) => tracing::info!(
+                    topic = %topic.name,
+                    partitions = topic.partitions,
+                    "created at start (--create-topics)"
+                ),
+                Err(BrokerError::TopicAlreadyExists(_)) => {
+                    tracing::info!(topic = %topic.name, "exists already (--create-topics)");
+                }
+                Err(e @ BrokerError::Controller(..)) | Err(e @ BrokerError::Peer(_))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::debug!(topic = %topic.name, "not created yet, retrying: {e}");
+                    retry.push(topic);
+                }
+                Err(e) => tracing::error!(
+                    topic = %topic.name,
+                    "cannot create the topic of --create-topics: {e}"
+                ),
+            }
+        }
+        pending = retry;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
 }
 
 /// How often the group coordinator's timers run.

@@ -6,6 +6,7 @@ mod cluster;
 mod config;
 mod consume;
 mod group;
+mod health;
 mod kafka_tools;
 mod output;
 mod produce;
@@ -24,6 +25,7 @@ pub use cluster::{ClusterArgs, ClusterCommand};
 pub use config::{ConfigArgs, ConfigCommand};
 pub use consume::ConsumeArgs;
 pub use group::{GroupArgs, GroupCommand};
+pub use health::HealthArgs;
 pub use kafka_tools::{kafka_tool_invocation, kafka_tool_name, run_kafka_tool};
 pub use produce::ProduceArgs;
 pub use topic::{TopicArgs, TopicCommand};
@@ -43,6 +45,9 @@ pub enum ClientCommand {
     Cluster(ClusterArgs),
     /// Describe and alter topic and broker configs.
     Config(ConfigArgs),
+    /// Exit 0 when the broker answers (an ApiVersions round trip), else 1:
+    /// for container health checks.
+    Health(HealthArgs),
 }
 
 /// How output is written.
@@ -95,6 +100,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Group(args) => group::run(args).await,
             ClientCommand::Cluster(args) => cluster::run(args).await,
             ClientCommand::Config(args) => config::run(args).await,
+            ClientCommand::Health(args) => health::run(args).await,
         }
     })
 }
