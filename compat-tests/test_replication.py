@@ -423,6 +423,47 @@ def test_killing_a_leader_that_is_also_the_controller_moves_both(broker_factory)
           f"max {times[-1]:.2f}s ({len(times)})")
 
 
+def test_a_consumer_with_client_rack_reads_through_its_racks_follower(broker_factory):
+    """KIP-392 with librdkafka: brokers in racks rack-1..3 with the
+    rack-aware replica selector; a consumer with client.rack set to a
+    follower's rack is sent to that follower and reads every record, and
+    keeps reading (from the leader) once that follower is killed."""
+    selector = ["--replica-selector-class",
+                "org.apache.kafka.common.replica.RackAwareReplicaSelector"]
+    cluster = start_cluster(broker_factory, extra=selector,
+                            extra_for={n: ["--broker-rack", f"rack-{n}"] for n in (1, 2, 3)})
+    assigned_topic(cluster, "near", [1, 2, 3])
+    p = Producer({"bootstrap.servers": bootstrap(cluster), "acks": "all"})
+    for n in range(100):
+        p.produce("near", value=b"%d" % n, partition=0)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": bootstrap(cluster), "group.id": "near-reader",
+                  "client.rack": "rack-2", "auto.offset.reset": "earliest",
+                  "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition("near", 0, 0)])
+        seen = []
+        deadline = time.monotonic() + 60
+        while len(seen) < 100 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                seen.append(int(m.value()))
+        assert seen == list(range(100)), seen[:10]
+        # The follower the consumer reads from dies; the leader takes over.
+        cluster[1].stop(graceful=False)
+        for n in range(100, 150):
+            p.produce("near", value=b"%d" % n, partition=0)
+        assert p.flush(30) == 0
+        deadline = time.monotonic() + 90
+        while len(seen) < 150 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                seen.append(int(m.value()))
+        assert seen == list(range(150)), seen[95:110]
+    finally:
+        c.close()
+
+
 def test_a_returning_leader_truncates_what_was_never_committed(broker_factory):
     # Long lag: only the controller's fencing changes the ISR here.
     cluster = start_cluster(broker_factory, session_ms=3000, lag_ms=60000)

@@ -372,6 +372,15 @@ pub struct Config {
     #[arg(long, env = "WHARF_BROKER_RACK")]
     pub broker_rack: Option<String>,
 
+    /// Which replica a consumer reads from (Kafka's replica.selector.class):
+    /// `org.apache.kafka.common.replica.RackAwareReplicaSelector` (or
+    /// `rack-aware`) sends a consumer that gives its `client.rack` to an
+    /// in-sync follower in that rack (KIP-392); unset, or
+    /// `org.apache.kafka.common.replica.LeaderSelector` (`leader`), keeps
+    /// every consumer on the leader.
+    #[arg(long, env = "WHARF_REPLICA_SELECTOR_CLASS", value_parser = parse_replica_selector)]
+    pub replica_selector_class: Option<bool>,
+
     /// How often the broker heartbeats to the active controller (Kafka's
     /// broker.heartbeat.interval.ms; Kafka's default is 2000, Wharf's 500 so
     /// that a dead leader is replaced within 3 s).
@@ -678,6 +687,18 @@ pub fn parse_topic_specs(s: &str) -> Result<TopicSpecs, String> {
         });
     }
     Ok(TopicSpecs(out))
+}
+
+/// `replica.selector.class`: true for the rack-aware selector, false for
+/// the leader.
+fn parse_replica_selector(s: &str) -> Result<bool, String> {
+    match s {
+        "org.apache.kafka.common.replica.RackAwareReplicaSelector" | "rack-aware" => Ok(true),
+        "org.apache.kafka.common.replica.LeaderSelector" | "leader" => Ok(false),
+        other => Err(format!(
+            "{other:?}: the replica selectors are org.apache.kafka.common.replica.RackAwareReplicaSelector (rack-aware) and org.apache.kafka.common.replica.LeaderSelector (leader)"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ pub struct BrokerSettings {
     pub listener: AdvertisedListener,
     /// Further client listeners (`--extra-listeners`).
     pub extra_listeners: Vec<AdvertisedListener>,
+    /// Consumers that give their rack are sent to an in-sync follower in
+    /// it (`replica.selector.class` = the rack-aware selector, KIP-392).
+    pub rack_aware_reads: bool,
     pub data_dir: PathBuf,
     pub default_partitions: i32,
     /// `offsets.topic.replication.factor`; `None`: the smaller of 3 and the

@@ -348,6 +348,44 @@ impl Partition {
         self.recompute_high_watermark(log_end);
     }
 
+    /// For a consumer fetch at `offset` on this partition's leader: the
+    /// in-sync follower it should read from instead (Kafka's rack-aware
+    /// replica selector, KIP-392), given each broker's rack by `rack_of`.
+    /// `None` when the leader is in the client's rack, or no in-sync
+    /// follower there has the records from `offset` on; of several, the
+    /// one furthest along.
+    pub fn preferred_read_replica(
+        &self,
+        client_rack: &str,
+        offset: i64,
+        rack_of: impl Fn(i32) -> Option<String>,
+    ) -> Option<i32> {
+        // Before the replica set's lock: the log's lock comes first.
+        let log_start = self.log_start_offset();
+        let set = lock(&self.replica);
+        if !set.registered || !set.is_leader(set.node) {
+            return None;
+        }
+        if rack_of(set.node).as_deref() == Some(client_rack) {
+            return None;
+        }
+        set.isr
+            .iter()
+            .filter(|r| **r != set.node)
+            .filter_map(|r| Some((*r, set.followers.get(r)?.log_end)))
+            .filter(|(r, end)| {
+                *end >= offset && offset >= log_start && rack_of(*r).as_deref() == Some(client_rack)
+            })
+            .max_by_key(|(r, end)| (*end, -r))
+            .map(|(r, _)| r)
+    }
+
+    /// Whether this broker holds a copy of the partition as a follower of
+    /// a live leader (consumers may read it, up to its high watermark).
+    pub fn is_readable_follower(&self) -> bool {
+        self.following().is_some()
+    }
+
     /// The leader epoch, partition epoch and ISR the image gave last.
     pub fn registration(&self) -> (i32, i32, Vec<i32>) {
         let set = lock(&self.replica);
@@ -805,6 +843,39 @@ mod tests {
                 isr_eligible: true,
             })
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_consumer_is_sent_to_an_in_sync_follower_in_its_rack() {
+        let dir = tempfile::tempdir().unwrap();
+        let leader = Partition::open(0, &dir.path().join("l"), LogConfig::default()).unwrap();
+        let follower = Partition::open(0, &dir.path().join("f"), LogConfig::default()).unwrap();
+        leader.set_registration(1, &registration(1, 1, &[1, 2]), 1);
+        follower.set_registration(2, &registration(1, 1, &[1, 2]), 1);
+        let rack_of = |id: i32| Some(format!("rack-{id}"));
+        leader.append(&mut batch("a")).unwrap();
+        // The follower has not fetched: it is not known to have offset 0.
+        assert_eq!(leader.preferred_read_replica("rack-2", 0, rack_of), None);
+        fetch_as(&leader, &follower, 2);
+        assert_eq!(leader.preferred_read_replica("rack-2", 0, rack_of), Some(2));
+        // Not past what it has, not in another rack, not when the leader
+        // is in the consumer's rack, and never on the follower itself.
+        assert_eq!(leader.preferred_read_replica("rack-2", 2, rack_of), None);
+        assert_eq!(leader.preferred_read_replica("rack-9", 0, rack_of), None);
+        assert_eq!(leader.preferred_read_replica("rack-1", 0, rack_of), None);
+        assert_eq!(follower.preferred_read_replica("rack-2", 0, rack_of), None);
+        assert!(follower.is_readable_follower());
+        assert!(!leader.is_readable_follower());
+        // Out of the ISR: back to the leader.
+        leader.set_registration(
+            1,
+            &PartitionRegistration {
+                partition_epoch: 2,
+                ..registration(1, 1, &[1])
+            },
+            1,
+        );
+        assert_eq!(leader.preferred_read_replica("rack-2", 0, rack_of), None);
     }
 
     #[tokio::test]

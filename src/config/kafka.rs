@@ -95,6 +95,7 @@ pub static KEYS: &[Key] = &[
     flag("broker.id", "node-id"),
     Key { key: "process.roles", to: Use::Roles },
     flag("broker.rack", "broker-rack"),
+    flag("replica.selector.class", "replica-selector-class"),
     // Listeners and the controller quorum.
     Key { key: "listeners", to: Use::Listeners },
     Key { key: "advertised.listeners", to: Use::Listeners },

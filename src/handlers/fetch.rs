@@ -188,6 +188,14 @@ fn read_all(
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(body.topics.len());
+    // From v11 a consumer may read from a follower (KIP-392): the leader
+    // names the in-sync follower in the consumer's rack when the rack-aware
+    // selector is on, and a follower serves what it has committed.
+    let client_rack = (version >= 11 && broker.settings.rack_aware_reads)
+        .then(|| body.rack_id.as_str())
+        .filter(|r| !r.is_empty());
+    let image = client_rack.map(|_| broker.image());
+    let rack_of = |id: i32| image.as_ref()?.broker(id)?.rack.clone();
     for fetch_topic in &body.topics {
         let topic = requested_topic(broker, fetch_topic, by_id);
         let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
@@ -200,7 +208,7 @@ fn read_all(
             let partition = topic
                 .as_ref()
                 .and_then(|t| t.partition(fp.partition))
-                .filter(|p| broker.leads(p));
+                .filter(|p| broker.leads(p) || (version >= 11 && p.is_readable_follower()));
             let hint = match partition {
                 Some(_) => None,
                 None => broker.leader_hint(
@@ -209,6 +217,10 @@ fn read_all(
                     by_id.then_some(fetch_topic.topic_id),
                     fp.partition,
                 ),
+            };
+            let preferred = match (partition, client_rack) {
+                (Some(p), Some(rack)) => p.preferred_read_replica(rack, fp.fetch_offset, rack_of),
+                _ => None,
             };
             match partition {
                 None if hint.is_some() => {
@@ -224,6 +236,14 @@ fn read_all(
                     } else {
                         ResponseError::UnknownTopicOrPartition.code()
                     };
+                }
+                Some(p) if preferred.is_some() => {
+                    // No records: the consumer fetches them from the
+                    // replica named.
+                    out.preferred_read_replica = preferred.unwrap_or(-1).into();
+                    out.high_watermark = p.high_watermark();
+                    out.last_stable_offset = p.last_stable_offset();
+                    out.log_start_offset = p.log_start_offset();
                 }
                 Some(p) => {
                     let budget = usize::try_from(fp.partition_max_bytes)

@@ -254,6 +254,7 @@ pub fn settings(
         node_id: config.node_id,
         listener,
         extra_listeners,
+        rack_aware_reads: config.replica_selector_class.unwrap_or(false),
         data_dir: config.resolved_data_dir(),
         default_partitions: config.num_partitions,
         offsets_replication_factor: config.offsets_topic_replication_factor,
