@@ -381,46 +381,47 @@ def test_twenty_leader_kills_lose_no_acknowledged_record(cluster):
     assert not moved, f"acknowledged records at another offset: {moved[:20]}"
 
 
-def test_killing_a_leader_that_is_also_the_controller_moves_both(broker_factory):
-    """kill -9 of the node that is both the active controller and a
-    partition's leader, at the default broker session (2.5 s): a new
-    controller takes over and the partition gets a new leader from its
-    ISR, with every acknowledged record kept. The time until a survivor's
-    Metadata shows the new leader is printed (a figure, not an
-    assertion)."""
+def test_killing_a_leader_at_default_settings_moves_it_within_seconds(broker_factory):
+    """kill -9 of a partition's leader at the default broker session
+    (2.5 s), three times when it is also the active controller and three
+    times when it is not: a new controller (where needed) takes over and the
+    partition gets a new leader from its ISR, with every acknowledged
+    record kept. The time until a survivor's Metadata shows the new leader
+    is printed (figures, not assertions)."""
     cluster = start_cluster(broker_factory, session_ms=2500)
     wait_for_brokers(cluster)
-    times = []
-    for cycle in range(3):
+    times = {True: [], False: []}
+    for cycle in range(6):
+        with_controller = cycle % 2 == 0
         controller = poll_for(lambda: controller_seen_by(cluster[0]), lambda c: c in (1, 2, 3), 30,
                               "an active controller")
-        others = [n for n in (1, 2, 3) if n != controller]
-        topic = f"both-{cycle}"
-        assigned_topic(cluster, topic, [controller, *others])
+        victim_id = controller if with_controller else next(n for n in (1, 2, 3) if n != controller)
+        others = [n for n in (1, 2, 3) if n != victim_id]
+        topic = f"killed-{cycle}"
+        assigned_topic(cluster, topic, [victim_id, *others])
         p = Producer({"bootstrap.servers": bootstrap(cluster), "acks": "all",
                       "enable.idempotence": True})
         for n in range(200):
             p.produce(topic, value=b"%d" % n, partition=0)
         assert p.flush(30) == 0
-        victim = cluster[controller - 1]
+        victim = cluster[victim_id - 1]
         victim.stop(graceful=False)
         killed = time.monotonic()
         survivor = cluster[others[0] - 1]
         state = poll_for(lambda: partition_state(survivor, topic),
                          lambda s: s and s[0] in others, 30,
-                         f"a new leader after killing broker {controller}")
-        times.append(time.monotonic() - killed)
-        assert controller not in state[2], state
+                         f"a new leader after killing broker {victim_id}")
+        times[with_controller].append(time.monotonic() - killed)
+        assert victim_id not in state[2], state
         poll_for(lambda: controller_seen_by(survivor), lambda c: c in others, 30,
-                 "a new controller")
+                 "a live controller")
         read = [int(v) for _, v in consume_all(cluster, topic, 200)]
         assert read == list(range(200)), read[:10]
         victim.start()
         poll_for(lambda: partition_state(survivor, topic), lambda s: s and len(s[2]) == 3, 60,
-                 f"broker {controller} back in the ISR")
-    times.sort()
-    print(f"leader+controller kills: median {times[len(times) // 2]:.2f}s "
-          f"max {times[-1]:.2f}s ({len(times)})")
+                 f"broker {victim_id} back in the ISR")
+    print("failover at default settings: " + failover_figures(
+        [(t, c) for c, ts in times.items() for t in ts]))
 
 
 def test_a_consumer_with_client_rack_reads_through_its_racks_follower(broker_factory):
