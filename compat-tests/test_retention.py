@@ -65,8 +65,13 @@ def test_retention_bytes_keeps_the_newest_segments(broker_factory):
     assert kw.wait_until(lambda: watermarks(b, "bytes")[0] > 0, timeout=15)
     low, high = watermarks(b, "bytes")
     assert high == 60 and 0 < low < 60
-    msgs = c_consume(b.bootstrap, "bytes")
-    assert [m.offset() for m in msgs] == list(range(low, 60))
+    # A pass that ran while records were still arriving may be followed by
+    # another: what is read is the newest records, without a gap, from
+    # wherever the log start has moved to by then.
+    offsets = [m.offset() for m in c_consume(b.bootstrap, "bytes")]
+    assert offsets and offsets[0] >= low, (low, offsets[:3])
+    assert offsets == list(range(offsets[0], 60))
+    assert watermarks(b, "bytes")[0] == offsets[0]
 
 
 def test_delete_records_moves_earliest_offset_and_survives_restart(broker):
