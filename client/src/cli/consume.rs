@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::output::print;
 use super::{ConnectArgs, OutputFormat};
+use crate::assignor::Assignor;
 use crate::consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
 use crate::group_member::{GroupMember, Heartbeat, MemberConfig};
 use crate::{ClientError, ClusterClient};
@@ -59,12 +60,17 @@ pub struct ConsumeArgs {
     /// Print the key before the value, tab-separated (without --format).
     #[arg(long = "print-key")]
     pub print_key: bool,
-    /// Consume as a member of this consumer group (range assignor):
-    /// partitions are shared with the group's other members and start at
-    /// the group's committed offsets (else at the end, or the beginning
-    /// with --from-beginning); offsets are committed every 5 s and on exit.
+    /// Consume as a member of this consumer group: partitions are shared
+    /// with the group's other members and start at the group's committed
+    /// offsets (else at the end, or the beginning with --from-beginning);
+    /// offsets are committed every 5 s, before partitions are given up and
+    /// on exit.
     #[arg(long, conflicts_with_all = ["partition", "offset", "offset_time"])]
     pub group: Option<String>,
+    /// The group's partition assignor (default: offer cooperative-sticky,
+    /// then range; the group picks one every member supports).
+    #[arg(long, value_enum, requires = "group")]
+    pub assignor: Option<Assignor>,
     /// What %k and %v print for a null key or value (set by
     /// kafka-console-consumer's null.literal; empty for `wharf consume`).
     #[arg(skip)]
@@ -186,31 +192,66 @@ fn print_records(
     Ok(())
 }
 
-/// Joins `group` and builds a consumer of the partitions it assigns.
-async fn join(
+/// Joins the group (again) and returns the consumer of its new assignment:
+/// partitions kept go on from where `previous` was, new ones start at the
+/// group's committed offsets (else at `reset`). Partitions taken away have
+/// what was printed of them committed first; under a cooperative protocol
+/// the member then joins again at once, so that the group can give them to
+/// their new members (KIP-429), while the partitions it kept are never
+/// given up.
+async fn rebalance(
     member: &mut GroupMember,
     client: &mut ClusterClient,
-    topic: &str,
-    reset: StartAt,
-    config: &ConsumerConfig,
+    (topic, reset, config): (&str, StartAt, &ConsumerConfig),
+    mut previous: Option<Consumer>,
+    to_commit: &mut BTreeMap<i32, i64>,
 ) -> Result<Consumer, ClientError> {
-    let assignment = member.join(client).await?;
-    let partitions = assignment.get(topic).cloned().unwrap_or_default();
-    let group_offsets = client.committed_offsets(member.group()).await?;
-    let committed: BTreeMap<i32, i64> = group_offsets
-        .into_iter()
-        .filter(|((t, _), _)| t == topic)
-        .map(|((_, p), o)| (p, o))
-        .collect();
-    Consumer::assigned(
-        client,
-        topic,
-        &partitions,
-        &committed,
-        reset,
-        config.clone(),
-    )
-    .await
+    loop {
+        let assignment = member.join(client).await?;
+        let partitions = assignment.get(topic).cloned().unwrap_or_default();
+        let lost = member.take_lost();
+        let revoked: Vec<i32> = previous
+            .as_ref()
+            .map(|c| {
+                c.positions()
+                    .keys()
+                    .filter(|p| !partitions.contains(p))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if lost {
+            // Others may have read further since: commit nothing of what
+            // was read before.
+            to_commit.clear();
+        } else if !revoked.is_empty() {
+            commit(member, client, topic, to_commit).await;
+        }
+        to_commit.retain(|p, _| !revoked.contains(p));
+        let group_offsets = client.committed_offsets(member.group()).await?;
+        let committed: BTreeMap<i32, i64> = group_offsets
+            .into_iter()
+            .filter(|((t, _), _)| t == topic)
+            .map(|((_, p), o)| (p, o))
+            .collect();
+        let mut consumer = Consumer::assigned(
+            client,
+            topic,
+            &partitions,
+            &committed,
+            reset,
+            config.clone(),
+        )
+        .await?;
+        if let (Some(previous), false) = (&previous, lost) {
+            consumer.resume_from(previous);
+        }
+        let cooperative = member.protocol().is_some_and(Assignor::is_cooperative);
+        if revoked.is_empty() || !cooperative {
+            return Ok(consumer);
+        }
+        previous = Some(consumer);
+    }
 }
 
 /// `wharf consume --group`: a member of a classic consumer group.
@@ -228,12 +269,23 @@ async fn run_in_group(
     } else {
         StartAt::End
     };
-    let mut member = GroupMember::new(group, vec![topic.clone()], MemberConfig::default());
-    let mut consumer = join(&mut member, &mut client, &topic, reset, &config).await?;
+    let assignors = match args.assignor {
+        Some(a) => vec![a],
+        None => vec![Assignor::CooperativeSticky, Assignor::Range],
+    };
+    let mut member = GroupMember::new(
+        group,
+        vec![topic.clone()],
+        MemberConfig::default(),
+        assignors,
+    );
+    let mut to_commit: BTreeMap<i32, i64> = BTreeMap::new();
+    let how = (topic.as_str(), reset, &config);
+    let mut consumer = rebalance(&mut member, &mut client, how, None, &mut to_commit).await?;
     let json = args.connect.output == OutputFormat::Json;
     let mut seen = 0u64;
-    // The next offset of each partition after what was printed: what to commit.
-    let mut to_commit: BTreeMap<i32, i64> = BTreeMap::new();
+    // The next offset of each partition after what was printed (to_commit,
+    // above): what to commit.
     let mut last_record = tokio::time::Instant::now();
     let mut last_heartbeat = tokio::time::Instant::now();
     let mut last_commit = tokio::time::Instant::now();
@@ -268,7 +320,14 @@ async fn run_in_group(
                 last_heartbeat = tokio::time::Instant::now();
                 if member.heartbeat(&mut client).await? == Heartbeat::Rejoin {
                     commit(&mut member, &mut client, &topic, &mut to_commit).await;
-                    consumer = join(&mut member, &mut client, &topic, reset, &config).await?;
+                    consumer = rebalance(
+                        &mut member,
+                        &mut client,
+                        how,
+                        Some(consumer),
+                        &mut to_commit,
+                    )
+                    .await?;
                     last_heartbeat = tokio::time::Instant::now();
                 }
             }
