@@ -126,24 +126,17 @@ def test_wharf_consume_group_shares_partitions_with_a_librdkafka_member(wharf_bi
     the range assignor (whichever member leads) splits the partitions, each
     record is read once, and `wharf group describe` shows both members."""
     import signal
-    import threading
     import time
 
-    from clients import c_consumer
+    from clients import (assert_shared_once, c_consumer, produce_and_share,
+                         spawn_wharf_member)
 
     create_topic(broker, "mixed", partitions=4)
-    cmd = [str(wharf_bin), "consume", "mixed", "--group", "mixed-group", "--from-beginning",
-           "--output", "json", "--bootstrap-server", broker.bootstrap]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    from_wharf = []
-    reader = threading.Thread(target=lambda: [from_wharf.append(json.loads(line))
-                                              for line in proc.stdout], daemon=True)
-    reader.start()
+    proc, from_wharf, reader = spawn_wharf_member(wharf_bin, broker, "mixed", "mixed-group")
     consumer = c_consumer(broker.bootstrap, **{"group.id": "mixed-group",
                                                "partition.assignment.strategy": "range",
                                                "auto.offset.reset": "earliest",
                                                "enable.partition.eof": False})
-    from_librdkafka = []
     try:
         consumer.subscribe(["mixed"])
         deadline = time.monotonic() + 40
@@ -168,28 +161,14 @@ def test_wharf_consume_group_shares_partitions_with_a_librdkafka_member(wharf_bi
                             if m["client_id"] == "wharf-cli" for a in m["assignment"]}
         assert len(wharf_partitions) == 2
 
-        producer = c_producer(broker.bootstrap, partitioner="murmur2_random")
-        assert_delivered(c_produce(producer, "mixed",
-                                   [{"key": f"k{i}".encode(), "value": str(i).encode()}
-                                    for i in range(40)]))
-        deadline = time.monotonic() + 30
-        while len(from_librdkafka) + len(from_wharf) < 40:
-            assert time.monotonic() < deadline, \
-                f"{len(from_librdkafka)} + {len(from_wharf)} of 40 records"
-            m = consumer.poll(0.2)
-            if m is not None and m.error() is None:
-                from_librdkafka.append(m)
-        consumer.commit(asynchronous=False)
+        from_librdkafka = produce_and_share(broker, "mixed", 40, consumer, from_wharf)
     finally:
         consumer.close()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0, proc.stderr.read()
     reader.join(timeout=5)
 
-    assert {r["partition"] for r in from_wharf} <= wharf_partitions
-    assert not {m.partition() for m in from_librdkafka} & wharf_partitions
-    keys = [r["key"] for r in from_wharf] + [m.key().decode() for m in from_librdkafka]
-    assert sorted(keys) == sorted(f"k{i}" for i in range(40))
+    assert_shared_once(from_wharf, from_librdkafka, wharf_partitions, 40)
 
     # Both committed what they read.
     d = json.loads(wharf(wharf_bin, broker, "group", "describe", "mixed-group",

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{run_with_input, wait_bounded, TestBroker};
+use common::{run_with_input, spawn_lines, wait_bounded, TestBroker};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -527,24 +526,11 @@ fn failed_records_are_reported_on_stderr_with_a_nonzero_exit() {
 /// Starts `wharf ARGS --bootstrap-server BOOTSTRAP` in the background; its
 /// stdout lines arrive on the receiver.
 fn spawn_wharf(bootstrap: &str, args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(args)
-        .args(["--bootstrap-server", bootstrap])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
+    spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(args)
+            .args(["--bootstrap-server", bootstrap]),
+    )
 }
 
 /// SIGTERM to `child`, which must then exit 0 within 10 s.
@@ -1054,6 +1040,8 @@ fn consumers_in_a_group_share_the_partitions_and_commit_what_they_printed() {
         "workers",
         "--from-beginning",
         "--print-key",
+        "--assignor",
+        "range",
     ];
     let (first, first_lines) = spawn_wharf(&bootstrap, &args);
     let deadline = Instant::now() + Duration::from_secs(30);

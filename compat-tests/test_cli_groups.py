@@ -1,0 +1,57 @@
+"""`wharf consume --group` with the cooperative-sticky assignor beside a
+confluent-kafka (librdkafka) consumer that asks for it too: the group picks
+cooperative-sticky, whichever member leads, the partitions are split
+between them and each record is read once."""
+
+import json
+import signal
+import time
+
+import pytest
+
+from clients import (assert_shared_once, c_consumer, create_topic, produce_and_share,
+                     run_command, spawn_wharf_member)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def wharf(wharf_bin, broker, *args, check=True):
+    return run_command([str(wharf_bin), *args, "--bootstrap-server", broker.bootstrap],
+                       timeout=60, check=check)
+
+
+def test_wharf_and_librdkafka_share_a_cooperative_sticky_group(wharf_bin, broker):
+    create_topic(broker, "coop", partitions=6)
+    proc, from_wharf, reader = spawn_wharf_member(wharf_bin, broker, "coop", "coop-group")
+    consumer = c_consumer(broker.bootstrap, **{"group.id": "coop-group",
+                                               "partition.assignment.strategy":
+                                                   "cooperative-sticky",
+                                               "auto.offset.reset": "earliest",
+                                               "enable.partition.eof": False})
+    try:
+        consumer.subscribe(["coop"])
+        deadline = time.monotonic() + 60
+        while True:
+            m = consumer.poll(0.2)
+            assert m is None or m.error() is None or not m.error().fatal()
+            described = wharf(wharf_bin, broker, "group", "describe", "coop-group",
+                              "--output", "json", check=False)
+            if described.returncode == 0:
+                d = json.loads(described.stdout)
+                sizes = sorted(len(m["assignment"]) for m in d["members"])
+                if d["state"] == "Stable" and sizes == [3, 3]:
+                    break
+            assert time.monotonic() < deadline, f"the group never split 3/3: {described.stdout}"
+        assert d["protocol"] == "cooperative-sticky", d
+        wharf_partitions = {a["partition"] for m in d["members"]
+                            if m["client_id"] == "wharf-cli" for a in m["assignment"]}
+        assert len(wharf_partitions) == 3, d
+
+        from_librdkafka = produce_and_share(broker, "coop", 60, consumer, from_wharf)
+    finally:
+        consumer.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, proc.stderr.read()
+    reader.join(timeout=5)
+
+    assert_shared_once(from_wharf, from_librdkafka, wharf_partitions, 60)
