@@ -1584,3 +1584,61 @@ fn a_group_with_members_is_not_reset_and_delete_offsets_spares_subscribed_topics
     );
     assert!(err.contains("GROUP_ID_NOT_FOUND"), "{err}");
 }
+
+/// The producer id, epoch and first sequence of each batch of `topic`-0.
+fn batch_identities(broker: &TestBroker, topic: &str) -> Vec<(i64, i16, i32)> {
+    let mut client = broker.client();
+    let fetched = common::fetch_partition(&mut client, topic, 0, 0);
+    assert_eq!(fetched.error_code, 0);
+    let records = fetched.records.unwrap_or_default();
+    wharf_protocol::batch::batches(&records)
+        .map(|b| {
+            let (header, _) = b.unwrap();
+            (
+                header.producer_id(),
+                header.producer_epoch(),
+                header.base_sequence(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn produce_is_idempotent_with_acks_all_unless_told_otherwise() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.addr.to_string();
+    ok(&broker, &["topic", "create", "idem", "--partitions", "1"]);
+    // Two batches (a small batch size), numbered on from one another.
+    let out = wharf_with_input(
+        &bootstrap,
+        &["produce", "idem", "--batch-size", "1"],
+        b"a\nb\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = batch_identities(&broker, "idem");
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first[0].0 >= 0, "a producer id: {first:?}");
+    assert_eq!(first[1].0, first[0].0);
+    assert_eq!((first[0].2, first[1].2), (0, 1), "{first:?}");
+
+    for args in [&["--no-idempotence"][..], &["--acks", "1"]] {
+        let mut all = vec!["produce", "idem"];
+        all.extend(args);
+        let out = wharf_with_input(&bootstrap, &all, b"c\n");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let last = *batch_identities(&broker, "idem").last().unwrap();
+        assert_eq!(last, (-1, -1, -1), "{args:?}");
+    }
+    let err = fails(&broker, &["produce", "idem", "--idempotent", "--acks", "1"]);
+    assert!(err.contains("--idempotent needs --acks all"), "{err}");
+    assert_eq!(
+        consume_json(
+            &broker,
+            &["idem", "--from-beginning", "--max-messages", "4"]
+        )
+        .iter()
+        .map(|r| r["value"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>(),
+        ["a", "b", "c", "c"]
+    );
+}

@@ -66,6 +66,13 @@ pub struct ProduceArgs {
     /// Bytes of records after which a partition's batch is sent (batch.size).
     #[arg(long = "batch-size", default_value_t = 16384)]
     pub batch_size: usize,
+    /// Produce idempotently: a producer id and sequence numbers, so that a
+    /// batch sent again is written once (the default with --acks all).
+    #[arg(long, conflicts_with = "no_idempotence")]
+    pub idempotent: bool,
+    /// Produce without a producer id (retries may write a batch twice).
+    #[arg(long = "no-idempotence")]
+    pub no_idempotence: bool,
 }
 
 pub async fn run(args: ProduceArgs) -> Result<ExitCode, ClientError> {
@@ -79,8 +86,14 @@ pub async fn run(args: ProduceArgs) -> Result<ExitCode, ClientError> {
             })?),
             None => Box::new(tokio::io::stdin()),
         };
+    if args.idempotent && args.acks != Acks::All {
+        return Err(ClientError::Invalid(
+            "--idempotent needs --acks all".to_string(),
+        ));
+    }
     let mut client = args.connect.connect().await?;
     let config = ProducerConfig {
+        idempotent: args.acks == Acks::All && !args.no_idempotence,
         acks: match args.acks {
             Acks::All => -1,
             Acks::Leader => 1,
