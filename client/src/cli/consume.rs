@@ -67,10 +67,11 @@ pub struct ConsumeArgs {
     /// on exit.
     #[arg(long, conflicts_with_all = ["partition", "offset", "offset_time"])]
     pub group: Option<String>,
-    /// The group's partition assignor (default: offer cooperative-sticky,
-    /// then range; the group picks one every member supports).
-    #[arg(long, value_enum, requires = "group")]
-    pub assignor: Option<Assignor>,
+    /// The partition assignors to offer the group, most preferred first,
+    /// comma-separated (default: cooperative-sticky,range); the group picks
+    /// one every member supports.
+    #[arg(long, value_enum, value_delimiter = ',', requires = "group")]
+    pub assignor: Vec<Assignor>,
     /// What %k and %v print for a null key or value (set by
     /// kafka-console-consumer's null.literal; empty for `wharf consume`).
     #[arg(skip)]
@@ -269,9 +270,10 @@ async fn run_in_group(
     } else {
         StartAt::End
     };
-    let assignors = match args.assignor {
-        Some(a) => vec![a],
-        None => vec![Assignor::CooperativeSticky, Assignor::Range],
+    let assignors = if args.assignor.is_empty() {
+        vec![Assignor::CooperativeSticky, Assignor::Range]
+    } else {
+        args.assignor.clone()
     };
     let mut member = GroupMember::new(
         group,

@@ -72,10 +72,16 @@ pub async fn run(args: ConsoleConsumerArgs) -> Result<ExitCode, ClientError> {
     let mut group = args.group.clone();
     let mut isolation = args.isolation_level.clone();
     let mut from_beginning = args.from_beginning;
-    let mut assignor = None;
+    // Java's default partition.assignment.strategy.
+    let mut assignor = vec![Assignor::Range, Assignor::CooperativeSticky];
     for (name, value) in &args.consumer_properties {
         match name.as_str() {
-            "partition.assignment.strategy" => assignor = Some(assignor_named(value)?),
+            "partition.assignment.strategy" => {
+                assignor = value
+                    .split(',')
+                    .map(assignor_named)
+                    .collect::<Result<_, _>>()?;
+            }
             "group.id" => group = Some(value.clone()),
             "isolation.level" => isolation = Some(value.clone()),
             "auto.offset.reset" => from_beginning = value == "earliest",
@@ -144,8 +150,8 @@ pub async fn run(args: ConsoleConsumerArgs) -> Result<ExitCode, ClientError> {
     consume::run(consume).await
 }
 
-/// The assignor of a partition.assignment.strategy value: a protocol name
-/// or the Java class name of the assignor.
+/// The assignor of one entry of a partition.assignment.strategy list: a
+/// protocol name or the Java class name of the assignor.
 fn assignor_named(value: &str) -> Result<Assignor, ClientError> {
     let name = value.trim().rsplit('.').next().unwrap_or_default();
     match name {
@@ -231,6 +237,10 @@ mod tests {
         assert_eq!(assignor_named(java).unwrap(), Assignor::CooperativeSticky);
         assert_eq!(assignor_named("range").unwrap(), Assignor::Range);
         assert!(assignor_named("roundrobin").is_err());
+        assert_eq!(
+            assignor_named(" cooperative-sticky").unwrap(),
+            Assignor::CooperativeSticky
+        );
     }
 
     fn props(list: &[(&str, &str)]) -> PrintProperties {
