@@ -44,6 +44,44 @@ def spawn_wharf_member(wharf_bin, broker, topic, group):
     return proc, records, reader
 
 
+def wait_for_group(describe, consumer, settled, timeout):
+    """Polls `consumer` while `describe()` (wharf group describe --output
+    json, unchecked) shows the group until `settled(description)`; returns
+    that description. A group that does not exist yet is waited for."""
+    import json
+
+    deadline = time.monotonic() + timeout
+    while True:
+        m = consumer.poll(0.2)
+        assert m is None or m.error() is None or not m.error().fatal()
+        described = describe()
+        if described.returncode != 0:
+            # Neither member has joined yet: the group does not exist.
+            assert "GROUP_ID_NOT_FOUND" in described.stderr, described.stderr
+        else:
+            d = json.loads(described.stdout)
+            if settled(d):
+                return d
+        assert time.monotonic() < deadline, f"the group never settled: {described.stdout}"
+
+
+def wharf_partitions_of(description):
+    """The partitions the `wharf consume` member holds in a description."""
+    return {a["partition"] for m in description["members"]
+            if m["client_id"] == "wharf-cli" for a in m["assignment"]}
+
+
+def stop_both(consumer, proc, reader):
+    """Closes the librdkafka consumer and stops the wharf member, which must
+    exit 0 within 20 s."""
+    import signal
+
+    consumer.close()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0, proc.stderr.read()
+    reader.join(timeout=5)
+
+
 def produce_and_share(broker, topic, count, consumer, from_wharf, timeout=30):
     """Produces `count` records keyed k0.. to `topic`, polls `consumer`
     until it and the wharf member (records in `from_wharf`) have read them

@@ -4,7 +4,6 @@ other way round. Keyed records must land where the Java client's murmur2
 partitioner puts them (confluent-kafka's `murmur2_random` partitioner)."""
 
 import json
-import subprocess
 
 import pytest
 
@@ -125,11 +124,9 @@ def test_wharf_consume_group_shares_partitions_with_a_librdkafka_member(wharf_bi
     """`wharf consume --group` and a confluent-kafka consumer in one group:
     the range assignor (whichever member leads) splits the partitions, each
     record is read once, and `wharf group describe` shows both members."""
-    import signal
-    import time
-
     from clients import (assert_shared_once, c_consumer, produce_and_share,
-                         spawn_wharf_member)
+                         spawn_wharf_member, stop_both, wait_for_group,
+                         wharf_partitions_of)
 
     create_topic(broker, "mixed", partitions=4)
     proc, from_wharf, reader = spawn_wharf_member(wharf_bin, broker, "mixed", "mixed-group")
@@ -139,34 +136,21 @@ def test_wharf_consume_group_shares_partitions_with_a_librdkafka_member(wharf_bi
                                                "enable.partition.eof": False})
     try:
         consumer.subscribe(["mixed"])
-        deadline = time.monotonic() + 40
-        while True:
-            m = consumer.poll(0.2)
-            assert m is None or m.error() is None or not m.error().fatal()
-            described = wharf(wharf_bin, broker, "group", "describe", "mixed-group",
-                              "--output", "json", check=False)
-            if described.returncode != 0:
-                # Neither member has joined yet: the group does not exist.
-                assert "GROUP_ID_NOT_FOUND" in described.stderr, described.stderr
-                assert time.monotonic() < deadline, "the group never appeared"
-                continue
-            d = json.loads(described.stdout)
-            if d["state"] == "Stable" and len(d["members"]) == 2 and \
-                    all(m["assignment"] for m in d["members"]):
-                break
-            assert time.monotonic() < deadline, f"the group never settled: {d}"
+        d = wait_for_group(
+            lambda: wharf(wharf_bin, broker, "group", "describe", "mixed-group",
+                          "--output", "json", check=False),
+            consumer,
+            lambda d: d["state"] == "Stable" and len(d["members"]) == 2 and
+            all(m["assignment"] for m in d["members"]),
+            timeout=40)
         clients = sorted(m["client_id"] for m in d["members"])
         assert clients[1] == "wharf-cli", clients
-        wharf_partitions = {a["partition"] for m in d["members"]
-                            if m["client_id"] == "wharf-cli" for a in m["assignment"]}
+        wharf_partitions = wharf_partitions_of(d)
         assert len(wharf_partitions) == 2
 
         from_librdkafka = produce_and_share(broker, "mixed", 40, consumer, from_wharf)
     finally:
-        consumer.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0, proc.stderr.read()
-    reader.join(timeout=5)
+        stop_both(consumer, proc, reader)
 
     assert_shared_once(from_wharf, from_librdkafka, wharf_partitions, 40)
 

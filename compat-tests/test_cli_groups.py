@@ -3,14 +3,11 @@ confluent-kafka (librdkafka) consumer that asks for it too: the group picks
 cooperative-sticky, whichever member leads, the partitions are split
 between them and each record is read once."""
 
-import json
-import signal
-import time
-
 import pytest
 
 from clients import (assert_shared_once, c_consumer, create_topic, produce_and_share,
-                     run_command, spawn_wharf_member)
+                     run_command, spawn_wharf_member, stop_both, wait_for_group,
+                     wharf_partitions_of)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,28 +27,19 @@ def test_wharf_and_librdkafka_share_a_cooperative_sticky_group(wharf_bin, broker
                                                "enable.partition.eof": False})
     try:
         consumer.subscribe(["coop"])
-        deadline = time.monotonic() + 60
-        while True:
-            m = consumer.poll(0.2)
-            assert m is None or m.error() is None or not m.error().fatal()
-            described = wharf(wharf_bin, broker, "group", "describe", "coop-group",
-                              "--output", "json", check=False)
-            if described.returncode == 0:
-                d = json.loads(described.stdout)
-                sizes = sorted(len(m["assignment"]) for m in d["members"])
-                if d["state"] == "Stable" and sizes == [3, 3]:
-                    break
-            assert time.monotonic() < deadline, f"the group never split 3/3: {described.stdout}"
+        d = wait_for_group(
+            lambda: wharf(wharf_bin, broker, "group", "describe", "coop-group", "--output", "json",
+                          check=False),
+            consumer,
+            lambda d: d["state"] == "Stable" and
+            sorted(len(m["assignment"]) for m in d["members"]) == [3, 3],
+            timeout=60)
         assert d["protocol"] == "cooperative-sticky", d
-        wharf_partitions = {a["partition"] for m in d["members"]
-                            if m["client_id"] == "wharf-cli" for a in m["assignment"]}
+        wharf_partitions = wharf_partitions_of(d)
         assert len(wharf_partitions) == 3, d
 
         from_librdkafka = produce_and_share(broker, "coop", 60, consumer, from_wharf)
     finally:
-        consumer.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0, proc.stderr.read()
-    reader.join(timeout=5)
+        stop_both(consumer, proc, reader)
 
     assert_shared_once(from_wharf, from_librdkafka, wharf_partitions, 60)

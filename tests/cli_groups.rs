@@ -204,15 +204,21 @@ fn all_partitions(assignment: &BTreeMap<String, Vec<i64>>) -> Vec<i64> {
     all
 }
 
-#[test]
-fn cooperative_members_split_six_partitions_and_a_third_takes_one_from_each() {
+/// A broker with a topic of 6 partitions; its bootstrap address.
+fn broker_with_six_partitions(topic: &str) -> (TestBroker, String) {
     let broker = TestBroker::start();
     let bootstrap = broker.addr.to_string();
     ok(
         &bootstrap,
-        &["topic", "create", "work", "--partitions", "6"],
+        &["topic", "create", topic, "--partitions", "6"],
         b"",
     );
+    (broker, bootstrap)
+}
+
+#[test]
+fn cooperative_members_split_six_partitions_and_a_third_takes_one_from_each() {
+    let (_broker, bootstrap) = broker_with_six_partitions("work");
     let args = [
         "consume",
         "work",
@@ -264,13 +270,7 @@ fn cooperative_members_split_six_partitions_and_a_third_takes_one_from_each() {
 
 #[test]
 fn range_members_split_six_partitions_in_ranges_and_a_member_offering_both_joins_them() {
-    let broker = TestBroker::start();
-    let bootstrap = broker.addr.to_string();
-    ok(
-        &bootstrap,
-        &["topic", "create", "jobs", "--partitions", "6"],
-        b"",
-    );
+    let (_broker, bootstrap) = broker_with_six_partitions("jobs");
     let range = [
         "consume",
         "jobs",
