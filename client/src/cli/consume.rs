@@ -195,11 +195,12 @@ fn print_records(
 
 /// Joins the group (again) and returns the consumer of its new assignment:
 /// partitions kept go on from where `previous` was, new ones start at the
-/// group's committed offsets (else at `reset`). Partitions taken away have
-/// what was printed of them committed first; under a cooperative protocol
-/// the member then joins again at once, so that the group can give them to
+/// group's committed offsets (else at `reset`). Under a cooperative
+/// protocol, partitions taken away have what was printed of them committed
+/// and the member joins again at once, so that the group can give them to
 /// their new members (KIP-429), while the partitions it kept are never
-/// given up.
+/// given up; under an eager one (range) everything was committed before
+/// joining.
 async fn rebalance(
     member: &mut GroupMember,
     client: &mut ClusterClient,
@@ -211,6 +212,7 @@ async fn rebalance(
         let assignment = member.join(client).await?;
         let partitions = assignment.get(topic).cloned().unwrap_or_default();
         let lost = member.take_lost();
+        let cooperative = member.protocol().is_some_and(Assignor::is_cooperative);
         let revoked: Vec<i32> = previous
             .as_ref()
             .map(|c| {
@@ -225,7 +227,9 @@ async fn rebalance(
             // Others may have read further since: commit nothing of what
             // was read before.
             to_commit.clear();
-        } else if !revoked.is_empty() {
+        } else if !revoked.is_empty() && cooperative {
+            // Under an eager protocol what was printed was committed before
+            // joining, and the new owners may have read on since.
             commit(member, client, topic, to_commit).await;
         }
         to_commit.retain(|p, _| !revoked.contains(p));
@@ -247,7 +251,6 @@ async fn rebalance(
         if let (Some(previous), false) = (&previous, lost) {
             consumer.resume_from(previous);
         }
-        let cooperative = member.protocol().is_some_and(Assignor::is_cooperative);
         if revoked.is_empty() || !cooperative {
             return Ok(consumer);
         }
