@@ -246,7 +246,8 @@ impl GroupMember {
             .protocol_name
             .as_ref()
             .and_then(|name| Assignor::from_name(name))
-            .unwrap_or(self.assignors[0]);
+            .or_else(|| self.assignors.first().copied())
+            .unwrap_or(Assignor::Range);
         self.protocol = Some(chosen);
 
         let mut sync = SyncGroupRequest::default();
@@ -545,8 +546,12 @@ mod tests {
             decode_subscription(&versioned(&v1, 1).unwrap()).generation,
             5
         );
-        // Losing the membership loses the partitions.
+        // Losing the membership loses the partitions, once.
+        assert!(!m.take_lost());
         m.lose_partitions();
+        assert!(m.owned().is_empty());
+        assert!(m.take_lost());
+        assert!(!m.take_lost());
         assert!(
             decode_subscription(&m.subscription(Assignor::Range).unwrap())
                 .owned
