@@ -276,8 +276,10 @@ impl Producer {
                 }
             }
         }
-        // Numbered once: a batch sent again keeps its numbers.
-        let first_sequences = match self.identity {
+        // Numbered once: a batch sent again keeps its numbers and producer
+        // id, even if another batch fails for good meanwhile.
+        let identity = self.identity;
+        let first_sequences = match identity {
             Some(_) => next_sequences(&mut self.sequences, &batches),
             None => BTreeMap::new(),
         };
@@ -317,6 +319,7 @@ impl Producer {
             for (leader, partitions) in by_leader {
                 let outstanding = Outstanding {
                     batches: &mut batches,
+                    identity,
                     sequences: &first_sequences,
                     last_error: &mut last_error,
                 };
@@ -356,6 +359,7 @@ impl Producer {
     ) {
         let Outstanding {
             batches,
+            identity,
             sequences,
             last_error,
         } = outstanding;
@@ -368,8 +372,7 @@ impl Producer {
                 compression: self.config.compression,
                 ..BatchOptions::default()
             };
-            if let (Some((id, epoch)), Some(&sequence)) = (self.identity, sequences.get(&partition))
-            {
+            if let (Some((id, epoch)), Some(&sequence)) = (identity, sequences.get(&partition)) {
                 options.producer_id = id;
                 options.producer_epoch = epoch;
                 options.base_sequence = sequence;
@@ -507,10 +510,12 @@ impl Producer {
     }
 }
 
-/// The batches of one leader still to send, with their first sequence
-/// numbers and the last error of each.
+/// The batches of one leader still to send, with the producer id and epoch
+/// and first sequence numbers they were numbered with, and the last error
+/// of each.
 struct Outstanding<'a> {
     batches: &'a mut BTreeMap<i32, Vec<OutgoingRecord>>,
+    identity: Option<(i64, i16)>,
     sequences: &'a BTreeMap<i32, i32>,
     last_error: &'a mut BTreeMap<i32, ClientError>,
 }
