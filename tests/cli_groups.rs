@@ -237,7 +237,12 @@ fn cooperative_members_split_six_partitions_and_a_third_takes_one_from_each() {
     let mut expected = produce(&bootstrap, "work", 0..60);
     wait_for_records(&mut [&mut a, &mut b], 60);
 
+    // Records keep coming while the third member joins: the first two go
+    // on reading their partitions through the rebalance.
     let mut c = Member::spawn(&bootstrap, &args);
+    for from in (60..90).step_by(10) {
+        expected.extend(produce(&bootstrap, "work", from..from + 10));
+    }
     let (protocol, three) = wait_for_split(
         &bootstrap,
         "coop",
@@ -253,7 +258,7 @@ fn cooperative_members_split_six_partitions_and_a_third_takes_one_from_each() {
         assert!(now.is_subset(&before), "{two:?} then {three:?}");
     }
 
-    expected.extend(produce(&bootstrap, "work", 60..120));
+    expected.extend(produce(&bootstrap, "work", 90..120));
     wait_for_records(&mut [&mut a, &mut b, &mut c], 120);
     let printed = [a.terminate(), b.terminate(), c.terminate()];
     assert_exactly_once(&printed, &expected);

@@ -193,54 +193,115 @@ fn print_records(
     Ok(())
 }
 
-/// Joins the group (again) and returns the consumer of its new assignment:
-/// partitions kept go on from where `previous` was, new ones start at the
+/// The reading side of a group member: its consumer (on its own
+/// connection), how it prints, and what it printed.
+struct Reader<'a> {
+    consumer: Consumer,
+    client: ClusterClient,
+    print: PrintOptions<'a>,
+    max: Option<u64>,
+    seen: u64,
+    /// The next offset of each partition after what was printed: what to
+    /// commit.
+    to_commit: BTreeMap<i32, i64>,
+    last_record: tokio::time::Instant,
+}
+
+impl Reader<'_> {
+    /// One poll; prints what came.
+    async fn read(&mut self) -> Result<(), ClientError> {
+        let records = self.consumer.poll(&mut self.client).await?;
+        if !records.is_empty() {
+            self.last_record = tokio::time::Instant::now();
+        }
+        let to_commit = &mut self.to_commit;
+        print_records(&records, &self.print, self.max, &mut self.seen, |r| {
+            to_commit.insert(r.partition, r.offset + 1);
+        })
+    }
+}
+
+/// Joins the group; under a cooperative protocol the reader goes on
+/// reading its partitions meanwhile (KIP-429: a rebalance takes away only
+/// what moves). A poll under way is never cut short. Returns the new
+/// assignment and whether the reader read during the join.
+async fn join_while_reading(
+    member: &mut GroupMember,
+    group_client: &mut ClusterClient,
+    reader: &mut Reader<'_>,
+) -> Result<(BTreeMap<String, Vec<i32>>, bool), ClientError> {
+    let cooperative = member.protocol().is_some_and(Assignor::is_cooperative);
+    let join = member.join(group_client);
+    tokio::pin!(join);
+    if !cooperative || reader.consumer.positions().is_empty() {
+        return Ok((join.await?, false));
+    }
+    let mut joined = None;
+    loop {
+        {
+            let read = reader.read();
+            tokio::pin!(read);
+            loop {
+                tokio::select! {
+                    result = &mut read => {
+                        result?;
+                        break;
+                    }
+                    result = &mut join, if joined.is_none() => joined = Some(result),
+                }
+            }
+        }
+        if let Some(result) = joined {
+            return Ok((result?, true));
+        }
+    }
+}
+
+/// Joins the group (again) and moves the reader to its new assignment:
+/// partitions kept go on from where they were, new ones start at the
 /// group's committed offsets (else at `reset`). Under a cooperative
 /// protocol, partitions taken away have what was printed of them committed
 /// and the member joins again at once, so that the group can give them to
-/// their new members (KIP-429), while the partitions it kept are never
-/// given up; under an eager one (range) everything was committed before
-/// joining.
+/// their new members, while the partitions it kept are never given up;
+/// under an eager one (range) everything was committed before joining.
 async fn rebalance(
     member: &mut GroupMember,
-    client: &mut ClusterClient,
+    group_client: &mut ClusterClient,
+    reader: &mut Reader<'_>,
     (topic, reset, config): (&str, StartAt, &ConsumerConfig),
-    mut previous: Option<Consumer>,
-    to_commit: &mut BTreeMap<i32, i64>,
-) -> Result<Consumer, ClientError> {
+) -> Result<(), ClientError> {
     loop {
-        let assignment = member.join(client).await?;
+        let (assignment, read_while_joining) =
+            join_while_reading(member, group_client, reader).await?;
         let partitions = assignment.get(topic).cloned().unwrap_or_default();
         let lost = member.take_lost();
         let cooperative = member.protocol().is_some_and(Assignor::is_cooperative);
-        let revoked: Vec<i32> = previous
-            .as_ref()
-            .map(|c| {
-                c.positions()
-                    .keys()
-                    .filter(|p| !partitions.contains(p))
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default();
+        let revoked: Vec<i32> = reader
+            .consumer
+            .positions()
+            .keys()
+            .filter(|p| !partitions.contains(p))
+            .copied()
+            .collect();
         if lost {
             // Others may have read further since: commit nothing of what
             // was read before.
-            to_commit.clear();
-        } else if !revoked.is_empty() && cooperative {
+            reader.to_commit.clear();
+        } else if !revoked.is_empty() && (cooperative || read_while_joining) {
             // Under an eager protocol what was printed was committed before
-            // joining, and the new owners may have read on since.
-            commit(member, client, topic, to_commit).await;
+            // joining (unless the group left cooperative-sticky during this
+            // join), and the new owners may have read on since.
+            commit(member, group_client, topic, &mut reader.to_commit).await;
         }
-        to_commit.retain(|p, _| !revoked.contains(p));
-        let group_offsets = client.committed_offsets(member.group()).await?;
+        reader.to_commit.retain(|p, _| !revoked.contains(p));
+        let group_offsets = reader.client.committed_offsets(member.group()).await?;
         let committed: BTreeMap<i32, i64> = group_offsets
             .into_iter()
             .filter(|((t, _), _)| t == topic)
             .map(|((_, p), o)| (p, o))
             .collect();
         let mut consumer = Consumer::assigned(
-            client,
+            &mut reader.client,
             topic,
             &partitions,
             &committed,
@@ -248,20 +309,20 @@ async fn rebalance(
             config.clone(),
         )
         .await?;
-        if let (Some(previous), false) = (&previous, lost) {
-            consumer.resume_from(previous);
+        if !lost {
+            consumer.resume_from(&reader.consumer);
         }
+        reader.consumer = consumer;
         if revoked.is_empty() || !cooperative {
-            return Ok(consumer);
+            return Ok(());
         }
-        previous = Some(consumer);
     }
 }
 
 /// `wharf consume --group`: a member of a classic consumer group.
 async fn run_in_group(
     args: ConsumeArgs,
-    mut client: ClusterClient,
+    client: ClusterClient,
     group: &str,
     start: StartAt,
     config: ConsumerConfig,
@@ -284,71 +345,89 @@ async fn run_in_group(
         MemberConfig::default(),
         assignors,
     );
-    let mut to_commit: BTreeMap<i32, i64> = BTreeMap::new();
+    // The member talks to the coordinator on its own connection, so that
+    // the reader can fetch while it joins.
+    let mut group_client = args.connect.connect().await?;
     let how = (topic.as_str(), reset, &config);
-    let mut consumer = rebalance(&mut member, &mut client, how, None, &mut to_commit).await?;
-    let json = args.connect.output == OutputFormat::Json;
-    let mut seen = 0u64;
-    // The next offset of each partition after what was printed (to_commit,
-    // above): what to commit.
-    let mut last_record = tokio::time::Instant::now();
+    let mut reader = Reader {
+        consumer: Consumer::assigned(
+            &mut group_client,
+            &topic,
+            &[],
+            &BTreeMap::new(),
+            reset,
+            config.clone(),
+        )
+        .await?,
+        client,
+        print: PrintOptions {
+            format,
+            json: args.connect.output == OutputFormat::Json,
+            null: &args.null_literal,
+        },
+        max: args.max_messages,
+        seen: 0,
+        to_commit: BTreeMap::new(),
+        last_record: tokio::time::Instant::now(),
+    };
+    rebalance(&mut member, &mut group_client, &mut reader, how).await?;
     let mut last_heartbeat = tokio::time::Instant::now();
     let mut last_commit = tokio::time::Instant::now();
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let result: Result<(), ClientError> = async {
         loop {
-            if args.max_messages.is_some_and(|max| seen >= max) {
+            if args.max_messages.is_some_and(|max| reader.seen >= max) {
                 return Ok(());
             }
             if let Some(ms) = args.timeout_ms {
-                if last_record.elapsed() >= Duration::from_millis(ms) {
+                if reader.last_record.elapsed() >= Duration::from_millis(ms) {
                     return Ok(());
                 }
             }
-            let records = tokio::select! {
-                records = consumer.poll(&mut client) => records?,
+            tokio::select! {
+                read = reader.read() => read?,
                 () = &mut stop => return Ok(()),
             };
-            if !records.is_empty() {
-                last_record = tokio::time::Instant::now();
-            }
-            let print = PrintOptions {
-                format,
-                json,
-                null: &args.null_literal,
-            };
-            print_records(&records, &print, args.max_messages, &mut seen, |r| {
-                to_commit.insert(r.partition, r.offset + 1);
-            })?;
             if last_heartbeat.elapsed() >= member.heartbeat_interval() {
                 last_heartbeat = tokio::time::Instant::now();
-                if member.heartbeat(&mut client).await? == Heartbeat::Rejoin {
-                    commit(&mut member, &mut client, &topic, &mut to_commit).await;
-                    consumer = rebalance(
+                if member.heartbeat(&mut group_client).await? == Heartbeat::Rejoin {
+                    commit(
                         &mut member,
-                        &mut client,
-                        how,
-                        Some(consumer),
-                        &mut to_commit,
+                        &mut group_client,
+                        &topic,
+                        &mut reader.to_commit,
                     )
-                    .await?;
+                    .await;
+                    rebalance(&mut member, &mut group_client, &mut reader, how).await?;
                     last_heartbeat = tokio::time::Instant::now();
                 }
             }
             if last_commit.elapsed() >= Duration::from_secs(5) {
                 last_commit = tokio::time::Instant::now();
-                commit(&mut member, &mut client, &topic, &mut to_commit).await;
+                commit(
+                    &mut member,
+                    &mut group_client,
+                    &topic,
+                    &mut reader.to_commit,
+                )
+                .await;
             }
         }
     }
     .await;
-    commit(&mut member, &mut client, &topic, &mut to_commit).await;
-    if let Err(e) = member.leave(&mut client).await {
+    commit(
+        &mut member,
+        &mut group_client,
+        &topic,
+        &mut reader.to_commit,
+    )
+    .await;
+    if let Err(e) = member.leave(&mut group_client).await {
         eprintln!("wharf: {e}");
     }
     result?;
-    eprintln!("Processed a total of {seen} messages");
+    eprintln!("Processed a total of {} messages", reader.seen);
     Ok(ExitCode::SUCCESS)
 }
 
