@@ -196,6 +196,7 @@ fn print_records(
 /// The reading side of a group member: its consumer (on its own
 /// connection), how it prints, and what it printed.
 struct Reader<'a> {
+    topic: &'a str,
     consumer: Consumer,
     client: ClusterClient,
     print: PrintOptions<'a>,
@@ -208,6 +209,18 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// Commits what was printed; a failure is reported and the offsets
+    /// kept for the next try.
+    async fn commit(&mut self, member: &mut GroupMember, group_client: &mut ClusterClient) {
+        match member
+            .commit(group_client, self.topic, &self.to_commit)
+            .await
+        {
+            Ok(()) => self.to_commit.clear(),
+            Err(e) => eprintln!("wharf: {e}"),
+        }
+    }
+
     /// One poll; prints what came.
     async fn read(&mut self) -> Result<(), ClientError> {
         let records = self.consumer.poll(&mut self.client).await?;
@@ -291,7 +304,7 @@ async fn rebalance(
             // Under an eager protocol what was printed was committed before
             // joining (unless the group left cooperative-sticky during this
             // join), and the new owners may have read on since.
-            commit(member, group_client, topic, &mut reader.to_commit).await;
+            reader.commit(member, group_client).await;
         }
         reader.to_commit.retain(|p, _| !revoked.contains(p));
         let group_offsets = reader.client.committed_offsets(member.group()).await?;
@@ -350,6 +363,7 @@ async fn run_in_group(
     let mut group_client = args.connect.connect().await?;
     let how = (topic.as_str(), reset, &config);
     let mut reader = Reader {
+        topic: &topic,
         consumer: Consumer::assigned(
             &mut group_client,
             &topic,
@@ -392,57 +406,25 @@ async fn run_in_group(
             if last_heartbeat.elapsed() >= member.heartbeat_interval() {
                 last_heartbeat = tokio::time::Instant::now();
                 if member.heartbeat(&mut group_client).await? == Heartbeat::Rejoin {
-                    commit(
-                        &mut member,
-                        &mut group_client,
-                        &topic,
-                        &mut reader.to_commit,
-                    )
-                    .await;
+                    reader.commit(&mut member, &mut group_client).await;
                     rebalance(&mut member, &mut group_client, &mut reader, how).await?;
                     last_heartbeat = tokio::time::Instant::now();
                 }
             }
             if last_commit.elapsed() >= Duration::from_secs(5) {
                 last_commit = tokio::time::Instant::now();
-                commit(
-                    &mut member,
-                    &mut group_client,
-                    &topic,
-                    &mut reader.to_commit,
-                )
-                .await;
+                reader.commit(&mut member, &mut group_client).await;
             }
         }
     }
     .await;
-    commit(
-        &mut member,
-        &mut group_client,
-        &topic,
-        &mut reader.to_commit,
-    )
-    .await;
+    reader.commit(&mut member, &mut group_client).await;
     if let Err(e) = member.leave(&mut group_client).await {
         eprintln!("wharf: {e}");
     }
     result?;
     eprintln!("Processed a total of {} messages", reader.seen);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Commits what was printed; a failure is reported and the offsets kept
-/// for the next try.
-async fn commit(
-    member: &mut GroupMember,
-    client: &mut ClusterClient,
-    topic: &str,
-    offsets: &mut BTreeMap<i32, i64>,
-) {
-    match member.commit(client, topic, offsets).await {
-        Ok(()) => offsets.clear(),
-        Err(e) => eprintln!("wharf: {e}"),
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM (never, if neither can be watched).
