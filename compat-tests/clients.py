@@ -26,6 +26,90 @@ def kcat(bootstrap, *args, stdin=None, timeout=30, check=True):
                        timeout=timeout, check=check)
 
 
+# --- wharf consume --group beside a librdkafka member ------------------------------
+def spawn_wharf_member(wharf_bin, broker, topic, group):
+    """Starts `wharf consume TOPIC --group GROUP --from-beginning --output
+    json`; returns the process, the list its records are appended to, and
+    the thread that reads them."""
+    import json
+    import threading
+
+    cmd = [str(wharf_bin), "consume", topic, "--group", group, "--from-beginning",
+           "--output", "json", "--bootstrap-server", broker.bootstrap]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = []
+    reader = threading.Thread(target=lambda: [records.append(json.loads(line))
+                                              for line in proc.stdout], daemon=True)
+    reader.start()
+    return proc, records, reader
+
+
+def wait_for_group(describe, consumer, settled, timeout):
+    """Polls `consumer` while `describe()` (wharf group describe --output
+    json, unchecked) shows the group until `settled(description)`; returns
+    that description. A group that does not exist yet is waited for."""
+    import json
+
+    deadline = time.monotonic() + timeout
+    while True:
+        m = consumer.poll(0.2)
+        assert m is None or m.error() is None or not m.error().fatal()
+        described = describe()
+        if described.returncode != 0:
+            # Neither member has joined yet: the group does not exist.
+            assert "GROUP_ID_NOT_FOUND" in described.stderr, described.stderr
+        else:
+            d = json.loads(described.stdout)
+            if settled(d):
+                return d
+        assert time.monotonic() < deadline, f"the group never settled: {described.stdout}"
+
+
+def wharf_partitions_of(description):
+    """The partitions the `wharf consume` member holds in a description."""
+    return {a["partition"] for m in description["members"]
+            if m["client_id"] == "wharf-cli" for a in m["assignment"]}
+
+
+def stop_both(consumer, proc, reader):
+    """Closes the librdkafka consumer and stops the wharf member, which must
+    exit 0 within 20 s."""
+    import signal
+
+    consumer.close()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0, proc.stderr.read()
+    reader.join(timeout=5)
+
+
+def produce_and_share(broker, topic, count, consumer, from_wharf, timeout=30):
+    """Produces `count` records keyed k0.. to `topic`, polls `consumer`
+    until it and the wharf member (records in `from_wharf`) have read them
+    all, commits, and returns librdkafka's messages."""
+    producer = c_producer(broker.bootstrap, partitioner="murmur2_random")
+    assert_delivered(c_produce(producer, topic,
+                               [{"key": f"k{i}".encode(), "value": str(i).encode()}
+                                for i in range(count)]))
+    from_librdkafka = []
+    deadline = time.monotonic() + timeout
+    while len(from_librdkafka) + len(from_wharf) < count:
+        assert time.monotonic() < deadline, \
+            f"{len(from_librdkafka)} + {len(from_wharf)} of {count} records"
+        m = consumer.poll(0.2)
+        if m is not None and m.error() is None:
+            from_librdkafka.append(m)
+    consumer.commit(asynchronous=False)
+    return from_librdkafka
+
+
+def assert_shared_once(from_wharf, from_librdkafka, wharf_partitions, count):
+    """Each member read only its partitions, and each record was read once."""
+    assert {r["partition"] for r in from_wharf} <= wharf_partitions
+    assert not {m.partition() for m in from_librdkafka} & wharf_partitions
+    keys = [r["key"] for r in from_wharf] + [m.key().decode() for m in from_librdkafka]
+    assert sorted(keys) == sorted(f"k{i}" for i in range(count))
+
+
 # --- confluent-kafka ---------------------------------------------------------------
 def c_producer(bootstrap, **conf):
     base = {

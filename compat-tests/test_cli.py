@@ -4,7 +4,6 @@ other way round. Keyed records must land where the Java client's murmur2
 partitioner puts them (confluent-kafka's `murmur2_random` partitioner)."""
 
 import json
-import subprocess
 
 import pytest
 
@@ -125,71 +124,35 @@ def test_wharf_consume_group_shares_partitions_with_a_librdkafka_member(wharf_bi
     """`wharf consume --group` and a confluent-kafka consumer in one group:
     the range assignor (whichever member leads) splits the partitions, each
     record is read once, and `wharf group describe` shows both members."""
-    import signal
-    import threading
-    import time
-
-    from clients import c_consumer
+    from clients import (assert_shared_once, c_consumer, produce_and_share,
+                         spawn_wharf_member, stop_both, wait_for_group,
+                         wharf_partitions_of)
 
     create_topic(broker, "mixed", partitions=4)
-    cmd = [str(wharf_bin), "consume", "mixed", "--group", "mixed-group", "--from-beginning",
-           "--output", "json", "--bootstrap-server", broker.bootstrap]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    from_wharf = []
-    reader = threading.Thread(target=lambda: [from_wharf.append(json.loads(line))
-                                              for line in proc.stdout], daemon=True)
-    reader.start()
+    proc, from_wharf, reader = spawn_wharf_member(wharf_bin, broker, "mixed", "mixed-group")
     consumer = c_consumer(broker.bootstrap, **{"group.id": "mixed-group",
                                                "partition.assignment.strategy": "range",
                                                "auto.offset.reset": "earliest",
                                                "enable.partition.eof": False})
-    from_librdkafka = []
     try:
         consumer.subscribe(["mixed"])
-        deadline = time.monotonic() + 40
-        while True:
-            m = consumer.poll(0.2)
-            assert m is None or m.error() is None or not m.error().fatal()
-            described = wharf(wharf_bin, broker, "group", "describe", "mixed-group",
-                              "--output", "json", check=False)
-            if described.returncode != 0:
-                # Neither member has joined yet: the group does not exist.
-                assert "GROUP_ID_NOT_FOUND" in described.stderr, described.stderr
-                assert time.monotonic() < deadline, "the group never appeared"
-                continue
-            d = json.loads(described.stdout)
-            if d["state"] == "Stable" and len(d["members"]) == 2 and \
-                    all(m["assignment"] for m in d["members"]):
-                break
-            assert time.monotonic() < deadline, f"the group never settled: {d}"
+        d = wait_for_group(
+            lambda: wharf(wharf_bin, broker, "group", "describe", "mixed-group",
+                          "--output", "json", check=False),
+            consumer,
+            lambda d: d["state"] == "Stable" and len(d["members"]) == 2 and
+            all(m["assignment"] for m in d["members"]),
+            timeout=40)
         clients = sorted(m["client_id"] for m in d["members"])
         assert clients[1] == "wharf-cli", clients
-        wharf_partitions = {a["partition"] for m in d["members"]
-                            if m["client_id"] == "wharf-cli" for a in m["assignment"]}
+        wharf_partitions = wharf_partitions_of(d)
         assert len(wharf_partitions) == 2
 
-        producer = c_producer(broker.bootstrap, partitioner="murmur2_random")
-        assert_delivered(c_produce(producer, "mixed",
-                                   [{"key": f"k{i}".encode(), "value": str(i).encode()}
-                                    for i in range(40)]))
-        deadline = time.monotonic() + 30
-        while len(from_librdkafka) + len(from_wharf) < 40:
-            assert time.monotonic() < deadline, \
-                f"{len(from_librdkafka)} + {len(from_wharf)} of 40 records"
-            m = consumer.poll(0.2)
-            if m is not None and m.error() is None:
-                from_librdkafka.append(m)
-        consumer.commit(asynchronous=False)
+        from_librdkafka = produce_and_share(broker, "mixed", 40, consumer, from_wharf)
     finally:
-        consumer.close()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0, proc.stderr.read()
-    reader.join(timeout=5)
+        stop_both(consumer, proc, reader)
 
-    assert {r["partition"] for r in from_wharf} <= wharf_partitions
-    assert not {m.partition() for m in from_librdkafka} & wharf_partitions
-    keys = [r["key"] for r in from_wharf] + [m.key().decode() for m in from_librdkafka]
-    assert sorted(keys) == sorted(f"k{i}" for i in range(40))
+    assert_shared_once(from_wharf, from_librdkafka, wharf_partitions, 40)
 
     # Both committed what they read.
     d = json.loads(wharf(wharf_bin, broker, "group", "describe", "mixed-group",

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{run_with_input, wait_bounded, TestBroker};
+use common::{run_with_input, spawn_lines, wait_bounded, TestBroker};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -527,24 +526,11 @@ fn failed_records_are_reported_on_stderr_with_a_nonzero_exit() {
 /// Starts `wharf ARGS --bootstrap-server BOOTSTRAP` in the background; its
 /// stdout lines arrive on the receiver.
 fn spawn_wharf(bootstrap: &str, args: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(args)
-        .args(["--bootstrap-server", bootstrap])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
+    spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(args)
+            .args(["--bootstrap-server", bootstrap]),
+    )
 }
 
 /// SIGTERM to `child`, which must then exit 0 within 10 s.
@@ -1054,6 +1040,8 @@ fn consumers_in_a_group_share_the_partitions_and_commit_what_they_printed() {
         "workers",
         "--from-beginning",
         "--print-key",
+        "--assignor",
+        "range",
     ];
     let (first, first_lines) = spawn_wharf(&bootstrap, &args);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -1613,4 +1601,62 @@ fn health_is_an_api_versions_round_trip() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("unhealthy"), "{}", stderr(&out));
+}
+
+/// The producer id, epoch and first sequence of each batch of `topic`-0.
+fn batch_identities(broker: &TestBroker, topic: &str) -> Vec<(i64, i16, i32)> {
+    let mut client = broker.client();
+    let fetched = common::fetch_partition(&mut client, topic, 0, 0);
+    assert_eq!(fetched.error_code, 0);
+    let records = fetched.records.unwrap_or_default();
+    wharf_protocol::batch::batches(&records)
+        .map(|b| {
+            let (header, _) = b.unwrap();
+            (
+                header.producer_id(),
+                header.producer_epoch(),
+                header.base_sequence(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn produce_is_idempotent_with_acks_all_unless_told_otherwise() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.addr.to_string();
+    ok(&broker, &["topic", "create", "idem", "--partitions", "1"]);
+    // Two batches (a small batch size), numbered on from one another.
+    let out = wharf_with_input(
+        &bootstrap,
+        &["produce", "idem", "--batch-size", "1"],
+        b"a\nb\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = batch_identities(&broker, "idem");
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first[0].0 >= 0, "a producer id: {first:?}");
+    assert_eq!(first[1].0, first[0].0);
+    assert_eq!((first[0].2, first[1].2), (0, 1), "{first:?}");
+
+    for args in [&["--no-idempotence"][..], &["--acks", "1"]] {
+        let mut all = vec!["produce", "idem"];
+        all.extend(args);
+        let out = wharf_with_input(&bootstrap, &all, b"c\n");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let last = *batch_identities(&broker, "idem").last().unwrap();
+        assert_eq!(last, (-1, -1, -1), "{args:?}");
+    }
+    let err = fails(&broker, &["produce", "idem", "--idempotent", "--acks", "1"]);
+    assert!(err.contains("--idempotent needs --acks all"), "{err}");
+    assert_eq!(
+        consume_json(
+            &broker,
+            &["idem", "--from-beginning", "--max-messages", "4"]
+        )
+        .iter()
+        .map(|r| r["value"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>(),
+        ["a", "b", "c", "c"]
+    );
 }

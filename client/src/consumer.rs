@@ -162,6 +162,16 @@ impl Consumer {
         Ok(consumer)
     }
 
+    /// Goes on from where `previous` was in the partitions both consume
+    /// (a group member keeping partitions through a rebalance).
+    pub fn resume_from(&mut self, previous: &Consumer) {
+        for (p, position) in self.positions.iter_mut() {
+            if let Some(&at) = previous.positions.get(p) {
+                *position = at;
+            }
+        }
+    }
+
     /// The next offset to fetch, per partition.
     pub fn positions(&self) -> &BTreeMap<i32, i64> {
         &self.positions

@@ -1,13 +1,19 @@
-//! A member of a classic consumer group (Kafka's "consumer" protocol type
-//! with the `range` assignor): JoinGroup, SyncGroup (the leader assigns),
-//! Heartbeat, OffsetCommit and LeaveGroup, all sent to the group's
-//! coordinator.
+//! A member of a classic consumer group (Kafka's "consumer" protocol type):
+//! JoinGroup, SyncGroup (the leader assigns, with the `range` or the
+//! `cooperative-sticky` assignor), Heartbeat, OffsetCommit and LeaveGroup,
+//! all sent to the group's coordinator.
+//!
+//! The member offers its assignors in order of preference; the group picks
+//! one every member supports. Its subscription (ConsumerProtocolSubscription
+//! v2) carries the partitions it owns and the generation it got them in, so
+//! that a cooperative-sticky leader keeps them where they are.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
+use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedPartition;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::offset_commit_request::{
@@ -20,10 +26,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+pub use crate::assignor::{range_assign, Assignor, Subscription, TopicPartitions};
 use crate::{ClientError, ClusterClient};
 
-/// The assignor this member offers (and, as leader, runs).
-pub const RANGE: &str = "range";
+/// The subscription version sent: v2 has the owned partitions and their
+/// generation.
+const SUBSCRIPTION_VERSION: i16 = 2;
 
 const MEMBER_ID_REQUIRED: i16 = 79;
 const UNKNOWN_MEMBER_ID: i16 = 25;
@@ -68,6 +76,15 @@ pub struct GroupMember {
     config: MemberConfig,
     member_id: String,
     generation: i32,
+    /// The assignors offered, most preferred first.
+    assignors: Vec<Assignor>,
+    /// The one the group chose at the last join.
+    protocol: Option<Assignor>,
+    /// The partitions this member holds (its last assignment).
+    owned: TopicPartitions,
+    /// Whether it lost its partitions (and membership) since the last
+    /// `take_lost`: others may hold them now.
+    lost: bool,
 }
 
 fn group_id(s: &str) -> GroupId {
@@ -79,14 +96,51 @@ fn text(s: &str) -> StrBytes {
 }
 
 impl GroupMember {
-    pub fn new(group: &str, topics: Vec<String>, config: MemberConfig) -> Self {
+    /// A member offering `assignors` (most preferred first; `range` when empty).
+    pub fn new(
+        group: &str,
+        topics: Vec<String>,
+        config: MemberConfig,
+        assignors: Vec<Assignor>,
+    ) -> Self {
+        let assignors = if assignors.is_empty() {
+            vec![Assignor::Range]
+        } else {
+            assignors
+        };
         Self {
             group: group.to_string(),
             topics,
             config,
             member_id: String::new(),
             generation: -1,
+            assignors,
+            protocol: None,
+            owned: BTreeMap::new(),
+            lost: false,
         }
+    }
+
+    /// The assignor the group chose at the last join.
+    pub fn protocol(&self) -> Option<Assignor> {
+        self.protocol
+    }
+
+    /// The partitions this member holds.
+    pub fn owned(&self) -> &TopicPartitions {
+        &self.owned
+    }
+
+    /// Forgets the partitions held (they were lost with the membership).
+    fn lose_partitions(&mut self) {
+        self.owned.clear();
+        self.lost = true;
+    }
+
+    /// Whether the member lost its partitions since the last call: what it
+    /// read of them must not be committed, others may have gone further.
+    pub fn take_lost(&mut self) -> bool {
+        std::mem::take(&mut self.lost)
     }
 
     pub fn group(&self) -> &str {
@@ -133,9 +187,10 @@ impl GroupMember {
         &mut self,
         client: &mut ClusterClient,
     ) -> Result<Option<BTreeMap<String, Vec<i32>>>, ClientError> {
-        let mut subscription = ConsumerProtocolSubscription::default();
-        subscription.topics = self.topics.iter().map(|t| text(t)).collect();
-        let metadata = versioned(&subscription, 0)?;
+        let mut offered = Vec::with_capacity(self.assignors.len());
+        for &assignor in &self.assignors {
+            offered.push((assignor, self.subscription(assignor)?));
+        }
         let group = self.group.clone();
         let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
         let (session, rebalance) = (
@@ -145,16 +200,22 @@ impl GroupMember {
         // JoinGroup; a first join without a member id is answered with
         // MEMBER_ID_REQUIRED and the id to use (KIP-394).
         let (coordinator, joined) = loop {
-            let mut protocol = JoinGroupRequestProtocol::default();
-            protocol.name = text(RANGE);
-            protocol.metadata = metadata.clone();
+            let protocols = offered
+                .iter()
+                .map(|(assignor, metadata)| {
+                    let mut protocol = JoinGroupRequestProtocol::default();
+                    protocol.name = text(assignor.name());
+                    protocol.metadata = metadata.clone();
+                    protocol
+                })
+                .collect();
             let mut request = JoinGroupRequest::default();
             request.group_id = group_id(&group);
             request.session_timeout_ms = session;
             request.rebalance_timeout_ms = rebalance;
             request.member_id = text(&self.member_id);
             request.protocol_type = text("consumer");
-            request.protocols = vec![protocol];
+            request.protocols = protocols;
             let (coordinator, response) = client
                 .with_retries(async |c| {
                     let coordinator = c.coordinator(&group).await?;
@@ -170,7 +231,10 @@ impl GroupMember {
             match response.error_code {
                 0 => break (coordinator, response),
                 MEMBER_ID_REQUIRED => self.member_id = response.member_id.to_string(),
-                UNKNOWN_MEMBER_ID => self.member_id.clear(),
+                UNKNOWN_MEMBER_ID => {
+                    self.member_id.clear();
+                    self.lose_partitions();
+                }
                 code => {
                     ClientError::check(code, None, || format!("could not join group '{group}'"))?
                 }
@@ -178,21 +242,30 @@ impl GroupMember {
         };
         self.member_id = joined.member_id.to_string();
         self.generation = joined.generation_id;
+        let chosen = joined
+            .protocol_name
+            .as_ref()
+            .and_then(|name| Assignor::from_name(name))
+            .or_else(|| self.assignors.first().copied())
+            .unwrap_or(Assignor::Range);
+        self.protocol = Some(chosen);
 
         let mut sync = SyncGroupRequest::default();
         sync.group_id = group_id(&group);
         sync.generation_id = self.generation;
         sync.member_id = text(&self.member_id);
         sync.protocol_type = Some(text("consumer"));
-        sync.protocol_name = Some(text(RANGE));
+        sync.protocol_name = Some(text(chosen.name()));
         if joined.leader.as_str() == self.member_id {
             let mut subscriptions = BTreeMap::new();
             for m in &joined.members {
-                let topics = decode_subscription(&m.metadata);
-                subscriptions.insert(m.member_id.to_string(), topics);
+                subscriptions.insert(m.member_id.to_string(), decode_subscription(&m.metadata));
             }
             let wanted: Vec<String> = {
-                let mut all: Vec<String> = subscriptions.values().flatten().cloned().collect();
+                let mut all: Vec<String> = subscriptions
+                    .values()
+                    .flat_map(|s| s.topics.iter().cloned())
+                    .collect();
                 all.sort();
                 all.dedup();
                 all
@@ -202,7 +275,7 @@ impl GroupMember {
                 .iter()
                 .map(|(name, t)| (name.clone(), i32::try_from(t.partitions.len()).unwrap_or(0)))
                 .collect();
-            let plan = range_assign(&subscriptions, &counts);
+            let plan = chosen.assign(&subscriptions, &counts);
             for (member, partitions) in plan {
                 let mut assignment = ConsumerProtocolAssignment::default();
                 assignment.assigned_partitions = partitions
@@ -216,16 +289,21 @@ impl GroupMember {
                     .collect();
                 let mut a = SyncGroupRequestAssignment::default();
                 a.member_id = text(&member);
-                a.assignment = versioned(&assignment, 0)?;
+                a.assignment = versioned(&assignment, i16::from(chosen.is_cooperative()))?;
                 sync.assignments.push(a);
             }
         }
         let response = client.call_node(coordinator, &sync).await?;
         match response.error_code {
             0 => {}
-            REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION => return Ok(None),
+            REBALANCE_IN_PROGRESS => return Ok(None),
+            ILLEGAL_GENERATION => {
+                self.lose_partitions();
+                return Ok(None);
+            }
             UNKNOWN_MEMBER_ID => {
                 self.member_id.clear();
+                self.lose_partitions();
                 return Ok(None);
             }
             code => ClientError::check(code, None, || {
@@ -239,7 +317,31 @@ impl GroupMember {
         for partitions in out.values_mut() {
             partitions.sort_unstable();
         }
+        self.owned = out.clone();
         Ok(Some(out))
+    }
+
+    /// This member's subscription metadata for `assignor`: its topics, the
+    /// partitions it owns and their generation; cooperative-sticky also
+    /// carries the generation in its user data, as older leaders read it.
+    fn subscription(&self, assignor: Assignor) -> Result<Bytes, ClientError> {
+        let mut s = ConsumerProtocolSubscription::default();
+        s.topics = self.topics.iter().map(|t| text(t)).collect();
+        s.owned_partitions = self
+            .owned
+            .iter()
+            .map(|(topic, partitions)| {
+                let mut tp = OwnedPartition::default();
+                tp.topic = TopicName(text(topic));
+                tp.partitions = partitions.clone();
+                tp
+            })
+            .collect();
+        s.generation_id = self.generation;
+        if assignor.is_cooperative() {
+            s.user_data = Some(Bytes::copy_from_slice(&self.generation.to_be_bytes()));
+        }
+        versioned(&s, SUBSCRIPTION_VERSION)
     }
 
     /// One heartbeat.
@@ -266,9 +368,14 @@ impl GroupMember {
             .await?;
         match response.error_code {
             0 => Ok(Heartbeat::Ok),
-            REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION => Ok(Heartbeat::Rejoin),
+            REBALANCE_IN_PROGRESS => Ok(Heartbeat::Rejoin),
+            ILLEGAL_GENERATION => {
+                self.lose_partitions();
+                Ok(Heartbeat::Rejoin)
+            }
             UNKNOWN_MEMBER_ID => {
                 self.member_id.clear();
+                self.lose_partitions();
                 Ok(Heartbeat::Rejoin)
             }
             code => {
@@ -334,6 +441,7 @@ impl GroupMember {
         let response = client.call_node(coordinator, &request).await?;
         self.member_id.clear();
         self.generation = -1;
+        self.lose_partitions();
         ClientError::check(response.error_code, None, || {
             format!("could not leave group '{}'", self.group)
         })
@@ -351,53 +459,40 @@ fn versioned<M: Encodable>(message: &M, version: i16) -> Result<Bytes, ClientErr
     Ok(buf.freeze())
 }
 
-/// The topics of a member's subscription (empty if it does not decode).
-fn decode_subscription(bytes: &Bytes) -> Vec<String> {
+/// A member's subscription (empty if it does not decode). The generation
+/// of its owned partitions comes from v2's field, else from
+/// cooperative-sticky's user data.
+fn decode_subscription(bytes: &Bytes) -> Subscription {
     let mut buf = bytes.clone();
     if buf.remaining() < 2 {
-        return Vec::new();
+        return Subscription::default();
     }
     let version = buf.get_i16().clamp(0, 3);
-    ConsumerProtocolSubscription::decode(&mut buf, version)
-        .map(|s| s.topics.iter().map(|t| t.to_string()).collect())
-        .unwrap_or_default()
-}
-
-/// Kafka's RangeAssignor: per topic, the members subscribed to it in
-/// member-id order each get a contiguous range of partitions, the first
-/// `partitions % members` one more than the rest.
-pub fn range_assign(
-    subscriptions: &BTreeMap<String, Vec<String>>,
-    partition_counts: &BTreeMap<String, i32>,
-) -> BTreeMap<String, BTreeMap<String, Vec<i32>>> {
-    let mut plan: BTreeMap<String, BTreeMap<String, Vec<i32>>> = subscriptions
-        .keys()
-        .map(|m| (m.clone(), BTreeMap::new()))
-        .collect();
-    for (topic, &count) in partition_counts {
-        let members: Vec<&String> = subscriptions
-            .iter()
-            .filter(|(_, topics)| topics.contains(topic))
-            .map(|(m, _)| m)
-            .collect();
-        let Ok(n) = i32::try_from(members.len()) else {
-            continue;
-        };
-        if n == 0 {
-            continue;
-        }
-        let (each, extra) = (count / n, count % n);
-        for (i, member) in (0..n).zip(members) {
-            let start = i * each + i.min(extra);
-            let len = each + i32::from(i < extra);
-            if len > 0 {
-                if let Some(topics) = plan.get_mut(member) {
-                    topics.insert(topic.clone(), (start..start + len).collect());
-                }
-            }
-        }
+    let Ok(s) = ConsumerProtocolSubscription::decode(&mut buf, version) else {
+        return Subscription::default();
+    };
+    let from_user_data = s
+        .user_data
+        .as_ref()
+        .and_then(|d| <[u8; 4]>::try_from(d.as_ref()).ok())
+        .map(i32::from_be_bytes);
+    let generation = if version >= 2 {
+        s.generation_id
+    } else {
+        from_user_data.unwrap_or(-1)
+    };
+    let mut owned: TopicPartitions = BTreeMap::new();
+    for tp in &s.owned_partitions {
+        owned
+            .entry(tp.topic.to_string())
+            .or_default()
+            .extend(tp.partitions.iter().copied());
     }
-    plan
+    Subscription {
+        topics: s.topics.iter().map(|t| t.to_string()).collect(),
+        owned,
+        generation,
+    }
 }
 
 #[cfg(test)]
@@ -406,32 +501,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_range_assignor_gives_the_first_members_the_extra_partitions() {
-        let subs: BTreeMap<String, Vec<String>> = [
-            ("b".to_string(), vec!["t".to_string(), "u".to_string()]),
-            ("a".to_string(), vec!["t".to_string()]),
-            ("c".to_string(), vec!["t".to_string()]),
-        ]
-        .into_iter()
-        .collect();
-        let counts: BTreeMap<String, i32> = [("t".to_string(), 7), ("u".to_string(), 2)]
-            .into_iter()
-            .collect();
-        let plan = range_assign(&subs, &counts);
-        assert_eq!(plan["a"]["t"], vec![0, 1, 2]);
-        assert_eq!(plan["b"]["t"], vec![3, 4]);
-        assert_eq!(plan["c"]["t"], vec![5, 6]);
-        assert_eq!(plan["b"]["u"], vec![0, 1]);
-        assert!(!plan["a"].contains_key("u"));
-    }
-
-    #[test]
     fn subscriptions_and_assignments_round_trip_with_their_version() {
         let mut s = ConsumerProtocolSubscription::default();
         s.topics = vec![text("orders")];
         let bytes = versioned(&s, 0).unwrap();
         assert_eq!(&bytes[..2], &[0, 0]);
-        assert_eq!(decode_subscription(&bytes), vec!["orders".to_string()]);
+        assert_eq!(
+            decode_subscription(&bytes).topics,
+            vec!["orders".to_string()]
+        );
         let mut a = ConsumerProtocolAssignment::default();
         let mut tp = TopicPartition::default();
         tp.topic = TopicName(text("orders"));
@@ -441,6 +519,43 @@ mod tests {
         assert_eq!(
             crate::admin::decode_assignment(&bytes),
             vec![("orders".to_string(), 1), ("orders".to_string(), 3)]
+        );
+    }
+
+    #[test]
+    fn a_subscription_carries_the_owned_partitions_and_their_generation() {
+        let mut m = GroupMember::new(
+            "g",
+            vec!["orders".to_string()],
+            MemberConfig::default(),
+            vec![Assignor::CooperativeSticky, Assignor::Range],
+        );
+        m.generation = 7;
+        m.owned.insert("orders".to_string(), vec![1, 4]);
+        let bytes = m.subscription(Assignor::CooperativeSticky).unwrap();
+        assert_eq!(&bytes[..2], &[0, 2]);
+        let s = decode_subscription(&bytes);
+        assert_eq!(s.topics, ["orders"]);
+        assert_eq!(s.owned["orders"], [1, 4]);
+        assert_eq!(s.generation, 7);
+        // A v1 subscription: the generation comes from the user data.
+        let mut v1 = ConsumerProtocolSubscription::default();
+        v1.topics = vec![text("orders")];
+        v1.user_data = Some(Bytes::copy_from_slice(&5i32.to_be_bytes()));
+        assert_eq!(
+            decode_subscription(&versioned(&v1, 1).unwrap()).generation,
+            5
+        );
+        // Losing the membership loses the partitions, once.
+        assert!(!m.take_lost());
+        m.lose_partitions();
+        assert!(m.owned().is_empty());
+        assert!(m.take_lost());
+        assert!(!m.take_lost());
+        assert!(
+            decode_subscription(&m.subscription(Assignor::Range).unwrap())
+                .owned
+                .is_empty()
         );
     }
 }

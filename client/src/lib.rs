@@ -15,11 +15,13 @@
 //!   leaders, the controller and group coordinators, bounded retries.
 //! - [`admin`]: topics, offsets, configs and groups on a `ClusterClient`.
 //! - [`producer`] and [`consumer`]: records in and out of one topic;
-//!   [`group_member`]: a classic consumer group member (range assignor).
+//!   [`group_member`]: a classic consumer group member, with the
+//!   [`assignor`]s `range` and `cooperative-sticky`.
 //! - [`cli`]: the `wharf topic|produce|consume|group|cluster|config`
 //!   subcommands.
 
 pub mod admin;
+pub mod assignor;
 pub mod cli;
 pub mod cluster_client;
 mod connection;

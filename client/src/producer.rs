@@ -3,13 +3,19 @@
 //! batch per partition until the batch is full or has lingered long enough,
 //! and sent to each partition's leader, one Produce request per leader.
 //! Retriable errors (leadership moved) refresh the metadata and retry.
+//!
+//! An idempotent producer (Kafka's `enable.idempotence`) first gets a
+//! producer id and epoch (InitProducerId) and numbers each partition's
+//! records; a batch sent again after a lost answer carries the same
+//! sequence numbers, so the broker writes it once. Only one batch per
+//! partition is in flight at a time.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use wharf_protocol::batch::{build_batch_with, BatchOptions, NewRecord};
 use wharf_protocol::compression::Compression;
@@ -33,6 +39,9 @@ pub struct ProducerConfig {
     pub batch_size: usize,
     /// How long the broker may wait for replicas (`request.timeout.ms`).
     pub timeout_ms: i32,
+    /// Producer id, epoch and sequence numbers (`enable.idempotence`);
+    /// needs acks = -1.
+    pub idempotent: bool,
 }
 
 impl Default for ProducerConfig {
@@ -43,6 +52,7 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             batch_size: 16 * 1024,
             timeout_ms: 30_000,
+            idempotent: false,
         }
     }
 }
@@ -105,7 +115,14 @@ pub struct Producer {
     oldest: Option<Instant>,
     pub deliveries: Vec<Delivery>,
     pub failures: Vec<Failure>,
+    /// Producer id and epoch, when idempotent (`None` until there is one).
+    identity: Option<(i64, i16)>,
+    /// The next sequence number of each partition.
+    sequences: BTreeMap<i32, i32>,
 }
+
+/// DUPLICATE_SEQUENCE_NUMBER: the broker already has this batch.
+const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
 
 impl Producer {
     /// A producer for `topic`, which must exist.
@@ -114,7 +131,17 @@ impl Producer {
         topic: &str,
         config: ProducerConfig,
     ) -> Result<Self, ClientError> {
+        if config.idempotent && config.acks != -1 {
+            return Err(ClientError::Invalid(
+                "an idempotent producer needs acks=all".to_string(),
+            ));
+        }
         let partitions = Self::partitions_of(client, topic).await?;
+        let identity = if config.idempotent {
+            Some(init_producer_id(client).await?)
+        } else {
+            None
+        };
         Ok(Self {
             topic: topic.to_string(),
             config,
@@ -126,7 +153,14 @@ impl Producer {
             oldest: None,
             deliveries: Vec::new(),
             failures: Vec::new(),
+            identity,
+            sequences: BTreeMap::new(),
         })
+    }
+
+    /// The producer id and epoch in use, when idempotent.
+    pub fn identity(&self) -> Option<(i64, i16)> {
+        self.identity
     }
 
     async fn partitions_of(
@@ -222,6 +256,33 @@ impl Producer {
         self.pending_bytes.clear();
         self.oldest = None;
         self.sticky = None;
+        if self.config.idempotent && self.identity.is_none() {
+            // A batch failed for good: its numbers are lost, start again
+            // under a new producer id.
+            self.sequences.clear();
+            match init_producer_id(client).await {
+                Ok(identity) => self.identity = Some(identity),
+                Err(e) => {
+                    for (partition, records) in batches {
+                        for record in records {
+                            self.failures.push(Failure {
+                                id: record.id,
+                                partition,
+                                error: copy_error(&e),
+                            });
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        // Numbered once: a batch sent again keeps its numbers and producer
+        // id, even if another batch fails for good meanwhile.
+        let identity = self.identity;
+        let first_sequences = match identity {
+            Some(_) => next_sequences(&mut self.sequences, &batches),
+            None => BTreeMap::new(),
+        };
         let attempts = client.retry_policy().attempts.max(1);
         let mut last_error: BTreeMap<i32, ClientError> = BTreeMap::new();
         for attempt in 0..attempts {
@@ -256,9 +317,19 @@ impl Producer {
                 by_leader.entry(leader).or_default().push(partition);
             }
             for (leader, partitions) in by_leader {
-                self.send_to_leader(client, leader, &partitions, &mut batches, &mut last_error)
+                let outstanding = Outstanding {
+                    batches: &mut batches,
+                    identity,
+                    sequences: &first_sequences,
+                    last_error: &mut last_error,
+                };
+                self.send_to_leader(client, leader, &partitions, outstanding)
                     .await;
             }
+        }
+        if !batches.is_empty() && self.identity.is_some() {
+            // Their sequence numbers are lost with them.
+            self.identity = None;
         }
         for (partition, records) in batches {
             let error = last_error.remove(&partition);
@@ -284,15 +355,29 @@ impl Producer {
         client: &mut ClusterClient,
         leader: i32,
         partitions: &[i32],
-        batches: &mut BTreeMap<i32, Vec<OutgoingRecord>>,
-        last_error: &mut BTreeMap<i32, ClientError>,
+        outstanding: Outstanding<'_>,
     ) {
+        let Outstanding {
+            batches,
+            identity,
+            sequences,
+            last_error,
+        } = outstanding;
         let mut data = Vec::new();
         for &partition in partitions {
             let Some(records) = batches.get(&partition) else {
                 continue;
             };
-            match encode_batch(records, self.config.compression) {
+            let mut options = BatchOptions {
+                compression: self.config.compression,
+                ..BatchOptions::default()
+            };
+            if let (Some((id, epoch)), Some(&sequence)) = (identity, sequences.get(&partition)) {
+                options.producer_id = id;
+                options.producer_epoch = epoch;
+                options.base_sequence = sequence;
+            }
+            match encode_batch_with(records, &options) {
                 Ok(bytes) => {
                     let mut p = PartitionProduceData::default();
                     p.index = partition;
@@ -356,7 +441,7 @@ impl Producer {
         for topic in &response.responses {
             for p in &topic.partition_responses {
                 let partition = p.index;
-                if p.error_code == 0 {
+                if p.error_code == 0 || p.error_code == DUPLICATE_SEQUENCE_NUMBER {
                     let records = batches.remove(&partition).unwrap_or_default();
                     for (i, record) in records.into_iter().enumerate() {
                         let offset = (p.base_offset >= 0)
@@ -410,6 +495,11 @@ impl Producer {
         partition: i32,
         error: ClientError,
     ) {
+        if batches.contains_key(&partition) && self.identity.is_some() {
+            // The sequence numbers of the lost batch are gone: the next
+            // flush starts under a new producer id.
+            self.identity = None;
+        }
         for record in batches.remove(&partition).unwrap_or_default() {
             self.failures.push(Failure {
                 id: record.id,
@@ -420,10 +510,72 @@ impl Producer {
     }
 }
 
+/// The batches of one leader still to send, with the producer id and epoch
+/// and first sequence numbers they were numbered with, and the last error
+/// of each.
+struct Outstanding<'a> {
+    batches: &'a mut BTreeMap<i32, Vec<OutgoingRecord>>,
+    identity: Option<(i64, i16)>,
+    sequences: &'a BTreeMap<i32, i32>,
+    last_error: &'a mut BTreeMap<i32, ClientError>,
+}
+
+/// A producer id and epoch for an idempotent producer (InitProducerId
+/// without a transactional id), from any broker.
+async fn init_producer_id(client: &mut ClusterClient) -> Result<(i64, i16), ClientError> {
+    let mut request = InitProducerIdRequest::default();
+    request.transactional_id = None;
+    request.transaction_timeout_ms = 60_000;
+    request.producer_id = ProducerId(-1);
+    request.producer_epoch = -1;
+    client
+        .with_retries(async |c| {
+            let response = c.call_any(&request).await?;
+            ClientError::check(response.error_code, None, || {
+                "could not get a producer id for idempotence (--no-idempotence goes without)"
+                    .to_string()
+            })?;
+            Ok((response.producer_id.0, response.producer_epoch))
+        })
+        .await
+}
+
+/// The first sequence number of each partition's batch, moving each
+/// partition's next number past its records (wrapping after i32::MAX, as
+/// Kafka's sequences do).
+fn next_sequences(
+    next: &mut BTreeMap<i32, i32>,
+    batches: &BTreeMap<i32, Vec<OutgoingRecord>>,
+) -> BTreeMap<i32, i32> {
+    batches
+        .iter()
+        .map(|(&partition, records)| {
+            let first = next.get(&partition).copied().unwrap_or(0);
+            let count = i32::try_from(records.len()).unwrap_or(i32::MAX);
+            let after = i64::from(first) + i64::from(count);
+            let wrapped = i32::try_from(after % (i64::from(i32::MAX) + 1)).unwrap_or(0);
+            next.insert(partition, wrapped);
+            (partition, first)
+        })
+        .collect()
+}
+
 /// One v2 batch of `records` (offsets from 0: the broker assigns them).
 pub fn encode_batch(
     records: &[OutgoingRecord],
     compression: Compression,
+) -> Result<Bytes, ClientError> {
+    let options = BatchOptions {
+        compression,
+        ..BatchOptions::default()
+    };
+    encode_batch_with(records, &options)
+}
+
+/// One v2 batch of `records` with `options` (producer id, sequence, codec).
+pub fn encode_batch_with(
+    records: &[OutgoingRecord],
+    options: &BatchOptions,
 ) -> Result<Bytes, ClientError> {
     let new: Vec<NewRecord<'_>> = records
         .iter()
@@ -438,11 +590,7 @@ pub fn encode_batch(
                 .collect(),
         })
         .collect();
-    let options = BatchOptions {
-        compression,
-        ..BatchOptions::default()
-    };
-    build_batch_with(0, &new, &options)
+    build_batch_with(0, &new, options)
         .map(Bytes::from)
         .map_err(|e| ClientError::Invalid(format!("could not encode a record batch: {e}")))
 }
@@ -467,6 +615,46 @@ fn copy_error(e: &ClientError) -> ClientError {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    fn records(n: usize) -> Vec<OutgoingRecord> {
+        (0..n)
+            .map(|i| OutgoingRecord {
+                id: i as u64,
+                value: Some(b"v".to_vec()),
+                ..OutgoingRecord::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sequences_number_each_partitions_records_and_wrap_after_the_maximum() {
+        let mut next = BTreeMap::new();
+        let batches: BTreeMap<i32, Vec<OutgoingRecord>> =
+            [(0, records(3)), (2, records(1))].into_iter().collect();
+        assert_eq!(next_sequences(&mut next, &batches), [(0, 0), (2, 0)].into());
+        assert_eq!(next_sequences(&mut next, &batches), [(0, 3), (2, 1)].into());
+        assert_eq!(next, [(0, 6), (2, 2)].into());
+        next.insert(0, i32::MAX - 1);
+        let first = next_sequences(&mut next, &batches);
+        assert_eq!(first[&0], i32::MAX - 1);
+        assert_eq!(next[&0], 1);
+    }
+
+    #[test]
+    fn an_idempotent_batch_carries_the_producer_id_epoch_and_sequence() {
+        let options = BatchOptions {
+            producer_id: 4000,
+            producer_epoch: 2,
+            base_sequence: 17,
+            ..BatchOptions::default()
+        };
+        let bytes = encode_batch_with(&records(2), &options).unwrap();
+        let header = wharf_protocol::batch::validate(&bytes, 1 << 20).unwrap();
+        assert_eq!(header.producer_id(), 4000);
+        assert_eq!(header.producer_epoch(), 2);
+        assert_eq!(header.base_sequence(), 17);
+        assert!(!header.is_transactional());
+    }
 
     #[test]
     fn a_batch_decodes_back_to_its_records_with_every_codec() {

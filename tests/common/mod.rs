@@ -397,6 +397,30 @@ pub fn run_with_input(command: &mut Command, stdin: &[u8]) -> std::process::Outp
     wait_bounded(child, Duration::from_secs(60))
 }
 
+/// Starts `command` with no stdin, its stderr captured and its stdout read
+/// line by line on a thread: the lines arrive on the receiver, which
+/// disconnects when stdout closes.
+pub fn spawn_lines(command: &mut Command) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
 /// Waits for `child` and collects its output; kills it and fails the test
 /// after `limit`.
 pub fn wait_bounded(mut child: Child, limit: Duration) -> std::process::Output {

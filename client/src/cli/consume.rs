@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::output::print;
 use super::{ConnectArgs, OutputFormat};
+use crate::assignor::Assignor;
 use crate::consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
 use crate::group_member::{GroupMember, Heartbeat, MemberConfig};
 use crate::{ClientError, ClusterClient};
@@ -59,12 +60,18 @@ pub struct ConsumeArgs {
     /// Print the key before the value, tab-separated (without --format).
     #[arg(long = "print-key")]
     pub print_key: bool,
-    /// Consume as a member of this consumer group (range assignor):
-    /// partitions are shared with the group's other members and start at
-    /// the group's committed offsets (else at the end, or the beginning
-    /// with --from-beginning); offsets are committed every 5 s and on exit.
+    /// Consume as a member of this consumer group: partitions are shared
+    /// with the group's other members and start at the group's committed
+    /// offsets (else at the end, or the beginning with --from-beginning);
+    /// offsets are committed every 5 s, before partitions are given up and
+    /// on exit.
     #[arg(long, conflicts_with_all = ["partition", "offset", "offset_time"])]
     pub group: Option<String>,
+    /// The partition assignors to offer the group, most preferred first,
+    /// comma-separated (default: cooperative-sticky,range); the group picks
+    /// one every member supports.
+    #[arg(long, value_enum, value_delimiter = ',', requires = "group")]
+    pub assignor: Vec<Assignor>,
     /// What %k and %v print for a null key or value (set by
     /// kafka-console-consumer's null.literal; empty for `wharf consume`).
     #[arg(skip)]
@@ -186,37 +193,149 @@ fn print_records(
     Ok(())
 }
 
-/// Joins `group` and builds a consumer of the partitions it assigns.
-async fn join(
+/// The reading side of a group member: its consumer (on its own
+/// connection), how it prints, and what it printed.
+struct Reader<'a> {
+    topic: &'a str,
+    consumer: Consumer,
+    client: ClusterClient,
+    print: PrintOptions<'a>,
+    max: Option<u64>,
+    seen: u64,
+    /// The next offset of each partition after what was printed: what to
+    /// commit.
+    to_commit: BTreeMap<i32, i64>,
+    last_record: tokio::time::Instant,
+}
+
+impl Reader<'_> {
+    /// Commits what was printed; a failure is reported and the offsets
+    /// kept for the next try.
+    async fn commit(&mut self, member: &mut GroupMember, group_client: &mut ClusterClient) {
+        match member
+            .commit(group_client, self.topic, &self.to_commit)
+            .await
+        {
+            Ok(()) => self.to_commit.clear(),
+            Err(e) => eprintln!("wharf: {e}"),
+        }
+    }
+
+    /// One poll; prints what came.
+    async fn read(&mut self) -> Result<(), ClientError> {
+        let records = self.consumer.poll(&mut self.client).await?;
+        if !records.is_empty() {
+            self.last_record = tokio::time::Instant::now();
+        }
+        let to_commit = &mut self.to_commit;
+        print_records(&records, &self.print, self.max, &mut self.seen, |r| {
+            to_commit.insert(r.partition, r.offset + 1);
+        })
+    }
+}
+
+/// Joins the group; under a cooperative protocol the reader goes on
+/// reading its partitions meanwhile (KIP-429: a rebalance takes away only
+/// what moves). A poll under way is never cut short. Returns the new
+/// assignment and whether the reader read during the join.
+async fn join_while_reading(
     member: &mut GroupMember,
-    client: &mut ClusterClient,
-    topic: &str,
-    reset: StartAt,
-    config: &ConsumerConfig,
-) -> Result<Consumer, ClientError> {
-    let assignment = member.join(client).await?;
-    let partitions = assignment.get(topic).cloned().unwrap_or_default();
-    let group_offsets = client.committed_offsets(member.group()).await?;
-    let committed: BTreeMap<i32, i64> = group_offsets
-        .into_iter()
-        .filter(|((t, _), _)| t == topic)
-        .map(|((_, p), o)| (p, o))
-        .collect();
-    Consumer::assigned(
-        client,
-        topic,
-        &partitions,
-        &committed,
-        reset,
-        config.clone(),
-    )
-    .await
+    group_client: &mut ClusterClient,
+    reader: &mut Reader<'_>,
+) -> Result<(BTreeMap<String, Vec<i32>>, bool), ClientError> {
+    let cooperative = member.protocol().is_some_and(Assignor::is_cooperative);
+    let join = member.join(group_client);
+    tokio::pin!(join);
+    if !cooperative || reader.consumer.positions().is_empty() {
+        return Ok((join.await?, false));
+    }
+    let mut joined = None;
+    loop {
+        {
+            let read = reader.read();
+            tokio::pin!(read);
+            loop {
+                tokio::select! {
+                    result = &mut read => {
+                        result?;
+                        break;
+                    }
+                    result = &mut join, if joined.is_none() => joined = Some(result),
+                }
+            }
+        }
+        if let Some(result) = joined {
+            return Ok((result?, true));
+        }
+    }
+}
+
+/// Joins the group (again) and moves the reader to its new assignment:
+/// partitions kept go on from where they were, new ones start at the
+/// group's committed offsets (else at `reset`). Under a cooperative
+/// protocol, partitions taken away have what was printed of them committed
+/// and the member joins again at once, so that the group can give them to
+/// their new members, while the partitions it kept are never given up;
+/// under an eager one (range) everything was committed before joining.
+async fn rebalance(
+    member: &mut GroupMember,
+    group_client: &mut ClusterClient,
+    reader: &mut Reader<'_>,
+    (topic, reset, config): (&str, StartAt, &ConsumerConfig),
+) -> Result<(), ClientError> {
+    loop {
+        let (assignment, read_while_joining) =
+            join_while_reading(member, group_client, reader).await?;
+        let partitions = assignment.get(topic).cloned().unwrap_or_default();
+        let lost = member.take_lost();
+        let cooperative = member.protocol().is_some_and(Assignor::is_cooperative);
+        let revoked: Vec<i32> = reader
+            .consumer
+            .positions()
+            .keys()
+            .filter(|p| !partitions.contains(p))
+            .copied()
+            .collect();
+        if lost {
+            // Others may have read further since: commit nothing of what
+            // was read before.
+            reader.to_commit.clear();
+        } else if !revoked.is_empty() && (cooperative || read_while_joining) {
+            // Under an eager protocol what was printed was committed before
+            // joining (unless the group left cooperative-sticky during this
+            // join), and the new owners may have read on since.
+            reader.commit(member, group_client).await;
+        }
+        reader.to_commit.retain(|p, _| !revoked.contains(p));
+        let group_offsets = reader.client.committed_offsets(member.group()).await?;
+        let committed: BTreeMap<i32, i64> = group_offsets
+            .into_iter()
+            .filter(|((t, _), _)| t == topic)
+            .map(|((_, p), o)| (p, o))
+            .collect();
+        let mut consumer = Consumer::assigned(
+            &mut reader.client,
+            topic,
+            &partitions,
+            &committed,
+            reset,
+            config.clone(),
+        )
+        .await?;
+        if !lost {
+            consumer.resume_from(&reader.consumer);
+        }
+        reader.consumer = consumer;
+        if revoked.is_empty() || !cooperative {
+            return Ok(());
+        }
+    }
 }
 
 /// `wharf consume --group`: a member of a classic consumer group.
 async fn run_in_group(
     args: ConsumeArgs,
-    mut client: ClusterClient,
+    client: ClusterClient,
     group: &str,
     start: StartAt,
     config: ConsumerConfig,
@@ -228,78 +347,84 @@ async fn run_in_group(
     } else {
         StartAt::End
     };
-    let mut member = GroupMember::new(group, vec![topic.clone()], MemberConfig::default());
-    let mut consumer = join(&mut member, &mut client, &topic, reset, &config).await?;
-    let json = args.connect.output == OutputFormat::Json;
-    let mut seen = 0u64;
-    // The next offset of each partition after what was printed: what to commit.
-    let mut to_commit: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut last_record = tokio::time::Instant::now();
+    let assignors = if args.assignor.is_empty() {
+        vec![Assignor::CooperativeSticky, Assignor::Range]
+    } else {
+        args.assignor.clone()
+    };
+    let mut member = GroupMember::new(
+        group,
+        vec![topic.clone()],
+        MemberConfig::default(),
+        assignors,
+    );
+    // The member talks to the coordinator on its own connection, so that
+    // the reader can fetch while it joins.
+    let mut group_client = args.connect.connect().await?;
+    let how = (topic.as_str(), reset, &config);
+    let mut reader = Reader {
+        topic: &topic,
+        consumer: Consumer::assigned(
+            &mut group_client,
+            &topic,
+            &[],
+            &BTreeMap::new(),
+            reset,
+            config.clone(),
+        )
+        .await?,
+        client,
+        print: PrintOptions {
+            format,
+            json: args.connect.output == OutputFormat::Json,
+            null: &args.null_literal,
+        },
+        max: args.max_messages,
+        seen: 0,
+        to_commit: BTreeMap::new(),
+        last_record: tokio::time::Instant::now(),
+    };
+    rebalance(&mut member, &mut group_client, &mut reader, how).await?;
     let mut last_heartbeat = tokio::time::Instant::now();
     let mut last_commit = tokio::time::Instant::now();
     let stop = shutdown_signal();
     tokio::pin!(stop);
     let result: Result<(), ClientError> = async {
         loop {
-            if args.max_messages.is_some_and(|max| seen >= max) {
+            if args.max_messages.is_some_and(|max| reader.seen >= max) {
                 return Ok(());
             }
             if let Some(ms) = args.timeout_ms {
-                if last_record.elapsed() >= Duration::from_millis(ms) {
+                if reader.last_record.elapsed() >= Duration::from_millis(ms) {
                     return Ok(());
                 }
             }
-            let records = tokio::select! {
-                records = consumer.poll(&mut client) => records?,
+            tokio::select! {
+                read = reader.read() => read?,
                 () = &mut stop => return Ok(()),
             };
-            if !records.is_empty() {
-                last_record = tokio::time::Instant::now();
-            }
-            let print = PrintOptions {
-                format,
-                json,
-                null: &args.null_literal,
-            };
-            print_records(&records, &print, args.max_messages, &mut seen, |r| {
-                to_commit.insert(r.partition, r.offset + 1);
-            })?;
             if last_heartbeat.elapsed() >= member.heartbeat_interval() {
                 last_heartbeat = tokio::time::Instant::now();
-                if member.heartbeat(&mut client).await? == Heartbeat::Rejoin {
-                    commit(&mut member, &mut client, &topic, &mut to_commit).await;
-                    consumer = join(&mut member, &mut client, &topic, reset, &config).await?;
+                if member.heartbeat(&mut group_client).await? == Heartbeat::Rejoin {
+                    reader.commit(&mut member, &mut group_client).await;
+                    rebalance(&mut member, &mut group_client, &mut reader, how).await?;
                     last_heartbeat = tokio::time::Instant::now();
                 }
             }
             if last_commit.elapsed() >= Duration::from_secs(5) {
                 last_commit = tokio::time::Instant::now();
-                commit(&mut member, &mut client, &topic, &mut to_commit).await;
+                reader.commit(&mut member, &mut group_client).await;
             }
         }
     }
     .await;
-    commit(&mut member, &mut client, &topic, &mut to_commit).await;
-    if let Err(e) = member.leave(&mut client).await {
+    reader.commit(&mut member, &mut group_client).await;
+    if let Err(e) = member.leave(&mut group_client).await {
         eprintln!("wharf: {e}");
     }
     result?;
-    eprintln!("Processed a total of {seen} messages");
+    eprintln!("Processed a total of {} messages", reader.seen);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Commits what was printed; a failure is reported and the offsets kept
-/// for the next try.
-async fn commit(
-    member: &mut GroupMember,
-    client: &mut ClusterClient,
-    topic: &str,
-    offsets: &mut BTreeMap<i32, i64>,
-) {
-    match member.commit(client, topic, offsets).await {
-        Ok(()) => offsets.clear(),
-        Err(e) => eprintln!("wharf: {e}"),
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM (never, if neither can be watched).

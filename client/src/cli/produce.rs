@@ -1,7 +1,8 @@
 //! `wharf produce TOPIC`: one record per line of stdin or a file.
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -65,6 +66,13 @@ pub struct ProduceArgs {
     /// Bytes of records after which a partition's batch is sent (batch.size).
     #[arg(long = "batch-size", default_value_t = 16384)]
     pub batch_size: usize,
+    /// Produce idempotently: a producer id and sequence numbers, so that a
+    /// batch sent again is written once (the default with --acks all).
+    #[arg(long, conflicts_with = "no_idempotence")]
+    pub idempotent: bool,
+    /// Produce without a producer id (retries may write a batch twice).
+    #[arg(long = "no-idempotence")]
+    pub no_idempotence: bool,
 }
 
 pub async fn run(args: ProduceArgs) -> Result<ExitCode, ClientError> {
@@ -78,8 +86,14 @@ pub async fn run(args: ProduceArgs) -> Result<ExitCode, ClientError> {
             })?),
             None => Box::new(tokio::io::stdin()),
         };
+    if args.idempotent && args.acks != Acks::All {
+        return Err(ClientError::Invalid(
+            "--idempotent needs --acks all".to_string(),
+        ));
+    }
     let mut client = args.connect.connect().await?;
     let config = ProducerConfig {
+        idempotent: args.acks == Acks::All && !args.no_idempotence,
         acks: match args.acks {
             Acks::All => -1,
             Acks::Leader => 1,
@@ -114,7 +128,9 @@ pub async fn run(args: ProduceArgs) -> Result<ExitCode, ClientError> {
 
     let mut lines = BufReader::new(input).split(b'\n');
     let mut line_number = 0u64;
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
     loop {
+        progress.tick(line_number, &producer);
         let next = match producer.linger_deadline() {
             Some(deadline) => {
                 match tokio::time::timeout_at(deadline.into(), lines.next_segment()).await {
@@ -132,6 +148,7 @@ pub async fn run(args: ProduceArgs) -> Result<ExitCode, ClientError> {
             Ok(None) => break,
             Err(source) => {
                 producer.flush(&mut client).await;
+                progress.finish(line_number, &producer);
                 report(&producer);
                 return Err(ClientError::Local {
                     what: "could not read the input".to_string(),
@@ -156,6 +173,7 @@ pub async fn run(args: ProduceArgs) -> Result<ExitCode, ClientError> {
         producer.send(&mut client, record).await?;
     }
     producer.flush(&mut client).await;
+    progress.finish(line_number, &producer);
     report(&producer);
     let delivered = producer.deliveries.len();
     let failed = producer.failures.len();
@@ -187,6 +205,79 @@ pub async fn run(args: ProduceArgs) -> Result<ExitCode, ClientError> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Progress of a long run on stderr, when it is a terminal: one line
+/// redrawn in place at most four times a second, from the first second on.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    drawn: Option<Instant>,
+}
+
+impl Progress {
+    const FIRST: Duration = Duration::from_secs(1);
+    const EVERY: Duration = Duration::from_millis(250);
+
+    fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            started: Instant::now(),
+            drawn: None,
+        }
+    }
+
+    /// Whether the line is due to be (re)drawn.
+    fn due(&self) -> bool {
+        self.enabled
+            && match self.drawn {
+                Some(at) => at.elapsed() >= Self::EVERY,
+                None => self.started.elapsed() >= Self::FIRST,
+            }
+    }
+
+    /// Redraws the line if it is time to.
+    fn tick(&mut self, read: u64, producer: &Producer) {
+        if self.due() {
+            self.draw(read, producer, "");
+        }
+    }
+
+    /// The last state, with a newline, if the line was ever drawn.
+    fn finish(&mut self, read: u64, producer: &Producer) {
+        if self.enabled && self.drawn.is_some() {
+            self.draw(read, producer, "\n");
+        }
+    }
+
+    fn draw(&mut self, read: u64, producer: &Producer, end: &str) {
+        let line = progress_line(
+            read,
+            producer.deliveries.len(),
+            producer.failures.len(),
+            self.started.elapsed(),
+        );
+        // Carriage return, the line, then clear what a longer line left.
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r{line}\x1b[K{end}");
+        let _ = err.flush();
+        self.drawn = Some(Instant::now());
+    }
+}
+
+/// `12000 records read, 11800 acknowledged (5900/s)`, and the failures if any.
+fn progress_line(read: u64, acknowledged: usize, failed: usize, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    let rate = if seconds > 0.0 {
+        (acknowledged as f64 / seconds).round()
+    } else {
+        0.0
+    };
+    let mut line = format!("{read} records read, {acknowledged} acknowledged ({rate}/s)");
+    if failed > 0 {
+        line.push_str(&format!(", {failed} failed"));
+    }
+    line
 }
 
 /// Prints each failed record to stderr.
@@ -222,6 +313,34 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_progress_line_counts_records_and_their_rate() {
+        assert_eq!(
+            progress_line(12_000, 11_800, 0, Duration::from_secs(2)),
+            "12000 records read, 11800 acknowledged (5900/s)"
+        );
+        assert_eq!(
+            progress_line(10, 7, 3, Duration::ZERO),
+            "10 records read, 7 acknowledged (0/s), 3 failed"
+        );
+    }
+
+    #[test]
+    fn progress_is_drawn_on_a_terminal_only_after_a_second_then_four_times_a_second() {
+        let second_ago = Instant::now() - Duration::from_millis(1100);
+        let mut p = Progress::new(false);
+        p.started = second_ago;
+        assert!(!p.due(), "never when stderr is not a terminal");
+        let mut p = Progress::new(true);
+        assert!(!p.due(), "not in the first second");
+        p.started = second_ago;
+        assert!(p.due());
+        p.drawn = Some(Instant::now());
+        assert!(!p.due(), "not right after a redraw");
+        p.drawn = Some(Instant::now() - Duration::from_millis(300));
+        assert!(p.due());
+    }
 
     #[test]
     fn a_line_splits_at_the_first_separator() {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use super::{flag_property, parse_property, Bootstrap};
+use crate::assignor::Assignor;
 use crate::cli::consume::{self, ConsumeArgs, Isolation};
 use crate::ClientError;
 
@@ -41,8 +42,9 @@ pub struct ConsoleConsumerArgs {
     /// null.literal (repeatable).
     #[arg(long = "property", value_parser = parse_property)]
     properties: Vec<(String, String)>,
-    /// A consumer config: group.id, isolation.level, auto.offset.reset;
-    /// others are ignored with a warning (repeatable).
+    /// A consumer config: group.id, isolation.level, auto.offset.reset,
+    /// partition.assignment.strategy; others are ignored with a warning
+    /// (repeatable).
     #[arg(long = "consumer-property", value_parser = parse_property)]
     consumer_properties: Vec<(String, String)>,
     /// read_uncommitted or read_committed.
@@ -70,8 +72,16 @@ pub async fn run(args: ConsoleConsumerArgs) -> Result<ExitCode, ClientError> {
     let mut group = args.group.clone();
     let mut isolation = args.isolation_level.clone();
     let mut from_beginning = args.from_beginning;
+    // Java's default partition.assignment.strategy.
+    let mut assignor = vec![Assignor::Range, Assignor::CooperativeSticky];
     for (name, value) in &args.consumer_properties {
         match name.as_str() {
+            "partition.assignment.strategy" => {
+                assignor = value
+                    .split(',')
+                    .map(assignor_named)
+                    .collect::<Result<_, _>>()?;
+            }
             "group.id" => group = Some(value.clone()),
             "isolation.level" => isolation = Some(value.clone()),
             "auto.offset.reset" => from_beginning = value == "earliest",
@@ -134,9 +144,23 @@ pub async fn run(args: ConsoleConsumerArgs) -> Result<ExitCode, ClientError> {
         format: Some(print.format()),
         print_key: false,
         group,
+        assignor,
         null_literal: print.null_literal.clone(),
     };
     consume::run(consume).await
+}
+
+/// The assignor of one entry of a partition.assignment.strategy list: a
+/// protocol name or the Java class name of the assignor.
+fn assignor_named(value: &str) -> Result<Assignor, ClientError> {
+    let name = value.trim().rsplit('.').next().unwrap_or_default();
+    match name {
+        "range" | "RangeAssignor" => Ok(Assignor::Range),
+        "cooperative-sticky" | "CooperativeStickyAssignor" => Ok(Assignor::CooperativeSticky),
+        _ => Err(ClientError::Invalid(format!(
+            "partition.assignment.strategy {value:?} is not supported: use range or cooperative-sticky"
+        ))),
+    }
 }
 
 /// What Kafka's default message formatter prints of each record.
@@ -206,6 +230,18 @@ impl PrintProperties {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assignment_strategies_are_named_as_in_java_or_by_protocol() {
+        let java = "org.apache.kafka.clients.consumer.CooperativeStickyAssignor";
+        assert_eq!(assignor_named(java).unwrap(), Assignor::CooperativeSticky);
+        assert_eq!(assignor_named("range").unwrap(), Assignor::Range);
+        assert!(assignor_named("roundrobin").is_err());
+        assert_eq!(
+            assignor_named(" cooperative-sticky").unwrap(),
+            Assignor::CooperativeSticky
+        );
+    }
 
     fn props(list: &[(&str, &str)]) -> PrintProperties {
         let owned: Vec<(String, String)> = list

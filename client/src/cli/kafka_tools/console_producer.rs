@@ -27,8 +27,8 @@ pub struct ConsoleProducerArgs {
     /// ignore.error=true (repeatable).
     #[arg(long = "property", value_parser = parse_property)]
     properties: Vec<(String, String)>,
-    /// A producer config: acks, compression.type, linger.ms, batch.size;
-    /// others are ignored with a warning (repeatable).
+    /// A producer config: acks, compression.type, linger.ms, batch.size,
+    /// enable.idempotence; others are ignored with a warning (repeatable).
     #[arg(long = "producer-property", value_parser = parse_property)]
     producer_properties: Vec<(String, String)>,
     /// Acknowledgements to wait for: -1 (all), 1 or 0.
@@ -76,6 +76,8 @@ pub async fn run(args: ConsoleProducerArgs) -> Result<ExitCode, ClientError> {
         file: None,
         linger_ms: args.timeout.unwrap_or(1000),
         batch_size: args.batch_size.map_or(16384, |n| n.saturating_mul(1024)),
+        idempotent: false,
+        no_idempotence: false,
     };
     let mut parse_key = false;
     let mut separator = "\t".to_string();
@@ -106,6 +108,11 @@ pub async fn run(args: ConsoleProducerArgs) -> Result<ExitCode, ClientError> {
             "compression.type" => produce.compression = parse_codec(value)?,
             "linger.ms" => produce.linger_ms = parse_number(name, value)?,
             "batch.size" => produce.batch_size = parse_number(name, value)?,
+            "enable.idempotence" => {
+                let on = flag_property(name, value)?;
+                produce.idempotent = on;
+                produce.no_idempotence = !on;
+            }
             other => eprintln!("WARN: producer property {other} is ignored by wharf"),
         }
     }
