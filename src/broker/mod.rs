@@ -169,6 +169,9 @@ pub struct Broker {
     legacy: Mutex<Vec<MetadataRecord>>,
     /// Followers' fetchers and the leader's ISR requests.
     replication: replication::Replication,
+    /// Protocol-level fault rules (`wharf faults`), empty unless added
+    /// through the admin listener.
+    pub faults: crate::faults::FaultTable,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -233,6 +236,7 @@ impl Broker {
             ready: watch::Sender::new(false),
             legacy: Mutex::new(records),
             replication: replication::Replication::default(),
+            faults: crate::faults::FaultTable::default(),
             _lock: lock,
         };
         Ok(broker)

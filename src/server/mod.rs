@@ -38,6 +38,8 @@ pub struct Prepared {
     broker: Arc<Broker>,
     limits: Limits,
     cluster: ClusterPrep,
+    /// The fault-injection admin listener (`--admin-listen`), if asked for.
+    admin: Option<std::net::TcpListener>,
 }
 
 /// What starting this node's part in the cluster needs: the quorum's
@@ -221,6 +223,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         queued_max_response_bytes: usize::try_from(config.queued_max_response_bytes)
             .unwrap_or(usize::MAX),
     };
+    let admin = crate::faults::admin::bind(config.admin_listen.as_deref())?;
     let lone_voter = voters.is_none();
     let cluster = ClusterPrep::new(config, voters, &broker)?;
     if lone_voter && broker.is_fresh() {
@@ -236,6 +239,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         broker,
         limits,
         cluster,
+        admin,
     })
 }
 
@@ -296,13 +300,19 @@ pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
         broker,
         limits,
         cluster,
+        admin,
     } = prepared;
     let listeners = listeners
         .into_iter()
         .map(TcpListener::from_std)
         .collect::<Result<Vec<_>, _>>()
         .context("registering the listeners with the runtime")?;
-    run(listeners, broker, limits, cluster, shutdown_signal()).await
+    let admin = crate::faults::admin::start(admin, &broker)?;
+    let result = run(listeners, broker, limits, cluster, shutdown_signal()).await;
+    if let Some(admin) = admin {
+        admin.abort();
+    }
+    result
 }
 
 /// Per-server limits.

@@ -5,6 +5,7 @@
 mod cluster;
 mod config;
 mod consume;
+mod faults;
 mod group;
 mod kafka_tools;
 mod output;
@@ -23,6 +24,7 @@ use crate::{ClientError, ConnectionOptions};
 pub use cluster::{ClusterArgs, ClusterCommand};
 pub use config::{ConfigArgs, ConfigCommand};
 pub use consume::ConsumeArgs;
+pub use faults::{FaultsArgs, FaultsCommand};
 pub use group::{GroupArgs, GroupCommand};
 pub use kafka_tools::{kafka_tool_invocation, kafka_tool_name, run_kafka_tool};
 pub use produce::ProduceArgs;
@@ -43,6 +45,9 @@ pub enum ClientCommand {
     Cluster(ClusterArgs),
     /// Describe and alter topic and broker configs.
     Config(ConfigArgs),
+    /// Make a running broker fail, delay or drop chosen requests, through
+    /// its admin listener (`wharf serve --admin-listen`).
+    Faults(FaultsArgs),
 }
 
 /// How output is written.
@@ -95,6 +100,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Group(args) => group::run(args).await,
             ClientCommand::Cluster(args) => cluster::run(args).await,
             ClientCommand::Config(args) => config::run(args).await,
+            ClientCommand::Faults(args) => faults::run(args).await,
         }
     })
 }
