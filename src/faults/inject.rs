@@ -44,6 +44,10 @@ const ERROR_APIS: &[ApiKey] = &[
 /// refused by the handler whatever the rules say).
 const FIRST_DECODED_PRODUCE: i16 = 3;
 
+/// The first FindCoordinator version that looks up several keys at once
+/// (and answers per key, with no top-level error code).
+const FIRST_COORDINATOR_KEYS: i16 = 4;
+
 pub fn answers_with_error(api: ApiKey) -> bool {
     ERROR_APIS.contains(&api)
 }
@@ -166,13 +170,42 @@ async fn answer_with_error(
             produce_error(request, handler, code, topic).await
         }
         ApiKey::Fetch => fetch_error(&request, code, topic),
+        api => match top_level_error(api, request.api_version, &request.body, code) {
+            Some(body) => Ok(Some(ResponseBody::One(body?))),
+            None => handler(request).await,
+        },
+    }
+}
+
+/// The response of an API with a top-level error code, carrying `code`,
+/// encoded at `version`; `None` for APIs without one. `body` is the
+/// request's (FindCoordinator v4+ answers per key it names).
+fn top_level_error(
+    api: ApiKey,
+    version: i16,
+    body: &Bytes,
+    code: i16,
+) -> Option<Result<Bytes, HandlerError>> {
+    let encoded = match api {
         ApiKey::FindCoordinator => {
-            let body: FindCoordinatorRequest = request.decode()?;
-            let mut response = FindCoordinatorResponse::default()
-                .with_error_code(code)
-                .with_node_id((-1).into())
-                .with_port(-1);
-            response.coordinators = body
+            let request = match FindCoordinatorRequest::decode(&mut body.clone(), version) {
+                Ok(request) => request,
+                Err(e) => {
+                    return Some(Err(HandlerError::Malformed {
+                        api,
+                        version,
+                        reason: e.to_string(),
+                    }))
+                }
+            };
+            let mut response = FindCoordinatorResponse::default();
+            if version < FIRST_COORDINATOR_KEYS {
+                response = response
+                    .with_error_code(code)
+                    .with_node_id((-1).into())
+                    .with_port(-1);
+            }
+            response.coordinators = request
                 .coordinator_keys
                 .into_iter()
                 .map(|key| {
@@ -183,32 +216,60 @@ async fn answer_with_error(
                         .with_error_code(code)
                 })
                 .collect();
-            request.respond(&response)
+            encode(&response, api, version)
         }
-        ApiKey::JoinGroup => request.respond(&JoinGroupResponse::default().with_error_code(code)),
-        ApiKey::SyncGroup => request.respond(&SyncGroupResponse::default().with_error_code(code)),
-        ApiKey::Heartbeat => request.respond(&HeartbeatResponse::default().with_error_code(code)),
-        ApiKey::LeaveGroup => request.respond(&LeaveGroupResponse::default().with_error_code(code)),
-        ApiKey::ListGroups => request.respond(&ListGroupsResponse::default().with_error_code(code)),
-        ApiKey::InitProducerId => request.respond(
+        ApiKey::JoinGroup => encode(
+            &JoinGroupResponse::default().with_error_code(code),
+            api,
+            version,
+        ),
+        ApiKey::SyncGroup => encode(
+            &SyncGroupResponse::default().with_error_code(code),
+            api,
+            version,
+        ),
+        ApiKey::Heartbeat => encode(
+            &HeartbeatResponse::default().with_error_code(code),
+            api,
+            version,
+        ),
+        ApiKey::LeaveGroup => encode(
+            &LeaveGroupResponse::default().with_error_code(code),
+            api,
+            version,
+        ),
+        ApiKey::ListGroups => encode(
+            &ListGroupsResponse::default().with_error_code(code),
+            api,
+            version,
+        ),
+        ApiKey::InitProducerId => encode(
             &InitProducerIdResponse::default()
                 .with_error_code(code)
                 .with_producer_id((-1).into())
                 .with_producer_epoch(-1),
+            api,
+            version,
         ),
-        ApiKey::AddOffsetsToTxn => {
-            request.respond(&AddOffsetsToTxnResponse::default().with_error_code(code))
-        }
-        ApiKey::EndTxn => request.respond(&EndTxnResponse::default().with_error_code(code)),
-        ApiKey::DescribeCluster => {
-            request.respond(&DescribeClusterResponse::default().with_error_code(code))
-        }
-        // Rules are only matched to APIs in ERROR_APIS; anything else is
-        // handled as usual.
-        _ => handler(request).await,
-    }
+        ApiKey::AddOffsetsToTxn => encode(
+            &AddOffsetsToTxnResponse::default().with_error_code(code),
+            api,
+            version,
+        ),
+        ApiKey::EndTxn => encode(
+            &EndTxnResponse::default().with_error_code(code),
+            api,
+            version,
+        ),
+        ApiKey::DescribeCluster => encode(
+            &DescribeClusterResponse::default().with_error_code(code),
+            api,
+            version,
+        ),
+        _ => return None,
+    };
+    Some(encoded)
 }
-
 /// Produce: the hit topics' partitions get the error; the other topics of
 /// the request are appended as usual, by the handler, and their answers
 /// merged in.
@@ -319,4 +380,38 @@ fn decode_response<T: Decodable>(
         version,
         reason: format!("re-reading the handler's answer: {e}"),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    #[test]
+    fn top_level_errors_encode_at_every_served_version() {
+        for &api in ERROR_APIS {
+            if matches!(api, ApiKey::Produce | ApiKey::Fetch) {
+                continue;
+            }
+            let served = crate::registry::lookup(api).expect("a served API");
+            for version in served.min_version..=served.max_version {
+                let g = StrBytes::from_static_str("g");
+                let request = if version >= FIRST_COORDINATOR_KEYS {
+                    FindCoordinatorRequest::default().with_coordinator_keys(vec![g])
+                } else {
+                    FindCoordinatorRequest::default().with_key(g)
+                };
+                let body = if api == ApiKey::FindCoordinator {
+                    encode(&request, api, version).unwrap()
+                } else {
+                    Bytes::new()
+                };
+                let encoded = top_level_error(api, version, &body, 15)
+                    .expect("an API with a top-level error")
+                    .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"));
+                assert!(!encoded.is_empty());
+            }
+        }
+    }
 }
