@@ -54,6 +54,22 @@ fn json(admin: &str, args: &[&str]) -> Value {
     serde_json::from_str(&ok(admin, &all)).unwrap()
 }
 
+/// `wharf faults add` arguments: Produce to orders fails `count` times
+/// with NOT_LEADER_OR_FOLLOWER.
+fn not_leader_on_orders(count: &str) -> [&str; 9] {
+    [
+        "add",
+        "--api",
+        "Produce",
+        "--topic",
+        "orders",
+        "--error",
+        "NOT_LEADER_OR_FOLLOWER",
+        "--count",
+        count,
+    ]
+}
+
 /// A broker with its admin listener, and that listener's address.
 fn broker_with_admin() -> (TestBroker, String) {
     let admin = free_addr();
@@ -83,20 +99,7 @@ fn without_the_admin_listener_faults_cannot_be_reached() {
 #[test]
 fn rules_are_added_listed_and_cleared_with_the_cli() {
     let (_broker, admin) = broker_with_admin();
-    let added = json(
-        &admin,
-        &[
-            "add",
-            "--api",
-            "Produce",
-            "--topic",
-            "orders",
-            "--error",
-            "NOT_LEADER_OR_FOLLOWER",
-            "--count",
-            "3",
-        ],
-    );
+    let added = json(&admin, &not_leader_on_orders("3"));
     assert_eq!(added["id"], 1);
     assert_eq!(added["api"], "Produce");
     assert_eq!(added["remaining"], 3);
@@ -125,20 +128,7 @@ fn produce_errors_hit_the_rules_topic_for_count_requests() {
     let mut client = broker.client();
     create_topic(&mut client, "orders", 1);
     create_topic(&mut client, "audit", 1);
-    ok(
-        &admin,
-        &[
-            "add",
-            "--api",
-            "Produce",
-            "--topic",
-            "orders",
-            "--error",
-            "NOT_LEADER_OR_FOLLOWER",
-            "--count",
-            "2",
-        ],
-    );
+    ok(&admin, &not_leader_on_orders("2"));
     assert_eq!(produce_batch(&mut client, "audit", 0, one_record()).0, 0);
     // One request for both topics: only orders fails, audit is appended.
     let topic = |name: &str| {

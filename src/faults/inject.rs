@@ -186,6 +186,12 @@ fn top_level_error(
     body: &Bytes,
     code: i16,
 ) -> Option<Result<Bytes, HandlerError>> {
+    // The API's response with only its error code set.
+    macro_rules! with_code {
+        ($response:ty) => {
+            encode(&<$response>::default().with_error_code(code), api, version)
+        };
+    }
     let encoded = match api {
         ApiKey::FindCoordinator => {
             let request = match FindCoordinatorRequest::decode(&mut body.clone(), version) {
@@ -218,31 +224,11 @@ fn top_level_error(
                 .collect();
             encode(&response, api, version)
         }
-        ApiKey::JoinGroup => encode(
-            &JoinGroupResponse::default().with_error_code(code),
-            api,
-            version,
-        ),
-        ApiKey::SyncGroup => encode(
-            &SyncGroupResponse::default().with_error_code(code),
-            api,
-            version,
-        ),
-        ApiKey::Heartbeat => encode(
-            &HeartbeatResponse::default().with_error_code(code),
-            api,
-            version,
-        ),
-        ApiKey::LeaveGroup => encode(
-            &LeaveGroupResponse::default().with_error_code(code),
-            api,
-            version,
-        ),
-        ApiKey::ListGroups => encode(
-            &ListGroupsResponse::default().with_error_code(code),
-            api,
-            version,
-        ),
+        ApiKey::JoinGroup => with_code!(JoinGroupResponse),
+        ApiKey::SyncGroup => with_code!(SyncGroupResponse),
+        ApiKey::Heartbeat => with_code!(HeartbeatResponse),
+        ApiKey::LeaveGroup => with_code!(LeaveGroupResponse),
+        ApiKey::ListGroups => with_code!(ListGroupsResponse),
         ApiKey::InitProducerId => encode(
             &InitProducerIdResponse::default()
                 .with_error_code(code)
@@ -251,21 +237,9 @@ fn top_level_error(
             api,
             version,
         ),
-        ApiKey::AddOffsetsToTxn => encode(
-            &AddOffsetsToTxnResponse::default().with_error_code(code),
-            api,
-            version,
-        ),
-        ApiKey::EndTxn => encode(
-            &EndTxnResponse::default().with_error_code(code),
-            api,
-            version,
-        ),
-        ApiKey::DescribeCluster => encode(
-            &DescribeClusterResponse::default().with_error_code(code),
-            api,
-            version,
-        ),
+        ApiKey::AddOffsetsToTxn => with_code!(AddOffsetsToTxnResponse),
+        ApiKey::EndTxn => with_code!(EndTxnResponse),
+        ApiKey::DescribeCluster => with_code!(DescribeClusterResponse),
         _ => return None,
     };
     Some(encoded)

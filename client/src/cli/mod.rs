@@ -1,5 +1,6 @@
 //! The client half of the `wharf` command line: `wharf topic`, `produce`,
-//! `consume`, `group`, `cluster` and `config`. The binary parses these
+//! `consume`, `group`, `cluster`, `config`, and `faults` (which talks to a
+//! broker's fault-injection admin listener). The binary parses these
 //! with clap and hands them to [`run`].
 
 mod cluster;
