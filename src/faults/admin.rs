@@ -221,7 +221,7 @@ fn route(table: &FaultTable, method: &str, path: &str, body: &[u8]) -> Answer {
             };
             match table.add(&spec) {
                 Ok(rule) => {
-                    tracing::warn!(rule = rule.id, "fault rule added: {:?}", rule.view());
+                    tracing::warn!(rule = rule.id, "fault rule added: {rule}");
                     Answer {
                         status: 201,
                         body: rules_json(std::slice::from_ref(&rule))

@@ -82,7 +82,7 @@ pub async fn intercept(request: Request, handler: fn(Request) -> HandlerFuture) 
             api = ?api,
             topic = f.topic.as_deref().unwrap_or("*"),
             rule = f.rule,
-            action = ?f.action,
+            action = %f.action,
             "fault injected"
         );
         match f.action {

@@ -80,6 +80,16 @@ pub enum Action {
     DropConnection,
 }
 
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Error(e) => write!(f, "error {}", names::error_name(*e)),
+            Action::Latency(d) => write!(f, "latency {}ms", d.as_millis()),
+            Action::DropConnection => f.write_str("drop-connection"),
+        }
+    }
+}
+
 /// One rule of the table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
@@ -93,6 +103,26 @@ pub struct Rule {
     pub probability: f64,
     /// How often it has fired.
     pub fired: u64,
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.api {
+            Some(api) => write!(f, "rule {}: {api:?}", self.id)?,
+            None => write!(f, "rule {}: any API", self.id)?,
+        }
+        if let Some(topic) = &self.topic {
+            write!(f, " to topic {topic}")?;
+        }
+        write!(f, ", {}", self.action)?;
+        if let Some(n) = self.remaining {
+            write!(f, ", {n} time(s)")?;
+        }
+        if self.probability < 1.0 {
+            write!(f, ", with probability {}", self.probability)?;
+        }
+        Ok(())
+    }
 }
 
 /// A rule as the admin API shows it.
@@ -111,7 +141,7 @@ pub struct RuleView {
 
 impl Rule {
     pub fn view(&self) -> RuleView {
-        let (action, error, latency_ms) = match self.action {
+        let (kind, error, latency_ms) = match self.action {
             Action::Error(e) => ("error", Some(names::error_name(e)), None),
             Action::Latency(d) => (
                 "latency",
@@ -126,7 +156,7 @@ impl Rule {
                 .api
                 .map_or_else(|| "any".to_string(), |a| format!("{a:?}")),
             topic: self.topic.clone(),
-            action: action.to_string(),
+            action: kind.to_string(),
             error,
             latency_ms,
             remaining: self.remaining,
@@ -478,6 +508,27 @@ mod tests {
                 api: ApiKey::Metadata,
                 supported: inject::error_apis()
             })
+        );
+    }
+
+    #[test]
+    fn rules_read_as_a_sentence() {
+        let table = FaultTable::default();
+        let mut s = spec("Produce", "NOT_LEADER_OR_FOLLOWER");
+        s.topic = Some("orders".into());
+        s.count = Some(3);
+        assert_eq!(
+            table.add(&s).unwrap().to_string(),
+            "rule 1: Produce to topic orders, error NOT_LEADER_OR_FOLLOWER, 3 time(s)"
+        );
+        let s = RuleSpec {
+            latency: Some("500ms".into()),
+            probability: Some(0.1),
+            ..RuleSpec::default()
+        };
+        assert_eq!(
+            table.add(&s).unwrap().to_string(),
+            "rule 2: any API, latency 500ms, with probability 0.1"
         );
     }
 
