@@ -342,6 +342,13 @@ pub struct Config {
     #[arg(long, env = "WHARF_FAULT_INJECTION")]
     pub fault_injection: Option<String>,
 
+    /// Serve the fault-injection admin API (HTTP, for `wharf faults ...
+    /// --admin HOST:PORT`) on this address: a test can then make chosen
+    /// requests fail, wait or lose their connection. Off unless given; meant
+    /// for loopback and CI, never for production.
+    #[arg(long, env = "WHARF_ADMIN_LISTEN", value_name = "HOST:PORT")]
+    pub admin_listen: Option<String>,
+
     /// Log filter: a level (error, warn, info, debug, trace) or a
     /// tracing-subscriber directive such as `wharf=debug`.
     #[arg(long, env = "WHARF_LOG_LEVEL", default_value = "info")]

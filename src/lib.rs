@@ -7,6 +7,7 @@ pub mod broker;
 pub mod budget;
 pub mod cluster;
 pub mod config;
+pub mod faults;
 pub mod handlers;
 pub mod limits;
 pub mod logging;

@@ -186,6 +186,9 @@ pub struct Broker {
     /// Wakes the log maintenance task for a retention pass now (a topic's
     /// retention configs changed).
     pub retention_wake: tokio::sync::Notify,
+    /// Protocol-level fault rules (`wharf faults`), empty unless added
+    /// through the admin listener.
+    pub faults: crate::faults::FaultTable,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -273,6 +276,7 @@ impl Broker {
             legacy: Mutex::new(records),
             replication: replication::Replication::default(),
             retention_wake: tokio::sync::Notify::new(),
+            faults: crate::faults::FaultTable::default(),
             _lock: lock,
         };
         Ok(broker)

@@ -130,6 +130,10 @@ pub enum HandlerError {
     /// blocking task panicked).
     #[error("{0}")]
     Internal(String),
+    /// A fault rule (`wharf faults add --drop-connection`) closes the
+    /// connection instead of answering.
+    #[error("fault injection: rule {rule} drops the connection")]
+    InjectedDrop { rule: u64 },
 }
 
 impl Request {

@@ -87,7 +87,9 @@ pub async fn dispatch(
             listener: client.listener.clone(),
             response_budget: client.response_budget.clone(),
         };
-        (api.handle)(request).instrument(span).await?
+        crate::faults::intercept(request, api.handle)
+            .instrument(span)
+            .await?
     } else if parsed.api_key == ApiKey::ApiVersions {
         // Tell the client which versions we know, in the v0 layout every
         // client can read.

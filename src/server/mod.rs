@@ -43,6 +43,8 @@ pub struct Prepared {
     cluster: ClusterPrep,
     /// `--create-topics`.
     create_topics: Vec<TopicSpec>,
+    /// The fault-injection admin listener (`--admin-listen`), if asked for.
+    admin: Option<std::net::TcpListener>,
 }
 
 /// What starting this node's part in the cluster needs: the quorum's
@@ -225,6 +227,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         queued_max_response_bytes: usize::try_from(config.queued_max_response_bytes)
             .unwrap_or(usize::MAX),
     };
+    let admin = crate::faults::admin::bind(config.admin_listen.as_deref())?;
     let lone_voter = voters.is_none();
     let cluster = ClusterPrep::new(config, voters, &broker)?;
     if lone_voter && broker.is_fresh() {
@@ -241,6 +244,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
         limits,
         cluster,
         create_topics: config.create_topics.clone().unwrap_or_default().0,
+        admin,
     })
 }
 
@@ -307,6 +311,7 @@ pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
         limits,
         cluster,
         create_topics,
+        admin,
     } = prepared;
     let listeners = listeners
         .into_iter()
@@ -316,7 +321,12 @@ pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
     if !create_topics.is_empty() {
         tokio::spawn(create_startup_topics(broker.clone(), create_topics));
     }
-    run(listeners, broker, limits, cluster, shutdown_signal()).await
+    let admin = crate::faults::admin::start(admin, &broker)?;
+    let result = run(listeners, broker, limits, cluster, shutdown_signal()).await;
+    if let Some(admin) = admin {
+        admin.abort();
+    }
+    result
 }
 
 /// Per-server limits.

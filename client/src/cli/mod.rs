@@ -1,10 +1,12 @@
 //! The client half of the `wharf` command line: `wharf topic`, `produce`,
-//! `consume`, `group`, `cluster` and `config`. The binary parses these
+//! `consume`, `group`, `cluster`, `config`, and `faults` (which talks to a
+//! broker's fault-injection admin listener). The binary parses these
 //! with clap and hands them to [`run`].
 
 mod cluster;
 mod config;
 mod consume;
+mod faults;
 mod group;
 mod health;
 mod kafka_tools;
@@ -24,6 +26,7 @@ use crate::{ClientError, ConnectionOptions};
 pub use cluster::{ClusterArgs, ClusterCommand};
 pub use config::{ConfigArgs, ConfigCommand};
 pub use consume::ConsumeArgs;
+pub use faults::{FaultsArgs, FaultsCommand};
 pub use group::{GroupArgs, GroupCommand};
 pub use health::HealthArgs;
 pub use kafka_tools::{kafka_tool_invocation, kafka_tool_name, run_kafka_tool};
@@ -48,6 +51,9 @@ pub enum ClientCommand {
     /// Exit 0 when the broker answers (an ApiVersions round trip), else 1:
     /// for container health checks.
     Health(HealthArgs),
+    /// Make a running broker fail, delay or drop chosen requests, through
+    /// its admin listener (`wharf serve --admin-listen`).
+    Faults(FaultsArgs),
 }
 
 /// How output is written.
@@ -101,6 +107,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Cluster(args) => cluster::run(args).await,
             ClientCommand::Config(args) => config::run(args).await,
             ClientCommand::Health(args) => health::run(args).await,
+            ClientCommand::Faults(args) => faults::run(args).await,
         }
     })
 }
