@@ -10,6 +10,7 @@ pub mod config;
 pub mod handlers;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod registry;
 pub mod server;
 

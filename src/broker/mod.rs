@@ -169,6 +169,8 @@ pub struct Broker {
     legacy: Mutex<Vec<MetadataRecord>>,
     /// Followers' fetchers and the leader's ISR requests.
     replication: replication::Replication,
+    /// What the request path counts for `/metrics` (see `crate::metrics`).
+    pub metrics: crate::metrics::Metrics,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -233,6 +235,7 @@ impl Broker {
             ready: watch::Sender::new(false),
             legacy: Mutex::new(records),
             replication: replication::Replication::default(),
+            metrics: crate::metrics::Metrics::default(),
             _lock: lock,
         };
         Ok(broker)

@@ -35,6 +35,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// the backlog) and its data directory is open and replayed.
 pub struct Prepared {
     listeners: Vec<std::net::TcpListener>,
+    /// `--metrics-listen`, bound: Prometheus scrapes `/metrics` there.
+    metrics: Option<std::net::TcpListener>,
     broker: Arc<Broker>,
     limits: Limits,
     cluster: ClusterPrep,
@@ -191,6 +193,18 @@ async fn migrate(broker: &Broker, quorum: &Quorum, single_voter: bool) -> anyhow
 pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     let voters = ClusterPrep::voters(config)?;
     let listeners = bind(&config.listen)?;
+    let metrics = config
+        .metrics_listen
+        .as_deref()
+        .map(|listen| {
+            let listener = std::net::TcpListener::bind(listen)
+                .with_context(|| format!("binding the metrics listener {listen}"))?;
+            listener
+                .set_nonblocking(true)
+                .context("setting the metrics listener non-blocking")?;
+            anyhow::Ok(listener)
+        })
+        .transpose()?;
     let bound: Vec<SocketAddr> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -233,6 +247,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     }
     Ok(Prepared {
         listeners,
+        metrics,
         broker,
         limits,
         cluster,
@@ -293,10 +308,25 @@ pub fn open_broker(settings: BrokerSettings) -> anyhow::Result<Arc<Broker>> {
 pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
     let Prepared {
         listeners,
+        metrics,
         broker,
         limits,
         cluster,
     } = prepared;
+    if let Some(listener) = metrics {
+        let listener =
+            TcpListener::from_std(listener).context("registering the metrics listener")?;
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+        }
+        let registry = Arc::new(crate::metrics::registry(broker.clone()));
+        // Ends with the runtime: scrapes need no draining.
+        let (keep, stop) = watch::channel(false);
+        tokio::spawn(async move {
+            crate::metrics::http::serve(listener, registry, stop).await;
+            drop(keep);
+        });
+    }
     let listeners = listeners
         .into_iter()
         .map(TcpListener::from_std)
@@ -495,11 +525,13 @@ async fn accept_loop(
                         }
                     },
                 };
+                let open = broker.metrics.connection_opened();
                 let connection = Connection::new(stream, peer, broker.clone(), shared.clone());
                 let stop = stop.clone();
                 let alive = alive.clone();
                 tokio::spawn(async move {
                     connection.run(stop).await;
+                    drop(open);
                     drop(slot);
                     drop(permit);
                     drop(alive);
