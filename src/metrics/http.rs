@@ -29,18 +29,9 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT));
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
-        };
+    while let Some((permit, accepted)) =
+        crate::server::accept_within(&listener, &permits, &mut stop).await
+    {
         match accepted {
             Ok((stream, peer)) => {
                 let registry = registry.clone();

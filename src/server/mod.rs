@@ -483,6 +483,28 @@ async fn group_ticker(broker: Arc<Broker>) {
     }
 }
 
+/// Waits for one of `permits`, then for a connection on `listener`: `None`
+/// once `stop` turns true. The permit is held for the connection's life,
+/// so past the cap new connections wait in the listen backlog.
+pub(crate) async fn accept_within(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(
+    tokio::sync::OwnedSemaphorePermit,
+    std::io::Result<(tokio::net::TcpStream, SocketAddr)>,
+)> {
+    let permit = tokio::select! {
+        p = permits.clone().acquire_owned() => p.ok()?,
+        _ = stop.wait_for(|s| *s) => return None,
+    };
+    let accepted = tokio::select! {
+        a = listener.accept() => a,
+        _ = stop.wait_for(|s| *s) => return None,
+    };
+    Some((permit, accepted))
+}
+
 /// Accepts connections while fewer than `--max-connections` are open (as
 /// Kafka, the rest wait in the listen backlog), closing at once those past
 /// the per-address limit.
@@ -495,18 +517,7 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
-        };
+    while let Some((permit, accepted)) = accept_within(&listener, &permits, &mut stop).await {
         match accepted {
             Ok((stream, peer)) => {
                 let slot = match &per_ip {
