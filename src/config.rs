@@ -354,6 +354,11 @@ pub struct Config {
     #[arg(long, env = "WHARF_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// Where to serve Prometheus metrics over HTTP at `/metrics`
+    /// (`HOST:PORT`). Off unless given.
+    #[arg(long, env = "WHARF_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
     /// Where this node's controller listens for the metadata quorum's
     /// traffic and brokers' registrations and heartbeats (Kafka's
     /// CONTROLLER listener). Needed with several voters.

@@ -11,6 +11,7 @@ pub mod faults;
 pub mod handlers;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod registry;
 pub mod server;
 

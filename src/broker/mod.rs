@@ -189,6 +189,8 @@ pub struct Broker {
     /// Protocol-level fault rules (`wharf faults`), empty unless added
     /// through the admin listener.
     pub faults: crate::faults::FaultTable,
+    /// What the request path counts for `/metrics` (see `crate::metrics`).
+    pub metrics: crate::metrics::Metrics,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
 }
@@ -277,6 +279,7 @@ impl Broker {
             replication: replication::Replication::default(),
             retention_wake: tokio::sync::Notify::new(),
             faults: crate::faults::FaultTable::default(),
+            metrics: crate::metrics::Metrics::default(),
             _lock: lock,
         };
         Ok(broker)

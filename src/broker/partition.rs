@@ -403,6 +403,13 @@ impl Partition {
         }
     }
 
+    /// Whether this broker leads the partition with fewer in-sync replicas
+    /// than replicas (Kafka's UnderReplicatedPartitions).
+    pub fn under_replicated(&self) -> bool {
+        let set = lock(&self.replica);
+        set.registered && set.leader == set.node && set.isr.len() < set.replicas.len()
+    }
+
     /// The ISR to ask the controller for when followers have lagged for
     /// more than `lag_ms`; marks it asked for.
     pub fn shrink_isr(&self, lag_ms: i64) -> Option<(i32, i32, Vec<i32>)> {

@@ -75,6 +75,7 @@ pub async fn handle(mut request: Request) -> HandlerResult {
             if request.api_version >= 16 {
                 response.node_endpoints = leader_endpoints(&broker, &request.listener, &responses);
             }
+            crate::metrics::fetch_answered(&broker, &responses);
             response.responses = responses;
             return respond(&request, &response, charge);
         }

@@ -318,6 +318,7 @@ fn append_all(
                         }
                     }
                     let epoch = partition.leader_epoch();
+                    let appended = buf.len();
                     partition
                         .append(&mut buf)
                         .map_err(|e| {
@@ -338,7 +339,12 @@ fn append_all(
                             }
                             code
                         })
-                        .map(|info| (info, partition.log_start_offset(), partition.clone(), epoch))
+                        .map(|info| {
+                            if let Some(t) = &topic {
+                                broker.metrics.bytes_in(&t.name, appended);
+                            }
+                            (info, partition.log_start_offset(), partition.clone(), epoch)
+                        })
                 }
             };
             match result {
@@ -370,6 +376,7 @@ fn append_all(
         topic_response.partition_responses = partitions;
         responses.push(topic_response);
     }
+    crate::metrics::produce_answered(broker, &responses);
     Appended {
         responses,
         committing,

@@ -75,6 +75,8 @@ pub async fn dispatch(
     );
     let api =
         registry::lookup(parsed.api_key).ok_or(DispatchError::UnsupportedApi(parsed.api_key))?;
+    // Counts the request and its latency when dropped (see crate::metrics).
+    let mut timer = broker.metrics.request_timer(parsed.api_key);
     let body = if api.supports(version) {
         let request = Request {
             broker: broker.clone(),
@@ -98,6 +100,7 @@ pub async fn dispatch(
             handlers::api_versions::unsupported_version_response(),
         ))
     } else {
+        timer.finish(crate::metrics::Outcome::UnsupportedVersion);
         return Err(DispatchError::UnsupportedVersion {
             api: parsed.api_key,
             version,
@@ -105,6 +108,7 @@ pub async fn dispatch(
             max: api.max_version,
         });
     };
+    timer.finish(crate::metrics::Outcome::None);
     Ok(Dispatched {
         api_key: parsed.api_key,
         api_version: version,

@@ -38,6 +38,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Prepared {
     /// Each bound socket with the name of its listener.
     listeners: Vec<(Arc<str>, std::net::TcpListener)>,
+    /// `--metrics-listen`, bound: Prometheus scrapes `/metrics` there.
+    metrics: Option<std::net::TcpListener>,
     broker: Arc<Broker>,
     limits: Limits,
     cluster: ClusterPrep,
@@ -197,6 +199,18 @@ async fn migrate(broker: &Broker, quorum: &Quorum, single_voter: bool) -> anyhow
 pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     let voters = ClusterPrep::voters(config)?;
     let (listeners, primary, extra) = bind_listeners(config)?;
+    let metrics = config
+        .metrics_listen
+        .as_deref()
+        .map(|listen| {
+            let listener = std::net::TcpListener::bind(listen)
+                .with_context(|| format!("binding the metrics listener {listen}"))?;
+            listener
+                .set_nonblocking(true)
+                .context("setting the metrics listener non-blocking")?;
+            anyhow::Ok(listener)
+        })
+        .transpose()?;
     let broker = open_broker(settings(config, primary, extra))?;
     let bound: Vec<String> = listeners
         .iter()
@@ -240,6 +254,7 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     }
     Ok(Prepared {
         listeners,
+        metrics,
         broker,
         limits,
         cluster,
@@ -307,12 +322,27 @@ pub fn open_broker(settings: BrokerSettings) -> anyhow::Result<Arc<Broker>> {
 pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
     let Prepared {
         listeners,
+        metrics,
         broker,
         limits,
         cluster,
         create_topics,
         admin,
     } = prepared;
+    if let Some(listener) = metrics {
+        let listener =
+            TcpListener::from_std(listener).context("registering the metrics listener")?;
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+        }
+        let registry = Arc::new(crate::metrics::registry(broker.clone()));
+        // Ends with the runtime: scrapes need no draining.
+        let (keep, stop) = watch::channel(false);
+        tokio::spawn(async move {
+            crate::metrics::http::serve(listener, registry, stop).await;
+            drop(keep);
+        });
+    }
     let listeners = listeners
         .into_iter()
         .map(|(name, l)| TcpListener::from_std(l).map(|l| (name, l)))
@@ -532,6 +562,28 @@ async fn group_ticker(broker: Arc<Broker>) {
     }
 }
 
+/// Waits for one of `permits`, then for a connection on `listener`: `None`
+/// once `stop` turns true. The permit is held for the connection's life,
+/// so past the cap new connections wait in the listen backlog.
+pub(crate) async fn accept_within(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(
+    tokio::sync::OwnedSemaphorePermit,
+    std::io::Result<(tokio::net::TcpStream, SocketAddr)>,
+)> {
+    let permit = tokio::select! {
+        p = permits.clone().acquire_owned() => p.ok()?,
+        _ = stop.wait_for(|s| *s) => return None,
+    };
+    let accepted = tokio::select! {
+        a = listener.accept() => a,
+        _ = stop.wait_for(|s| *s) => return None,
+    };
+    Some((permit, accepted))
+}
+
 /// Accepts connections while fewer than `--max-connections` are open (as
 /// Kafka, the rest wait in the listen backlog), closing at once those past
 /// the per-address limit.
@@ -544,18 +596,7 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
-        };
+    while let Some((permit, accepted)) = accept_within(&listener, &permits, &mut stop).await {
         match accepted {
             Ok((stream, peer)) => {
                 let slot = match &per_ip {
@@ -574,12 +615,14 @@ async fn accept_loop(
                         }
                     },
                 };
+                let open = broker.metrics.connection_opened();
                 let connection =
                     Connection::new(stream, peer, name.clone(), broker.clone(), shared.clone());
                 let stop = stop.clone();
                 let alive = alive.clone();
                 tokio::spawn(async move {
                     connection.run(stop).await;
+                    drop(open);
                     drop(slot);
                     drop(permit);
                     drop(alive);
