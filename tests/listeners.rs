@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::{free_port, Cluster};
-use common::{produce_batch, topic_name, wait_bounded, Client, TestBroker};
+use common::{produce_batch, wait_bounded, Client, TestBroker};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -189,30 +189,8 @@ fn a_cluster_replicates_over_its_named_listener_and_advertises_each_one() {
 
     // An RF 3 topic takes acks=all writes: the followers copy the leader
     // over the REPLICATION listener.
-    let mut client = cluster.nodes[0].client();
-    let mut topic = create_topics_request::CreatableTopic::default();
-    topic.name = topic_name("named");
-    topic.num_partitions = 1;
-    topic.replication_factor = 3;
-    let mut request = CreateTopicsRequest::default();
-    request.topics = vec![topic];
-    request.timeout_ms = 30_000;
-    let created: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &request);
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let leader = cluster.create_rf3_topic("named");
     let deadline = Instant::now() + Duration::from_secs(60);
-    let leader = loop {
-        let mut request = MetadataRequest::default();
-        let mut t = metadata_request::MetadataRequestTopic::default();
-        t.name = Some(topic_name("named"));
-        request.topics = Some(vec![t]);
-        let response: MetadataResponse = client.call(ApiKey::Metadata, 12, &request);
-        let p = response.topics[0].partitions.first();
-        if let Some(p) = p.filter(|p| p.leader_id.0 > 0 && p.isr_nodes.len() == 3) {
-            break p.leader_id.0;
-        }
-        assert!(Instant::now() < deadline, "no leader with a full ISR");
-        std::thread::sleep(Duration::from_millis(100));
-    };
     let mut to_leader = cluster.nodes[usize::try_from(leader - 1).unwrap()].client();
     let records = wharf_protocol::batch::build_batch(
         0,

@@ -73,25 +73,7 @@ fn a_consumer_reads_from_the_in_sync_follower_in_its_rack() {
         ]
     });
     cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(60));
-    let mut client = cluster.nodes[0].client();
-    let mut topic = create_topics_request::CreatableTopic::default();
-    topic.name = topic_name("near");
-    topic.num_partitions = 1;
-    topic.replication_factor = 3;
-    let mut request = CreateTopicsRequest::default();
-    request.topics = vec![topic];
-    request.timeout_ms = 30_000;
-    let created: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &request);
-    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
-    let leader = eventually("a leader with a full ISR", || {
-        let mut request = MetadataRequest::default();
-        let mut t = metadata_request::MetadataRequestTopic::default();
-        t.name = Some(topic_name("near"));
-        request.topics = Some(vec![t]);
-        let response: MetadataResponse = client.call(ApiKey::Metadata, 12, &request);
-        let p = response.topics[0].partitions.first()?;
-        (p.leader_id.0 > 0 && p.isr_nodes.len() == 3).then_some(p.leader_id.0)
-    });
+    let leader = cluster.create_rf3_topic("near");
     let node = |id: i32| &cluster.nodes[usize::try_from(id - 1).unwrap()];
     let mut to_leader = node(leader).client();
     let batch = build_batch(

@@ -100,4 +100,38 @@ impl Cluster {
             .map(|(i, n)| format!("--- node {} ---\n{}", i + 1, n.log()))
             .collect()
     }
+
+    /// Creates `topic` (one partition, three replicas) through node 1 and
+    /// waits for it to have a leader and a full ISR; returns the leader.
+    pub fn create_rf3_topic(&self, topic: &str) -> i32 {
+        let mut client = self.nodes[0].client();
+        let mut t = kafka_protocol::messages::create_topics_request::CreatableTopic::default();
+        t.name = super::topic_name(topic);
+        t.num_partitions = 1;
+        t.replication_factor = 3;
+        let mut request = kafka_protocol::messages::CreateTopicsRequest::default();
+        request.topics = vec![t];
+        request.timeout_ms = 30_000;
+        let created: kafka_protocol::messages::CreateTopicsResponse =
+            client.call(ApiKey::CreateTopics, 7, &request);
+        assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut request = MetadataRequest::default();
+            let mut m = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+            m.name = Some(super::topic_name(topic));
+            request.topics = Some(vec![m]);
+            let response: MetadataResponse = client.call(ApiKey::Metadata, 12, &request);
+            let p = response.topics[0].partitions.first();
+            if let Some(p) = p.filter(|p| p.leader_id.0 > 0 && p.isr_nodes.len() == 3) {
+                return p.leader_id.0;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{topic}: no leader with a full ISR\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
