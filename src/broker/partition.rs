@@ -685,11 +685,22 @@ impl Partition {
 
     /// Flushes the log and snapshots its producers' state (see
     /// `Log::close`), at shutdown.
+    ///
+    /// The partition leads no more (it is closed when this broker stops
+    /// hosting it, or stops): appends waiting for their records to commit
+    /// give up at once (NOT_LEADER_OR_FOLLOWER to their producers, who
+    /// retry at the new leader) rather than at their request timeout.
     pub fn close(&self) -> Result<(), StorageError> {
-        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
-        let end = log.log_end_offset();
-        log.close()?;
-        self.durable_offset.fetch_max(end, Ordering::AcqRel);
+        let closed = {
+            let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+            self.leader.store(-1, Ordering::Release);
+            self.leader_epoch.store(-1, Ordering::Release);
+            let end = log.log_end_offset();
+            log.close().map(|()| end)
+        };
+        self.committed.send_modify(|_| {});
+        wake_all(&self.appended);
+        self.durable_offset.fetch_max(closed?, Ordering::AcqRel);
         Ok(())
     }
 
@@ -850,6 +861,29 @@ mod tests {
                 isr_eligible: true,
             })
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn closing_a_partition_ends_the_appends_waiting_to_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let leader =
+            Arc::new(Partition::open(0, &dir.path().join("l"), LogConfig::default()).unwrap());
+        leader.set_registration(1, &registration(1, 1, &[1, 2]), 1);
+        leader.append(&mut batch("a")).unwrap();
+        let waiting = tokio::spawn({
+            let leader = leader.clone();
+            async move { leader.wait_committed(1, 1).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "the follower has not fetched");
+        // This broker stops hosting the partition (a reassignment moved it).
+        leader.close().unwrap();
+        let committed = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the waiting append gives up at once")
+            .unwrap();
+        assert!(!committed);
+        assert_eq!(leader.leader(), -1);
     }
 
     #[tokio::test]

@@ -259,6 +259,7 @@ async fn fetch_from(
             })
             .collect();
         if current.is_empty() {
+            tracing::trace!(leader, "fetcher has no partition to fetch now");
             pause(&mut targets, &mut stop).await;
             continue;
         }
@@ -420,6 +421,18 @@ fn apply_response(targets: &[(Target, Following)], response: &FetchResponse, ver
             let Some((target, of)) = target else { continue };
             let of = *of;
             let p = &target.partition;
+            tracing::trace!(
+                topic = %target.topic,
+                partition = p.index,
+                leader = of.leader,
+                leader_epoch = of.leader_epoch,
+                error = pd.error_code,
+                bytes = pd.records.as_ref().map_or(0, Bytes::len),
+                high_watermark = pd.high_watermark,
+                diverging_epoch = pd.diverging_epoch.epoch,
+                position = ?p.follower_position(),
+                "follower fetch answer"
+            );
             let stale = || {
                 tracing::debug!(
                     topic = %target.topic,
