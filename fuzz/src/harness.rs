@@ -72,7 +72,12 @@ impl Harness {
             .expect("Tokio runtime");
         let broker = {
             let _in_runtime = runtime.enter();
-            open_broker(settings(&config, "localhost".to_string(), 9092))
+            let listener = wharf::broker::AdvertisedListener {
+                name: "PLAINTEXT".to_string(),
+                host: "localhost".to_string(),
+                port: 9092,
+            };
+            open_broker(settings(&config, listener, Vec::new()))
                 .expect("broker opens on an empty data directory")
         };
         let (stop, shutdown) = watch::channel(false);
@@ -82,6 +87,7 @@ impl Harness {
             stop,
             client: Client {
                 host: "/127.0.0.1".to_string(),
+                listener: std::sync::Arc::from("PLAINTEXT"),
                 shutdown,
                 response_budget: ResponseBudget::new(
                     usize::try_from(config.queued_max_response_bytes).unwrap_or(usize::MAX),
