@@ -9,6 +9,11 @@
 
 When a test fails, the stderr log of every broker it started is attached to
 the failure report.
+
+With WHARF_COMPAT_MEMORY=1 every broker runs with `--memory` instead of a
+data dir (its `data_dir` is then the memory-mode directory the broker made),
+and tests marked `disk` (those that need data to outlive a restart) are
+skipped: `.ci/run` runs the core files this way as well as on disk.
 """
 
 import gc
@@ -26,6 +31,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+MEMORY = os.environ.get("WHARF_COMPAT_MEMORY") == "1"
 
 
 def _free_port():
@@ -42,7 +48,8 @@ class Broker:
         self.host = "127.0.0.1"
         self.port = _free_port()
         self.bootstrap = f"{self.host}:{self.port}"
-        self.data_dir = Path(tempfile.mkdtemp(prefix="wharf-data-"))
+        # Memory mode: set at each start to the directory the broker makes.
+        self.data_dir = None if MEMORY else Path(tempfile.mkdtemp(prefix="wharf-data-"))
         self.log_path = Path(log_dir) / f"wharf-{self.port}.log"
         self.extra_args = [str(a) for a in extra_args]
         self.proc = None
@@ -50,8 +57,8 @@ class Broker:
 
     @property
     def argv(self):
-        return [self.binary, "serve", "--listen", self.bootstrap,
-                "--data-dir", str(self.data_dir), *self.extra_args]
+        where = ["--memory"] if MEMORY else ["--data-dir", str(self.data_dir)]
+        return [self.binary, "serve", "--listen", self.bootstrap, *where, *self.extra_args]
 
     def start(self):
         assert self.proc is None, "broker already running"
@@ -61,6 +68,8 @@ class Broker:
             log.flush()
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log)
+        if MEMORY:
+            self.data_dir = Path(f"/dev/shm/wharf-memory-{self.proc.pid}")
         self._wait_ready()
 
     def _wait_ready(self):
@@ -139,7 +148,8 @@ class Broker:
                     self.proc.kill()
                     self.proc.wait()
             self.proc = None
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
         return problem
 
 
@@ -214,3 +224,12 @@ def pytest_runtest_makereport(item, call):
     if rep.failed:
         for i, b in enumerate(getattr(item, "wharf_brokers", [])):
             rep.sections.append((f"wharf broker #{i} log ({b.bootstrap})", b.log()))
+
+
+def pytest_collection_modifyitems(config, items):
+    if not MEMORY:
+        return
+    skip = pytest.mark.skip(reason="memory mode: needs data to outlive a broker restart (runs on disk)")
+    for item in items:
+        if "disk" in item.keywords:
+            item.add_marker(skip)

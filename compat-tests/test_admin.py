@@ -23,6 +23,7 @@ def fill(b, topic, partitions, per_partition=5):
     assert_delivered(c_produce(c_producer(b.bootstrap), topic, records))
 
 
+@pytest.mark.disk
 def test_delete_topic_removes_partition_dirs_and_metadata(broker):
     create_topic(broker, "gone", 3)
     create_topic(broker, "kept", 1)

@@ -91,6 +91,7 @@ def test_cleaner_waits_for_min_cleanable_dirty_ratio_unless_max_compaction_lag_p
         "the cleaner removed nothing after the change"
 
 
+@pytest.mark.disk
 def test_cleaner_io_budget_paces_compaction_and_shutdown_cancels_a_slow_pass(broker_factory):
     import time
 

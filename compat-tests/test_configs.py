@@ -52,6 +52,7 @@ def test_confluent_describe_shows_every_config_with_its_source(broker_factory):
     assert broker_cfg["num.partitions"].is_read_only
 
 
+@pytest.mark.disk
 def test_confluent_incremental_set_append_subtract_delete_survive_a_crash(broker):
     create_topic(broker, "inc")
     c_incremental(broker, "inc", [

@@ -291,6 +291,7 @@ def test_static_member_restart_keeps_assignment_without_rebalance(broker):
         close_all([s1, s2])
 
 
+@pytest.mark.disk
 def test_commit_and_resume_after_broker_restart(broker):
     create(broker, "resume", 1)
     produce_each(broker, "resume", 1, 10)

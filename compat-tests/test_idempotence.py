@@ -56,6 +56,7 @@ def test_confluent_idempotent_producer_writes_each_record_once_in_order(broker_f
     assert "producer id allocated" in b.log()
 
 
+@pytest.mark.disk
 def test_confluent_idempotent_producer_across_sigkill_has_no_duplicates_or_gaps(broker_factory):
     # fsync before ack widens the window between writing a batch and
     # acknowledging it, so kills leave written but unacknowledged batches.

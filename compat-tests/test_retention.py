@@ -74,6 +74,7 @@ def test_retention_bytes_keeps_the_newest_segments(broker_factory):
     assert watermarks(b, "bytes")[0] == offsets[0]
 
 
+@pytest.mark.disk
 def test_delete_records_moves_earliest_offset_and_survives_restart(broker):
     create_topic(broker, "dr")
     produce(broker, "dr", [f"v{i}".encode() for i in range(10)])

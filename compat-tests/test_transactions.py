@@ -193,6 +193,7 @@ def committed_offset(bootstrap, topic, group):
         c.close()
 
 
+@pytest.mark.disk
 def test_consume_transform_produce_is_exactly_once_across_worker_kill_and_broker_restart(
         broker_factory, tmp_path):
     import signal

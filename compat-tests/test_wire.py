@@ -63,6 +63,7 @@ def test_metadata_brokers_controller_cluster_id(broker):
     assert md["topics"] == []
 
 
+@pytest.mark.disk
 def test_cluster_id_is_stable_across_restart(broker):
     _v, before = kw.topic_metadata(broker.bootstrap)
     broker.restart(graceful=True)

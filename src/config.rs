@@ -54,6 +54,16 @@ pub struct Config {
     #[arg(long, env = "WHARF_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Keep every log in memory, for brokers that are thrown away (CI
+    /// jobs, tests): the data directory is a new one on a memory-backed
+    /// filesystem (tmpfs: /dev/shm), removed when the broker stops.
+    /// Nothing is written to disk and nothing survives a restart; the
+    /// broker behaves as it does on disk otherwise. Excludes --data-dir
+    /// (a log.dirs from Kafka's configuration is ignored).
+    #[arg(long, env = "WHARF_MEMORY", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub memory: bool,
+
     /// This broker's node id.
     #[arg(long, env = "WHARF_NODE_ID", default_value_t = 1)]
     pub node_id: i32,

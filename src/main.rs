@@ -69,10 +69,23 @@ fn main() -> ExitCode {
                 eprintln!("wharf: {err:#}");
                 return ExitCode::FAILURE;
             }
+            let mut config = config;
+            // Made before anything else is logged, so that the first line
+            // says where the data goes; removed when `memory` drops, after
+            // the broker has stopped.
+            let memory = match memory_mode(&mut config) {
+                Ok(memory) => memory,
+                Err(err) => {
+                    tracing::error!("wharf stopped: {err:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
             for notice in &loaded.notices {
                 tracing::info!("Kafka configuration: {notice}");
             }
-            match serve(config) {
+            let result = serve(config);
+            drop(memory);
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!("wharf stopped: {err:#}");
@@ -106,6 +119,32 @@ fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().init(),
     }
     Ok(())
+}
+
+/// With `--memory`, makes the data directory on the memory filesystem and
+/// points `config` at it.
+fn memory_mode(config: &mut Config) -> anyhow::Result<Option<server::memory::MemoryDir>> {
+    if !config.memory {
+        return Ok(None);
+    }
+    let dir = server::memory::MemoryDir::create(std::path::Path::new(server::memory::MEMORY_ROOT))?;
+    tracing::info!(
+        dir = %dir.path().display(),
+        free_mib = dir.free_bytes >> 20,
+        "memory mode: every log is kept in memory (tmpfs), nothing is written to disk, and all data is removed when the broker stops"
+    );
+    for stale in &dir.swept {
+        tracing::info!(dir = %stale.display(), "memory mode: removed the data a stopped broker left");
+    }
+    if dir.free_bytes < 256 << 20 {
+        tracing::warn!(
+            "memory mode: only {} MiB of memory filesystem are free at {}; writes fail once it is full (in Docker, raise --shm-size)",
+            dir.free_bytes >> 20,
+            server::memory::MEMORY_ROOT
+        );
+    }
+    config.data_dir = Some(dir.path().to_path_buf());
+    Ok(Some(dir))
 }
 
 fn serve(mut config: Config) -> anyhow::Result<()> {

@@ -1031,7 +1031,18 @@ where
             origin: Origin::KafkaEnv("CLUSTER_ID".into()),
         });
     }
+    let memory = given.get_one::<bool>("memory") == Some(&true)
+        || fills
+            .get("memory")
+            .is_some_and(|(value, _, _)| value == "true");
     for fill in kafka_fills {
+        if memory && fill.flag == "data-dir" {
+            notices.push(format!(
+                "{} ({}) ignored: --memory keeps the logs in memory",
+                fill.key, fill.origin
+            ));
+            continue;
+        }
         let Some((id, _, _)) = flags.iter().find(|(_, long, _)| long == fill.flag) else {
             return Err(ConfigError(format!(
                 "{}: {}: no flag --{} (a bug in Wharf's key table)",
@@ -1045,6 +1056,16 @@ where
             fill.flag.to_string(),
             (fill.value, fill.origin, Some(fill.key)),
         );
+    }
+
+    if memory && (on_command_line("data_dir") || fills.contains_key("data-dir")) {
+        let from = match fills.get("data-dir") {
+            Some((_, origin, _)) if !on_command_line("data_dir") => origin.to_string(),
+            _ => Origin::Flag.to_string(),
+        };
+        return Err(ConfigError(format!(
+            "--memory and --data-dir ({from}) exclude each other: a memory-mode broker makes its own data directory"
+        )));
     }
 
     // Each filled value through its flag's parser alone, so that an error

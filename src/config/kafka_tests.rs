@@ -484,3 +484,41 @@ fn the_readme_lists_every_key_of_the_table() {
         );
     }
 }
+
+#[test]
+fn memory_mode_ignores_log_dirs_and_excludes_data_dir() {
+    let (_dir, path) = file("log.dirs=/var/lib/kafka/data\nnum.partitions=3\n");
+    let path = path.to_str().unwrap();
+    for (args, vars) in [
+        (vec!["--memory", "--config", path], env(&[])),
+        (vec!["--config", path], env(&[("WHARF_MEMORY", "true")])),
+        (
+            vec!["--memory"],
+            env(&[("KAFKA_LOG_DIRS", "/var/lib/kafka/data")]),
+        ),
+    ] {
+        let loaded = load_with(&args, &vars).unwrap();
+        assert!(loaded.config.memory, "{args:?} {vars:?}");
+        assert_eq!(loaded.config.data_dir, None, "{args:?} {vars:?}");
+        assert!(
+            noticed(&loaded, "ignored: --memory keeps the logs in memory"),
+            "{:?}",
+            loaded.notices
+        );
+    }
+    // Without --memory, log.dirs is the data directory as before.
+    let loaded = load_with(&["--config", path], &env(&[])).unwrap();
+    assert!(!loaded.config.memory);
+    assert_eq!(
+        loaded.config.data_dir,
+        Some(PathBuf::from("/var/lib/kafka/data"))
+    );
+    // --memory=false is the default spelled out.
+    let loaded = load_with(&["--memory=false", "--config", path], &env(&[])).unwrap();
+    assert!(!loaded.config.memory);
+    // A data directory given as Wharf's own setting conflicts.
+    let err = load_with(&["--memory", "--data-dir", "/tmp/x"], &env(&[])).unwrap_err();
+    assert!(err.0.contains("--data-dir"), "{err}");
+    let err = load_with(&["--memory"], &env(&[("WHARF_DATA_DIR", "/tmp/x")])).unwrap_err();
+    assert!(err.0.contains("--data-dir"), "{err}");
+}

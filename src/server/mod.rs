@@ -3,6 +3,7 @@
 
 mod connection;
 pub mod dispatch;
+pub mod memory;
 mod per_ip;
 
 use std::collections::BTreeMap;
@@ -71,6 +72,9 @@ impl ClusterPrep {
                 }
                 if config.controller_listen.is_none() {
                     bail!("--controller-quorum-voters needs --controller-listen for this node's controller");
+                }
+                if config.memory && voters.len() > 1 {
+                    bail!("--memory keeps nothing across a restart, which a member of a {}-voter quorum must (its votes and log): run cluster nodes with a data directory", voters.len());
                 }
                 Ok(Some(voters))
             }

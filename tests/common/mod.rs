@@ -108,12 +108,12 @@ impl TestBroker {
                 c
             }
         };
+        command.arg("serve").arg("--listen").arg(&self.listen);
+        // A memory-mode broker makes its own data directory.
+        if !self.args.iter().any(|a| a == "--memory") {
+            command.arg("--data-dir").arg(self.dir.path());
+        }
         let child = command
-            .arg("serve")
-            .arg("--listen")
-            .arg(&self.listen)
-            .arg("--data-dir")
-            .arg(self.dir.path())
             .args(&self.args)
             .stdout(Stdio::null())
             .stderr(match &self.log_path {
