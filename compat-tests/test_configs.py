@@ -128,6 +128,45 @@ def test_compacted_topic_refuses_keyless_records(broker):
     assert errs[1] is None
 
 
+def test_keyless_records_in_a_batch_are_named_per_record(broker):
+    """KIP-467: the broker names the bad records of a refused batch, so the
+    clients fail those with INVALID_RECORD and the rest as collateral."""
+    from confluent_kafka import Producer
+    from kafka import KafkaProducer
+    from kafka.errors import InvalidRecordError
+
+    create_topic(broker, "compacted-batch", config={"cleanup.policy": "compact"})
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 500,
+                         "message.timeout.ms": 15000})
+    reports = {}
+    for i, key in enumerate([b"a", None, b"b", None]):
+        producer.produce("compacted-batch", value=b"v%d" % i, key=key, partition=0,
+                         on_delivery=lambda err, _m, i=i: reports.__setitem__(i, err))
+    assert producer.flush(20) == 0
+    codes = [reports[i].code() if reports[i] else None for i in range(4)]
+    # 87 INVALID_RECORD for the keyless ones; librdkafka's -138
+    # (_INVALID_DIFFERENT_RECORD) for the keyed ones failed with them.
+    assert codes == [-138, 87, -138, 87], [reports[i] for i in range(4)]
+
+    kp = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=500)
+    try:
+        futures = [kp.send("compacted-batch", value=b"x", key=k, partition=0)
+                   for k in [b"a", None, b"b"]]
+        errors = []
+        for f in futures:
+            try:
+                f.get(timeout=15)
+                errors.append(None)
+            except Exception as e:  # noqa: BLE001 - the error is the point
+                errors.append(e)
+    finally:
+        kp.close(timeout=5)
+    assert all(e is not None for e in errors), errors
+    assert isinstance(errors[1], InvalidRecordError), errors
+    assert "record 1 has no key" in str(errors[1]), errors
+    assert not isinstance(errors[0], InvalidRecordError), errors
+
+
 def test_kafka_python_describe_and_alter_configs(broker):
     from kafka.admin import ConfigResource as KRes
     from kafka.admin import ConfigResourceType, KafkaAdminClient

@@ -82,7 +82,7 @@ pub fn storage_error_code(err: &StorageError) -> ResponseError {
         | StorageError::EmptyAppend => ResponseError::CorruptMessage,
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
-        StorageError::KeylessRecord { .. } => ResponseError::InvalidRecord,
+        StorageError::KeylessRecords { .. } => ResponseError::InvalidRecord,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::NotLeader => ResponseError::NotLeaderOrFollower,

@@ -35,15 +35,28 @@ pub struct TimestampRules {
 /// Why a Produce's timestamps cannot be accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum TimestampError {
-    #[error("record timestamp {timestamp} is more than {limit_ms} ms {direction} the broker's time {now}")]
+    #[error("record timestamp {timestamp} is more than {limit_ms} ms {direction} the broker's time {now}{}", more_records(records.len()))]
     OutOfRange {
+        /// The first out-of-range record's.
         timestamp: i64,
         now: i64,
         limit_ms: i64,
         direction: &'static str,
+        /// Every out-of-range record: its index in the batch and why
+        /// (KIP-467's per-record errors).
+        records: Vec<(i32, String)>,
     },
     #[error(transparent)]
     Batch(#[from] BatchError),
+}
+
+/// ", and N more records" when a batch had others out of range.
+fn more_records(count: usize) -> String {
+    match count {
+        0 | 1 => String::new(),
+        2 => ", and 1 more record".to_string(),
+        n => format!(", and {} more records", n - 1),
+    }
 }
 
 impl TimestampRules {
@@ -106,38 +119,45 @@ impl TimestampRules {
     ) -> Result<(), TimestampError> {
         let too_new = |ts: i64| ts >= 0 && ts.saturating_sub(now_ms) > self.after_max_ms;
         let too_old = |ts: i64| ts >= 0 && now_ms.saturating_sub(ts) > self.before_max_ms;
-        let max = header.max_timestamp();
-        if too_new(max) {
-            return Err(TimestampError::OutOfRange {
-                timestamp: max,
-                now: now_ms,
-                limit_ms: self.after_max_ms,
-                direction: "ahead of",
-            });
-        }
-        if self.before_max_ms == i64::MAX {
+        // Without a lower bound the batch's max timestamp decides, with no
+        // need to read its records.
+        if self.before_max_ms == i64::MAX && !too_new(header.max_timestamp()) {
             return Ok(());
         }
-        let mut oldest = None::<i64>;
-        batch::for_each_record(bytes, header, max_decompressed, |record| {
-            if too_old(record.timestamp) || too_new(record.timestamp) {
-                oldest.get_or_insert(record.timestamp);
+        let limit = |ts: i64| {
+            if too_old(ts) {
+                (self.before_max_ms, "behind")
+            } else {
+                (self.after_max_ms, "ahead of")
             }
+        };
+        let mut bad: Vec<(i32, String)> = Vec::new();
+        let mut first = None::<i64>;
+        let mut index = 0i32;
+        batch::for_each_record(bytes, header, max_decompressed, |record| {
+            let ts = record.timestamp;
+            if too_old(ts) || too_new(ts) {
+                first.get_or_insert(ts);
+                let (limit_ms, direction) = limit(ts);
+                bad.push((
+                    index,
+                    format!("timestamp {ts} is more than {limit_ms} ms {direction} the broker's time {now_ms}"),
+                ));
+            }
+            index = index.saturating_add(1);
             Ok(())
         })?;
-        match oldest {
-            Some(timestamp) if too_old(timestamp) => Err(TimestampError::OutOfRange {
-                timestamp,
-                now: now_ms,
-                limit_ms: self.before_max_ms,
-                direction: "behind",
-            }),
-            Some(timestamp) => Err(TimestampError::OutOfRange {
-                timestamp,
-                now: now_ms,
-                limit_ms: self.after_max_ms,
-                direction: "ahead of",
-            }),
+        match first {
+            Some(timestamp) => {
+                let (limit_ms, direction) = limit(timestamp);
+                Err(TimestampError::OutOfRange {
+                    timestamp,
+                    now: now_ms,
+                    limit_ms,
+                    direction,
+                    records: bad,
+                })
+            }
             None => Ok(()),
         }
     }

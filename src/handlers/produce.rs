@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -19,6 +21,7 @@ use crate::broker::groups::is_internal;
 use crate::broker::retention::now_ms;
 use crate::broker::timestamps::{TimestampError, TimestampRules};
 use crate::broker::{storage_error_code, Broker};
+use wharf_storage::StorageError;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 13;
@@ -145,14 +148,63 @@ fn stamp(
     broker: &Broker,
     configs: Option<&BTreeMap<String, String>>,
     buf: &mut [u8],
-) -> Result<Option<i64>, (ResponseError, String)> {
+) -> Result<Option<i64>, Rejection> {
     let empty = BTreeMap::new();
     let rules = TimestampRules::for_topic(&broker.settings.configs, configs.unwrap_or(&empty));
     let max = broker.settings.max_decompressed_batch_bytes;
-    rules.apply(buf, now_ms(), max).map_err(|e| match e {
-        TimestampError::OutOfRange { .. } => (ResponseError::InvalidTimestamp, e.to_string()),
-        TimestampError::Batch(_) => (ResponseError::CorruptMessage, e.to_string()),
+    rules.apply(buf, now_ms(), max).map_err(|e| {
+        let message = e.to_string();
+        match e {
+            TimestampError::OutOfRange { records, .. } => {
+                (ResponseError::InvalidTimestamp, message, records)
+            }
+            TimestampError::Batch(_) => (ResponseError::CorruptMessage, message, Vec::new()),
+        }
     })
+}
+
+/// Why a partition's records were refused before reaching the log: the
+/// error, a message, and the records it names (index in the batch, why).
+type Rejection = (ResponseError, String, Vec<(i32, String)>);
+
+/// The per-record errors (KIP-467) of an append the log refused: the
+/// records it names, each with why.
+fn record_errors_of(error: &StorageError) -> Vec<(i32, String)> {
+    match error {
+        StorageError::KeylessRecords { indexes } => indexes
+            .iter()
+            .map(|&i| {
+                (
+                    i,
+                    format!("record {i} has no key, which a compacted topic requires"),
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Fills a rejected partition's KIP-467 fields (Produce v8+): the reason,
+/// and the records that caused it.
+fn explain_rejection(
+    out: &mut PartitionProduceResponse,
+    version: i16,
+    message: String,
+    records: Vec<(i32, String)>,
+) {
+    if version < 8 {
+        return;
+    }
+    out.error_message = Some(StrBytes::from_string(message));
+    out.record_errors = records
+        .into_iter()
+        .map(|(index, message)| {
+            let mut e = BatchIndexAndErrorMessage::default();
+            e.batch_index = index;
+            e.batch_index_error_message = Some(StrBytes::from_string(message));
+            e
+        })
+        .collect();
 }
 
 /// The bytes to append for one partition: the records as they arrived, or
@@ -282,8 +334,9 @@ fn append_all(
                 }
                 (Some(partition), Some(records)) => {
                     let configs = topic.as_ref().map(|t| t.configs());
-                    let prepared =
-                        prepare(broker, configs.as_ref(), &records, version).and_then(|mut buf| {
+                    let prepared = prepare(broker, configs.as_ref(), &records, version)
+                        .map_err(|(error, message)| (error, message, Vec::new()))
+                        .and_then(|mut buf| {
                             stamp(broker, configs.as_ref(), &mut buf).map(|time| (buf, time))
                         });
                     let mut buf = match prepared {
@@ -291,13 +344,19 @@ fn append_all(
                             log_append_time = time.unwrap_or(-1);
                             buf
                         }
-                        Err((err, message)) => {
+                        Err((err, message, records)) => {
                             tracing::warn!(
                                 topic = topic.as_ref().map(|t| &*t.name),
                                 partition = data.index,
                                 "produce rejected: {message}"
                             );
                             out.error_code = err.code();
+                            if matches!(
+                                err,
+                                ResponseError::InvalidRecord | ResponseError::InvalidTimestamp
+                            ) {
+                                explain_rejection(&mut out, version, message, records);
+                            }
                             partitions.push(out);
                             continue;
                         }
@@ -335,6 +394,14 @@ fn append_all(
                                     topic,
                                     partition = data.index,
                                     "produce rejected: {e}"
+                                );
+                            }
+                            if code == ResponseError::InvalidRecord {
+                                explain_rejection(
+                                    &mut out,
+                                    version,
+                                    e.to_string(),
+                                    record_errors_of(&e),
                                 );
                             }
                             code

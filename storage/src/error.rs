@@ -50,10 +50,10 @@ pub enum StorageError {
     },
     /// A record without a key was appended to a log that requires keys
     /// (a compacted topic's).
-    #[error("record {offset_delta} of a batch has no key, which a compacted log requires")]
-    KeylessRecord {
-        /// Offset delta of the record within its batch.
-        offset_delta: i64,
+    #[error("{} of a batch {} no key, which a compacted log requires", records_named(indexes), if indexes.len() == 1 { "has" } else { "have" })]
+    KeylessRecords {
+        /// Each keyless record's index within its batch (its offset delta).
+        indexes: Vec<i32>,
     },
     /// Assigning offsets would overflow i64.
     #[error("offset overflow: cannot assign {count} offsets after {log_end}")]
@@ -163,3 +163,12 @@ impl StorageError {
 
 /// Shorthand for `Result<T, StorageError>`.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// "record 3" or "records 0, 2, 5".
+fn records_named(indexes: &[i32]) -> String {
+    let list: Vec<String> = indexes.iter().map(i32::to_string).collect();
+    match list.len() {
+        1 => format!("record {}", list.join("")),
+        _ => format!("records {}", list.join(", ")),
+    }
+}

@@ -643,15 +643,16 @@ impl Log {
             let validated = batch::validate_batch(bytes, max)?;
             if self.config.compact && !validated.header.is_control() {
                 let payload = batch::records_payload(bytes, &validated.header, max)?;
-                for record in batch::records(&validated.header, &payload) {
-                    let record = record?;
-                    if record.key.is_none() {
-                        return Err(StorageError::KeylessRecord {
-                            offset_delta: record
-                                .offset
-                                .saturating_sub(validated.header.base_offset()),
-                        });
+                // Every keyless record is named (KIP-467's per-record
+                // errors), not only the first.
+                let mut keyless = Vec::new();
+                for (index, record) in batch::records(&validated.header, &payload).enumerate() {
+                    if record?.key.is_none() {
+                        keyless.push(i32::try_from(index).unwrap_or(i32::MAX));
                     }
+                }
+                if !keyless.is_empty() {
+                    return Err(StorageError::KeylessRecords { indexes: keyless });
                 }
             }
             if validated.header.records_count() == 0 {

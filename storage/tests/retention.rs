@@ -175,13 +175,15 @@ fn logs_requiring_keys_refuse_keyless_records_even_compressed() {
     let keyless = [
         (Some(&b"k"[..]), Some(&b"v"[..]), 0),
         (None, Some(&b"v"[..]), 0),
+        (Some(&b"k"[..]), Some(&b"v"[..]), 0),
+        (None, None, 0),
     ];
     for codec in [Compression::None, Compression::Gzip] {
         let mut bytes = build_batch(0, &keyless, codec).unwrap();
-        assert!(matches!(
-            log.append(&mut bytes, 0),
-            Err(StorageError::KeylessRecord { offset_delta: 1 })
-        ));
+        match log.append(&mut bytes, 0) {
+            Err(StorageError::KeylessRecords { indexes }) => assert_eq!(indexes, vec![1, 3]),
+            other => panic!("expected the keyless records named, got {other:?}"),
+        }
     }
     assert_eq!(log.log_end_offset(), 0);
     // A tombstone has a key and is accepted.
