@@ -78,6 +78,7 @@ pub static APIS: &[Api] = &[
     api!(DescribeProducers, describe_producers),
     api!(DescribeTransactions, describe_transactions),
     api!(ListTransactions, list_transactions),
+    api!(DescribeTopicPartitions, describe_topic_partitions),
 ];
 
 pub fn lookup(key: ApiKey) -> Option<&'static Api> {
