@@ -574,6 +574,30 @@ impl Config {
         out
     }
 
+    /// Where a client on this machine reaches the `--listen` listener
+    /// (`wharf health` without an address): its host and port, with a
+    /// wildcard host (every interface) replaced by the loopback address.
+    pub fn local_address(&self) -> Result<String, String> {
+        let listen = self.listen.trim();
+        let (host, port) = listen
+            .rsplit_once(':')
+            .ok_or_else(|| format!("the listen address {listen:?} has no port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("the listen address {listen:?} has a bad port"))?;
+        if port == 0 {
+            return Err(format!(
+                "the broker listens on {listen} (a free port chosen at start): give --bootstrap-server"
+            ));
+        }
+        let host = match host {
+            "" | "0.0.0.0" => "127.0.0.1",
+            "::" | "[::]" => "[::1]",
+            other => other,
+        };
+        Ok(format!("{host}:{port}"))
+    }
+
     /// The data directory to use: the flag, else ~/.wharf/data, else ./data.
     pub fn resolved_data_dir(&self) -> PathBuf {
         if let Some(dir) = &self.data_dir {
@@ -734,5 +758,28 @@ mod tests {
         assert_eq!(config.data_dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(config.num_partitions, 3);
         assert!(Config::from_flags(["--no-such-flag"]).is_err());
+    }
+
+    #[test]
+    fn local_address_reaches_a_wildcard_listener_on_loopback() {
+        let at = |listen: &str| {
+            Config::from_flags(["--listen", listen])
+                .unwrap()
+                .local_address()
+        };
+        assert_eq!(at("0.0.0.0:19092").unwrap(), "127.0.0.1:19092");
+        assert_eq!(at(":9093").unwrap(), "127.0.0.1:9093");
+        assert_eq!(at("[::]:9094").unwrap(), "[::1]:9094");
+        assert_eq!(at("broker:9095").unwrap(), "broker:9095");
+        assert_eq!(
+            Config::from_flags::<[&str; 0], &str>([])
+                .unwrap()
+                .local_address()
+                .unwrap(),
+            "localhost:9092"
+        );
+        let free = at("127.0.0.1:0").unwrap_err();
+        assert!(free.contains("--bootstrap-server"), "{free}");
+        assert!(at("no-port").is_err());
     }
 }

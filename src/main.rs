@@ -2,6 +2,7 @@
 //! `produce`, `consume`, `group`, `cluster` and `config` are a Kafka client
 //! (in the `wharf-client` crate).
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use wharf::config::{Config, LogFormat, DEFAULT_MAX_CONNECTIONS};
 use wharf::{alloc, limits, server};
+use wharf_client::cli::ClientCommand;
 
 #[global_allocator]
 static ALLOCATOR: alloc::Allocator = alloc::Allocator::new();
@@ -44,14 +46,22 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match cli.command {
+        Command::Client(ClientCommand::Health(mut args)) if args.bootstrap_server.is_none() => {
+            match serving_address(args.config_file.as_deref()) {
+                Ok(address) => args.bootstrap_server = Some(address),
+                Err(err) => {
+                    eprintln!("wharf: unhealthy: {err}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            wharf_client::cli::run(ClientCommand::Health(args))
+        }
         Command::Client(command) => wharf_client::cli::run(command),
         Command::Serve(_) => {
             server::catch_early_signals();
             // Read again with Kafka's configuration (--config, KAFKA_*
             // variables) filling what flags and WHARF_* variables leave unset.
-            let env = std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect();
+            let env = process_env();
             let serve_args = std::env::args_os().skip_while(|a| a != "serve");
             let loaded = match wharf::config::kafka::load(serve_args, &env) {
                 Ok(loaded) => loaded,
@@ -94,6 +104,31 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The process environment, as `wharf::config::kafka::load` reads it
+/// (variables that are not UTF-8 are left out).
+fn process_env() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Where a `wharf serve` started with this environment (and `--config
+/// file`, else $WHARF_CONFIG) serves clients on this machine: what
+/// `wharf health` checks when it is given no address.
+fn serving_address(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let mut args: Vec<std::ffi::OsString> = vec!["serve".into()];
+    if let Some(file) = file {
+        args.push("--config".into());
+        args.push(file.into());
+    }
+    let loaded = wharf::config::kafka::load(args, &process_env())
+        .map_err(|e| anyhow::anyhow!("reading the broker's configuration: {e}"))?;
+    loaded
+        .config
+        .local_address()
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {

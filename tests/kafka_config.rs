@@ -215,3 +215,90 @@ fn print_config_shows_origins_and_a_bad_key_stops_the_start() {
         "{err}"
     );
 }
+
+/// `wharf health ARGS` with only `env` from the environment: its exit code,
+/// stdout and stderr.
+fn health(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("health")
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_bounded(child, Duration::from_secs(30));
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn health_without_an_address_checks_the_listener_of_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, controller_port) = (free_port(), free_port());
+    let config = server_properties(dir.path(), port, controller_port);
+    let config = config.to_str().unwrap();
+    let log = dir.path().join("wharf.log");
+    let child = serve(&["--config", config], &[("WHARF_LOG_LEVEL", "info")])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut broker = Running(child);
+    // Kafka's line for a broker that starts serving, which testcontainers'
+    // KafkaContainer waits for, once.
+    let ready = "Transitioning from RECOVERY to RUNNING";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).unwrap().contains(ready) {
+        if let Some(status) = broker.0.try_wait().unwrap() {
+            panic!(
+                "broker exited at start ({status}): {}",
+                std::fs::read_to_string(&log).unwrap()
+            );
+        }
+        assert!(Instant::now() < deadline, "no {ready:?} line logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    client(&format!("127.0.0.1:{port}"), &["topic", "create", "t"]);
+    assert_eq!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches(ready)
+            .count(),
+        1
+    );
+
+    let answers = format!("ok: 127.0.0.1:{port} answers\n");
+    let listeners = format!("PLAINTEXT://:{port}");
+    let listen = format!("0.0.0.0:{port}");
+    for (args, env) in [
+        (vec!["--config", config], vec![]),
+        (vec![], vec![("WHARF_CONFIG", config)]),
+        (vec![], vec![("KAFKA_LISTENERS", listeners.as_str())]),
+        (vec![], vec![("WHARF_LISTEN", listen.as_str())]),
+    ] {
+        let (code, out, err) = health(&args, &env);
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(0), answers.as_str()),
+            "{env:?}: {err}"
+        );
+    }
+    // The configuration names a port nothing listens on: unhealthy.
+    let closed = format!("PLAINTEXT://127.0.0.1:{}", free_port());
+    let (code, _, err) = health(
+        &["--timeout-ms", "1000"],
+        &[("KAFKA_LISTENERS", closed.as_str())],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("unhealthy"), "{err}");
+    // A configuration the broker would refuse: unhealthy, saying why.
+    let (code, _, err) = health(&[], &[("KAFKA_NUM_PARTITIONS", "many")]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("KAFKA_NUM_PARTITIONS"), "{err}");
+    drop(broker);
+}

@@ -315,9 +315,17 @@ impl Broker {
             .map_err(|e| BrokerError::io("retiring the metadata log", &self.settings.data_dir, e))
     }
 
-    /// Marks the broker ready: requests held at the door go on.
+    /// Marks the broker ready: requests held at the door go on. The first
+    /// call logs Kafka's own line for a broker that starts serving (its
+    /// broker state going from RECOVERY to RUNNING): testcontainers'
+    /// `KafkaContainer` and other tools wait for that line in the log.
     pub fn set_ready(&self) {
-        self.ready.send_replace(true);
+        if !self.ready.send_replace(true) {
+            tracing::info!(
+                node_id = self.settings.node_id,
+                "serving requests: Transitioning from RECOVERY to RUNNING"
+            );
+        }
     }
 
     /// Waits until the broker is ready for requests.

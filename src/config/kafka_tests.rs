@@ -522,3 +522,56 @@ fn memory_mode_ignores_log_dirs_and_excludes_data_dir() {
     let err = load_with(&["--memory"], &env(&[("WHARF_DATA_DIR", "/tmp/x")])).unwrap_err();
     assert!(err.0.contains("--data-dir"), "{err}");
 }
+
+/// The environment testcontainers-java's `KafkaContainer` gives the
+/// apache/kafka image (its listener list comes from a Java set, so in any
+/// order), plus the advertised listeners its start script exports.
+fn testcontainers_env(listeners: &str) -> BTreeMap<String, String> {
+    env(&[
+        ("CLUSTER_ID", "4L6g3nShT-eMCtK--X86sw"),
+        ("KAFKA_LISTENERS", listeners),
+        (
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+            "CONTROLLER:PLAINTEXT,BROKER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ),
+        ("KAFKA_INTER_BROKER_LISTENER_NAME", "BROKER"),
+        ("KAFKA_PROCESS_ROLES", "broker,controller"),
+        ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER"),
+        ("KAFKA_NODE_ID", "1"),
+        ("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9094"),
+        ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1"),
+        ("KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS", "1"),
+        ("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1"),
+        ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1"),
+        ("KAFKA_LOG_FLUSH_INTERVAL_MESSAGES", "9223372036854775807"),
+        ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0"),
+        (
+            "KAFKA_ADVERTISED_LISTENERS",
+            "PLAINTEXT://localhost:32768,BROKER://0123456789ab:9093",
+        ),
+    ])
+}
+
+#[test]
+fn testcontainers_kafka_container_environment_is_accepted_in_any_listener_order() {
+    for listeners in [
+        "PLAINTEXT://0.0.0.0:9092,BROKER://0.0.0.0:9093,CONTROLLER://0.0.0.0:9094",
+        "CONTROLLER://0.0.0.0:9094,PLAINTEXT://0.0.0.0:9092,BROKER://0.0.0.0:9093",
+    ] {
+        let loaded = load_with(&[], &testcontainers_env(listeners)).unwrap();
+        let c = &loaded.config;
+        assert_eq!(c.listen, "0.0.0.0:9093", "{listeners}");
+        assert_eq!(c.listener_name, "BROKER");
+        assert_eq!(c.advertised_listener.as_deref(), Some("0123456789ab:9093"));
+        assert_eq!(
+            c.extra_advertised_listeners
+                .as_ref()
+                .map(|l| l.0[0].to_string()),
+            Some("PLAINTEXT://localhost:32768".to_string())
+        );
+        assert_eq!(c.controller_listen.as_deref(), Some("0.0.0.0:9094"));
+        assert_eq!(c.cluster_id.as_deref(), Some("4L6g3nShT-eMCtK--X86sw"));
+        // `wharf health` in that container checks the brokers' listener.
+        assert_eq!(c.local_address().unwrap(), "127.0.0.1:9093");
+    }
+}
