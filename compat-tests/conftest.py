@@ -68,9 +68,9 @@ class Broker:
             log.flush()
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log)
-        if MEMORY:
-            self.data_dir = Path(f"/dev/shm/wharf-memory-{self.proc.pid}")
         self._wait_ready()
+        if MEMORY:
+            self.data_dir, = Path("/dev/shm").glob(f"wharf-memory-{self.proc.pid}-*")
 
     def _wait_ready(self):
         deadline = time.monotonic() + READY_TIMEOUT_S

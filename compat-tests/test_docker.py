@@ -416,3 +416,49 @@ def test_cluster_compose_file_serves_metrics_of_each_broker(compose):
         found = metric_samples(scrape_host(ports[metrics_port]))
         assert ("wharf_open_connections", frozenset()) in found, sorted(found)[:20]
         assert found[("process_start_time_seconds", frozenset())] > 0
+
+
+def test_apache_kafka_single_node_compose_file_with_only_the_image_changed(image, tmp_path):
+    """A compose file written for apache/kafka (host and container
+    listeners, KRaft settings, log.dirs, CLUSTER_ID) runs with the image
+    line changed: clients on the host and in another container of the
+    project are each served at the address they can reach."""
+    assert shutil.which("docker-compose"), "docker-compose is needed for the compose tests"
+    text = (REPO_ROOT / "compat-tests" / "fixtures" / "apache-kafka-single-node.yaml").read_text()
+    assert text.count("image: apache/kafka:4.1.0") == 1
+    port = free_port()
+    text = text.replace("image: apache/kafka:4.1.0", f"image: {image}")
+    # The host port: a free one in place of 9092, advertised to the host.
+    text = text.replace('"9092:9092"', f'"127.0.0.1:{port}:9092"')
+    text = text.replace("PLAINTEXT_HOST://localhost:9092", f"PLAINTEXT_HOST://127.0.0.1:{port}")
+    path = tmp_path / "compose.yaml"
+    path.write_text(text)
+    project = f"wharfapache{uuid.uuid4().hex[:10]}"
+    try:
+        subprocess.run(["docker-compose", "-p", project, "-f", str(path), "up", "-d"],
+                       check=True, capture_output=True, timeout=180)
+        bootstrap = f"127.0.0.1:{port}"
+        wait_serving(bootstrap, f"{project}_broker_1")
+        listing = kcat(bootstrap, "-L", "-m", "5").stdout
+        assert f"broker 1 at 127.0.0.1:{port}" in listing, listing
+        reports = c_produce(c_producer(bootstrap, acks="all"), "orders",
+                            [dict(key=b"k%d" % i, value=b"v%d" % i) for i in range(5)])
+        assert_delivered(reports)
+        # Another container of the project reaches broker:29092 and is told
+        # of the broker there.
+        inside = docker("run", "--rm", "--network", f"{project}_default", "--entrypoint",
+                        "/bin/wharf", image, "consume", "orders", "--from-beginning",
+                        "--max-messages", "5", "--bootstrap-server", "broker:29092",
+                        timeout=60).stdout
+        assert sorted(inside.split()) == [f"v{i}" for i in range(5)], inside
+        described = docker("run", "--rm", "--network", f"{project}_default", "--entrypoint",
+                           "/bin/wharf", image, "cluster", "describe", "--output", "json",
+                           "--bootstrap-server", "broker:29092", timeout=60).stdout
+        assert '"host": "broker"' in described and '"port": 29092' in described, described
+        # The data went where KAFKA_LOG_DIRS says.
+        listed = docker("exec", f"{project}_broker_1", "ls", "/tmp/kraft-combined-logs").stdout
+        assert "orders-0" in listed.split(), listed
+        wait_healthy(f"{project}_broker_1")
+    finally:
+        subprocess.run(["docker-compose", "-p", project, "-f", str(path), "down", "-v",
+                        "--remove-orphans"], capture_output=True, timeout=180)

@@ -162,7 +162,11 @@ fn memory_mode(config: &mut Config) -> anyhow::Result<Option<server::memory::Mem
     if !config.memory {
         return Ok(None);
     }
-    let dir = server::memory::MemoryDir::create(std::path::Path::new(server::memory::MEMORY_ROOT))?;
+    let root = std::env::var_os("WHARF_MEMORY_ROOT").map_or_else(
+        || server::memory::MEMORY_ROOT.into(),
+        std::path::PathBuf::from,
+    );
+    let dir = server::memory::MemoryDir::create(&root)?;
     tracing::info!(
         dir = %dir.path().display(),
         free_mib = dir.free_bytes >> 20,
@@ -175,7 +179,7 @@ fn memory_mode(config: &mut Config) -> anyhow::Result<Option<server::memory::Mem
         tracing::warn!(
             "memory mode: only {} MiB of memory filesystem are free at {}; writes fail once it is full (in Docker, raise --shm-size)",
             dir.free_bytes >> 20,
-            server::memory::MEMORY_ROOT
+            root.display()
         );
     }
     config.data_dir = Some(dir.path().to_path_buf());

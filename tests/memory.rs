@@ -22,15 +22,38 @@ fn two_records() -> Vec<u8> {
     .unwrap()
 }
 
-fn memory_dir(pid: u32) -> PathBuf {
-    PathBuf::from(format!("/dev/shm/wharf-memory-{pid}"))
+/// A memory filesystem directory of the test's own, where its brokers make
+/// their directories (WHARF_MEMORY_ROOT): other tests' memory-mode starts
+/// sweep /dev/shm itself.
+fn memory_root() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm").unwrap()
+}
+
+/// Starts a memory-mode broker under `root`.
+fn start_in(root: &tempfile::TempDir) -> TestBroker {
+    let root = root.path().to_str().unwrap();
+    TestBroker::start_logged_env(&["--memory"], &[("WHARF_MEMORY_ROOT", root)])
+}
+
+/// The memory-mode directory of the broker with `pid` under `root`.
+fn memory_dir(root: &tempfile::TempDir, pid: u32) -> PathBuf {
+    let prefix = format!("wharf-memory-{pid}-");
+    let found: Vec<PathBuf> = std::fs::read_dir(root.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.into_iter().next().unwrap()
 }
 
 #[test]
 fn memory_mode_keeps_the_logs_in_memory_and_removes_them_on_stop() {
-    let mut broker = TestBroker::start_logged(&["--memory"]);
+    let root = memory_root();
+    let mut broker = start_in(&root);
     let pid = broker.pid();
-    let dir = memory_dir(pid);
+    let dir = memory_dir(&root, pid);
     let log = broker.log();
     let first = log.lines().next().unwrap_or_default();
     assert!(
@@ -59,15 +82,16 @@ fn memory_mode_keeps_the_logs_in_memory_and_removes_them_on_stop() {
 
 #[test]
 fn a_killed_memory_broker_data_is_removed_by_the_next_start() {
-    let mut killed = TestBroker::start_with(&["--memory"]);
-    let dir = memory_dir(killed.pid());
+    let root = memory_root();
+    let mut killed = start_in(&root);
+    let dir = memory_dir(&root, killed.pid());
     let mut client = killed.client();
     assert_eq!(create_topic(&mut client, "left", 1).topics[0].error_code, 0);
     assert!(dir.join("left-0").is_dir());
     killed.stop(false);
     assert!(dir.exists(), "kill -9 leaves the data behind");
 
-    let next = TestBroker::start_logged(&["--memory"]);
+    let next = start_in(&root);
     assert!(!dir.exists(), "the next start removes {}", dir.display());
     assert!(next
         .log()

@@ -29,6 +29,8 @@ pub struct TestBroker {
     log_path: Option<std::path::PathBuf>,
     /// Open-files limit (soft and hard) the broker runs under, if set.
     nofile: Option<u64>,
+    /// Environment variables the broker gets on top of the test's.
+    env: Vec<(String, String)>,
 }
 
 impl TestBroker {
@@ -44,6 +46,18 @@ impl TestBroker {
     /// file that [`TestBroker::log`] reads (across restarts).
     pub fn start_logged(args: &[&str]) -> Self {
         Self::launch("127.0.0.1", args, true)
+    }
+
+    /// Like [`TestBroker::start_logged`], with `env` set for the broker.
+    pub fn start_logged_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut broker = Self::new("127.0.0.1", args);
+        broker.log_path = Some(broker.dir.path().with_extension("log"));
+        broker.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        broker.spawn();
+        broker
     }
 
     /// What the broker has logged so far (empty unless started with
@@ -93,6 +107,7 @@ impl TestBroker {
             args: args.iter().map(|s| s.to_string()).collect(),
             log_path: None,
             nofile: None,
+            env: Vec::new(),
         }
     }
 
@@ -115,6 +130,7 @@ impl TestBroker {
         }
         let child = command
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(match &self.log_path {
                 Some(path) => Stdio::from(
