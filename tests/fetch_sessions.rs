@@ -11,6 +11,7 @@ use common::{create_topic, produce_batch, topic_name, Client, TestBroker};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
 use uuid::Uuid;
 use wharf_protocol::batch::build_batch;
 use wharf_protocol::compression::Compression;
@@ -383,4 +384,38 @@ fn a_full_cache_answers_without_a_session() {
     let resp = Fetch::new(by, 12, 0, 0).parts(&[(0, 0)]).call(&mut c);
     assert_eq!((resp.error_code, resp.session_id), (0, 0));
     assert_eq!(answered_partitions(&resp), vec![0]);
+}
+
+#[test]
+fn a_waiting_fetch_overtaken_by_the_next_epoch_gets_invalid_epoch() {
+    let broker = TestBroker::start();
+    let mut a = broker.client();
+    let mut b = broker.client();
+    assert_eq!(create_topic(&mut a, "d", 1).topics[0].error_code, 0);
+    let by = By::Name("d");
+    let session = Fetch::new(by, 12, 0, 0)
+        .parts(&[(0, 0)])
+        .call(&mut a)
+        .session_id;
+    assert!(session > 0);
+    // Epoch 1 long-polls on one connection...
+    let mut waiting = Fetch::new(by, 12, session, 1);
+    waiting.max_wait_ms = 1500;
+    let correlation = a.send(ApiKey::Fetch, 12, &waiting.request());
+    std::thread::sleep(Duration::from_millis(300));
+    // ...while epoch 2 (the session's next) is served on another.
+    let resp = Fetch::new(by, 12, session, 2).call(&mut b);
+    assert_eq!((resp.error_code, resp.session_id), (0, session));
+    // The waiting one ends with INVALID_FETCH_SESSION_EPOCH and the
+    // session's id, as Kafka answers a duplicate.
+    let mut body = a.read_frame().unwrap();
+    let header = ResponseHeader::decode(&mut body, 1).unwrap();
+    assert_eq!(header.correlation_id, correlation);
+    let resp = FetchResponse::decode(&mut body, 12).unwrap();
+    assert_eq!(resp.error_code, INVALID_FETCH_SESSION_EPOCH);
+    assert_eq!(resp.session_id, session);
+    assert!(resp.responses.is_empty());
+    // The session goes on at epoch 3.
+    let resp = Fetch::new(by, 12, session, 3).call(&mut b);
+    assert_eq!((resp.error_code, resp.session_id), (0, session));
 }

@@ -54,7 +54,7 @@ pub async fn handle(mut request: Request) -> HandlerResult {
     let broker = request.broker.clone();
     let context = session::begin(&broker, &body, request.api_version);
     let session_topics = match &context {
-        Context::Error(e) => return respond_session_error(&request, *e),
+        Context::Error(e) => return respond_session_error(&request, *e, INVALID_SESSION_ID),
         Context::Incremental { partitions, .. } => Some(session::topics_of(partitions)),
         Context::Sessionless | Context::Full => None,
     };
@@ -92,7 +92,10 @@ pub async fn handle(mut request: Request) -> HandlerResult {
                 &mut responses,
             ) {
                 Ok(id) => id,
-                Err(e) => return respond_session_error(&request, e),
+                Err(e) => {
+                    let id = session::late_error_session_id(&context, e);
+                    return respond_session_error(&request, e, id);
+                }
             };
             let mut response = FetchResponse::default();
             response.session_id = session_id;
@@ -112,12 +115,17 @@ pub async fn handle(mut request: Request) -> HandlerResult {
     }
 }
 
-/// A fetch session error: the code at the top level, no partitions, no
-/// session (as Kafka answers it).
-pub(super) fn respond_session_error(request: &Request, error: SessionError) -> HandlerResult {
+/// A fetch session error: the code at the top level and no partitions (as
+/// Kafka answers it), with `session_id` (0 but for a session that moved on
+/// while this fetch waited).
+pub(super) fn respond_session_error(
+    request: &Request,
+    error: SessionError,
+    session_id: i32,
+) -> HandlerResult {
     let mut response = FetchResponse::default();
     response.error_code = error.code();
-    response.session_id = INVALID_SESSION_ID;
+    response.session_id = session_id;
     respond(request, &response, request.response_budget.reserve(0))
 }
 

@@ -18,7 +18,7 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::{requested_topic, respond, HandlerResult, Request, FETCH_MAX_BYTES};
-use crate::broker::fetch_sessions::Context;
+use crate::broker::fetch_sessions::{Context, INVALID_SESSION_ID};
 use crate::broker::{Broker, ReplicaFetch};
 use crate::cluster::node::admin::IsrChange;
 
@@ -26,7 +26,7 @@ pub async fn handle(mut request: Request, body: FetchRequest, replica: i32) -> H
     let broker = request.broker.clone();
     let context = super::session::begin(&broker, &body, request.api_version);
     let session_topics = match &context {
-        Context::Error(e) => return super::respond_session_error(&request, *e),
+        Context::Error(e) => return super::respond_session_error(&request, *e, INVALID_SESSION_ID),
         Context::Incremental { partitions, .. } => Some(super::session::topics_of(partitions)),
         Context::Sessionless | Context::Full => None,
     };
@@ -59,7 +59,10 @@ pub async fn handle(mut request: Request, body: FetchRequest, replica: i32) -> H
                 &mut responses,
             ) {
                 Ok(id) => id,
-                Err(e) => return super::respond_session_error(&request, e),
+                Err(e) => {
+                    let id = super::session::late_error_session_id(&context, e);
+                    return super::respond_session_error(&request, e, id);
+                }
             };
             let mut response = FetchResponse::default();
             response.session_id = session_id;

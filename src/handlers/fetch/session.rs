@@ -152,6 +152,16 @@ pub(super) fn topics_of(partitions: &[(PartitionKey, PartitionRequest)]) -> Vec<
     topics.into_iter().map(|(_, t)| t).collect()
 }
 
+/// The session id an error found after the read is answered with: the
+/// session's own when another fetch moved its epoch on meanwhile (a
+/// duplicate request, as Kafka answers it), else 0.
+pub(super) fn late_error_session_id(context: &Context, error: SessionError) -> i32 {
+    match (context, error) {
+        (Context::Incremental { id, .. }, SessionError::InvalidEpoch) => *id,
+        _ => INVALID_SESSION_ID,
+    }
+}
+
 /// After the read: opens a session for a full fetch, or trims an
 /// incremental answer to what changed. Returns the session id to answer
 /// with, or the session error to answer instead.
