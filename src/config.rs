@@ -341,6 +341,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_auto_created_topics_per_request: u32,
 
+    /// Kafka's `max.incremental.fetch.session.cache.slots`: most
+    /// incremental fetch sessions (KIP-227) the broker keeps at once; 0
+    /// gives none, and every fetch is a full one.
+    #[arg(long, env = "WHARF_MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub max_incremental_fetch_session_cache_slots: u32,
+
     /// Make the log engine's file I/O fail on purpose, to see how clients
     /// and tools cope with a full or failing disk: a comma-separated list of
     /// POINT=ERROR[@TRIGGER], with POINT one of segment-create,

@@ -7,6 +7,7 @@ pub mod compression;
 pub mod configs;
 pub mod creation;
 mod error;
+pub mod fetch_sessions;
 pub mod groups;
 pub mod meta_properties;
 pub mod metadata_log;
@@ -100,6 +101,9 @@ pub struct BrokerSettings {
     pub max_partitions: u64,
     /// Most topics one Metadata request auto-creates.
     pub max_auto_created_topics_per_request: usize,
+    /// `max.incremental.fetch.session.cache.slots`: most fetch sessions
+    /// (KIP-227) the broker keeps.
+    pub fetch_session_cache_slots: usize,
     /// The cluster id this data directory must belong to (`--cluster-id`, or
     /// one derived from the quorum voters); a fresh directory takes it.
     pub expected_cluster_id: Option<String>,
@@ -191,8 +195,35 @@ pub struct Broker {
     pub faults: crate::faults::FaultTable,
     /// What the request path counts for `/metrics` (see `crate::metrics`).
     pub metrics: crate::metrics::Metrics,
+    /// Incremental fetch sessions (KIP-227), broker-wide.
+    pub fetch_sessions: FetchSessions,
     /// Held open for the broker's life: the data directory's exclusive lock.
     _lock: File,
+}
+
+/// The fetch session cache behind its lock, with the clock its times are
+/// read from.
+#[derive(Debug)]
+pub struct FetchSessions {
+    cache: Mutex<fetch_sessions::FetchSessionCache>,
+    origin: std::time::Instant,
+}
+
+impl FetchSessions {
+    pub fn new(slots: usize) -> Self {
+        FetchSessions {
+            cache: Mutex::new(fetch_sessions::FetchSessionCache::new(slots)),
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    /// Runs `f` on the cache with the time now, in milliseconds since the
+    /// broker started. Held only for the call: never across an await.
+    pub fn with<T>(&self, f: impl FnOnce(&mut fetch_sessions::FetchSessionCache, u64) -> T) -> T {
+        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut cache, now)
+    }
 }
 
 /// What a topic creation asks for, already defaulted.
@@ -254,6 +285,7 @@ impl Broker {
         let fresh =
             records.is_empty() && !dir.join(wharf_storage::quorum::METADATA_LOG_DIR).exists();
         let broker = Self {
+            fetch_sessions: FetchSessions::new(settings.fetch_session_cache_slots),
             groups: GroupCoordinator::new(settings.groups.clone()),
             txns: wharf_coordinator::txn::TxnCoordinator::new(settings.txns.clone()),
             settings,

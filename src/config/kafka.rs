@@ -202,6 +202,10 @@ pub static KEYS: &[Key] = &[
     ignored("socket.receive.buffer.bytes", JVM),
     ignored("socket.listen.backlog.size", JVM),
     ignored("request.timeout.ms", INTERNAL),
+    flag(
+        "max.incremental.fetch.session.cache.slots",
+        "max-incremental-fetch-session-cache-slots",
+    ),
     // Groups and offsets.
     flag("group.initial.rebalance.delay.ms", "group-initial-rebalance-delay-ms"),
     flag("group.min.session.timeout.ms", "group-min-session-timeout-ms"),

@@ -2,8 +2,9 @@
 //!
 //! A fetch that finds fewer than `min_bytes` waits up to `max_wait_ms` for an
 //! append anywhere on the broker, re-reading when one happens; it does not
-//! poll. Fetch sessions (KIP-227) are not kept: every response carries
-//! session id 0, which tells clients to send full fetches.
+//! poll. Fetch sessions (KIP-227, see `session`): a full fetch (epoch 0)
+//! opens one when the cache has room; an incremental fetch reads every
+//! partition of its session and answers only those with something new.
 //!
 //! The records read stay in memory until the client has read the answer,
 //! so they are charged to the broker's response budget: an answer carries
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_request::{FetchRequest, FetchTopic};
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 
 use super::{HandlerError, HandlerResult, Request, ResponseBody};
 use crate::broker::compression::contains_zstd;
+use crate::broker::fetch_sessions::{Context, SessionError, INVALID_SESSION_ID};
 use crate::broker::{storage_error_code, Broker, Partition};
 use crate::budget::{ResponseBudget, ResponseCharge};
 
@@ -37,6 +39,7 @@ pub const MAX_VERSION: i16 = 18;
 const FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 
 mod replica;
+mod session;
 
 pub async fn handle(mut request: Request) -> HandlerResult {
     let body: FetchRequest = request.decode()?;
@@ -49,6 +52,14 @@ pub async fn handle(mut request: Request) -> HandlerResult {
         return replica::handle(request, body, replica_id).await;
     }
     let broker = request.broker.clone();
+    let context = session::begin(&broker, &body, request.api_version);
+    let session_topics = match &context {
+        Context::Error(e) => return respond_session_error(&request, *e, INVALID_SESSION_ID),
+        Context::Incremental { partitions, .. } => Some(session::topics_of(partitions)),
+        Context::Sessionless | Context::Full => None,
+    };
+    // What to read: the request's partitions, or its session's.
+    let topics = session_topics.as_deref().unwrap_or(&body.topics);
     let wait = Duration::from_millis(u64::try_from(body.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);
@@ -58,11 +69,12 @@ pub async fn handle(mut request: Request) -> HandlerResult {
     loop {
         // Registered before reading, so a commit that lands after the read
         // wakes the wait below.
-        watch_partitions(&broker, &body, request.api_version, &wake);
-        let (responses, bytes, errors, charge) = read_all(
+        watch_partitions(&broker, topics, request.api_version, &wake);
+        let (mut responses, bytes, errors, charge) = read_all(
             &broker,
             &request.listener,
             &body,
+            topics,
             request.api_version,
             &request.response_budget,
         );
@@ -71,7 +83,22 @@ pub async fn handle(mut request: Request) -> HandlerResult {
             || Instant::now() >= deadline
             || *request.shutdown.borrow();
         if done {
+            let session_id = match session::finish(
+                &broker,
+                &context,
+                &body,
+                request.api_version,
+                false,
+                &mut responses,
+            ) {
+                Ok(id) => id,
+                Err(e) => {
+                    let id = session::late_error_session_id(&context, e);
+                    return respond_session_error(&request, e, id);
+                }
+            };
             let mut response = FetchResponse::default();
+            response.session_id = session_id;
             if request.api_version >= 16 {
                 response.node_endpoints = leader_endpoints(&broker, &request.listener, &responses);
             }
@@ -88,14 +115,28 @@ pub async fn handle(mut request: Request) -> HandlerResult {
     }
 }
 
+/// A fetch session error: the code at the top level and no partitions (as
+/// Kafka answers it), with `session_id` (0 but for a session that moved on
+/// while this fetch waited).
+pub(super) fn respond_session_error(
+    request: &Request,
+    error: SessionError,
+    session_id: i32,
+) -> HandlerResult {
+    let mut response = FetchResponse::default();
+    response.error_code = error.code();
+    response.session_id = session_id;
+    respond(request, &response, request.response_budget.reserve(0))
+}
+
 /// Registers `wake` with every requested partition this broker leads.
 fn watch_partitions(
     broker: &Broker,
-    body: &FetchRequest,
+    topics: &[FetchTopic],
     version: i16,
     wake: &Arc<tokio::sync::Notify>,
 ) {
-    for fetch_topic in &body.topics {
+    for fetch_topic in topics {
         let topic = requested_topic(broker, fetch_topic, version >= 13);
         let Some(topic) = topic else {
             continue;
@@ -145,7 +186,7 @@ fn leader_endpoints(
 /// The topic a fetch names: by id from v13, by name before.
 fn requested_topic(
     broker: &Broker,
-    fetch_topic: &kafka_protocol::messages::fetch_request::FetchTopic,
+    fetch_topic: &FetchTopic,
     by_id: bool,
 ) -> Option<Arc<crate::broker::Topic>> {
     if by_id {
@@ -176,6 +217,7 @@ fn read_all(
     broker: &Broker,
     listener: &str,
     body: &FetchRequest,
+    topics: &[FetchTopic],
     version: i16,
     budget: &Arc<ResponseBudget>,
 ) -> (Vec<FetchableTopicResponse>, usize, bool, ResponseCharge) {
@@ -188,7 +230,7 @@ fn read_all(
     let max_bytes = charge.granted();
     let mut total = 0usize;
     let mut any_error = false;
-    let mut responses = Vec::with_capacity(body.topics.len());
+    let mut responses = Vec::with_capacity(topics.len());
     // From v11 a consumer may read from a follower (KIP-392): the leader
     // names the in-sync follower in the consumer's rack when the rack-aware
     // selector is on, and a follower serves what it has committed.
@@ -197,7 +239,7 @@ fn read_all(
         .filter(|r| !r.is_empty());
     let image = client_rack.map(|_| broker.image());
     let rack_of = |id: i32| image.as_ref()?.broker(id)?.rack.clone();
-    for fetch_topic in &body.topics {
+    for fetch_topic in topics {
         let topic = requested_topic(broker, fetch_topic, by_id);
         let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
         for fp in &fetch_topic.partitions {

@@ -142,6 +142,24 @@ impl Collector for BrokerCollector {
             "Records of a partition past a consumer group's committed offset (high watermark less committed offset)",
             &lag,
         )?;
+        let (sessions, partitions) = self.broker.fetch_sessions.with(|cache, _| {
+            (
+                i64::try_from(cache.len()).unwrap_or(i64::MAX),
+                i64::try_from(cache.partitions()).unwrap_or(i64::MAX),
+            )
+        });
+        gauge(
+            &mut encoder,
+            "wharf_fetch_sessions",
+            "Incremental fetch sessions (KIP-227) held in the broker's cache",
+            &[(Vec::new(), sessions)],
+        )?;
+        gauge(
+            &mut encoder,
+            "wharf_fetch_session_partitions",
+            "Partitions held by all incremental fetch sessions",
+            &[(Vec::new(), partitions)],
+        )?;
         Ok(())
     }
 }

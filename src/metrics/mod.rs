@@ -29,6 +29,22 @@ const LATENCY_BUCKETS: [f64; 16] = [
     35.0,
 ];
 
+/// Upper bounds of the request size buckets, in bytes: 64 B to 16 MiB by
+/// powers of 4 (Kafka's largest default request is 100 MiB; larger ones
+/// land in +Inf).
+const SIZE_BUCKETS: [f64; 10] = [
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+];
+
 /// A Kafka API as a label value: its name as Kafka's request metrics spell
 /// it (`Produce`, `Fetch`, `ApiVersions`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,10 +103,15 @@ struct PartitionErrorLabels {
     error: &'static str,
 }
 
-type LatencyFamily = Family<ApiLabels, Histogram, fn() -> Histogram>;
+/// Histograms by API (latency, request size).
+type HistogramFamily = Family<ApiLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
+}
+
+fn size_histogram() -> Histogram {
+    Histogram::new(SIZE_BUCKETS)
 }
 
 /// The metrics the request path updates. Cloning shares them (every
@@ -98,7 +119,8 @@ fn latency_histogram() -> Histogram {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
-    latency: LatencyFamily,
+    latency: HistogramFamily,
+    request_size: HistogramFamily,
     partition_errors: Family<PartitionErrorLabels, Counter>,
     bytes_in: Family<TopicLabels, Counter>,
     bytes_out: Family<TopicLabels, Counter>,
@@ -110,6 +132,7 @@ impl Default for Metrics {
         Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            request_size: Family::new_with_constructor(size_histogram),
             partition_errors: Family::default(),
             bytes_in: Family::default(),
             bytes_out: Family::default(),
@@ -128,6 +151,14 @@ impl Metrics {
             outcome: Outcome::Failed,
             started: Instant::now(),
         }
+    }
+
+    /// Records the size of a request frame of `api` (header and body,
+    /// without the 4-byte length prefix).
+    pub fn request_size(&self, api: ApiKey, bytes: usize) {
+        self.request_size
+            .get_or_create(&ApiLabels { api: Api(api) })
+            .observe(bytes as f64);
     }
 
     /// Counts an error code answered for one partition of an `api`
@@ -175,6 +206,11 @@ impl Metrics {
             "wharf_request_duration_seconds",
             "Time from a request's arrival to its answer, by API (long-polling fetches include their wait)",
             self.latency.clone(),
+        );
+        registry.register(
+            "wharf_request_size_bytes",
+            "Size of request frames received (header and body), by API",
+            self.request_size.clone(),
         );
         registry.register(
             "wharf_partition_errors",
@@ -377,6 +413,22 @@ mod tests {
             text.contains(r#"wharf_request_duration_seconds_bucket{le="+Inf",api="Fetch"} 1"#)
                 || text
                     .contains(r#"wharf_request_duration_seconds_bucket{api="Fetch",le="+Inf"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn observes_request_sizes_by_api() {
+        let metrics = Metrics::default();
+        metrics.request_size(ApiKey::Fetch, 20_000);
+        metrics.request_size(ApiKey::Fetch, 100);
+        let text = rendered(&metrics);
+        assert!(
+            text.contains(r#"wharf_request_size_bytes_sum{api="Fetch"} 20100.0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"wharf_request_size_bytes_bucket{api="Fetch",le="256"} 1"#),
             "{text}"
         );
     }

@@ -62,6 +62,7 @@ pub async fn dispatch(
     mut frame: Bytes,
     client: &Client,
 ) -> Result<Dispatched, DispatchError> {
+    let size = frame.len();
     let parsed = header::decode_request_header(&mut frame)?;
     let version = parsed.header.request_api_version;
     let correlation_id = parsed.header.correlation_id;
@@ -77,6 +78,7 @@ pub async fn dispatch(
         registry::lookup(parsed.api_key).ok_or(DispatchError::UnsupportedApi(parsed.api_key))?;
     // Counts the request and its latency when dropped (see crate::metrics).
     let mut timer = broker.metrics.request_timer(parsed.api_key);
+    broker.metrics.request_size(parsed.api_key, size);
     let body = if api.supports(version) {
         let request = Request {
             broker: broker.clone(),

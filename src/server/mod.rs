@@ -302,6 +302,10 @@ pub fn settings(
             config.max_auto_created_topics_per_request,
         )
         .unwrap_or(usize::MAX),
+        fetch_session_cache_slots: usize::try_from(
+            config.max_incremental_fetch_session_cache_slots,
+        )
+        .unwrap_or(usize::MAX),
         expected_cluster_id: config.cluster_id.clone().or_else(|| {
             let voters = config.controller_quorum_voters.as_deref()?;
             let voters = parse_voters(voters).ok()?;

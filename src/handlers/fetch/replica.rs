@@ -3,32 +3,43 @@
 //! fetch records the follower's position (which moves the high watermark
 //! and may add it to the ISR); a follower whose log diverges from the
 //! leader's is told where (`diverging_epoch`, KIP-320). Long-polls until
-//! the log end of a requested partition moves.
+//! the log end of a requested partition moves. Fetch sessions work as for
+//! consumers, and a follower's session is privileged in the cache (it may
+//! take a consumer's slot); Wharf's own followers fetch without one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::FetchRequest;
+use kafka_protocol::messages::fetch_request::{FetchRequest, FetchTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::FetchResponse;
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use super::{requested_topic, respond, HandlerResult, Request, FETCH_MAX_BYTES};
+use crate::broker::fetch_sessions::{Context, INVALID_SESSION_ID};
 use crate::broker::{Broker, ReplicaFetch};
 use crate::cluster::node::admin::IsrChange;
 
 pub async fn handle(mut request: Request, body: FetchRequest, replica: i32) -> HandlerResult {
     let broker = request.broker.clone();
+    let context = super::session::begin(&broker, &body, request.api_version);
+    let session_topics = match &context {
+        Context::Error(e) => return super::respond_session_error(&request, *e, INVALID_SESSION_ID),
+        Context::Incremental { partitions, .. } => Some(super::session::topics_of(partitions)),
+        Context::Sessionless | Context::Full => None,
+    };
+    let topics = session_topics.as_deref().unwrap_or(&body.topics);
     let wait = Duration::from_millis(u64::try_from(body.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);
     let wake = Arc::new(tokio::sync::Notify::new());
     loop {
-        let (responses, bytes, stop_early, charge) = read_all(
+        let (mut responses, bytes, stop_early, charge) = read_all(
             &broker,
             &body,
+            topics,
             request.api_version,
             replica,
             &wake,
@@ -39,7 +50,22 @@ pub async fn handle(mut request: Request, body: FetchRequest, replica: i32) -> H
             || Instant::now() >= deadline
             || *request.shutdown.borrow();
         if done {
+            let session_id = match super::session::finish(
+                &broker,
+                &context,
+                &body,
+                request.api_version,
+                true,
+                &mut responses,
+            ) {
+                Ok(id) => id,
+                Err(e) => {
+                    let id = super::session::late_error_session_id(&context, e);
+                    return super::respond_session_error(&request, e, id);
+                }
+            };
             let mut response = FetchResponse::default();
+            response.session_id = session_id;
             response.responses = responses;
             return respond(&request, &response, charge);
         }
@@ -58,6 +84,7 @@ pub async fn handle(mut request: Request, body: FetchRequest, replica: i32) -> H
 fn read_all(
     broker: &Broker,
     body: &FetchRequest,
+    topics: &[FetchTopic],
     version: i16,
     replica: i32,
     wake: &Arc<tokio::sync::Notify>,
@@ -77,14 +104,14 @@ fn read_all(
     let max_bytes = charge.granted();
     let mut total = 0usize;
     let mut stop_early = false;
-    let mut responses = Vec::with_capacity(body.topics.len());
+    let mut responses = Vec::with_capacity(topics.len());
     // Kafka's `isReplicaIsrEligible`: a fenced or stopping follower is not
     // proposed for the ISR (the controller would refuse it).
     let isr_eligible = broker
         .image()
         .broker(replica)
         .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown);
-    for fetch_topic in &body.topics {
+    for fetch_topic in topics {
         let topic = requested_topic(broker, fetch_topic, by_id);
         let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
         for fp in &fetch_topic.partitions {
