@@ -212,6 +212,10 @@ fn walk_one(client: &mut Client, key: ApiKey, v: i16) -> Result<String, String> 
             plain!(DescribeTransactionsRequest, DescribeTransactionsResponse)
         }
         ApiKey::ListTransactions => plain!(ListTransactionsRequest, ListTransactionsResponse),
+        ApiKey::DescribeTopicPartitions => plain!(
+            DescribeTopicPartitionsRequest,
+            DescribeTopicPartitionsResponse
+        ),
         other => Err(format!(
             "advertised, but this walk has no request for {other:?}: add one"
         )),
