@@ -98,6 +98,62 @@ pub struct Config {
     #[arg(long, env = "WHARF_LOG_RETENTION_HOURS")]
     pub log_retention_hours: Option<i64>,
 
+    /// Default of the topic config min.insync.replicas (Kafka's broker
+    /// config of the same name; default 1): the in-sync replicas an acks=all
+    /// produce needs.
+    #[arg(long, env = "WHARF_MIN_INSYNC_REPLICAS")]
+    pub min_insync_replicas: Option<i32>,
+
+    /// Default of the topic config unclean.leader.election.enable (Kafka's
+    /// broker config of the same name; default false).
+    #[arg(long, env = "WHARF_UNCLEAN_LEADER_ELECTION_ENABLE")]
+    pub unclean_leader_election_enable: Option<bool>,
+
+    /// Default age in milliseconds at which an active segment rolls (Kafka's
+    /// log.roll.ms). Topic config: segment.ms.
+    #[arg(long, env = "WHARF_LOG_ROLL_MS")]
+    pub log_roll_ms: Option<i64>,
+
+    /// Default segment age in hours at which an active segment rolls
+    /// (Kafka's log.roll.hours, default 168); --log-roll-ms wins.
+    #[arg(long, env = "WHARF_LOG_ROLL_HOURS")]
+    pub log_roll_hours: Option<i64>,
+
+    /// Default of the topic config min.cleanable.dirty.ratio (Kafka's
+    /// log.cleaner.min.cleanable.ratio; default 0.5).
+    #[arg(long, env = "WHARF_LOG_CLEANER_MIN_CLEANABLE_RATIO")]
+    pub log_cleaner_min_cleanable_ratio: Option<f64>,
+
+    /// Default of the topic config delete.retention.ms (Kafka's
+    /// log.cleaner.delete.retention.ms; default one day).
+    #[arg(long, env = "WHARF_LOG_CLEANER_DELETE_RETENTION_MS")]
+    pub log_cleaner_delete_retention_ms: Option<i64>,
+
+    /// Default of the topic config min.compaction.lag.ms (Kafka's
+    /// log.cleaner.min.compaction.lag.ms; default 0).
+    #[arg(long, env = "WHARF_LOG_CLEANER_MIN_COMPACTION_LAG_MS")]
+    pub log_cleaner_min_compaction_lag_ms: Option<i64>,
+
+    /// Default of the topic config max.compaction.lag.ms (Kafka's
+    /// log.cleaner.max.compaction.lag.ms; default unbounded).
+    #[arg(long, env = "WHARF_LOG_CLEANER_MAX_COMPACTION_LAG_MS")]
+    pub log_cleaner_max_compaction_lag_ms: Option<i64>,
+
+    /// Default of the topic config message.timestamp.type (Kafka's
+    /// log.message.timestamp.type: CreateTime or LogAppendTime).
+    #[arg(long, env = "WHARF_LOG_MESSAGE_TIMESTAMP_TYPE")]
+    pub log_message_timestamp_type: Option<String>,
+
+    /// Default of the topic config message.timestamp.before.max.ms (Kafka's
+    /// log.message.timestamp.before.max.ms; default unbounded).
+    #[arg(long, env = "WHARF_LOG_MESSAGE_TIMESTAMP_BEFORE_MAX_MS")]
+    pub log_message_timestamp_before_max_ms: Option<i64>,
+
+    /// Default of the topic config message.timestamp.after.max.ms (Kafka's
+    /// log.message.timestamp.after.max.ms; default one hour).
+    #[arg(long, env = "WHARF_LOG_MESSAGE_TIMESTAMP_AFTER_MAX_MS")]
+    pub log_message_timestamp_after_max_ms: Option<i64>,
+
     /// Default size limit of a partition's log in bytes (Kafka's
     /// log.retention.bytes; -1, the default, means none). Topic config: retention.bytes.
     #[arg(long, env = "WHARF_LOG_RETENTION_BYTES", allow_negative_numbers = true)]
@@ -531,6 +587,52 @@ impl Config {
             self.log_retention_bytes.map(|v| v.to_string()),
         );
         log("log.cleanup.policy", self.log_cleanup_policy.clone());
+        for (name, value) in [
+            (
+                "min.insync.replicas",
+                self.min_insync_replicas.map(|v| v.to_string()),
+            ),
+            (
+                "unclean.leader.election.enable",
+                self.unclean_leader_election_enable.map(|v| v.to_string()),
+            ),
+            ("log.roll.ms", self.log_roll_ms.map(|v| v.to_string())),
+            ("log.roll.hours", self.log_roll_hours.map(|v| v.to_string())),
+            (
+                "log.cleaner.min.cleanable.ratio",
+                self.log_cleaner_min_cleanable_ratio.map(|v| v.to_string()),
+            ),
+            (
+                "log.cleaner.delete.retention.ms",
+                self.log_cleaner_delete_retention_ms.map(|v| v.to_string()),
+            ),
+            (
+                "log.cleaner.min.compaction.lag.ms",
+                self.log_cleaner_min_compaction_lag_ms
+                    .map(|v| v.to_string()),
+            ),
+            (
+                "log.cleaner.max.compaction.lag.ms",
+                self.log_cleaner_max_compaction_lag_ms
+                    .map(|v| v.to_string()),
+            ),
+            (
+                "log.message.timestamp.type",
+                self.log_message_timestamp_type.clone(),
+            ),
+            (
+                "log.message.timestamp.before.max.ms",
+                self.log_message_timestamp_before_max_ms
+                    .map(|v| v.to_string()),
+            ),
+            (
+                "log.message.timestamp.after.max.ms",
+                self.log_message_timestamp_after_max_ms
+                    .map(|v| v.to_string()),
+            ),
+        ] {
+            log(name, value);
+        }
         log(
             "message.max.bytes",
             self.message_max_bytes.map(|v| v.to_string()),

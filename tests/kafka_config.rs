@@ -302,3 +302,59 @@ fn health_without_an_address_checks_the_listener_of_the_configuration() {
     assert!(err.contains("KAFKA_NUM_PARTITIONS"), "{err}");
     drop(broker);
 }
+
+#[test]
+fn broker_defaults_of_topic_configs_apply_from_kafka_variables() {
+    // min.insync.replicas=2 on one broker: acks=all produces cannot be
+    // acknowledged, acks=1 ones can; a topic override of 1 lifts it.
+    let broker = common::TestBroker::start_logged_env(
+        &[],
+        &[
+            ("KAFKA_MIN_INSYNC_REPLICAS", "2"),
+            ("KAFKA_LOG_ROLL_HOURS", "1"),
+            ("KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE", "true"),
+        ],
+    );
+    let mut kafka = broker.client();
+    assert_eq!(
+        common::create_topic(&mut kafka, "guarded", 1).topics[0].error_code,
+        0
+    );
+    let record = || {
+        wharf_protocol::batch::build_batch(
+            0,
+            &[(Some(&b"k"[..]), Some(&b"v"[..]), 1_700_000_000_000)],
+            wharf_protocol::compression::Compression::None,
+        )
+        .unwrap()
+    };
+    let (code, _) = common::produce_batch(&mut kafka, "guarded", 0, record());
+    assert_eq!(
+        code,
+        kafka_protocol::ResponseError::NotEnoughReplicas.code(),
+        "{}",
+        broker.log()
+    );
+    // The broker's defaults are what a describe of the topic shows.
+    let bootstrap = broker.addr.to_string();
+    let described = client(&bootstrap, &["config", "describe", "--topic", "guarded"]);
+    for line in [
+        "min.insync.replicas",
+        "segment.ms",
+        "unclean.leader.election.enable",
+    ] {
+        let row = described
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(line))
+            .unwrap_or_else(|| panic!("{line} missing: {described}"));
+        let expected = match line {
+            "min.insync.replicas" => "2",
+            "segment.ms" => "3600000",
+            _ => "true",
+        };
+        assert!(
+            row.split_whitespace().nth(1) == Some(expected),
+            "{row} ({described})"
+        );
+    }
+}
