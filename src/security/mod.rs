@@ -102,7 +102,10 @@ pub fn parse_protocol_map(map: &str) -> Result<BTreeMap<String, Protocol>, Strin
     Ok(out)
 }
 
-/// The protocol of listener `name` under `map` (None: no map given).
+/// The protocol of listener `name` under `map`. Without a map, a listener
+/// named after a protocol has it and any other is PLAINTEXT (Wharf's
+/// listeners before security, such as `EXTERNAL://`, keep working); with
+/// one, every listener must be in it, as in Kafka.
 pub fn protocol_of(
     name: &str,
     map: Option<&BTreeMap<String, Protocol>>,
@@ -111,15 +114,27 @@ pub fn protocol_of(
         Some(map) => map.get(name).copied().ok_or_else(|| {
             SecurityError::listener(
                 name,
-                "has no security protocol in --listener-security-protocol-map",
+                "has no security protocol in --listener-security-protocol-map (listener.security.protocol.map)",
             )
         }),
-        None => Protocol::parse(name).ok_or_else(|| {
-            SecurityError::listener(
-                name,
-                "is not named after a security protocol; give its protocol in --listener-security-protocol-map (listener.security.protocol.map)",
-            )
-        }),
+        None => Ok(Protocol::parse(name).unwrap_or(Protocol::Plaintext)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_is_its_names_protocol_unless_the_map_says_otherwise() {
+        assert_eq!(protocol_of("SASL_SSL", None).unwrap(), Protocol::SaslSsl);
+        assert_eq!(protocol_of("EXTERNAL", None).unwrap(), Protocol::Plaintext);
+        let map = parse_protocol_map("EXTERNAL:SSL, INTERNAL:PLAINTEXT").unwrap();
+        assert_eq!(protocol_of("EXTERNAL", Some(&map)).unwrap(), Protocol::Ssl);
+        assert!(protocol_of("SSL", Some(&map)).is_err());
+        assert!(parse_protocol_map("A:TLS").is_err());
+        assert!(parse_protocol_map("A").is_err());
     }
 }
 
