@@ -121,23 +121,6 @@ pub fn protocol_of(
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_listener_is_its_names_protocol_unless_the_map_says_otherwise() {
-        assert_eq!(protocol_of("SASL_SSL", None).unwrap(), Protocol::SaslSsl);
-        assert_eq!(protocol_of("EXTERNAL", None).unwrap(), Protocol::Plaintext);
-        let map = parse_protocol_map("EXTERNAL:SSL, INTERNAL:PLAINTEXT").unwrap();
-        assert_eq!(protocol_of("EXTERNAL", Some(&map)).unwrap(), Protocol::Ssl);
-        assert!(protocol_of("SSL", Some(&map)).is_err());
-        assert!(parse_protocol_map("A:TLS").is_err());
-        assert!(parse_protocol_map("A").is_err());
-    }
-}
-
 /// What the connections of one listener need to secure themselves.
 pub struct ListenerSecurity {
     pub name: Arc<str>,
@@ -207,5 +190,22 @@ impl ListenerSecurity {
             handshake_timeout,
             failed_auth_delay,
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_is_its_names_protocol_unless_the_map_says_otherwise() {
+        assert_eq!(protocol_of("SASL_SSL", None).unwrap(), Protocol::SaslSsl);
+        assert_eq!(protocol_of("EXTERNAL", None).unwrap(), Protocol::Plaintext);
+        let map = parse_protocol_map("EXTERNAL:SSL, INTERNAL:PLAINTEXT").unwrap();
+        assert_eq!(protocol_of("EXTERNAL", Some(&map)).unwrap(), Protocol::Ssl);
+        assert!(protocol_of("SSL", Some(&map)).is_err());
+        assert!(parse_protocol_map("A:TLS").is_err());
+        assert!(parse_protocol_map("A").is_err());
     }
 }
