@@ -657,20 +657,23 @@ fn parse_protocol_map(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// Never fails: clap would echo the whole value, secret included, in its
+/// error. [`Config::security_keys`] checks the entries instead.
 fn parse_security_entry(s: &str) -> Result<crate::security::keys::SecurityEntry, String> {
-    let (key, value) = crate::security::SecurityKeys::parse_entry(s)?;
-    Ok(crate::security::keys::SecurityEntry { key, value })
+    Ok(crate::security::keys::SecurityEntry::split(s))
 }
 
 impl Config {
     /// Every TLS and SASL key: Kafka's configuration's, then the
-    /// --security-config flags over them.
-    pub fn security_keys(&self) -> crate::security::SecurityKeys {
+    /// --security-config flags over them; an error (that shows no secret)
+    /// for a flag that is not a usable `KEY=VALUE`.
+    pub fn security_keys(&self) -> Result<crate::security::SecurityKeys, String> {
         let mut keys = self.kafka_security_keys.clone();
         for entry in &self.security_config {
-            keys.0.insert(entry.key.clone(), entry.value.clone());
+            let (key, value) = entry.check()?;
+            keys.0.insert(key, value);
         }
-        keys
+        Ok(keys)
     }
 }
 

@@ -1108,6 +1108,7 @@ where
     let mut config = ServeFlags::from_arg_matches(&matches)
         .map_err(clap_error)?
         .config;
+    config.security_keys().map_err(ConfigError)?;
     let security_keys: Vec<(&String, &KafkaValue)> = kafka
         .iter()
         .filter(|(key, _)| {

@@ -515,7 +515,7 @@ fn security_keys_reach_the_listeners_and_secrets_stay_hidden() {
         Some("PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL")
     );
     assert_eq!(c.connection_failed_authentication_delay_ms, 250);
-    let keys = c.security_keys();
+    let keys = c.security_keys().unwrap();
     assert_eq!(
         keys.0.get("ssl.keystore.location").map(String::as_str),
         Some("/etc/wharf/server.p12")
@@ -547,4 +547,12 @@ fn a_refused_secret_is_not_echoed() {
     assert!(!err.0.contains("hunter2"), "{err}");
     let err = load_with(&["--security-config", "sasl.jaas.config"], &env(&[])).unwrap_err();
     assert!(err.0.contains("KEY=VALUE"), "{err}");
+    // A mistyped key: refused, and its value (a secret) not echoed.
+    let err = load_with(
+        &["--security-config", "ssl.keystore.passwd=hunter2"],
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(err.0.contains("ssl.keystore.passwd"), "{err}");
+    assert!(!err.0.contains("hunter2"), "{err}");
 }

@@ -202,23 +202,46 @@ impl fmt::Debug for SecurityKeys {
     }
 }
 
-/// One `--security-config KEY=VALUE`. Its `Debug` hides a secret value.
+/// One `--security-config KEY=VALUE`, as given (`value` is `None`
+/// without `=`). Its `Debug` hides a secret value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecurityEntry {
     pub key: String,
-    pub value: String,
+    pub value: Option<String>,
+}
+
+impl SecurityEntry {
+    pub fn split(entry: &str) -> SecurityEntry {
+        match entry.split_once('=') {
+            Some((key, value)) => SecurityEntry {
+                key: key.trim().to_string(),
+                value: Some(value.trim().to_string()),
+            },
+            None => SecurityEntry {
+                key: entry.trim().to_string(),
+                value: None,
+            },
+        }
+    }
+
+    /// The key and value, checked as Kafka's configuration's are; the
+    /// error names the key, never a secret value.
+    pub fn check(&self) -> Result<(String, String), String> {
+        let value = self
+            .value
+            .as_deref()
+            .ok_or_else(|| "--security-config: a value is not KEY=VALUE".to_string())?;
+        // The value stays out of the message: a mistyped key's may be a
+        // secret.
+        SecurityKeys::parse_entry(&format!("{}={value}", self.key))
+            .map_err(|e| format!("--security-config {e}"))
+    }
 }
 
 impl fmt::Debug for SecurityEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.key, shown(&self.key, &self.value))
-    }
-}
-
-impl fmt::Display for SecurityEntry {
-    /// As `--print-config` shows it: secrets hidden.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.key, shown(&self.key, &self.value))
+        let value = self.value.as_deref().unwrap_or("");
+        write!(f, "{}={}", self.key, shown(&self.key, value))
     }
 }
 

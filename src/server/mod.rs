@@ -793,7 +793,7 @@ fn secure_listeners(
         .map(crate::security::parse_protocol_map)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--listener-security-protocol-map: {e}"))?;
-    let keys = config.security_keys();
+    let keys = config.security_keys().map_err(|e| anyhow::anyhow!(e))?;
     let handshake_timeout = Duration::from_millis(config.request_read_timeout_ms);
     let failed_auth_delay = Duration::from_millis(config.connection_failed_authentication_delay_ms);
     let mut built: BTreeMap<Arc<str>, Arc<ListenerSecurity>> = BTreeMap::new();
