@@ -248,6 +248,37 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_read_timeout_ms: u64,
 
+    /// Each listener's security protocol, `NAME:PROTOCOL[,...]` (Kafka's
+    /// listener.security.protocol.map): PLAINTEXT, SSL, SASL_PLAINTEXT or
+    /// SASL_SSL. Without it a listener named after a protocol has that
+    /// protocol (the default listener, PLAINTEXT, is plaintext).
+    #[arg(long, env = "WHARF_LISTENER_SECURITY_PROTOCOL_MAP",
+          value_parser = parse_protocol_map)]
+    pub listener_security_protocol_map: Option<String>,
+
+    /// A Kafka TLS or SASL setting, `KEY=VALUE`, repeatable: `ssl.*`,
+    /// `sasl.*` and their per-listener form `listener.name.<name>.<key>`
+    /// (see the README's "Security"). Wins over the same key from --config
+    /// and KAFKA_* variables.
+    #[arg(long = "security-config", value_name = "KEY=VALUE",
+          action = clap::ArgAction::Append, value_parser = parse_security_entry)]
+    pub security_config: Vec<crate::security::keys::SecurityEntry>,
+
+    /// How long a failed authentication waits before its answer and the
+    /// close of the connection, to slow password guessing (Kafka's
+    /// connection.failed.authentication.delay.ms).
+    #[arg(
+        long,
+        env = "WHARF_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS",
+        default_value_t = 100
+    )]
+    pub connection_failed_authentication_delay_ms: u64,
+
+    /// The security keys of Kafka's configuration (--config, KAFKA_*),
+    /// filled by `config::kafka::load`; --security-config wins over them.
+    #[arg(skip)]
+    pub kafka_security_keys: crate::security::SecurityKeys,
+
     /// Most bytes of requests being read or handled at once over all
     /// connections, beyond a first 8 KiB buffer each (Kafka's
     /// queued.max.request.bytes); connections stop reading while it is
@@ -764,6 +795,31 @@ fn parse_listener_name(s: &str) -> Result<String, String> {
 }
 
 /// Parses `NAME://HOST:PORT[,...]` (IPv6 hosts in brackets).
+fn parse_protocol_map(s: &str) -> Result<String, String> {
+    crate::security::parse_protocol_map(s)?;
+    Ok(s.to_string())
+}
+
+/// Never fails: clap would echo the whole value, secret included, in its
+/// error. [`Config::security_keys`] checks the entries instead.
+fn parse_security_entry(s: &str) -> Result<crate::security::keys::SecurityEntry, String> {
+    Ok(crate::security::keys::SecurityEntry::split(s))
+}
+
+impl Config {
+    /// Every TLS and SASL key: Kafka's configuration's, then the
+    /// --security-config flags over them; an error (that shows no secret)
+    /// for a flag that is not a usable `KEY=VALUE`.
+    pub fn security_keys(&self) -> Result<crate::security::SecurityKeys, String> {
+        let mut keys = self.kafka_security_keys.clone();
+        for entry in &self.security_config {
+            let (key, value) = entry.check()?;
+            keys.0.insert(key, value);
+        }
+        Ok(keys)
+    }
+}
+
 pub fn parse_listener_list(s: &str) -> Result<ListenerList, String> {
     let mut out: Vec<NamedListener> = Vec::new();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod registry;
+pub mod security;
 pub mod server;
 
 /// The unit tests run on the broker's allocator too (the binary installs it

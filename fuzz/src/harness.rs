@@ -88,6 +88,7 @@ impl Harness {
             client: Client {
                 host: "/127.0.0.1".to_string(),
                 listener: std::sync::Arc::from("PLAINTEXT"),
+                principal: std::sync::Arc::from(wharf::security::ANONYMOUS),
                 shutdown,
                 response_budget: ResponseBudget::new(
                     usize::try_from(config.queued_max_response_bytes).unwrap_or(usize::MAX),

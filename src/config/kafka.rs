@@ -38,6 +38,9 @@ pub enum Use {
     Listeners,
     /// Checked (process.roles), sets no flag.
     Roles,
+    /// A TLS or SASL key (`ssl.*`, `sasl.*`, `listener.name.*`): checked
+    /// by `security::keys`, kept as it is for the listeners.
+    Security,
     /// Accepted with one notice line: nothing in Wharf to set.
     Ignored(&'static str),
     /// Stops the start: Wharf cannot honour it.
@@ -261,18 +264,14 @@ pub static KEYS: &[Key] = &[
     ignored("kafka.metrics.", METRICS),
     ignored("confluent.", "a Confluent Platform setting"),
     // What Wharf cannot do: stop rather than run without it.
-    Key {
-        key: "ssl.",
-        to: Use::Refused("Wharf serves PLAINTEXT only (no TLS)"),
-    },
-    Key {
-        key: "sasl.",
-        to: Use::Refused("Wharf serves PLAINTEXT only (no SASL)"),
-    },
-    Key {
-        key: "listener.name.",
-        to: Use::Refused("per-listener settings (TLS, SASL) are not supported"),
-    },
+    // Security: see security::keys for what each key does.
+    Key { key: "ssl.", to: Use::Security },
+    Key { key: "sasl.", to: Use::Security },
+    Key { key: "listener.name.", to: Use::Security },
+    flag(
+        "connection.failed.authentication.delay.ms",
+        "connection-failed-authentication-delay-ms",
+    ),
     Key {
         key: "authorizer.class.name",
         to: Use::Refused("Wharf has no authorizer (ACLs)"),
@@ -494,6 +493,16 @@ pub fn translate(map: &KafkaMap, notices: &mut Vec<String>) -> Result<Vec<Fill>,
                 to: Use::Ignored(why),
                 ..
             }) => notices.push(format!("{}: {key}: ignored, {why}", kv.origin)),
+            Some(Key {
+                to: Use::Security, ..
+            }) => match crate::security::keys::check(key, &kv.value) {
+                Err(why) => {
+                    let shown = crate::security::keys::shown(key, &kv.value);
+                    return Err(ConfigError::at(&kv.origin, key, shown, why));
+                }
+                Ok(Some(notice)) => notices.push(format!("{}: {notice}", kv.origin)),
+                Ok(None) => {}
+            },
             Some(row) => rows.push((key.as_str(), kv, row)),
         }
     }
@@ -723,6 +732,7 @@ fn listeners(map: &KafkaMap, notices: &mut Vec<String>) -> Result<Vec<Fill>, Con
             .iter()
             .map(|p| (p.to_string(), p.to_string()))
             .collect();
+    let mut protocol_fill = None;
     if let Some(kv) = map.get("listener.security.protocol.map") {
         protocols.clear();
         for pair in kv.value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -736,6 +746,14 @@ fn listeners(map: &KafkaMap, notices: &mut Vec<String>) -> Result<Vec<Fill>, Con
             })?;
             protocols.insert(name.trim().to_string(), protocol.trim().to_string());
         }
+        // Controller listeners (not served by Wharf's broker side) aside,
+        // the map goes to --listener-security-protocol-map.
+        let brokers_only: Vec<String> = protocols
+            .iter()
+            .filter(|(name, _)| !is_controller(name))
+            .map(|(name, protocol)| format!("{name}:{protocol}"))
+            .collect();
+        protocol_fill = Some((brokers_only.join(","), kv));
     }
     if let Some(kv) = map.get("security.inter.broker.protocol") {
         if kv.value != "PLAINTEXT" {
@@ -782,6 +800,7 @@ fn listeners(map: &KafkaMap, notices: &mut Vec<String>) -> Result<Vec<Fill>, Con
     for e in &endpoints {
         match protocols.get(&e.name).map(String::as_str) {
             Some("PLAINTEXT") => {}
+            Some("SSL" | "SASL_PLAINTEXT" | "SASL_SSL") if !is_controller(&e.name) => {}
             None if is_controller(&e.name)
                 && map.get("listener.security.protocol.map").is_none() => {}
             None => {
@@ -798,10 +817,17 @@ fn listeners(map: &KafkaMap, notices: &mut Vec<String>) -> Result<Vec<Fill>, Con
                 return refuse(
                     listen_kv,
                     "listeners",
-                    format!(
-                        "listener {} is {other}: Wharf serves PLAINTEXT only",
-                        e.name
-                    ),
+                    if is_controller(&e.name) {
+                        format!(
+                            "controller listener {} is {other}: Wharf's controllers speak PLAINTEXT only",
+                            e.name
+                        )
+                    } else {
+                        format!(
+                            "listener {} is {other}: not a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)",
+                            e.name
+                        )
+                    },
                 )
             }
         }
@@ -813,6 +839,16 @@ fn listeners(map: &KafkaMap, notices: &mut Vec<String>) -> Result<Vec<Fill>, Con
         key: key.to_string(),
         origin: kv.origin.clone(),
     };
+    if let Some((value, kv)) = protocol_fill {
+        if !value.is_empty() {
+            fills.push(fill(
+                "listener-security-protocol-map",
+                value,
+                "listener.security.protocol.map",
+                kv,
+            ));
+        }
+    }
     // The listener brokers reach each other on: inter.broker.listener.name,
     // else the one named PLAINTEXT (Kafka's default, from
     // security.inter.broker.protocol), else the first.
@@ -1103,18 +1139,54 @@ where
     );
     full.extend(args.iter().skip(1).cloned());
     let matches = cmd.clone().try_get_matches_from(full).map_err(clap_error)?;
-    let config = ServeFlags::from_arg_matches(&matches)
+    let mut config = ServeFlags::from_arg_matches(&matches)
         .map_err(clap_error)?
         .config;
+    config.security_keys().map_err(ConfigError)?;
+    let security_keys: Vec<(&String, &KafkaValue)> = kafka
+        .iter()
+        .filter(|(key, _)| {
+            matches!(
+                lookup(key),
+                Some(Key {
+                    to: Use::Security,
+                    ..
+                })
+            )
+        })
+        .filter(|(key, _)| {
+            crate::security::keys::classify(key) == crate::security::keys::KeyUse::Used
+        })
+        .collect();
+    for (key, kv) in &security_keys {
+        config
+            .kafka_security_keys
+            .0
+            .insert((*key).clone(), kv.value.clone());
+    }
 
     let settings = flags
         .iter()
         .filter(|(id, _, _)| id != "print_config")
         .map(|(id, long, _)| {
             let value = matches.get_raw(id).map(|raw| {
-                raw.map(|v| v.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join(",")
+                raw.map(|v| {
+                    let v = v.to_string_lossy().into_owned();
+                    // A secret is never printed.
+                    match v.split_once('=') {
+                        Some((key, _)) if id == "security_config" => {
+                            let shown = crate::security::keys::shown(key, "");
+                            if shown.is_empty() {
+                                v
+                            } else {
+                                format!("{key}={shown}")
+                            }
+                        }
+                        _ => v,
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
             });
             let (origin, key) = match fills.get(long) {
                 _ if on_command_line(id) => (Origin::Flag, None),
@@ -1128,7 +1200,16 @@ where
                 key,
             }
         })
-        .collect();
+        .collect::<Vec<Setting>>();
+    let mut settings = settings;
+    for (key, kv) in security_keys {
+        settings.push(Setting {
+            flag: format!("security-config {key}"),
+            value: Some(crate::security::keys::shown(key, &kv.value).to_string()),
+            origin: kv.origin.clone(),
+            key: Some(key.clone()),
+        });
+    }
     Ok(Loaded {
         config,
         settings,

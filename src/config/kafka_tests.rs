@@ -357,10 +357,16 @@ fn bad_value_names_the_file_line_key_and_reason() {
 fn what_wharf_cannot_do_is_refused_clearly() {
     let cases = [
         (
-            "listeners=SSL://:9093\n",
-            "listener SSL is SSL: Wharf serves PLAINTEXT only",
+            "listeners=BROKER://:9093\nlistener.security.protocol.map=BROKER:TLS\n",
+            "listener BROKER is TLS: not a security protocol",
         ),
-        ("ssl.keystore.location=/x\n", "no TLS"),
+        ("ssl.engine.factory.class=x.Y\n", "a Java class"),
+        (
+            "sasl.enabled.mechanisms=PLAIN,GSSAPI\n",
+            "GSSAPI is not supported",
+        ),
+        ("ssl.client.auth=maybe\n", "not required, requested or none"),
+        ("ssl.keystore.typo=/x\n", "not a TLS or SASL setting"),
         ("log.dirs=/a,/b\n", "one directory; 2 given"),
         (
             "delete.topic.enable=false\n",
@@ -574,4 +580,70 @@ fn testcontainers_kafka_container_environment_is_accepted_in_any_listener_order(
         // `wharf health` in that container checks the brokers' listener.
         assert_eq!(c.local_address().unwrap(), "127.0.0.1:9093");
     }
+}
+
+#[test]
+fn security_keys_reach_the_listeners_and_secrets_stay_hidden() {
+    let loaded = load_with(
+        &["--config", file(
+            "listeners=SASL_SSL://:9094,PLAINTEXT://127.0.0.1:9092\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL\n\
+             ssl.keystore.location=/etc/wharf/server.p12\n\
+             ssl.keystore.password=hunter2-store\n\
+             ssl.cipher.suites=TLS_AES_128_GCM_SHA256\n\
+             listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"hunter2-alice\";\n\
+             connection.failed.authentication.delay.ms=250\n",
+        ).1.to_str().unwrap(),
+        "--security-config", "ssl.truststore.password=hunter2-flag"],
+        &env(&[("KAFKA_SSL_CLIENT_AUTH", "required")]),
+    );
+    // The file's guard is gone by now, but the file was read already.
+    let loaded = loaded.unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.listener_name, "PLAINTEXT");
+    assert_eq!(
+        c.listener_security_protocol_map.as_deref(),
+        Some("PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL")
+    );
+    assert_eq!(c.connection_failed_authentication_delay_ms, 250);
+    let keys = c.security_keys().unwrap();
+    assert_eq!(
+        keys.0.get("ssl.keystore.location").map(String::as_str),
+        Some("/etc/wharf/server.p12")
+    );
+    assert_eq!(
+        keys.0.get("ssl.client.auth").map(String::as_str),
+        Some("required")
+    );
+    assert_eq!(
+        keys.0.get("ssl.truststore.password").map(String::as_str),
+        Some("hunter2-flag")
+    );
+    assert!(keys
+        .listener("SASL_SSL")
+        .jaas("PLAIN")
+        .is_some_and(|j| j.contains("user_alice")));
+    // Ignored keys are noticed and not kept.
+    assert!(noticed(&loaded, "ssl.cipher.suites: ignored"));
+    assert!(!keys.0.contains_key("ssl.cipher.suites"));
+    let report = loaded.report();
+    assert!(report.contains("ssl.keystore.location"), "{report}");
+    assert!(!report.contains("hunter2"), "{report}");
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn a_refused_secret_is_not_echoed() {
+    let err = load_file("ssl.keystore.passwordx=hunter2\n").unwrap_err();
+    assert!(!err.0.contains("hunter2"), "{err}");
+    let err = load_with(&["--security-config", "sasl.jaas.config"], &env(&[])).unwrap_err();
+    assert!(err.0.contains("KEY=VALUE"), "{err}");
+    // A mistyped key: refused, and its value (a secret) not echoed.
+    let err = load_with(
+        &["--security-config", "ssl.keystore.passwd=hunter2"],
+        &env(&[]),
+    )
+    .unwrap_err();
+    assert!(err.0.contains("ssl.keystore.passwd"), "{err}");
+    assert!(!err.0.contains("hunter2"), "{err}");
 }

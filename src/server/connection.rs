@@ -10,6 +10,10 @@
 //! `connections.max.idle.ms`, a frame not completed within the request
 //! read timeout, and a response the client does not read for the idle time
 //! all close the connection.
+//!
+//! On an SSL or SASL_SSL listener the bytes pass through TLS (the handshake
+//! comes first, within its timeout); on a SASL listener the SASL exchange
+//! (`security::sasl`) must succeed before any request but ApiVersions.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -19,7 +23,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -30,6 +33,9 @@ use super::dispatch::{dispatch, response_head, Client, DispatchError};
 use crate::broker::Broker;
 use crate::budget::{RequestBudget, RequestCharge, ResponseBudget};
 use crate::handlers::ResponseBody;
+use crate::security::sasl::{SaslSession, Step};
+use crate::security::stream::{looks_like_kafka, looks_like_tls, Stream};
+use crate::security::{ListenerSecurity, ANONYMOUS};
 
 /// Why a connection is closed early. Each is logged once, at warn level.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +56,10 @@ enum CloseReason {
     WriteStalled(Duration),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("a TLS handshake arrived on PLAINTEXT/SASL_PLAINTEXT listener {0} (the client is set up for SSL)")]
+    TlsOnPlaintext(Arc<str>),
+    #[error("{0}")]
+    Sasl(String),
 }
 
 /// Bytes a connection may buffer without charge to the request budget:
@@ -84,12 +94,21 @@ enum Waiting {
 }
 
 pub struct Connection {
-    reader: OwnedReadHalf,
-    /// Unbuffered: each response leaves in one vectored write.
-    writer: OwnedWriteHalf,
+    /// Plain or TLS. Unbuffered: each response leaves in one vectored
+    /// write.
+    stream: Stream,
     peer: SocketAddr,
     /// The name of the listener it arrived on.
     listener: Arc<str>,
+    /// Its security protocol, TLS and SASL settings.
+    security: Arc<ListenerSecurity>,
+    /// Who the client is: its certificate's subject on SSL with a client
+    /// certificate, its SASL user once authenticated, else ANONYMOUS.
+    principal: Arc<str>,
+    /// The SASL exchange still to finish (SASL listeners only).
+    sasl: Option<SaslSession>,
+    /// No request read yet: a TLS hello now means a misconfigured client.
+    first_frame: bool,
     broker: Arc<Broker>,
     decoder: FrameDecoder,
     /// Bytes read but not yet consumed as frames.
@@ -101,29 +120,62 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(
+    /// A connection ready to read requests: on a TLS listener, once its
+    /// handshake is done. `None` (logged) when the handshake fails.
+    pub async fn open(
         stream: TcpStream,
         peer: SocketAddr,
-        listener: Arc<str>,
+        security: Arc<ListenerSecurity>,
         broker: Arc<Broker>,
         shared: Arc<Shared>,
-    ) -> Self {
+    ) -> Option<Self> {
         // Small responses should leave at once rather than wait for more.
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
         }
-        let (reader, writer) = stream.into_split();
-        Self {
-            reader,
-            writer,
+        let listener = security.name.clone();
+        let (stream, principal) = match &security.tls {
+            None => (Stream::Plain(stream), None),
+            Some(tls) => {
+                let limit = security.handshake_timeout;
+                match tokio::time::timeout(limit, handshake(stream, tls)).await {
+                    Ok(Ok(Some(done))) => done,
+                    Ok(Ok(None)) => {
+                        // Port probes and health checks do this.
+                        tracing::debug!(%peer, %listener, "closed by the client before the TLS handshake");
+                        return None;
+                    }
+                    Ok(Err(reason)) => {
+                        tracing::warn!(%peer, %listener, "closing connection: {reason}");
+                        return None;
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            %peer,
+                            %listener,
+                            "closing connection: TLS handshake not completed within {} ms",
+                            limit.as_millis()
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        let sasl = security.sasl.is_some().then(SaslSession::default);
+        Some(Self {
+            stream,
             peer,
             listener,
+            principal: Arc::from(principal.as_deref().unwrap_or(ANONYMOUS)),
+            security,
+            sasl,
+            first_frame: true,
             broker,
             decoder: FrameDecoder::new(shared.max_request_size),
             buffer: BytesMut::with_capacity(READ_BASE),
             charge: RequestCharge::new(shared.request_budget.clone()),
             shared,
-        }
+        })
     }
 
     /// Serves requests until the client leaves, sends something invalid, or
@@ -137,6 +189,13 @@ impl Connection {
                 _ = stop.wait_for(|s| *s) => break,
             };
             let result = match frame {
+                Ok(Some(frame)) if self.sasl.is_some() => {
+                    match self.authenticate(frame, &stop).await {
+                        Ok(true) => Ok(()),
+                        Ok(false) => break,
+                        Err(e) => Err(e),
+                    }
+                }
                 Ok(Some(frame)) => self.serve(frame, stop.clone()).await,
                 Ok(None) => break,
                 Err(e) => Err(e),
@@ -157,6 +216,14 @@ impl Connection {
     async fn read_frame(&mut self) -> Result<Option<Bytes>, CloseReason> {
         let mut deadline: Option<(Waiting, Instant)> = None;
         loop {
+            if self.first_frame && self.buffer.len() >= 2 {
+                // No Kafka request is large enough to begin like a TLS
+                // record (0x16 0x03: a size over 369 MB).
+                if looks_like_tls(&self.buffer) {
+                    return Err(CloseReason::TlsOnPlaintext(self.listener.clone()));
+                }
+                self.first_frame = false;
+            }
             if let Some(frame) = self.decoder.decode(&mut self.buffer)? {
                 if frame.len() > READ_BASE {
                     self.rebase();
@@ -186,7 +253,7 @@ impl Connection {
                 }
             };
             let Self {
-                reader,
+                stream,
                 buffer,
                 charge,
                 ..
@@ -198,7 +265,7 @@ impl Connection {
                     charge.grow_to(target - READ_BASE).await;
                     buffer.reserve(target - held);
                 }
-                reader.read_buf(buffer).await
+                stream.read_buf(buffer).await
             })
             .await;
             match read {
@@ -249,6 +316,7 @@ impl Connection {
             listener: self.listener.clone(),
             shutdown: stop,
             response_budget: self.shared.response_budget.clone(),
+            principal: self.principal.clone(),
         };
         // Until the broker has applied its first metadata image and loaded
         // its coordinators, requests wait here (milliseconds for a lone
@@ -286,7 +354,7 @@ impl Connection {
         while !rest.is_empty() {
             let batch = rest.len().min(MAX_IOVECS);
             let idle = self.shared.idle_timeout;
-            let written = tokio::time::timeout(idle, self.writer.write_vectored(&rest[..batch]))
+            let written = tokio::time::timeout(idle, self.stream.write_vectored(&rest[..batch]))
                 .await
                 .map_err(|_| CloseReason::WriteStalled(idle))??;
             if written == 0 {
@@ -294,8 +362,118 @@ impl Connection {
             }
             IoSlice::advance_slices(&mut rest, written);
         }
+        // TLS may hold the last record until flushed; TCP holds nothing.
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<(), CloseReason> {
+        let idle = self.shared.idle_timeout;
+        tokio::time::timeout(idle, self.stream.flush())
+            .await
+            .map_err(|_| CloseReason::WriteStalled(idle))??;
         Ok(())
     }
+
+    /// Writes one whole frame (a SASL exchange's answer).
+    async fn write_frame(&mut self, frame: &[u8]) -> Result<(), CloseReason> {
+        let idle = self.shared.idle_timeout;
+        tokio::time::timeout(idle, self.stream.write_all(frame))
+            .await
+            .map_err(|_| CloseReason::WriteStalled(idle))??;
+        self.flush().await
+    }
+
+    /// One frame of the SASL exchange. `Ok(false)`: authentication failed
+    /// and the connection closes (logged here, with the peer and who tried,
+    /// never the password).
+    async fn authenticate(
+        &mut self,
+        frame: Bytes,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<bool, CloseReason> {
+        let (Some(session), Some(server)) = (self.sasl.as_mut(), self.security.sasl.clone()) else {
+            return Ok(true);
+        };
+        let step = session.on_frame(&server, frame);
+        self.release_request();
+        match step {
+            Step::Dispatch(frame) => self.serve(frame, stop.clone()).await?,
+            Step::Reply(reply) => self.write_frame(&reply).await?,
+            Step::Authenticated {
+                reply,
+                principal,
+                mechanism,
+            } => {
+                self.write_frame(&reply).await?;
+                tracing::debug!(peer = %self.peer, listener = %self.listener, %principal, %mechanism, "authenticated");
+                self.principal = Arc::from(principal);
+                self.sasl = None;
+            }
+            Step::Failed {
+                reply,
+                mechanism,
+                refusal,
+            } => {
+                let principal = refusal
+                    .user
+                    .as_deref()
+                    .map_or_else(|| "(none)".to_string(), |u| format!("User:{u}"));
+                tracing::warn!(
+                    target: "wharf::audit",
+                    peer = %self.peer,
+                    listener = %self.listener,
+                    %principal,
+                    mechanism = mechanism.as_deref().unwrap_or("(none)"),
+                    "authentication failed: {}",
+                    refusal.message
+                );
+                // Slows password guessing: the answer, and the close, wait.
+                tokio::time::sleep(self.security.failed_auth_delay).await;
+                if let Some(reply) = reply {
+                    if let Err(e) = self.write_frame(&reply).await {
+                        tracing::debug!(peer = %self.peer, "could not send the authentication failure: {e}");
+                    }
+                }
+                return Ok(false);
+            }
+            Step::Close(reason) => return Err(CloseReason::Sasl(reason)),
+        }
+        Ok(true)
+    }
+}
+
+/// The TLS handshake on an accepted socket: the stream and, when the
+/// client showed a certificate, its principal; `None` when the client
+/// closed without a byte. A client speaking plain Kafka to the TLS port is
+/// told apart from a failed handshake.
+async fn handshake(
+    stream: TcpStream,
+    tls: &crate::security::tls::Tls,
+) -> Result<Option<(Stream, Option<String>)>, String> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(0) => return Ok(None),
+        Ok(_) if looks_like_kafka(&first) => {
+            return Err(
+                "a plaintext Kafka request arrived on a TLS listener (the client is not set up for SSL)"
+                    .into(),
+            )
+        }
+        Ok(_) => {}
+        Err(e) => return Err(format!("I/O error before the TLS handshake: {e}")),
+    }
+    let stream = tls
+        .acceptor
+        .accept(stream)
+        .await
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    let principal = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(crate::security::tls::principal_of);
+    Ok(Some((Stream::Tls(Box::new(stream)), principal)))
 }
 
 /// Most buffers one `writev` takes (Linux's IOV_MAX).

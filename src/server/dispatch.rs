@@ -44,6 +44,9 @@ pub struct Client {
     pub shutdown: watch::Receiver<bool>,
     /// The broker-wide budget of response bytes not yet written.
     pub response_budget: Arc<crate::budget::ResponseBudget>,
+    /// Who the client is (`User:alice`, `User:CN=...`, `User:ANONYMOUS`),
+    /// for authorization.
+    pub principal: Arc<str>,
 }
 
 /// A handled request: what the response header needs, and the body.

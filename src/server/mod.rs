@@ -23,6 +23,7 @@ use crate::cluster::node::{ClusterNode, NodeSettings};
 use crate::cluster::quorum::{parse_voters, render_voters, Quorum, QuorumConfig};
 use crate::config::Config;
 use crate::config::TopicSpec;
+use crate::security::{ListenerSecurity, Protocol};
 use connection::{Connection, Shared};
 use per_ip::PerIp;
 use wharf_coordinator::metadata::ControllerConfig;
@@ -37,8 +38,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// A broker ready to serve: its listeners are bound (connections queue in
 /// the backlog) and its data directory is open and replayed.
 pub struct Prepared {
-    /// Each bound socket with the name of its listener.
-    listeners: Vec<(Arc<str>, std::net::TcpListener)>,
+    /// Each bound socket with its listener's name and security.
+    listeners: Vec<(Arc<ListenerSecurity>, std::net::TcpListener)>,
     /// `--metrics-listen`, bound: Prometheus scrapes `/metrics` there.
     metrics: Option<std::net::TcpListener>,
     broker: Arc<Broker>,
@@ -203,6 +204,7 @@ async fn migrate(broker: &Broker, quorum: &Quorum, single_voter: bool) -> anyhow
 pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     let voters = ClusterPrep::voters(config)?;
     let (listeners, primary, extra) = bind_listeners(config)?;
+    let listeners = secure_listeners(config, listeners)?;
     let metrics = config
         .metrics_listen
         .as_deref()
@@ -218,7 +220,14 @@ pub fn prepare(config: &Config) -> anyhow::Result<Prepared> {
     let broker = open_broker(settings(config, primary, extra))?;
     let bound: Vec<String> = listeners
         .iter()
-        .filter_map(|(name, l)| Some(format!("{name}://{}", l.local_addr().ok()?)))
+        .filter_map(|(security, l)| {
+            Some(format!(
+                "{}://{} ({})",
+                security.name,
+                l.local_addr().ok()?,
+                security.protocol
+            ))
+        })
         .collect();
     let advertised: Vec<String> = broker
         .settings
@@ -353,7 +362,7 @@ pub async fn serve(prepared: Prepared) -> anyhow::Result<()> {
     }
     let listeners = listeners
         .into_iter()
-        .map(|(name, l)| TcpListener::from_std(l).map(|l| (name, l)))
+        .map(|(security, l)| TcpListener::from_std(l).map(|l| (security, l)))
         .collect::<Result<Vec<_>, _>>()
         .context("registering the listeners with the runtime")?;
     if !create_topics.is_empty() {
@@ -407,7 +416,7 @@ impl Limits {
 /// Serves `listeners` until `shutdown` completes, then drains connections and
 /// flushes the broker's logs.
 pub async fn run(
-    listeners: Vec<(Arc<str>, TcpListener)>,
+    listeners: Vec<(Arc<ListenerSecurity>, TcpListener)>,
     broker: Arc<Broker>,
     limits: Limits,
     cluster: ClusterPrep,
@@ -596,7 +605,7 @@ pub(crate) async fn accept_within(
 /// Kafka, the rest wait in the listen backlog), closing at once those past
 /// the per-address limit.
 async fn accept_loop(
-    (name, listener): (Arc<str>, TcpListener),
+    (security, listener): (Arc<ListenerSecurity>, TcpListener),
     broker: Arc<Broker>,
     shared: Arc<Shared>,
     per_ip: Option<Arc<PerIp>>,
@@ -624,12 +633,19 @@ async fn accept_loop(
                     },
                 };
                 let open = broker.metrics.connection_opened();
-                let connection =
-                    Connection::new(stream, peer, name.clone(), broker.clone(), shared.clone());
+                let security = security.clone();
+                let broker = broker.clone();
+                let shared = shared.clone();
                 let stop = stop.clone();
                 let alive = alive.clone();
                 tokio::spawn(async move {
-                    connection.run(stop).await;
+                    // The TLS handshake, if any, runs here: never in the
+                    // accept loop.
+                    if let Some(connection) =
+                        Connection::open(stream, peer, security, broker, shared).await
+                    {
+                        connection.run(stop).await;
+                    }
                     drop(open);
                     drop(slot);
                     drop(permit);
@@ -770,6 +786,53 @@ fn bind_listeners(
         sockets.extend(bound.into_iter().map(|l| (name.clone(), l)));
     }
     Ok((sockets, primary, extra))
+}
+
+/// Each bound listener with its security: its protocol from
+/// --listener-security-protocol-map (or its name), and for SSL and SASL its
+/// TLS and SASL settings, read now so that a bad key file stops the start.
+fn secure_listeners(
+    config: &Config,
+    listeners: Vec<(Arc<str>, std::net::TcpListener)>,
+) -> anyhow::Result<Vec<(Arc<ListenerSecurity>, std::net::TcpListener)>> {
+    let map = config
+        .listener_security_protocol_map
+        .as_deref()
+        .map(crate::security::parse_protocol_map)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--listener-security-protocol-map: {e}"))?;
+    let keys = config.security_keys().map_err(|e| anyhow::anyhow!(e))?;
+    let handshake_timeout = Duration::from_millis(config.request_read_timeout_ms);
+    let failed_auth_delay = Duration::from_millis(config.connection_failed_authentication_delay_ms);
+    let mut built: BTreeMap<Arc<str>, Arc<ListenerSecurity>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (name, socket) in listeners {
+        let security = match built.get(&name) {
+            Some(security) => security.clone(),
+            None => {
+                let protocol = crate::security::protocol_of(&name, map.as_ref())?;
+                if protocol != Protocol::Plaintext
+                    && *name == *config.listener_name
+                    && config.controller_quorum_voters.is_some()
+                {
+                    bail!(
+                        "listener {name} is {protocol}: brokers of a cluster reach each other on the --listener-name listener, which must be PLAINTEXT (add a PLAINTEXT listener for them)"
+                    );
+                }
+                let security = Arc::new(ListenerSecurity::build(
+                    name.clone(),
+                    protocol,
+                    &keys,
+                    handshake_timeout,
+                    failed_auth_delay,
+                )?);
+                built.insert(name.clone(), security.clone());
+                security
+            }
+        };
+        out.push((security, socket));
+    }
+    Ok(out)
 }
 
 /// What listener `name`, bound at `listen` (port `bound_port`), advertises:
