@@ -399,6 +399,13 @@ def test_compose_file_serves_clients_and_metrics_for_a_prometheus_scrape(compose
                     image, "-q", "-O", "-", "http://wharf:9308/metrics").stdout
     assert ("wharf_topic_bytes_in_total", frozenset({("topic", "scraped")})) in \
         metric_samples(inside)
+    # Containers of the project reach the broker at wharf:19092 and are
+    # told of it there.
+    consumed = docker("run", "--rm", "--network", f"{project}_default", "--entrypoint",
+                      "/bin/wharf", image, "consume", "scraped", "--from-beginning",
+                      "--max-messages", "3", "--bootstrap-server", "wharf:19092",
+                      timeout=60).stdout
+    assert consumed.split() == ["a", "bb", "ccc"], consumed
     wait_healthy(f"{project}_wharf_1")
 
 
@@ -416,6 +423,23 @@ def test_cluster_compose_file_serves_metrics_of_each_broker(compose):
         found = metric_samples(scrape_host(ports[metrics_port]))
         assert ("wharf_open_connections", frozenset()) in found, sorted(found)[:20]
         assert found[("process_start_time_seconds", frozenset())] > 0
+    # The brokers replicate to each other over the container listener: a
+    # topic of replication factor 3 gets all three in sync, and acks=all
+    # writes are acknowledged.
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("replicated", 1, 3)])["replicated"].result(timeout=30)
+    deadline = time.monotonic() + 60
+    while True:
+        parts = admin.list_topics("replicated", timeout=10).topics["replicated"].partitions
+        if parts and sorted(parts[0].isrs) == [1, 2, 3]:
+            break
+        assert time.monotonic() < deadline, {p: (m.leader, m.isrs) for p, m in parts.items()}
+        time.sleep(0.5)
+    reports = c_produce(c_producer(bootstrap, acks="all"), "replicated",
+                        [dict(value=b"r%d" % i) for i in range(10)])
+    assert_delivered(reports)
+    assert sorted(parts[0].isrs) == [1, 2, 3]
 
 
 def test_apache_kafka_single_node_compose_file_with_only_the_image_changed(image, tmp_path):
