@@ -212,6 +212,11 @@ fn walk_one(client: &mut Client, key: ApiKey, v: i16) -> Result<String, String> 
             plain!(DescribeTransactionsRequest, DescribeTransactionsResponse)
         }
         ApiKey::ListTransactions => plain!(ListTransactionsRequest, ListTransactionsResponse),
+        // On a PLAINTEXT listener both answer ILLEGAL_SASL_STATE (34).
+        ApiKey::SaslHandshake => plain!(SaslHandshakeRequest, SaslHandshakeResponse),
+        ApiKey::SaslAuthenticate => {
+            plain!(SaslAuthenticateRequest, SaslAuthenticateResponse)
+        }
         ApiKey::DescribeTopicPartitions => plain!(
             DescribeTopicPartitionsRequest,
             DescribeTopicPartitionsResponse
