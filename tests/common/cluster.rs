@@ -28,6 +28,22 @@ impl Cluster {
     /// Like [`Cluster::start`], with `extra(node id)` added to each node's
     /// flags.
     pub fn start_with(size: i32, extra: impl Fn(i32) -> Vec<String>) -> Cluster {
+        // Ports are picked free, then bound by the brokers; another test
+        // may take one in between. Such a start is tried again on new ports.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::try_start_with(size, &extra) {
+                Ok(cluster) => return cluster,
+                Err(exit) if exit.contains("Address already in use") && attempt < 5 => {
+                    eprintln!("cluster start lost a port race, trying again: {exit}");
+                }
+                Err(exit) => panic!("{exit}"),
+            }
+        }
+    }
+
+    fn try_start_with(size: i32, extra: &impl Fn(i32) -> Vec<String>) -> Result<Cluster, String> {
         let controller_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let voters = controller_ports
             .iter()
@@ -54,10 +70,19 @@ impl Cluster {
                     "2000",
                 ];
                 args.extend(extra.iter().map(String::as_str));
-                TestBroker::start_logged(&args)
+                TestBroker::try_start_logged(&args)
             })
-            .collect();
-        Cluster { nodes }
+            .collect::<Result<Vec<_>, String>>()?;
+        let mut cluster = Cluster { nodes };
+        // A controller listener is bound just after the client one: a lost
+        // race there shows as an exit right after the broker listens.
+        std::thread::sleep(Duration::from_millis(200));
+        for node in &mut cluster.nodes {
+            if let Some(exit) = node.exited() {
+                return Err(exit);
+            }
+        }
+        Ok(cluster)
     }
 
     /// (broker ids, controller id) that node `index` reports in Metadata.

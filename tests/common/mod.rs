@@ -113,6 +113,14 @@ impl TestBroker {
 
     /// Starts the broker process (again, after [`TestBroker::stop`]).
     pub fn spawn(&mut self) {
+        if let Err(exit) = self.try_spawn() {
+            panic!("{exit}");
+        }
+    }
+
+    /// Starts the broker process; `Err` (status and log) if it exits before
+    /// it listens.
+    pub fn try_spawn(&mut self) -> Result<(), String> {
         let mut command = match self.nofile {
             None => Command::new(env!("CARGO_BIN_EXE_wharf")),
             Some(n) => {
@@ -147,12 +155,8 @@ impl TestBroker {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(self.addr).is_err() {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("broker exited at start ({status}):\n{}", self.log());
+            if let Some(exit) = self.exited() {
+                return Err(exit);
             }
             assert!(
                 Instant::now() < deadline,
@@ -161,6 +165,28 @@ impl TestBroker {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        Ok(())
+    }
+
+    /// Why the broker process has exited (its status and log), if it has.
+    pub fn exited(&mut self) -> Option<String> {
+        let status = self
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())?;
+        Some(format!(
+            "broker exited at start ({status}):\n{}",
+            self.log()
+        ))
+    }
+
+    /// Like [`TestBroker::start_logged`], but a broker that exits at start
+    /// is an `Err` with its status and log instead of a panic.
+    pub fn try_start_logged(args: &[&str]) -> Result<Self, String> {
+        let mut broker = Self::new("127.0.0.1", args);
+        broker.log_path = Some(broker.dir.path().with_extension("log"));
+        broker.try_spawn()?;
+        Ok(broker)
     }
 
     /// Stops the broker (SIGTERM, expecting exit 0; or SIGKILL) and starts it
