@@ -6,7 +6,6 @@ mod common;
 
 use bytes::Bytes;
 use common::{Client, TestBroker};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
@@ -25,23 +24,7 @@ fn create_topic(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> (i16, Option<String>) {
-    let mut t = CreatableTopic::default();
-    t.name = name(topic);
-    t.num_partitions = partitions;
-    t.replication_factor = 1;
-    t.configs = configs
-        .iter()
-        .map(|(k, v)| {
-            let mut c = CreatableTopicConfig::default();
-            c.name = StrBytes::from_string(k.to_string());
-            c.value = Some(StrBytes::from_string(v.to_string()));
-            c
-        })
-        .collect();
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    req.timeout_ms = 5000;
-    let resp: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &req);
+    let resp = common::create_topic_with_configs(client, topic, partitions, configs);
     let r = &resp.topics[0];
     (
         r.error_code,

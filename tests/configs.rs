@@ -6,7 +6,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Client, TestBroker};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
@@ -31,22 +30,7 @@ fn s(v: &str) -> StrBytes {
 }
 
 fn create(client: &mut Client, topic: &str, configs: &[(&str, &str)]) -> CreateTopicsResponse {
-    let mut t = CreatableTopic::default();
-    t.name = TopicName(s(topic));
-    t.num_partitions = 1;
-    t.replication_factor = 1;
-    t.configs = configs
-        .iter()
-        .map(|(k, v)| {
-            let mut c = CreatableTopicConfig::default();
-            c.name = s(k);
-            c.value = Some(s(v));
-            c
-        })
-        .collect();
-    let mut req = CreateTopicsRequest::default();
-    req.topics = vec![t];
-    client.call(ApiKey::CreateTopics, 7, &req)
+    common::create_topic_with_configs(client, topic, 1, configs)
 }
 
 fn describe(client: &mut Client, version: i16, kind: i8, name: &str) -> DescribeConfigsResult {

@@ -398,6 +398,34 @@ pub fn create_topic(
     client.call(ApiKey::CreateTopics, 7, &req)
 }
 
+/// CreateTopics v7 of one topic with `partitions` partitions, replication
+/// factor 1 and the topic configs `configs`.
+pub fn create_topic_with_configs(
+    client: &mut Client,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> kafka_protocol::messages::CreateTopicsResponse {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let mut t = CreatableTopic::default();
+    t.name = topic_name(topic);
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    t.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut c = CreatableTopicConfig::default();
+            c.name = StrBytes::from_string(k.to_string());
+            c.value = Some(StrBytes::from_string(v.to_string()));
+            c
+        })
+        .collect();
+    let mut req = kafka_protocol::messages::CreateTopicsRequest::default();
+    req.topics = vec![t];
+    req.timeout_ms = 5000;
+    client.call(ApiKey::CreateTopics, 7, &req)
+}
+
 /// Fetch v12 of partition `partition` of `topic` from `offset`, up to 1 MiB,
 /// without waiting.
 pub fn fetch_partition(
