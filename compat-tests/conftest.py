@@ -104,7 +104,8 @@ class Broker:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-                raise AssertionError(f"wharf did not exit within {STOP_TIMEOUT_S}s of SIGTERM")
+                raise AssertionError(f"wharf did not exit within {STOP_TIMEOUT_S}s of SIGTERM; "
+                                     f"its log ends:\n{self.log()[-4000:]}")
             assert rc == 0, f"wharf exited with code {rc} after SIGTERM (expected 0)"
             return rc
         proc.kill()

@@ -206,8 +206,23 @@ fn serve(mut config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(server::serve(prepared))
+    let result = runtime.block_on(server::serve(prepared));
+    // Logs are flushed by now. Dropping the runtime would wait without end
+    // for blocking tasks still running (a file operation stuck on a slow
+    // disk, say); their work was never acknowledged, so exit regardless
+    // after a bound, as a crash would.
+    let stopping = std::time::Instant::now();
+    runtime.shutdown_timeout(RUNTIME_STOP_TIMEOUT);
+    if stopping.elapsed() >= RUNTIME_STOP_TIMEOUT {
+        tracing::warn!(
+            "blocking tasks were still running {RUNTIME_STOP_TIMEOUT:?} after the broker stopped; exiting without them"
+        );
+    }
+    result
 }
+
+/// How long exit waits for blocking tasks once the broker has stopped.
+const RUNTIME_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Shares the open-files limit between connections and the two segment
 /// file pools (the rule is in `wharf::limits`), and applies the shares.

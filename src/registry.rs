@@ -76,10 +76,12 @@ pub static APIS: &[Api] = &[
     api!(ListPartitionReassignments, list_partition_reassignments),
     api!(OffsetDelete, offset_delete),
     api!(DescribeQuorum, describe_quorum),
+    api!(UpdateFeatures, update_features),
     api!(DescribeCluster, describe_cluster),
     api!(DescribeProducers, describe_producers),
     api!(DescribeTransactions, describe_transactions),
     api!(ListTransactions, list_transactions),
+    api!(ListConfigResources, list_config_resources),
     api!(DescribeTopicPartitions, describe_topic_partitions),
 ];
 

@@ -221,6 +221,10 @@ fn walk_one(client: &mut Client, key: ApiKey, v: i16) -> Result<String, String> 
             DescribeTopicPartitionsRequest,
             DescribeTopicPartitionsResponse
         ),
+        ApiKey::UpdateFeatures => plain!(UpdateFeaturesRequest, UpdateFeaturesResponse),
+        ApiKey::ListConfigResources => {
+            plain!(ListConfigResourcesRequest, ListConfigResourcesResponse)
+        }
         other => Err(format!(
             "advertised, but this walk has no request for {other:?}: add one"
         )),

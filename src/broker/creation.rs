@@ -139,7 +139,7 @@ impl Broker {
 
     /// This node's part in the cluster, or NOT_CONTROLLER before it has
     /// joined one.
-    pub(super) async fn node(
+    pub(crate) async fn node(
         &self,
     ) -> Result<&Arc<crate::cluster::node::ClusterNode>, BrokerError> {
         if self.cluster().is_none() {

@@ -30,6 +30,7 @@ use wharf_coordinator::metadata::brokers::{
 };
 use wharf_coordinator::metadata::configs::{self, ConfigOp};
 use wharf_coordinator::metadata::elections::{self, ElectionType};
+use wharf_coordinator::metadata::features::{self, FeatureUpdate};
 use wharf_coordinator::metadata::placement::SeededRandom;
 use wharf_coordinator::metadata::producer_ids::{self, ProducerIdBlock};
 use wharf_coordinator::metadata::reassignment;
@@ -342,6 +343,29 @@ impl<L: MetadataLog> Controller<L> {
         let (block, record) = producer_ids::allocate_producer_ids(&image, broker_id, broker_epoch)?;
         self.commit(&mut state, vec![record]).await?;
         Ok(block)
+    }
+
+    /// UpdateFeatures: every update or none, proposed as one batch (none
+    /// with `validate_only`).
+    pub async fn update_features(
+        &self,
+        updates: &[FeatureUpdate],
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        let mut state = self.active().await?;
+        let image = self.log.image();
+        let records = features::update_features(&image, updates)?;
+        if validate_only {
+            return Ok(());
+        }
+        for update in updates {
+            tracing::info!(
+                feature = %update.name,
+                level = update.level,
+                "finalized feature level changed (UpdateFeatures)"
+            );
+        }
+        self.commit(&mut state, records).await.map(|_| ())
     }
 
     /// AlterPartition (KIP-497): ISR changes a partition leader asks for.

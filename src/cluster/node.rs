@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::broker_registration_request::Listener;
+use kafka_protocol::messages::broker_registration_request::{self, Listener};
+use kafka_protocol::messages::UpdateFeaturesRequest;
 use kafka_protocol::messages::{
     describe_quorum_request, describe_quorum_response, AllocateProducerIdsRequest,
     AlterPartitionRequest, ApiKey, ApiVersionsResponse, BrokerHeartbeatRequest,
@@ -40,7 +41,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 use wharf_client::{Connection, ConnectionOptions};
 use wharf_coordinator::metadata::brokers::{HeartbeatRequest, RegistrationRequest};
-use wharf_coordinator::metadata::records::BrokerEndpoint;
+use wharf_coordinator::metadata::features;
+use wharf_coordinator::metadata::records::{BrokerEndpoint, BrokerFeature};
 use wharf_coordinator::metadata::{ControllerConfig, ControllerError, ImageSnapshot};
 
 use super::controller::Controller;
@@ -195,6 +197,16 @@ impl ClusterNode {
         request.incarnation_id = self.incarnation;
         request.listeners = listeners;
         request.rack = self.settings.rack.clone().map(StrBytes::from_string);
+        request.features = features::broker_features()
+            .into_iter()
+            .map(|f| {
+                let mut out = broker_registration_request::Feature::default();
+                out.name = StrBytes::from_string(f.name);
+                out.min_supported_version = f.min_supported_version;
+                out.max_supported_version = f.max_supported_version;
+                out
+            })
+            .collect();
         request
     }
 
@@ -524,7 +536,15 @@ async fn register(
                 security_protocol: l.security_protocol,
             })
             .collect(),
-        features: Vec::new(),
+        features: request
+            .features
+            .iter()
+            .map(|f| BrokerFeature {
+                name: f.name.to_string(),
+                min_supported_version: f.min_supported_version,
+                max_supported_version: f.max_supported_version,
+            })
+            .collect(),
         rack: request.rack.as_ref().map(|r| r.to_string()),
         log_dirs: request.log_dirs.clone(),
     };
@@ -664,6 +684,12 @@ impl ControllerApis for Apis {
                             .await;
                     encode(&response, version)
                 }
+                ApiKey::UpdateFeatures => {
+                    let request = UpdateFeaturesRequest::decode(&mut frame, version).ok()?;
+                    let response =
+                        admin::serve_update_features(&self.controller, &request, version).await;
+                    encode(&response, version)
+                }
                 other => {
                     tracing::warn!(api = ?other, "API not served on the controller listener; closing the connection");
                     return None;
@@ -754,6 +780,11 @@ fn api_versions() -> ApiVersionsResponse {
             ApiKey::AlterPartition,
             AlterPartitionRequest::VERSIONS.min,
             AlterPartitionRequest::VERSIONS.max,
+        ),
+        entry(
+            ApiKey::UpdateFeatures,
+            UpdateFeaturesRequest::VERSIONS.min,
+            UpdateFeaturesRequest::VERSIONS.max,
         ),
     ];
     response

@@ -5,9 +5,13 @@
 //! version we know (the connection calls [`unsupported_version_response`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use wharf_coordinator::metadata::features;
 
 use super::{HandlerResult, Request};
 use crate::registry::APIS;
@@ -26,7 +30,46 @@ pub async fn handle(request: Request) -> HandlerResult {
     }
     let mut response = ApiVersionsResponse::default();
     response.api_keys = supported_apis();
+    if request.api_version >= 3 {
+        add_features(&mut response, &request, request.api_version);
+    }
     request.respond(&response)
+}
+
+/// The features this broker supports and the cluster's finalized levels
+/// (v3+). Before v4, features whose minimum is 0 are left out: older
+/// clients cannot read such a range (Kafka does the same, KAFKA-17492).
+/// The epoch is the metadata offset the levels were read at.
+fn add_features(response: &mut ApiVersionsResponse, request: &Request, version: i16) {
+    let (image, epoch) = match request.broker.cluster() {
+        Some(node) => {
+            let offset = node.quorum().describe().high_watermark;
+            (node.image(), i64::try_from(offset).unwrap_or(i64::MAX))
+        }
+        None => (Default::default(), -1),
+    };
+    response.supported_features = features::SUPPORTED
+        .iter()
+        .filter(|f| version >= 4 || f.min > 0)
+        .map(|f| {
+            let mut key = SupportedFeatureKey::default();
+            key.name = StrBytes::from_static_str(f.name);
+            key.min_version = f.min;
+            key.max_version = f.max;
+            key
+        })
+        .collect();
+    response.finalized_features_epoch = epoch;
+    response.finalized_features = features::finalized(&image)
+        .into_iter()
+        .map(|(name, level)| {
+            let mut key = FinalizedFeatureKey::default();
+            key.name = StrBytes::from_string(name);
+            key.min_version_level = level;
+            key.max_version_level = level;
+            key
+        })
+        .collect();
 }
 
 fn supported_apis() -> Vec<ApiVersion> {

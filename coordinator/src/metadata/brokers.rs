@@ -211,24 +211,27 @@ pub fn register_broker(
 }
 
 /// The feature that versions the metadata log itself.
-pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
+pub const METADATA_VERSION_FEATURE: &str = super::features::METADATA_VERSION;
 
 /// Kafka's `processRegistrationFeature` over a registration's features: the
 /// broker must support the cluster's finalized level of every feature it
-/// names (metadata.version defaults to level 1, others to 0), and of every
-/// finalized feature it does not name (support for none is level 0 only).
-/// A broker naming no metadata.version is taken to support level 1 only.
-/// Returns the features to record.
+/// names, and of every feature finalized above 0 it does not name (support
+/// for none is level 0 only). Levels are [`super::features::finalized_level`]'s
+/// (the default of a feature with no record). A broker naming no
+/// metadata.version (a Wharf broker from before registrations named
+/// features) is taken to support Wharf's one level of it. Returns the
+/// features to record.
 fn check_features(
     image: &MetadataImage,
     requested: &[BrokerFeature],
 ) -> Result<Vec<BrokerFeature>, ControllerError> {
     let mut features = requested.to_vec();
     if !features.iter().any(|f| f.name == METADATA_VERSION_FEATURE) {
+        let level = super::features::METADATA_VERSION_LEVEL;
         features.push(BrokerFeature {
             name: METADATA_VERSION_FEATURE.into(),
-            min_supported_version: 1,
-            max_supported_version: 1,
+            min_supported_version: level,
+            max_supported_version: level,
         });
     }
     let unsupported = |name: &str, level: i16, lo: i16, hi: i16| {
@@ -238,8 +241,7 @@ fn check_features(
         )
     };
     for f in &features {
-        let default = i16::from(f.name == METADATA_VERSION_FEATURE);
-        let level = image.feature_level(&f.name).unwrap_or(default);
+        let level = super::features::finalized_level(image, &f.name);
         if !(f.min_supported_version..=f.max_supported_version).contains(&level) {
             return Err(unsupported(
                 &f.name,
@@ -249,9 +251,9 @@ fn check_features(
             ));
         }
     }
-    for (name, level) in image.features() {
-        if level != 0 && !features.iter().any(|f| f.name == name) {
-            return Err(unsupported(name, level, 0, 0));
+    for (name, level) in super::features::finalized(image) {
+        if !features.iter().any(|f| f.name == name) {
+            return Err(unsupported(&name, level, 0, 0));
         }
     }
     Ok(features)

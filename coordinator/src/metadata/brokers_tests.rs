@@ -309,7 +309,7 @@ fn a_broker_not_supporting_a_finalized_feature_level_is_unsupported_version() {
     );
     let mut sessions = BrokerSessions::new();
     let mut req = request(1, Uuid::from_u128(1));
-    // Naming no metadata.version means supporting level 1 only.
+    // Naming no metadata.version means supporting Wharf's level only.
     let err = register_broker(&image, &mut sessions, &config(), &req, 1, 0).unwrap_err();
     assert_eq!(err.code, ResponseError::UnsupportedVersion);
     req.features = vec![BrokerFeature {
@@ -328,7 +328,7 @@ fn a_broker_not_supporting_a_finalized_feature_level_is_unsupported_version() {
 }
 
 #[test]
-fn a_broker_naming_no_metadata_version_is_recorded_with_level_one() {
+fn a_broker_naming_no_metadata_version_is_recorded_with_wharfs_level() {
     let mut sessions = BrokerSessions::new();
     let (records, _) = register_broker(
         &MetadataImage::new(),
@@ -346,8 +346,8 @@ fn a_broker_naming_no_metadata_version_is_recorded_with_level_one() {
         r.features,
         vec![BrokerFeature {
             name: METADATA_VERSION_FEATURE.into(),
-            min_supported_version: 1,
-            max_supported_version: 1
+            min_supported_version: crate::metadata::features::METADATA_VERSION_LEVEL,
+            max_supported_version: crate::metadata::features::METADATA_VERSION_LEVEL
         }]
     );
 }

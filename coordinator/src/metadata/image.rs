@@ -225,12 +225,10 @@ impl MetadataImage {
                     .remove(&ConfigResource::Topic(topic.name.clone()));
             }
             MetadataRecord::Config(r) => self.set_config(r),
+            // Level 0 is kept: an explicit 0, not the default level (see
+            // `features`).
             MetadataRecord::FeatureLevel(r) => {
-                if r.feature_level == 0 {
-                    self.features.remove(&r.name);
-                } else {
-                    self.features.insert(r.name.clone(), r.feature_level);
-                }
+                self.features.insert(r.name.clone(), r.feature_level);
             }
             MetadataRecord::ProducerIds(r) => {
                 if self.next_producer_id >= 0 && r.next_producer_id <= self.next_producer_id {
@@ -477,7 +475,8 @@ impl MetadataImage {
         self.features.get(name).copied()
     }
 
-    /// Finalized feature levels, by name.
+    /// Feature levels recorded, by name (`features::finalized` adds the
+    /// defaults of features with no record).
     pub fn features(&self) -> impl Iterator<Item = (&str, i16)> {
         self.features.iter().map(|(n, l)| (n.as_str(), *l))
     }

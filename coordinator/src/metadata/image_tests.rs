@@ -255,7 +255,7 @@ fn a_null_config_value_deletes_the_key() {
 }
 
 #[test]
-fn feature_level_zero_removes_the_feature() {
+fn feature_level_zero_is_kept_as_an_explicit_zero_and_not_finalized() {
     let mut image = sample();
     assert_eq!(image.feature_level("metadata.version"), Some(21));
     image
@@ -264,7 +264,10 @@ fn feature_level_zero_removes_the_feature() {
             feature_level: 0,
         }))
         .unwrap();
-    assert_eq!(image.feature_level("metadata.version"), None);
+    assert_eq!(image.feature_level("metadata.version"), Some(0));
+    assert!(!crate::metadata::features::finalized(&image)
+        .iter()
+        .any(|(name, _)| name == "metadata.version"));
 }
 
 #[test]

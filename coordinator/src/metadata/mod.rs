@@ -15,7 +15,7 @@
 //!   PartitionChangeRecord always bumps the partition epoch; its leader
 //!   field, even naming the same leader, bumps the leader epoch), broker
 //!   changes must name the current broker epoch, removing a topic removes
-//!   its configs, feature level 0 removes a feature.
+//!   its configs. Feature levels: see [`features`] (a level 0 record is kept).
 //! - The decisions ([`topics`], [`configs`], [`producer_ids`], [`placement`],
 //!   [`elections`], [`brokers`], [`alter_partition`]) follow `ReplicationControlManager`,
 //!   `ClusterControlManager`, `BrokerHeartbeatManager`,
@@ -53,6 +53,7 @@ pub mod configs;
 pub mod controller;
 pub mod delta;
 pub mod elections;
+pub mod features;
 pub mod image;
 #[cfg(test)]
 mod model_tests;

@@ -60,7 +60,10 @@ use wharf_coordinator::metadata::ControllerError;
 
 use super::{ClusterNode, Controller, Quorum};
 
+mod features;
 mod replicas;
+pub use features::normalize_update_features;
+pub(super) use features::serve_update_features;
 pub(super) use replicas::{serve_alter_partition_reassignments, serve_elect_leaders};
 
 /// How long a metadata write through [`ClusterNode`] keeps looking for the
