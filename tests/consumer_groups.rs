@@ -67,7 +67,10 @@ fn join_request(group: &str, member: &str) -> ConsumerGroupHeartbeatRequest {
     req
 }
 
-fn heartbeat(c: &mut Client, req: &ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
+fn heartbeat(
+    c: &mut Client,
+    req: &ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
     c.call(ApiKey::ConsumerGroupHeartbeat, 1, req)
 }
 
@@ -146,7 +149,8 @@ fn count(p: &Parts) -> usize {
 fn settle(c: &mut Client, group: &str, members: &mut [Member]) {
     let mut quiet = 0;
     for _ in 0..30 {
-        let before: Vec<(i32, Parts)> = members.iter().map(|m| (m.epoch, m.owned.clone())).collect();
+        let before: Vec<(i32, Parts)> =
+            members.iter().map(|m| (m.epoch, m.owned.clone())).collect();
         for m in members.iter_mut() {
             let resp = beat(c, group, m);
             assert_eq!(resp.error_code, 0, "{:?}", resp.error_message);
@@ -197,7 +201,10 @@ fn uniform_assignment_revokes_before_reassigning() {
     req.rebalance_timeout_ms = -1;
     let resp = heartbeat(&mut c, &req);
     assert_eq!(resp.error_code, 0);
-    assert_eq!(resp.member_epoch, a_epoch, "a revokes before its epoch moves");
+    assert_eq!(
+        resp.member_epoch, a_epoch,
+        "a revokes before its epoch moves"
+    );
     let kept = assignment(&resp).unwrap();
     assert_eq!(count(&kept), 3);
     // b still gets nothing: a has not reported the revocation.
@@ -281,7 +288,10 @@ fn unsupported_assignor_and_malformed_joins_are_refused() {
     let mut bad_regex = join_request("g-bad", "m");
     bad_regex.subscribed_topic_regex = Some(s("orders-("));
     let resp = heartbeat(&mut c, &bad_regex);
-    assert_eq!(resp.error_code, ResponseError::InvalidRegularExpression.code());
+    assert_eq!(
+        resp.error_code,
+        ResponseError::InvalidRegularExpression.code()
+    );
 
     // v0: the broker chooses the member id.
     let mut v0 = join_request("g-v0", "");
@@ -296,7 +306,7 @@ fn stale_and_future_epochs_are_fenced_and_unknown_members_refused() {
     let broker = start();
     let mut c = broker.client();
     create_topic(&mut c, "cg-fence", 2);
-    let mut a = join(&mut c, "g-fence", "a", &["cg-fence"], None, None);
+    let a = join(&mut c, "g-fence", "a", &["cg-fence"], None, None);
     let first = a.epoch;
     let mut ahead = ConsumerGroupHeartbeatRequest::default();
     ahead.group_id = GroupId(s("g-fence"));
@@ -358,7 +368,10 @@ fn leaving_and_expiring_members_free_their_partitions() {
     settle(&mut c, "g-leave", &mut members);
     assert_disjoint_cover(&members, 4);
     // Leaving again: it is no longer known.
-    assert_eq!(heartbeat(&mut c, &leave).error_code, ResponseError::UnknownMemberId.code());
+    assert_eq!(
+        heartbeat(&mut c, &leave).error_code,
+        ResponseError::UnknownMemberId.code()
+    );
 
     // b stops heartbeating: after the 3 s session it is gone and a has all.
     let mut b = members.pop().unwrap();
@@ -385,7 +398,10 @@ fn regex_subscription_resolves_and_picks_up_new_topics() {
     create_topic(&mut c, "payments", 2);
     let mut m = join(&mut c, "g-regex", "m", &[], Some("orders-.*"), None);
     let ids = topic_ids(&mut c);
-    assert_eq!(m.owned.keys().copied().collect::<Vec<_>>(), vec![ids["orders-eu"]]);
+    assert_eq!(
+        m.owned.keys().copied().collect::<Vec<_>>(),
+        vec![ids["orders-eu"]]
+    );
     assert_eq!(count(&m.owned), 2);
     create_topic(&mut c, "orders-us", 3);
     let ids = topic_ids(&mut c);
@@ -500,24 +516,37 @@ fn describe_list_and_classic_apis_see_a_consumer_group() {
     assert_eq!(m.subscribed_topic_names[0].0.as_str(), "cg-desc");
     assert_eq!(m.assignment.topic_partitions[0].partitions.len(), 3);
     assert_eq!(m.target_assignment.topic_partitions[0].partitions.len(), 3);
-    assert_eq!(resp.groups[1].error_code, ResponseError::GroupIdNotFound.code());
+    assert_eq!(
+        resp.groups[1].error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
 
     let mut list = ListGroupsRequest::default();
     list.types_filter = vec![s("consumer")];
     let resp: ListGroupsResponse = c.call(ApiKey::ListGroups, 5, &list);
-    let listed: Vec<_> = resp.groups.iter().filter(|g| g.group_id.0.as_str() == "g-desc").collect();
+    let listed: Vec<_> = resp
+        .groups
+        .iter()
+        .filter(|g| g.group_id.0.as_str() == "g-desc")
+        .collect();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].group_type.as_str(), "consumer");
     assert_eq!(listed[0].group_state.as_str(), "Stable");
     list.types_filter = vec![s("classic")];
     let resp: ListGroupsResponse = c.call(ApiKey::ListGroups, 5, &list);
-    assert!(resp.groups.iter().all(|g| g.group_id.0.as_str() != "g-desc"));
+    assert!(resp
+        .groups
+        .iter()
+        .all(|g| g.group_id.0.as_str() != "g-desc"));
 
     // DescribeGroups (the classic API) answers as for an unknown group.
     let mut d = DescribeGroupsRequest::default();
     d.groups = vec![GroupId(s("g-desc"))];
     let resp: DescribeGroupsResponse = c.call(ApiKey::DescribeGroups, 6, &d);
-    assert_eq!(resp.groups[0].error_code, ResponseError::GroupIdNotFound.code());
+    assert_eq!(
+        resp.groups[0].error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
     let resp: DescribeGroupsResponse = c.call(ApiKey::DescribeGroups, 5, &d);
     assert_eq!(resp.groups[0].group_state.as_str(), "Dead");
 
@@ -531,12 +560,18 @@ fn describe_list_and_classic_apis_see_a_consumer_group() {
     join_classic.protocol_type = s("consumer");
     join_classic.protocols = vec![p];
     let resp: JoinGroupResponse = c.call(ApiKey::JoinGroup, 5, &join_classic);
-    assert_eq!(resp.error_code, ResponseError::InconsistentGroupProtocol.code());
+    assert_eq!(
+        resp.error_code,
+        ResponseError::InconsistentGroupProtocol.code()
+    );
     // Nor can a non-empty group be deleted.
     let mut del = DeleteGroupsRequest::default();
     del.groups_names = vec![GroupId(s("g-desc"))];
     let resp: DeleteGroupsResponse = c.call(ApiKey::DeleteGroups, 2, &del);
-    assert_eq!(resp.results[0].error_code, ResponseError::NonEmptyGroup.code());
+    assert_eq!(
+        resp.results[0].error_code,
+        ResponseError::NonEmptyGroup.code()
+    );
 }
 
 #[test]
@@ -575,7 +610,10 @@ fn static_members_come_back_and_hold_their_instance_id() {
     assert_eq!(assignment(&resp).unwrap(), first_assignment);
     let mut gone = away.clone();
     gone.member_epoch = 1;
-    assert_eq!(heartbeat(&mut c, &gone).error_code, ResponseError::UnknownMemberId.code());
+    assert_eq!(
+        heartbeat(&mut c, &gone).error_code,
+        ResponseError::UnknownMemberId.code()
+    );
 }
 
 #[test]

@@ -38,13 +38,13 @@ mod tests;
 pub mod txn;
 mod txn_offsets;
 
-pub use coordinator::{
-    GroupCoordinator, HeartbeatRequest, JoinMember, JoinOutcome, JoinRequest, JoinResponse,
-    LeaveMember, SyncOutcome, SyncRequest, SyncResponse,
-};
 pub use consumer::{
     ConsumerGroupState, ConsumerGroupSummary, ConsumerHeartbeat, ConsumerHeartbeatAnswer,
     ConsumerMemberSummary, TopicMeta, Topics,
+};
+pub use coordinator::{
+    GroupCoordinator, HeartbeatRequest, JoinMember, JoinOutcome, JoinRequest, JoinResponse,
+    LeaveMember, SyncOutcome, SyncRequest, SyncResponse,
 };
 pub use group::{GroupState, GroupSummary, MemberSummary};
 pub use offsets::{CommitRequest, CommittedOffset, OffsetCommitEntry};

@@ -19,7 +19,11 @@ pub async fn handle(request: Request) -> HandlerResult {
     let version = request.api_version;
     let states: Vec<String> = body.states_filter.iter().map(|s| s.to_string()).collect();
     let wants = |kind: &str| {
-        body.types_filter.is_empty() || body.types_filter.iter().any(|t| t.eq_ignore_ascii_case(kind))
+        body.types_filter.is_empty()
+            || body
+                .types_filter
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(kind))
     };
     let consumer_groups = request.broker.groups.consumer_group_states();
     let mut response = ListGroupsResponse::default();
@@ -30,10 +34,15 @@ pub async fn handle(request: Request) -> HandlerResult {
                 .into_iter()
                 .filter_map(|(id, protocol_type, state)| {
                     let (kind, state, protocol_type) = match consumer_groups.get(&id) {
-                        Some(state) => (CONSUMER, *state, wharf_coordinator::CONSUMER_PROTOCOL_TYPE.to_string()),
+                        Some(state) => (
+                            CONSUMER,
+                            *state,
+                            wharf_coordinator::CONSUMER_PROTOCOL_TYPE.to_string(),
+                        ),
                         None => (CLASSIC, state.name(), protocol_type),
                     };
-                    let state_ok = states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(state));
+                    let state_ok =
+                        states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(state));
                     if !wants(kind) || !state_ok {
                         return None;
                     }

@@ -55,9 +55,10 @@ pub async fn handle(request: Request) -> HandlerResult {
                 let mut out = OffsetFetchResponseGroup::default();
                 // v9: a consumer-protocol member fetches at its epoch.
                 let member = g.member_id.as_deref().unwrap_or_default();
-                let checked = broker
-                    .groups
-                    .check_consumer_fetch(&g.group_id.0, member, g.member_epoch);
+                let checked =
+                    broker
+                        .groups
+                        .check_consumer_fetch(&g.group_id.0, member, g.member_epoch);
                 match checked.and_then(|()| fetch(broker, &g.group_id.0, topics)) {
                     Ok(found) => {
                         out.topics = found

@@ -258,7 +258,11 @@ mod tests {
                 .flat_map(|(t, ps)| ps.iter().map(move |p| (*t, *p)))
                 .filter(|tp| before.contains(tp))
                 .count();
-            assert_eq!(kept, count(&second[id]), "{id} got a partition it did not own");
+            assert_eq!(
+                kept,
+                count(&second[id]),
+                "{id} got a partition it did not own"
+            );
         }
     }
 

@@ -117,11 +117,18 @@ fn validate(req: &ConsumerHeartbeat, cfg: &GroupConfig) -> Result<(), ConsumerHe
         if !cfg.consumer_assignors.iter().any(|a| a == name) {
             return Err(refuse(
                 GroupError::UnsupportedAssignor,
-                format!("ServerAssignor {name} is not supported. Supported assignors: {}.", cfg.consumer_assignors.join(", ")),
+                format!(
+                    "ServerAssignor {name} is not supported. Supported assignors: {}.",
+                    cfg.consumer_assignors.join(", ")
+                ),
             ));
         }
     }
-    if let Some(pattern) = req.subscribed_topic_regex.as_deref().filter(|p| !p.is_empty()) {
+    if let Some(pattern) = req
+        .subscribed_topic_regex
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
         if let Err(e) = compile(pattern) {
             return Err(refuse(
                 GroupError::InvalidRegularExpression,
@@ -152,7 +159,10 @@ impl GroupCoordinator {
             if !joining {
                 return refuse(
                     GroupError::UnknownMemberId,
-                    format!("Member {} is not a member of group {}.", req.member_id, req.group_id),
+                    format!(
+                        "Member {} is not a member of group {}.",
+                        req.member_id, req.group_id
+                    ),
                 );
             }
             inner
@@ -163,7 +173,10 @@ impl GroupCoordinator {
             return refuse(GroupError::CoordinatorNotAvailable, "the group is gone");
         };
         if group.is(GroupState::Dead) {
-            return refuse(GroupError::CoordinatorNotAvailable, "the group is being deleted");
+            return refuse(
+                GroupError::CoordinatorNotAvailable,
+                "the group is being deleted",
+            );
         }
         if !group.members.is_empty() {
             return refuse(
@@ -175,7 +188,10 @@ impl GroupCoordinator {
             if !joining {
                 return refuse(
                     GroupError::UnknownMemberId,
-                    format!("Member {} is not a member of group {}.", req.member_id, req.group_id),
+                    format!(
+                        "Member {} is not a member of group {}.",
+                        req.member_id, req.group_id
+                    ),
                 );
             }
             tracing::info!(group = %req.group_id, "group uses the consumer protocol");
@@ -209,7 +225,11 @@ impl GroupCoordinator {
         self.lock()
             .groups
             .values()
-            .filter_map(|g| g.consumer.as_deref().map(|c| (g.id.clone(), c.state().name())))
+            .filter_map(|g| {
+                g.consumer
+                    .as_deref()
+                    .map(|c| (g.id.clone(), c.state().name()))
+            })
             .collect()
     }
 
@@ -226,7 +246,11 @@ impl GroupCoordinator {
             return Ok(());
         }
         let inner = self.lock();
-        match inner.groups.get(group_id).and_then(|g| g.consumer.as_deref()) {
+        match inner
+            .groups
+            .get(group_id)
+            .and_then(|g| g.consumer.as_deref())
+        {
             Some(cg) => check_member_epoch(cg, member_id, member_epoch),
             None => Ok(()),
         }
@@ -314,7 +338,11 @@ fn heartbeat(
     } else {
         let m = cg.members.get(&req.member_id).ok_or_else(unknown)?;
         if let Some(instance) = &req.instance_id {
-            if cg.instances.get(instance).is_some_and(|i| *i != req.member_id) {
+            if cg
+                .instances
+                .get(instance)
+                .is_some_and(|i| *i != req.member_id)
+            {
                 return Err((
                     GroupError::FencedInstanceId,
                     format!("Static member {instance} was replaced by another member."),
@@ -435,7 +463,8 @@ fn join(
                 ));
             }
             tracing::info!(group = %req.group_id, member = %id, "member joined the group");
-            cg.members.insert(id.clone(), ConsumerMember::new(id.clone(), now));
+            cg.members
+                .insert(id.clone(), ConsumerMember::new(id.clone(), now));
             cg.bump_epoch();
         }
     }

@@ -21,6 +21,8 @@
 pub(crate) mod assignor;
 mod heartbeat;
 mod reconcile;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -165,9 +167,11 @@ impl ConsumerGroup {
             ConsumerGroupState::Empty
         } else if self.epoch != self.assignment_epoch {
             ConsumerGroupState::Assigning
-        } else if self.members.values().any(|m| {
-            m.epoch != self.assignment_epoch || m.state != MemberState::Stable
-        }) {
+        } else if self
+            .members
+            .values()
+            .any(|m| m.epoch != self.assignment_epoch || m.state != MemberState::Stable)
+        {
             ConsumerGroupState::Reconciling
         } else {
             ConsumerGroupState::Stable

@@ -127,10 +127,24 @@ mod tests {
         assert_eq!(m.assigned, a(t, &[0]));
         assert_eq!(m.pending_revocation, a(t, &[1, 2]));
         // Still reporting 1 and 2: no progress.
-        step(&mut m, 2, &a(t, &[0]), Some(&a(t, &[0, 1, 2])), &BTreeSet::new(), 20);
+        step(
+            &mut m,
+            2,
+            &a(t, &[0]),
+            Some(&a(t, &[0, 1, 2])),
+            &BTreeSet::new(),
+            20,
+        );
         assert_eq!(m.epoch, 1);
         // Released: at the new epoch, stable.
-        step(&mut m, 2, &a(t, &[0]), Some(&a(t, &[0])), &BTreeSet::new(), 30);
+        step(
+            &mut m,
+            2,
+            &a(t, &[0]),
+            Some(&a(t, &[0])),
+            &BTreeSet::new(),
+            30,
+        );
         assert_eq!((m.state, m.epoch), (MemberState::Stable, 2));
         assert!(m.pending_revocation.is_empty());
     }
@@ -140,7 +154,14 @@ mod tests {
         let t = Uuid::from_u128(1);
         let mut m = member(Assignment::new(), 0);
         let held = BTreeSet::from([(t, 1)]);
-        step(&mut m, 3, &a(t, &[0, 1]), Some(&Assignment::new()), &held, 0);
+        step(
+            &mut m,
+            3,
+            &a(t, &[0, 1]),
+            Some(&Assignment::new()),
+            &held,
+            0,
+        );
         assert_eq!(m.state, MemberState::UnreleasedPartitions);
         assert_eq!((m.epoch, m.assigned.clone()), (3, a(t, &[0])));
         step(&mut m, 3, &a(t, &[0, 1]), None, &BTreeSet::new(), 0);
@@ -152,7 +173,14 @@ mod tests {
     fn a_member_that_already_dropped_the_partitions_moves_on_at_once() {
         let t = Uuid::from_u128(1);
         let mut m = member(a(t, &[0, 1]), 4);
-        step(&mut m, 5, &a(t, &[1]), Some(&a(t, &[1])), &BTreeSet::new(), 0);
+        step(
+            &mut m,
+            5,
+            &a(t, &[1]),
+            Some(&a(t, &[1])),
+            &BTreeSet::new(),
+            0,
+        );
         assert_eq!((m.state, m.epoch), (MemberState::Stable, 5));
         assert_eq!(m.previous_epoch, 4);
     }
