@@ -6,9 +6,9 @@ and AdminClient describes the group as a CONSUMER group."""
 import time
 
 from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType, KafkaError
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from clients import assert_delivered, c_produce, c_producer
+from test_groups import create, produce_each
 
 # Quick heartbeats and sessions from the broker's side: with the consumer
 # protocol these are the broker's settings, not the client's.
@@ -20,20 +20,6 @@ BROKER_ARGS = [
 
 def start(broker_factory):
     return broker_factory(extra_args=BROKER_ARGS)
-
-
-def create(broker, topic, partitions):
-    fs = AdminClient({"bootstrap.servers": broker.bootstrap}).create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-    for f in fs.values():
-        f.result(timeout=10)
-
-
-def produce_each(broker, topic, partitions, per_partition, tag="v"):
-    p = c_producer(broker.bootstrap)
-    recs = [{"value": f"{tag}-{part}-{i}".encode(), "partition": part}
-            for part in range(partitions) for i in range(per_partition)]
-    assert_delivered(c_produce(p, topic, recs))
 
 
 def consumer(broker, group, **extra):

@@ -186,6 +186,23 @@ mod tests {
         a.values().map(BTreeSet::len).sum()
     }
 
+    /// Members all subscribed to `t`, with their previous targets from
+    /// `previous` (none when absent).
+    fn everyone<'a>(
+        ids: &[&'a str],
+        t: &[Uuid],
+        previous: &'a BTreeMap<String, Assignment>,
+        empty: &'a Assignment,
+    ) -> Vec<AssignMember<'a>> {
+        ids.iter()
+            .map(|id| AssignMember {
+                id,
+                topics: t.iter().copied().collect(),
+                previous: previous.get(*id).unwrap_or(empty),
+            })
+            .collect()
+    }
+
     fn topics(n: u128) -> Vec<Uuid> {
         (1..=n).map(Uuid::from_u128).collect()
     }
@@ -208,14 +225,8 @@ mod tests {
         let t = topics(1);
         let parts = BTreeMap::from([(t[0], 6)]);
         let empty = Assignment::new();
-        let members: Vec<_> = ["a", "b", "c"]
-            .iter()
-            .map(|id| AssignMember {
-                id,
-                topics: t.iter().copied().collect(),
-                previous: &empty,
-            })
-            .collect();
+        let none = BTreeMap::new();
+        let members = everyone(&["a", "b", "c"], &t, &none, &empty);
         let result = uniform(&members, &parts);
         all_once(&result, &parts);
         assert!(result.values().all(|a| count(a) == 2), "{result:?}");
@@ -226,23 +237,10 @@ mod tests {
         let t = topics(2);
         let parts = BTreeMap::from([(t[0], 4), (t[1], 4)]);
         let empty = Assignment::new();
-        let two: Vec<_> = ["a", "b"]
-            .iter()
-            .map(|id| AssignMember {
-                id,
-                topics: t.iter().copied().collect(),
-                previous: &empty,
-            })
-            .collect();
+        let none = BTreeMap::new();
+        let two = everyone(&["a", "b"], &t, &none, &empty);
         let first = uniform(&two, &parts);
-        let three: Vec<_> = ["a", "b", "c"]
-            .iter()
-            .map(|id| AssignMember {
-                id,
-                topics: t.iter().copied().collect(),
-                previous: first.get(*id).unwrap_or(&empty),
-            })
-            .collect();
+        let three = everyone(&["a", "b", "c"], &t, &first, &empty);
         let second = uniform(&three, &parts);
         all_once(&second, &parts);
         let counts: Vec<usize> = second.values().map(count).collect();
@@ -293,14 +291,8 @@ mod tests {
         let t = topics(2);
         let parts = BTreeMap::from([(t[0], 5), (t[1], 5)]);
         let empty = Assignment::new();
-        let members: Vec<_> = ["m2", "m1"]
-            .iter()
-            .map(|id| AssignMember {
-                id,
-                topics: t.iter().copied().collect(),
-                previous: &empty,
-            })
-            .collect();
+        let none = BTreeMap::new();
+        let members = everyone(&["m2", "m1"], &t, &none, &empty);
         let result = range(&members, &parts);
         all_once(&result, &parts);
         for topic in &t {

@@ -139,6 +139,16 @@ fn validate(req: &ConsumerHeartbeat, cfg: &GroupConfig) -> Result<(), ConsumerHe
     Ok(())
 }
 
+fn not_a_member(req: &ConsumerHeartbeat) -> ConsumerHeartbeatAnswer {
+    refuse(
+        GroupError::UnknownMemberId,
+        format!(
+            "Member {} is not a member of group {}.",
+            req.member_id, req.group_id
+        ),
+    )
+}
+
 impl GroupCoordinator {
     /// Serves one ConsumerGroupHeartbeat against the cluster's `topics`.
     pub fn consumer_heartbeat(
@@ -157,13 +167,7 @@ impl GroupCoordinator {
         let joining = req.member_epoch == JOIN_EPOCH;
         if !inner.groups.contains_key(&req.group_id) {
             if !joining {
-                return refuse(
-                    GroupError::UnknownMemberId,
-                    format!(
-                        "Member {} is not a member of group {}.",
-                        req.member_id, req.group_id
-                    ),
-                );
+                return not_a_member(&req);
             }
             inner
                 .groups
@@ -186,13 +190,7 @@ impl GroupCoordinator {
         }
         if group.consumer.is_none() {
             if !joining {
-                return refuse(
-                    GroupError::UnknownMemberId,
-                    format!(
-                        "Member {} is not a member of group {}.",
-                        req.member_id, req.group_id
-                    ),
-                );
+                return not_a_member(&req);
             }
             tracing::info!(group = %req.group_id, "group uses the consumer protocol");
             group.consumer = Some(Box::default());

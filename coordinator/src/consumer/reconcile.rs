@@ -39,21 +39,14 @@ pub(crate) fn step(
     held: &BTreeSet<(Uuid, i32)>,
     now: i64,
 ) {
-    match member.state {
-        MemberState::Stable if member.epoch == target_epoch => {}
-        MemberState::UnrevokedPartitions if still_owns(owned, &member.pending_revocation) => {}
-        _ => compute_next(member, target_epoch, target, owned, held, now),
+    let waiting = match member.state {
+        MemberState::Stable => member.epoch == target_epoch,
+        MemberState::UnrevokedPartitions => still_owns(owned, &member.pending_revocation),
+        MemberState::UnreleasedPartitions => false,
+    };
+    if waiting {
+        return;
     }
-}
-
-fn compute_next(
-    member: &mut ConsumerMember,
-    target_epoch: i32,
-    target: &Assignment,
-    owned: Option<&Assignment>,
-    held: &BTreeSet<(Uuid, i32)>,
-    now: i64,
-) {
     let mut kept = Assignment::new();
     let mut revoking = Assignment::new();
     for (t, ps) in &member.assigned {
