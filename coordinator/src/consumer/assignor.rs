@@ -312,7 +312,10 @@ mod tests {
             topics: BTreeSet::new(),
             previous: &empty,
         };
-        assert_eq!(count(&uniform(&[lonely.clone()], &parts)["a"]), 0);
+        assert_eq!(
+            count(&uniform(std::slice::from_ref(&lonely), &parts)["a"]),
+            0
+        );
         assert_eq!(count(&range(&[lonely], &parts)["a"]), 0);
     }
 }
