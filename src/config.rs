@@ -378,6 +378,29 @@ pub struct Config {
     )]
     pub group_max_session_timeout_ms: i32,
 
+    /// Session timeout of members of consumer-protocol (KIP-848) groups
+    /// (group.consumer.session.timeout.ms).
+    #[arg(long, env = "WHARF_GROUP_CONSUMER_SESSION_TIMEOUT_MS", default_value_t = 45_000,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub group_consumer_session_timeout_ms: i32,
+
+    /// Heartbeat interval told to members of consumer-protocol groups
+    /// (group.consumer.heartbeat.interval.ms).
+    #[arg(long, env = "WHARF_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub group_consumer_heartbeat_interval_ms: i32,
+
+    /// Most members of a consumer-protocol group (group.consumer.max.size).
+    #[arg(long, env = "WHARF_GROUP_CONSUMER_MAX_SIZE", default_value_t = i32::MAX,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub group_consumer_max_size: i32,
+
+    /// Server-side assignors of consumer-protocol groups, the first the
+    /// default (group.consumer.assignors; Wharf has uniform and range).
+    #[arg(long, env = "WHARF_GROUP_CONSUMER_ASSIGNORS", default_value = "uniform,range",
+          value_delimiter = ',', value_parser = ["uniform", "range"])]
+    pub group_consumer_assignors: Vec<String>,
+
     /// How long the committed offsets of an empty group are kept
     /// (offsets.retention.minutes).
     #[arg(long, env = "WHARF_OFFSETS_RETENTION_MINUTES", default_value_t = 10_080,
@@ -580,6 +603,10 @@ impl Config {
             max_session_timeout_ms: self.group_max_session_timeout_ms,
             offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
             offsets_partitions: self.offsets_topic_num_partitions,
+            consumer_session_timeout_ms: self.group_consumer_session_timeout_ms,
+            consumer_heartbeat_interval_ms: self.group_consumer_heartbeat_interval_ms,
+            consumer_max_size: self.group_consumer_max_size,
+            consumer_assignors: self.group_consumer_assignors.clone(),
         }
     }
 

@@ -81,6 +81,8 @@ pub static APIS: &[Api] = &[
     api!(DescribeProducers, describe_producers),
     api!(DescribeTransactions, describe_transactions),
     api!(ListTransactions, list_transactions),
+    api!(ConsumerGroupHeartbeat, consumer_group_heartbeat),
+    api!(ConsumerGroupDescribe, consumer_group_describe),
     api!(ListConfigResources, list_config_resources),
     api!(DescribeTopicPartitions, describe_topic_partitions),
 ];

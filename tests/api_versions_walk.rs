@@ -225,6 +225,14 @@ fn walk_one(client: &mut Client, key: ApiKey, v: i16) -> Result<String, String> 
         ApiKey::ListConfigResources => {
             plain!(ListConfigResourcesRequest, ListConfigResourcesResponse)
         }
+        // A default heartbeat (no group id) answers INVALID_REQUEST.
+        ApiKey::ConsumerGroupHeartbeat => plain!(
+            ConsumerGroupHeartbeatRequest,
+            ConsumerGroupHeartbeatResponse
+        ),
+        ApiKey::ConsumerGroupDescribe => {
+            plain!(ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse)
+        }
         other => Err(format!(
             "advertised, but this walk has no request for {other:?}: add one"
         )),

@@ -12,8 +12,9 @@ use common::cluster::Cluster;
 use common::{create_topic, Client, TestBroker};
 use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ListConfigResourcesRequest,
-    ListConfigResourcesResponse, UpdateFeaturesRequest, UpdateFeaturesResponse,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse, ListConfigResourcesRequest, ListConfigResourcesResponse,
+    UpdateFeaturesRequest, UpdateFeaturesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -34,13 +35,17 @@ fn supported(r: &ApiVersionsResponse) -> Vec<(String, i16, i16)> {
         .collect()
 }
 
-/// metadata.version at Wharf's level, alone, as (name, min, max).
-fn only_metadata_version() -> Vec<(String, i16, i16)> {
-    vec![(
-        "metadata.version".to_owned(),
-        METADATA_VERSION_LEVEL,
-        METADATA_VERSION_LEVEL,
-    )]
+/// The levels a cluster finalizes by default, as (name, min, max):
+/// group.version 1 and metadata.version at Wharf's level.
+fn defaults() -> Vec<(String, i16, i16)> {
+    vec![
+        ("group.version".to_owned(), 1, 1),
+        (
+            "metadata.version".to_owned(),
+            METADATA_VERSION_LEVEL,
+            METADATA_VERSION_LEVEL,
+        ),
+    ]
 }
 
 fn finalized(r: &ApiVersionsResponse) -> Vec<(String, i16, i16)> {
@@ -86,7 +91,7 @@ fn api_versions_reports_features_from_v3_and_features_at_level_zero_only_from_v4
     assert!(old.supported_features.is_empty() && old.finalized_features.is_empty());
 
     let v3 = api_versions(&mut client, 3);
-    assert_eq!(supported(&v3), only_metadata_version());
+    assert_eq!(supported(&v3), defaults()[1..].to_vec());
     // The epoch is the metadata offset, once the broker has joined its
     // (one-node) quorum.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -112,7 +117,7 @@ fn api_versions_reports_features_from_v3_and_features_at_level_zero_only_from_v4
         "{all:?}"
     );
     // Only levels above 0 are finalized; each with min = max = the level.
-    assert_eq!(finalized(&v4), only_metadata_version());
+    assert_eq!(finalized(&v4), defaults());
     assert!(v4.finalized_features_epoch >= 0, "{v4:?}");
 }
 
@@ -180,10 +185,10 @@ fn update_features_refuses_what_wharf_cannot_run_with_invalid_update_version() {
         }
     }
     // validate_only (v1+) decides without changing anything.
-    let checked = update(&mut client, 1, &[("group.version", 0, 1)], true);
+    let checked = update(&mut client, 1, &[("group.version", 0, 2)], true);
     assert_eq!(checked.error_code, 0, "{checked:?}");
     let v4 = api_versions(&mut client, 4);
-    assert_eq!(finalized(&v4).len(), 1, "{v4:?}");
+    assert_eq!(finalized(&v4), defaults(), "{v4:?}");
 }
 
 #[test]
@@ -212,7 +217,7 @@ fn update_features_from_any_broker_of_a_cluster_is_decided_by_the_controller() {
         // Every broker registered with the features it supports, so the
         // cluster finalizes metadata.version at Wharf's level.
         let v4 = api_versions(&mut client, 4);
-        assert_eq!(finalized(&v4), only_metadata_version());
+        assert_eq!(finalized(&v4), defaults());
         assert!(v4.finalized_features_epoch > 0, "{v4:?}");
     }
 }
@@ -299,7 +304,7 @@ fn kafka_features_tool_describes_and_reports_refused_updates_as_kafkas_does() {
     );
     assert!(
         lines.iter().any(|l| l.starts_with(
-            "Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 0\tFinalizedVersionLevel: 0\tEpoch: "
+            "Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\tFinalizedVersionLevel: 1\tEpoch: "
         )),
         "{out}"
     );
@@ -332,4 +337,80 @@ fn kafka_features_tool_describes_and_reports_refused_updates_as_kafkas_does() {
     );
     assert!(ok, "{out}");
     assert_eq!(out, "share.version can be disabled.\n");
+}
+
+fn advertises(r: &ApiVersionsResponse, key: ApiKey) -> bool {
+    r.api_keys.iter().any(|a| a.api_key == key as i16)
+}
+
+fn heartbeat_error(client: &mut Client) -> i16 {
+    let mut request = ConsumerGroupHeartbeatRequest::default();
+    request.group_id = kafka_protocol::messages::GroupId(StrBytes::from_static_str("g"));
+    request.member_id = StrBytes::from_static_str("m-1");
+    request.member_epoch = 0;
+    request.rebalance_timeout_ms = 30_000;
+    request.subscribed_topic_names = Some(vec![common::topic_name("t")]);
+    request.topic_partitions = Some(Vec::new());
+    let response: ConsumerGroupHeartbeatResponse =
+        client.call(ApiKey::ConsumerGroupHeartbeat, 1, &request);
+    response.error_code
+}
+
+#[test]
+fn group_version_zero_switches_the_consumer_protocol_off_cluster_wide_and_one_back_on() {
+    let cluster = Cluster::start(3);
+    cluster.wait_for(&[0, 1, 2], &[1, 2, 3], Duration::from_secs(30));
+    let mut first = cluster.nodes[0].client();
+    assert!(advertises(
+        &api_versions(&mut first, 4),
+        ApiKey::ConsumerGroupHeartbeat
+    ));
+    // A downgrade needs a downgrade type.
+    let refused = update(&mut first, 1, &[("group.version", 0, 1)], false);
+    assert_eq!(
+        refused.error_code,
+        ResponseError::InvalidUpdateVersion.code()
+    );
+    let done = update(&mut first, 1, &[("group.version", 0, 2)], false);
+    assert_eq!(done.error_code, 0, "{done:?}");
+    // Every broker applies the change from the metadata log.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for node in &cluster.nodes {
+        let mut client = node.client();
+        loop {
+            let v4 = api_versions(&mut client, 4);
+            if !advertises(&v4, ApiKey::ConsumerGroupHeartbeat) {
+                assert!(!advertises(&v4, ApiKey::ConsumerGroupDescribe));
+                assert_eq!(finalized(&v4), defaults()[1..].to_vec());
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{v4:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            heartbeat_error(&mut client),
+            ResponseError::UnsupportedVersion.code()
+        );
+    }
+    // Back to 1 (an upgrade), from another broker: on again everywhere.
+    let mut last = cluster.nodes[2].client();
+    let done = update(&mut last, 2, &[("group.version", 1, 1)], false);
+    assert_eq!(done.error_code, 0, "{done:?}");
+    for node in &cluster.nodes {
+        let mut client = node.client();
+        loop {
+            let v4 = api_versions(&mut client, 4);
+            if advertises(&v4, ApiKey::ConsumerGroupHeartbeat) {
+                assert_eq!(finalized(&v4), defaults());
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline + Duration::from_secs(10),
+                "{v4:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let error = heartbeat_error(&mut last);
+    assert_ne!(error, ResponseError::UnsupportedVersion.code(), "{error}");
 }

@@ -147,6 +147,12 @@ impl GroupCoordinator {
         if group.is(GroupState::Dead) {
             return error_join(GroupError::CoordinatorNotAvailable, &req.member_id);
         }
+        // A consumer-protocol group with members takes no classic members;
+        // an empty one turns classic again.
+        if group.consumer.as_ref().is_some_and(|c| c.has_members()) {
+            return error_join(GroupError::InconsistentGroupProtocol, &req.member_id);
+        }
+        group.consumer = None;
         if !group.accepts_protocols(&req.protocol_type, &req.protocols) {
             return error_join(GroupError::InconsistentGroupProtocol, &req.member_id);
         }
@@ -397,6 +403,7 @@ impl GroupCoordinator {
                 }
                 _ => {}
             }
+            crate::consumer::tick(group, now, self.config.consumer_session_timeout_ms);
             if crate::offsets::expire_offsets(group, now, &self.config, &mut inner.pending) {
                 gone.push(group.id.clone());
             }

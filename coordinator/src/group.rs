@@ -95,6 +95,8 @@ pub(crate) struct Group {
     /// Earliest time the join phase may end (the initial rebalance delay).
     pub join_not_before: i64,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Set while the group uses the consumer protocol (KIP-848).
+    pub consumer: Option<Box<crate::consumer::ConsumerGroup>>,
 }
 
 impl Group {
@@ -113,6 +115,7 @@ impl Group {
             rebalance_deadline: 0,
             join_not_before: 0,
             offsets: BTreeMap::new(),
+            consumer: None,
         }
     }
 
@@ -124,6 +127,11 @@ impl Group {
 
     pub fn is(&self, state: GroupState) -> bool {
         self.state == state
+    }
+
+    /// Whether members of either protocol are in the group.
+    pub fn has_members(&self) -> bool {
+        !self.members.is_empty() || self.consumer.as_ref().is_some_and(|c| c.has_members())
     }
 
     /// Protocols every member supports, chosen by a vote in which each member

@@ -25,6 +25,7 @@
 //! before answering the client; on start it replays that topic through
 //! [`GroupCoordinator::replay`].
 
+mod consumer;
 mod coordinator;
 mod group;
 mod messages;
@@ -37,6 +38,10 @@ mod tests;
 pub mod txn;
 mod txn_offsets;
 
+pub use consumer::{
+    ConsumerGroupState, ConsumerGroupSummary, ConsumerHeartbeat, ConsumerHeartbeatAnswer,
+    ConsumerMemberSummary, TopicMeta, Topics,
+};
 pub use coordinator::{
     GroupCoordinator, HeartbeatRequest, JoinMember, JoinOutcome, JoinRequest, JoinResponse,
     LeaveMember, SyncOutcome, SyncRequest, SyncResponse,
@@ -66,6 +71,17 @@ pub struct GroupConfig {
     pub offsets_retention_ms: i64,
     /// Partitions of `__consumer_offsets` (`offsets.topic.num.partitions`).
     pub offsets_partitions: i32,
+    /// Session timeout of consumer-protocol members
+    /// (`group.consumer.session.timeout.ms`).
+    pub consumer_session_timeout_ms: i32,
+    /// Heartbeat interval told to consumer-protocol members
+    /// (`group.consumer.heartbeat.interval.ms`).
+    pub consumer_heartbeat_interval_ms: i32,
+    /// Most members of a consumer-protocol group (`group.consumer.max.size`).
+    pub consumer_max_size: i32,
+    /// Server-side assignors, the first the default
+    /// (`group.consumer.assignors`).
+    pub consumer_assignors: Vec<String>,
 }
 
 impl Default for GroupConfig {
@@ -76,6 +92,13 @@ impl Default for GroupConfig {
             max_session_timeout_ms: 1_800_000,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_partitions: 50,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_max_size: i32::MAX,
+            consumer_assignors: vec![
+                consumer::assignor::UNIFORM.to_string(),
+                consumer::assignor::RANGE.to_string(),
+            ],
         }
     }
 }
@@ -116,6 +139,20 @@ pub enum GroupError {
     NonEmptyGroup,
     #[error("the group is consuming the topic")]
     GroupSubscribedToTopic,
+    #[error("the member epoch is fenced")]
+    FencedMemberEpoch,
+    #[error("the member epoch is stale")]
+    StaleMemberEpoch,
+    #[error("the static member's instance id is still in use")]
+    UnreleasedInstanceId,
+    #[error("the group has reached its maximum size")]
+    GroupMaxSizeReached,
+    #[error("the server assignor is not supported")]
+    UnsupportedAssignor,
+    #[error("invalid request")]
+    InvalidRequest,
+    #[error("invalid regular expression")]
+    InvalidRegularExpression,
 }
 
 /// Something to append to `__consumer_offsets`: a key and a value (`None`

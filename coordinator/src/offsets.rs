@@ -62,7 +62,9 @@ impl GroupCoordinator {
             return Err(GroupError::CoordinatorNotAvailable);
         }
         let simple = req.generation_id < 0 && group.is(GroupState::Empty);
-        if !simple {
+        if let Some(cg) = group.consumer.as_deref_mut() {
+            crate::consumer::check_commit(cg, &req.member_id, req.generation_id, now)?;
+        } else if !simple {
             check_member(group, &req.member_id, req.group_instance_id.as_deref())?;
             if req.generation_id != group.generation {
                 return Err(GroupError::IllegalGeneration);
@@ -188,7 +190,14 @@ impl GroupCoordinator {
     /// The group as DescribeGroups shows it; `None` when unknown.
     pub fn describe(&self, group_id: &str) -> Result<Option<GroupSummary>, GroupError> {
         self.check_loaded()?;
-        Ok(self.lock().groups.get(group_id).map(Group::summary))
+        // A consumer-protocol group is not a classic one: Kafka answers
+        // DescribeGroups for it as for an unknown group.
+        Ok(self
+            .lock()
+            .groups
+            .get(group_id)
+            .filter(|g| g.consumer.is_none())
+            .map(Group::summary))
     }
 
     /// DeleteGroups: only an empty group can go. Returns the tombstones of
@@ -201,7 +210,7 @@ impl GroupCoordinator {
             .get_mut(group_id)
             .filter(|g| !g.is(GroupState::Dead))
             .ok_or(GroupError::GroupIdNotFound)?;
-        if !group.is(GroupState::Empty) {
+        if !group.is(GroupState::Empty) || group.has_members() {
             return Err(GroupError::NonEmptyGroup);
         }
         group.transition(GroupState::Dead, now);
@@ -350,7 +359,7 @@ pub(crate) fn expire_offsets(
     cfg: &GroupConfig,
     pending: &mut Vec<OffsetsRecord>,
 ) -> bool {
-    if !group.is(GroupState::Empty) {
+    if !group.is(GroupState::Empty) || group.has_members() {
         return false;
     }
     let since = group.state_since;

@@ -208,6 +208,13 @@ pub fn group_error(e: wharf_coordinator::GroupError) -> kafka_protocol::Response
         G::GroupIdNotFound => R::GroupIdNotFound,
         G::NonEmptyGroup => R::NonEmptyGroup,
         G::GroupSubscribedToTopic => R::GroupSubscribedToTopic,
+        G::FencedMemberEpoch => R::FencedMemberEpoch,
+        G::StaleMemberEpoch => R::StaleMemberEpoch,
+        G::UnreleasedInstanceId => R::UnreleasedInstanceId,
+        G::GroupMaxSizeReached => R::GroupMaxSizeReached,
+        G::UnsupportedAssignor => R::UnsupportedAssignor,
+        G::InvalidRequest => R::InvalidRequest,
+        G::InvalidRegularExpression => R::InvalidRegularExpression,
     }
 }
 

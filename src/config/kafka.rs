@@ -224,6 +224,16 @@ pub static KEYS: &[Key] = &[
     flag("group.max.session.timeout.ms", "group-max-session-timeout-ms"),
     ignored("group.max.size", INTERNAL),
     ignored("group.coordinator.", INTERNAL),
+    flag(
+        "group.consumer.session.timeout.ms",
+        "group-consumer-session-timeout-ms",
+    ),
+    flag(
+        "group.consumer.heartbeat.interval.ms",
+        "group-consumer-heartbeat-interval-ms",
+    ),
+    flag("group.consumer.max.size", "group-consumer-max-size"),
+    flag("group.consumer.assignors", "group-consumer-assignors"),
     ignored("group.consumer.", INTERNAL),
     ignored("group.share.", INTERNAL),
     flag("offsets.topic.num.partitions", "offsets-topic-num-partitions"),

@@ -8,7 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
 };
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use wharf_coordinator::metadata::features;
@@ -30,6 +30,13 @@ pub async fn handle(request: Request) -> HandlerResult {
     }
     let mut response = ApiVersionsResponse::default();
     response.api_keys = supported_apis();
+    if !super::consumer_group_heartbeat::consumer_protocol_on(&request.broker) {
+        // group.version 0: the consumer protocol is off, as in Kafka.
+        response.api_keys.retain(|a| {
+            a.api_key != ApiKey::ConsumerGroupHeartbeat as i16
+                && a.api_key != ApiKey::ConsumerGroupDescribe as i16
+        });
+    }
     if request.api_version >= 3 {
         add_features(&mut response, &request, request.api_version);
     }

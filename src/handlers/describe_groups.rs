@@ -13,7 +13,7 @@ pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 6;
 
 /// READ, DELETE, DESCRIBE: the ACL operations that apply to a group.
-const GROUP_OPS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+pub(super) const GROUP_OPS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: DescribeGroupsRequest = request.decode()?;

@@ -9,6 +9,8 @@ pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod config_resources;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;

@@ -53,7 +53,13 @@ pub async fn handle(request: Request) -> HandlerResult {
                         .collect()
                 });
                 let mut out = OffsetFetchResponseGroup::default();
-                match fetch(broker, &g.group_id.0, topics) {
+                // v9: a consumer-protocol member fetches at its epoch.
+                let member = g.member_id.as_deref().unwrap_or_default();
+                let checked =
+                    broker
+                        .groups
+                        .check_consumer_fetch(&g.group_id.0, member, g.member_epoch);
+                match checked.and_then(|()| fetch(broker, &g.group_id.0, topics)) {
                     Ok(found) => {
                         out.topics = found
                             .into_iter()

@@ -217,15 +217,21 @@ pub const METADATA_VERSION_FEATURE: &str = super::features::METADATA_VERSION;
 /// broker must support the cluster's finalized level of every feature it
 /// names, and of every feature finalized above 0 it does not name (support
 /// for none is level 0 only). Levels are [`super::features::finalized_level`]'s
-/// (the default of a feature with no record). A broker naming no
-/// metadata.version (a Wharf broker from before registrations named
-/// features) is taken to support Wharf's one level of it. Returns the
-/// features to record.
+/// (the default of a feature with no record). A broker naming no features
+/// is taken to support what this Wharf supports, and one naming no
+/// metadata.version Wharf's one level of it. Returns the features to
+/// record.
 fn check_features(
     image: &MetadataImage,
     requested: &[BrokerFeature],
 ) -> Result<Vec<BrokerFeature>, ControllerError> {
-    let mut features = requested.to_vec();
+    // A registration naming no features at all (Wharf brokers from before
+    // registrations named them) is taken to support what this Wharf does.
+    let mut features = if requested.is_empty() {
+        super::features::broker_features()
+    } else {
+        requested.to_vec()
+    };
     if !features.iter().any(|f| f.name == METADATA_VERSION_FEATURE) {
         let level = super::features::METADATA_VERSION_LEVEL;
         features.push(BrokerFeature {

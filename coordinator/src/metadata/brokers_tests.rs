@@ -320,6 +320,15 @@ fn a_broker_not_supporting_a_finalized_feature_level_is_unsupported_version() {
     let err = register_broker(&image, &mut sessions, &config(), &req, 1, 0).unwrap_err();
     assert_eq!(err.code, ResponseError::UnsupportedVersion);
     req.features[0].max_supported_version = 25;
+    // group.version is finalized at 1 by default: the broker must name it.
+    let err = register_broker(&image, &mut sessions, &config(), &req, 1, 0).unwrap_err();
+    assert_eq!(err.code, ResponseError::UnsupportedVersion);
+    assert!(err.message.contains("group.version"), "{}", err.message);
+    req.features.push(BrokerFeature {
+        name: "group.version".into(),
+        min_supported_version: 0,
+        max_supported_version: 1,
+    });
     let (records, _) = register_broker(&image, &mut sessions, &config(), &req, 1, 0).unwrap();
     let MetadataRecord::RegisterBroker(r) = records.last().unwrap() else {
         panic!()
@@ -328,7 +337,7 @@ fn a_broker_not_supporting_a_finalized_feature_level_is_unsupported_version() {
 }
 
 #[test]
-fn a_broker_naming_no_metadata_version_is_recorded_with_wharfs_level() {
+fn a_broker_naming_no_features_is_recorded_with_wharfs() {
     let mut sessions = BrokerSessions::new();
     let (records, _) = register_broker(
         &MetadataImage::new(),
@@ -342,12 +351,5 @@ fn a_broker_naming_no_metadata_version_is_recorded_with_wharfs_level() {
     let MetadataRecord::RegisterBroker(r) = records.last().unwrap() else {
         panic!()
     };
-    assert_eq!(
-        r.features,
-        vec![BrokerFeature {
-            name: METADATA_VERSION_FEATURE.into(),
-            min_supported_version: crate::metadata::features::METADATA_VERSION_LEVEL,
-            max_supported_version: crate::metadata::features::METADATA_VERSION_LEVEL
-        }]
-    );
+    assert_eq!(r.features, crate::metadata::features::broker_features());
 }

@@ -34,6 +34,8 @@ pub struct Feature {
 
 pub const METADATA_VERSION: &str = "metadata.version";
 
+pub const GROUP_VERSION: &str = "group.version";
+
 /// `metadata.version` 4.1-IV1: Kafka 4.1's level.
 pub const METADATA_VERSION_LEVEL: i16 = 27;
 
@@ -41,6 +43,7 @@ pub const METADATA_VERSION_LEVEL: i16 = 27;
 /// feature at 0..=0 is one whose behaviour Wharf does not have yet
 /// (transactions v2, share groups, streams groups, eligible leader
 /// replicas, dynamic quorum membership); it is listed so tools show it.
+/// Features come in Kafka's order.
 pub const SUPPORTED: &[Feature] = &[
     Feature {
         name: METADATA_VERSION,
@@ -60,11 +63,12 @@ pub const SUPPORTED: &[Feature] = &[
         max: 0,
         default: 0,
     },
+    // 1: KIP-848 consumer groups (ConsumerGroupHeartbeat).
     Feature {
-        name: "group.version",
+        name: GROUP_VERSION,
         min: 0,
-        max: 0,
-        default: 0,
+        max: 1,
+        default: 1,
     },
     Feature {
         name: "eligible.leader.replicas.version",

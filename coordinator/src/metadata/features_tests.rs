@@ -63,7 +63,10 @@ fn an_empty_image_finalizes_the_defaults_above_zero() {
     let image = MetadataImage::new();
     assert_eq!(
         finalized(&image),
-        vec![(METADATA_VERSION.to_owned(), METADATA_VERSION_LEVEL)]
+        vec![
+            (GROUP_VERSION.to_owned(), 1),
+            (METADATA_VERSION.to_owned(), METADATA_VERSION_LEVEL)
+        ]
     );
     assert_eq!(finalized_level(&image, "transaction.version"), 0);
     assert_eq!(finalized_level(&image, "no.such.feature"), 0);
@@ -77,13 +80,15 @@ fn a_recorded_level_overrides_the_default_and_a_recorded_zero_stays_zero() {
     assert_eq!(
         finalized(&image),
         vec![
+            (GROUP_VERSION.to_owned(), 1),
             (METADATA_VERSION.to_owned(), METADATA_VERSION_LEVEL),
             ("share.version".to_owned(), 1),
             ("unknown.version".to_owned(), 3),
         ]
     );
-    image.apply(&level_record("metadata.version", 0)).unwrap();
-    assert_eq!(finalized_level(&image, METADATA_VERSION), 0);
+    image.apply(&level_record(GROUP_VERSION, 0)).unwrap();
+    assert_eq!(finalized_level(&image, GROUP_VERSION), 0);
+    assert!(!finalized(&image).iter().any(|(n, _)| n == GROUP_VERSION));
 }
 
 #[test]
