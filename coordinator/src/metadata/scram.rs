@@ -179,10 +179,7 @@ pub fn alter_credentials(
             None => {
                 order.push(name);
                 let checked = check_name_and_mechanism(name, deletion.mechanism).and_then(|()| {
-                    if image
-                        .scram_credential(name, deletion.mechanism)
-                        .is_none()
-                    {
+                    if image.scram_credential(name, deletion.mechanism).is_none() {
                         Err(refuse(
                             ResponseError::ResourceNotFound,
                             "Attempt to delete a user credential that does not exist",
@@ -204,22 +201,21 @@ pub fn alter_credentials(
             }
             None => {
                 order.push(name);
-                let checked =
-                    check_name_and_mechanism(name, upsertion.mechanism).and_then(|()| {
-                        if upsertion.iterations < MIN_ITERATIONS {
-                            Err(refuse(
-                                ResponseError::UnacceptableCredential,
-                                "Too few iterations",
-                            ))
-                        } else if upsertion.iterations > MAX_ITERATIONS {
-                            Err(refuse(
-                                ResponseError::UnacceptableCredential,
-                                "Too many iterations",
-                            ))
-                        } else {
-                            Ok(Accepted::Upsert(upsertion))
-                        }
-                    });
+                let checked = check_name_and_mechanism(name, upsertion.mechanism).and_then(|()| {
+                    if upsertion.iterations < MIN_ITERATIONS {
+                        Err(refuse(
+                            ResponseError::UnacceptableCredential,
+                            "Too few iterations",
+                        ))
+                    } else if upsertion.iterations > MAX_ITERATIONS {
+                        Err(refuse(
+                            ResponseError::UnacceptableCredential,
+                            "Too many iterations",
+                        ))
+                    } else {
+                        Ok(Accepted::Upsert(upsertion))
+                    }
+                });
                 state.insert(name, checked);
             }
         }
@@ -240,8 +236,8 @@ pub fn alter_credentials(
                 Ok(())
             }
             Accepted::Upsert(u) => {
-                let (stored_key, server_key) = derive(u.mechanism, &u.salted_password)
-                    .ok_or_else(|| {
+                let (stored_key, server_key) =
+                    derive(u.mechanism, &u.salted_password).ok_or_else(|| {
                         refuse(
                             ResponseError::UnacceptableCredential,
                             "The salted password cannot be used",

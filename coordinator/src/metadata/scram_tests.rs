@@ -35,12 +35,7 @@ fn codes(alteration: &Alteration) -> Vec<(String, Option<ResponseError>)> {
 #[test]
 fn an_upsertion_becomes_a_credential_record_the_image_holds() {
     let mut image = MetadataImage::new();
-    let out = alter_credentials(
-        &image,
-        &[],
-        &[upsert("alice", SCRAM_SHA_256, 8192)],
-        derive,
-    );
+    let out = alter_credentials(&image, &[], &[upsert("alice", SCRAM_SHA_256, 8192)], derive);
     assert_eq!(codes(&out), vec![("alice".to_string(), None)]);
     apply_all(&mut image, &out.records);
     let credential = image.scram_credential("alice", SCRAM_SHA_256).unwrap();

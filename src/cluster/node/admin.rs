@@ -62,6 +62,9 @@ use super::{ClusterNode, Controller, Quorum};
 
 mod replicas;
 pub(super) use replicas::{serve_alter_partition_reassignments, serve_elect_leaders};
+mod scram;
+pub use scram::refused_all as scram_refused_all;
+pub(super) use scram::serve_alter_user_scram_credentials;
 
 /// How long a metadata write through [`ClusterNode`] keeps looking for the
 /// active controller before it answers with the last error.
