@@ -394,6 +394,9 @@ impl Connection {
         let (Some(session), Some(server)) = (self.sasl.as_mut(), self.security.sasl.clone()) else {
             return Ok(true);
         };
+        // SCRAM users live in the metadata image: like requests, the
+        // exchange waits for the first one to be applied.
+        self.broker.wait_ready().await;
         let image = self.broker.image();
         let credentials =
             |user: &str, mechanism: i8| image.scram_credential(user, mechanism).cloned();

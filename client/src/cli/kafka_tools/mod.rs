@@ -11,6 +11,7 @@ mod console_consumer;
 mod console_producer;
 mod consumer_groups;
 mod topics;
+mod users;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
