@@ -65,7 +65,12 @@ fn admin(broker: &TestBroker) -> Client {
 
 /// An upsertion as Kafka's admin client builds it: the password salted
 /// here.
-fn upsertion(user: &str, m: Mechanism, iterations: i32, password: &str) -> ScramCredentialUpsertion {
+fn upsertion(
+    user: &str,
+    m: Mechanism,
+    iterations: i32,
+    password: &str,
+) -> ScramCredentialUpsertion {
     let salt = format!("salt-of-{user}").into_bytes();
     let mut u = ScramCredentialUpsertion::default();
     u.name = StrBytes::from_string(user.into());
@@ -105,8 +110,10 @@ fn alter(
     out
 }
 
-/// Each user's (error code, [(mechanism, iterations)]).
-fn describe(client: &mut Client, users: &[&str]) -> Vec<(String, i16, Vec<(i8, i32)>)> {
+/// A user, the error code, and (mechanism, iterations) of each credential.
+type Described = (String, i16, Vec<(i8, i32)>);
+
+fn describe(client: &mut Client, users: &[&str]) -> Vec<Described> {
     let mut request = DescribeUserScramCredentialsRequest::default();
     request.users = Some(
         users
@@ -149,7 +156,11 @@ fn scram_login(client: &mut Client, m: Mechanism, user: &str, password: &str) ->
     let (last, expected) = client_final(m, password, &bare, &server_first);
     let done = authenticate(client, last.as_bytes());
     if done.error_code == 0 {
-        assert_eq!(done.auth_bytes.as_ref(), expected.as_bytes(), "server signature");
+        assert_eq!(
+            done.auth_bytes.as_ref(),
+            expected.as_bytes(),
+            "server signature"
+        );
     }
     (done.error_code, message(&done))
 }
@@ -185,13 +196,15 @@ fn client_final(m: Mechanism, password: &str, bare: &str, server_first: &str) ->
         .collect();
     (
         format!("{without_proof},p={}", STANDARD.encode(proof)),
-        format!("v={}", STANDARD.encode(m.hmac(&server_key, auth.as_bytes()))),
+        format!(
+            "v={}",
+            STANDARD.encode(m.hmac(&server_key, auth.as_bytes()))
+        ),
     )
 }
 
 fn metadata_served(client: &mut Client) -> bool {
-    let response: MetadataResponse =
-        client.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    let response: MetadataResponse = client.call(ApiKey::Metadata, 12, &MetadataRequest::default());
     !response.brokers.is_empty()
 }
 
@@ -294,7 +307,10 @@ fn wrong_passwords_unknown_users_and_malformed_messages_fail_after_the_delay() {
     let mut client = broker.client();
     assert_eq!(handshake(&mut client, "SCRAM-SHA-256", 1).error_code, 0);
     assert_eq!(authenticate(&mut client, b"n,,n=alice,r=abc").error_code, 0);
-    assert_eq!(authenticate(&mut client, b"c=biws,r=abc,p=!").error_code, 58);
+    assert_eq!(
+        authenticate(&mut client, b"c=biws,r=abc,p=!").error_code,
+        58
+    );
     assert!(client.is_closed());
 
     let log = broker.log();
@@ -302,7 +318,9 @@ fn wrong_passwords_unknown_users_and_malformed_messages_fail_after_the_delay() {
         .lines()
         .filter(|l| l.contains("authentication failed"))
         .collect();
-    assert!(audit.iter().any(|l| l.contains("User:alice") && l.contains("proof")));
+    assert!(audit
+        .iter()
+        .any(|l| l.contains("User:alice") && l.contains("proof")));
     assert!(audit.iter().any(|l| l.contains("User:mallory")));
     assert!(!log.contains("guess-pass") && !log.contains("alice-secret"));
 }
@@ -339,8 +357,16 @@ fn credential_requests_get_kafkas_errors() {
         describe(&mut client, &["ok", "twice", "nobody", "nobody"]),
         vec![
             ("ok".into(), 0, vec![(1, 16384)]),
-            ("twice".into(), code(ResponseError::ResourceNotFound), vec![]),
-            ("nobody".into(), code(ResponseError::DuplicateResource), vec![]),
+            (
+                "twice".into(),
+                code(ResponseError::ResourceNotFound),
+                vec![]
+            ),
+            (
+                "nobody".into(),
+                code(ResponseError::DuplicateResource),
+                vec![]
+            ),
         ]
     );
     // Removing the only credential removes the user.
@@ -412,7 +438,13 @@ fn kafka_configs_sets_describes_and_deletes_scram_credentials() {
     ]);
     assert!(ok, "{err}");
     assert_eq!(out, "Completed updating config for user alice.\n");
-    let (ok, out, _) = run(&["--describe", "--entity-type", "users", "--entity-name", "alice"]);
+    let (ok, out, _) = run(&[
+        "--describe",
+        "--entity-type",
+        "users",
+        "--entity-name",
+        "alice",
+    ]);
     assert!(ok);
     assert_eq!(
         out,

@@ -303,7 +303,7 @@ enum Phase {
         mechanism: String,
         bare: bool,
         /// The SCRAM exchange's state across its two rounds.
-        scram: Option<ScramExchange>,
+        scram: Option<Box<ScramExchange>>,
     },
 }
 
@@ -440,7 +440,7 @@ impl SaslSession {
                     };
                 }
                 let scram = super::scram::Mechanism::from_name(&mechanism)
-                    .map(super::scram::ScramExchange::new);
+                    .map(|m| Box::new(ScramExchange::new(m)));
                 self.phase = Phase::Authenticate {
                     mechanism,
                     bare: version == 0,
@@ -507,7 +507,7 @@ impl SaslSession {
 fn authenticate(
     server: &SaslServer,
     mechanism: &str,
-    scram: &mut Option<ScramExchange>,
+    scram: &mut Option<Box<ScramExchange>>,
     credentials: ScramCredentials<'_>,
     token: &[u8],
 ) -> Result<Outcome, Refusal> {

@@ -87,7 +87,7 @@ fn valid_nonce(nonce: &str) -> bool {
 }
 
 /// An `x=value` attribute.
-fn attribute<'a>(part: &'a str, name: char) -> Option<&'a str> {
+fn attribute(part: &str, name: char) -> Option<&str> {
     let mut chars = part.chars();
     (chars.next() == Some(name) && chars.next() == Some('=')).then(|| &part[2..])
 }
@@ -181,13 +181,17 @@ enum State {
     /// Waiting for the client-first message.
     First,
     /// Server-first sent; waiting for the client-final message.
-    Final {
-        client_first: ClientFirst,
-        server_first: String,
-        credential: ScramCredential,
-    },
+    Final(Box<Pending>),
     /// Authenticated or refused: no more messages.
     Done,
+}
+
+/// The first round's outcome, which the second checks against.
+#[derive(Debug)]
+struct Pending {
+    client_first: ClientFirst,
+    server_first: String,
+    credential: ScramCredential,
 }
 
 /// What one SCRAM message leads to.
@@ -239,11 +243,12 @@ impl ScramExchange {
     ) -> ScramStep {
         match std::mem::replace(&mut self.state, State::Done) {
             State::First => self.on_first(message, credential),
-            State::Final {
-                client_first,
-                server_first,
-                credential,
-            } => self.on_final(message, &client_first, &server_first, &credential),
+            State::Final(pending) => self.on_final(
+                message,
+                &pending.client_first,
+                &pending.server_first,
+                &pending.credential,
+            ),
             State::Done => self.refuse(None, "a SCRAM message after the exchange ended"),
         }
     }
@@ -294,11 +299,11 @@ impl ScramExchange {
             found.iterations
         );
         let reply = server_first.clone().into_bytes();
-        self.state = State::Final {
+        self.state = State::Final(Box::new(Pending {
             client_first: first,
             server_first,
             credential: found,
-        };
+        }));
         ScramStep::Challenge(reply)
     }
 

@@ -29,7 +29,8 @@ fn mechanism(name: &str) -> Result<Mechanism, ClientError> {
 
 /// `[iterations=N,]password=P` (brackets already removed).
 fn credential(user: &str, m: Mechanism, value: &str) -> Result<NewCredential, ClientError> {
-    let invalid = || ClientError::Invalid(format!("Invalid credential property {}=<hidden>", m.name()));
+    let invalid =
+        || ClientError::Invalid(format!("Invalid credential property {}=<hidden>", m.name()));
     let (iterations, password) = match value.strip_prefix("iterations=") {
         Some(rest) => {
             let (n, password) = rest.split_once(",password=").ok_or_else(invalid)?;
