@@ -129,7 +129,8 @@ def test_users_from_confluent_admin_client_and_removal(scram):
         "dave", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 16384), b"dave-pw"))
     for f in admin.alter_user_scram_credentials(upserts).values():
         f.result(timeout=20)
-    described = admin.describe_user_scram_credentials(["carol", "dave"]).result(timeout=20)
+    described = {user: f.result(timeout=20) for user, f in
+                 admin.describe_user_scram_credentials(["carol", "dave"]).items()}
     assert [(i.mechanism, i.iterations) for i in described["carol"].scram_credential_infos] == [
         (ScramMechanism.SCRAM_SHA_256, 4096)]
     assert [(i.mechanism, i.iterations) for i in described["dave"].scram_credential_infos] == [
