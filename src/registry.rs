@@ -75,6 +75,11 @@ pub static APIS: &[Api] = &[
     api!(AlterPartitionReassignments, alter_partition_reassignments),
     api!(ListPartitionReassignments, list_partition_reassignments),
     api!(OffsetDelete, offset_delete),
+    api!(
+        DescribeUserScramCredentials,
+        describe_user_scram_credentials
+    ),
+    api!(AlterUserScramCredentials, alter_user_scram_credentials),
     api!(DescribeQuorum, describe_quorum),
     api!(UpdateFeatures, update_features),
     api!(DescribeCluster, describe_cluster),

@@ -204,6 +204,14 @@ fn walk_one(client: &mut Client, key: ApiKey, v: i16) -> Result<String, String> 
         ),
         ApiKey::OffsetDelete => plain!(OffsetDeleteRequest, OffsetDeleteResponse),
         ApiKey::DescribeQuorum => plain!(DescribeQuorumRequest, DescribeQuorumResponse),
+        ApiKey::DescribeUserScramCredentials => plain!(
+            DescribeUserScramCredentialsRequest,
+            DescribeUserScramCredentialsResponse
+        ),
+        ApiKey::AlterUserScramCredentials => plain!(
+            AlterUserScramCredentialsRequest,
+            AlterUserScramCredentialsResponse
+        ),
         ApiKey::DescribeCluster => plain!(DescribeClusterRequest, DescribeClusterResponse),
         ApiKey::DescribeProducers => {
             plain!(DescribeProducersRequest, DescribeProducersResponse)

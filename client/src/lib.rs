@@ -30,6 +30,7 @@ mod error;
 pub mod group_member;
 pub mod partitioner;
 pub mod producer;
+pub mod scram;
 mod versions;
 
 pub use cluster_client::{ClusterClient, RetryPolicy};

@@ -34,6 +34,7 @@ use wharf_coordinator::metadata::features::{self, FeatureUpdate};
 use wharf_coordinator::metadata::placement::SeededRandom;
 use wharf_coordinator::metadata::producer_ids::{self, ProducerIdBlock};
 use wharf_coordinator::metadata::reassignment;
+use wharf_coordinator::metadata::scram;
 use wharf_coordinator::metadata::topics::{self, CreatedTopic, NewTopic};
 use wharf_coordinator::metadata::{
     ControllerConfig, ControllerError, ImageSnapshot, MetadataRecord,
@@ -329,6 +330,26 @@ impl<L: MetadataLog> Controller<L> {
         let image = self.log.image();
         let records = configs::set_topic_configs(&image, name, configs)?;
         self.commit(&mut state, records).await.map(|_| ())
+    }
+
+    /// AlterUserScramCredentials: each user's result; the accepted
+    /// alterations are proposed as one batch (see
+    /// `wharf_coordinator::metadata::scram`).
+    pub async fn alter_scram_credentials(
+        &self,
+        deletions: &[scram::Deletion],
+        upsertions: &[scram::Upsertion],
+    ) -> Result<Vec<(String, Result<(), ControllerError>)>, ControllerError> {
+        let mut state = self.active().await?;
+        let image = self.log.image();
+        let decided = scram::alter_credentials(
+            &image,
+            deletions,
+            upsertions,
+            crate::security::scram::derive_keys,
+        );
+        self.commit(&mut state, decided.records).await?;
+        Ok(decided.results)
     }
 
     /// AllocateProducerIds: the next block of producer ids for broker

@@ -26,6 +26,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::broker_registration_request::{self, Listener};
+use kafka_protocol::messages::AlterUserScramCredentialsRequest;
 use kafka_protocol::messages::UpdateFeaturesRequest;
 use kafka_protocol::messages::{
     describe_quorum_request, describe_quorum_response, AllocateProducerIdsRequest,
@@ -690,6 +691,17 @@ impl ControllerApis for Apis {
                         admin::serve_update_features(&self.controller, &request, version).await;
                     encode(&response, version)
                 }
+                ApiKey::AlterUserScramCredentials => {
+                    let request =
+                        AlterUserScramCredentialsRequest::decode(&mut frame, version).ok()?;
+                    let response = admin::serve_alter_user_scram_credentials(
+                        &self.controller,
+                        &request,
+                        version,
+                    )
+                    .await;
+                    encode(&response, version)
+                }
                 other => {
                     tracing::warn!(api = ?other, "API not served on the controller listener; closing the connection");
                     return None;
@@ -786,6 +798,7 @@ fn api_versions() -> ApiVersionsResponse {
             UpdateFeaturesRequest::VERSIONS.min,
             UpdateFeaturesRequest::VERSIONS.max,
         ),
+        entry(ApiKey::AlterUserScramCredentials, 0, 0),
     ];
     response
 }

@@ -16,7 +16,7 @@ pub enum KeyUse {
 }
 
 /// The SASL mechanisms Wharf serves.
-pub const MECHANISMS: &[&str] = &["PLAIN"];
+pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 /// Keys (after any `listener.name.<name>.` prefix) Wharf reads.
 pub const USED: &[&str] = &[

@@ -12,6 +12,7 @@
 
 pub mod keys;
 pub mod sasl;
+pub mod scram;
 pub mod stream;
 pub mod tls;
 

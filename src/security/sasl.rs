@@ -23,7 +23,9 @@ use kafka_protocol::ResponseError;
 use wharf_protocol::header;
 
 use super::keys::{ListenerKeys, MECHANISMS};
+use super::scram::{ScramExchange, ScramStep};
 use crate::server::dispatch::response_head;
+use wharf_coordinator::metadata::scram::ScramCredential;
 
 /// SaslHandshake versions served.
 pub const HANDSHAKE_VERSIONS: (i16, i16) = (0, 1);
@@ -70,6 +72,8 @@ impl SaslServer {
                     })?;
                     plain_users = plain_users_of(jaas)?;
                 }
+                // Users and credentials come from the cluster metadata.
+                "SCRAM-SHA-256" | "SCRAM-SHA-512" => {}
                 other => {
                     return Err(format!(
                         "sasl.enabled.mechanisms: {other} is not supported (Wharf serves {})",
@@ -100,6 +104,7 @@ impl SaslServer {
                     "Invalid SASL/PLAIN response: expected 3 tokens, got {}",
                     parts.len()
                 ),
+                detail: None,
             });
         };
         let (Ok(authzid), Ok(user)) = (std::str::from_utf8(authzid), std::str::from_utf8(user))
@@ -107,17 +112,20 @@ impl SaslServer {
             return Err(Refusal {
                 user: None,
                 message: "Invalid SASL/PLAIN response: not UTF-8".into(),
+                detail: None,
             });
         };
         if user.is_empty() {
             return Err(Refusal {
                 user: None,
                 message: "Authentication failed: username not specified".into(),
+                detail: None,
             });
         }
         let refused = |message: &str| Refusal {
             user: Some(user.to_string()),
             message: message.to_string(),
+            detail: None,
         };
         if password.is_empty() {
             return Err(refused("Authentication failed: password not specified"));
@@ -142,10 +150,12 @@ impl SaslServer {
 pub struct Refusal {
     pub user: Option<String>,
     pub message: String,
+    /// More for the audit log than the client is told (never a secret).
+    pub detail: Option<String>,
 }
 
 /// Compares without stopping at the first differing byte.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -283,13 +293,30 @@ pub fn parse_jaas(text: &str) -> Result<Vec<LoginModule>, String> {
 }
 
 /// Where a connection's SASL exchange stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 enum Phase {
     /// Waiting for SaslHandshake.
     Handshake,
     /// Mechanism chosen; waiting for its token, in a SaslAuthenticate
     /// request (`bare` false) or as a bare frame (after SaslHandshake v0).
-    Authenticate { mechanism: String, bare: bool },
+    Authenticate {
+        mechanism: String,
+        bare: bool,
+        /// The SCRAM exchange's state across its two rounds.
+        scram: Option<Box<ScramExchange>>,
+    },
+}
+
+/// Looks up user's SCRAM credential for a mechanism type (the broker's
+/// metadata image).
+pub type ScramCredentials<'a> = &'a dyn Fn(&str, i8) -> Option<ScramCredential>;
+
+/// What one token of the exchange leads to.
+enum Outcome {
+    /// Another round: send this token back.
+    Challenge(Vec<u8>),
+    /// Authenticated as the principal; send the token back.
+    Done(String, Vec<u8>),
 }
 
 /// What the connection does with a frame of the exchange.
@@ -333,17 +360,24 @@ impl Default for SaslSession {
 
 impl SaslSession {
     /// The next step for one request frame (without its size prefix).
-    pub fn on_frame(&mut self, server: &SaslServer, frame: Bytes) -> Step {
+    pub fn on_frame(
+        &mut self,
+        server: &SaslServer,
+        credentials: ScramCredentials<'_>,
+        frame: Bytes,
+    ) -> Step {
         if let Phase::Authenticate {
             mechanism,
             bare: true,
-        } = &self.phase
+            scram,
+        } = &mut self.phase
         {
             let mechanism = mechanism.clone();
-            return match authenticate(server, &mechanism, &frame) {
-                Ok(principal) => Step::Authenticated {
-                    // An empty token back: a bare zero size.
-                    reply: Bytes::from_static(&[0, 0, 0, 0]),
+            return match authenticate(server, &mechanism, scram, credentials, &frame) {
+                Ok(Outcome::Challenge(token)) => Step::Reply(bare_frame(&token)),
+                Ok(Outcome::Done(principal, token)) => Step::Authenticated {
+                    // The last token back as a bare size-prefixed frame.
+                    reply: bare_frame(&token),
                     principal,
                     mechanism,
                 },
@@ -365,7 +399,7 @@ impl SaslSession {
         };
         let version = parsed.header.request_api_version;
         let correlation_id = parsed.header.correlation_id;
-        match (parsed.api_key, &self.phase) {
+        match (parsed.api_key, &mut self.phase) {
             (ApiKey::ApiVersions, Phase::Handshake) => Step::Dispatch(frame),
             (ApiKey::SaslHandshake, Phase::Handshake) => {
                 if !(HANDSHAKE_VERSIONS.0..=HANDSHAKE_VERSIONS.1).contains(&version) {
@@ -401,16 +435,25 @@ impl SaslSession {
                                 "Unsupported SASL mechanism {mechanism} (enabled: {})",
                                 server.mechanisms.join(", ")
                             ),
+                            detail: None,
                         },
                     };
                 }
+                let scram = super::scram::Mechanism::from_name(&mechanism)
+                    .map(|m| Box::new(ScramExchange::new(m)));
                 self.phase = Phase::Authenticate {
                     mechanism,
                     bare: version == 0,
+                    scram,
                 };
                 Step::Reply(reply)
             }
-            (ApiKey::SaslAuthenticate, Phase::Authenticate { mechanism, .. }) => {
+            (
+                ApiKey::SaslAuthenticate,
+                Phase::Authenticate {
+                    mechanism, scram, ..
+                },
+            ) => {
                 if !(AUTHENTICATE_VERSIONS.0..=AUTHENTICATE_VERSIONS.1).contains(&version) {
                     return Step::Close(format!("SaslAuthenticate v{version} is not supported"));
                 }
@@ -419,11 +462,18 @@ impl SaslSession {
                     Ok(r) => r,
                     Err(e) => return Step::Close(format!("malformed SaslAuthenticate: {e}")),
                 };
-                let outcome = authenticate(server, &mechanism, &request.auth_bytes);
+                let outcome =
+                    authenticate(server, &mechanism, scram, credentials, &request.auth_bytes);
                 let mut response = SaslAuthenticateResponse::default();
-                if let Err(refusal) = &outcome {
-                    response.error_code = ResponseError::SaslAuthenticationFailed.code();
-                    response.error_message = Some(StrBytes::from_string(refusal.message.clone()));
+                match &outcome {
+                    Err(refusal) => {
+                        response.error_code = ResponseError::SaslAuthenticationFailed.code();
+                        response.error_message =
+                            Some(StrBytes::from_string(refusal.message.clone()));
+                    }
+                    Ok(Outcome::Challenge(token) | Outcome::Done(_, token)) => {
+                        response.auth_bytes = Bytes::copy_from_slice(token);
+                    }
                 }
                 let reply =
                     match encode(ApiKey::SaslAuthenticate, version, correlation_id, &response) {
@@ -431,7 +481,8 @@ impl SaslSession {
                         Err(e) => return Step::Close(e),
                     };
                 match outcome {
-                    Ok(principal) => Step::Authenticated {
+                    Ok(Outcome::Challenge(_)) => Step::Reply(reply),
+                    Ok(Outcome::Done(principal, _)) => Step::Authenticated {
                         reply,
                         principal,
                         mechanism,
@@ -453,14 +504,44 @@ impl SaslSession {
     }
 }
 
-fn authenticate(server: &SaslServer, mechanism: &str, token: &[u8]) -> Result<String, Refusal> {
-    match mechanism {
-        "PLAIN" => server.plain(token),
-        other => Err(Refusal {
-            user: None,
-            message: format!("Unsupported SASL mechanism {other}"),
-        }),
+fn authenticate(
+    server: &SaslServer,
+    mechanism: &str,
+    scram: &mut Option<Box<ScramExchange>>,
+    credentials: ScramCredentials<'_>,
+    token: &[u8],
+) -> Result<Outcome, Refusal> {
+    if let Some(exchange) = scram {
+        let Some(kind) = super::scram::Mechanism::from_name(mechanism) else {
+            return Err(unsupported(mechanism));
+        };
+        let lookup = |user: &str| credentials(user, kind.type_id());
+        return match exchange.step(token, &lookup) {
+            ScramStep::Challenge(token) => Ok(Outcome::Challenge(token)),
+            ScramStep::Authenticated { principal, reply } => Ok(Outcome::Done(principal, reply)),
+            ScramStep::Refused(refusal) => Err(refusal),
+        };
     }
+    match mechanism {
+        "PLAIN" => server.plain(token).map(|p| Outcome::Done(p, Vec::new())),
+        other => Err(unsupported(other)),
+    }
+}
+
+fn unsupported(mechanism: &str) -> Refusal {
+    Refusal {
+        user: None,
+        message: format!("Unsupported SASL mechanism {mechanism}"),
+        detail: None,
+    }
+}
+
+/// A token as a bare frame (after SaslHandshake v0): size prefix, bytes.
+fn bare_frame(token: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(4 + token.len());
+    out.put_u32(u32::try_from(token.len()).unwrap_or(u32::MAX));
+    out.put_slice(token);
+    out.freeze()
 }
 
 /// A whole response frame: size prefix, header, body.
@@ -489,6 +570,10 @@ mod tests {
     const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required
         username="admin" password="admin-secret"
         user_admin="admin-secret" user_alice="alice \"quoted\" secret";"#;
+
+    fn no_scram(_: &str, _: i8) -> Option<ScramCredential> {
+        None
+    }
 
     fn server() -> SaslServer {
         let mut keys = SecurityKeys::default();
@@ -566,7 +651,7 @@ mod tests {
     fn handshake_v1_then_authenticate_succeeds() {
         let server = server();
         let mut session = SaslSession::default();
-        let Step::Reply(reply) = session.on_frame(&server, handshake("PLAIN", 1)) else {
+        let Step::Reply(reply) = session.on_frame(&server, &no_scram, handshake("PLAIN", 1)) else {
             panic!("no handshake reply")
         };
         let response: SaslHandshakeResponse = decode_reply(&reply, 4, 1);
@@ -577,6 +662,7 @@ mod tests {
         );
         match session.on_frame(
             &server,
+            &no_scram,
             authenticate_request(b"\0alice\0alice \"quoted\" secret", 2),
         ) {
             Step::Authenticated {
@@ -596,10 +682,14 @@ mod tests {
         let server = server();
         let mut session = SaslSession::default();
         assert!(matches!(
-            session.on_frame(&server, handshake("PLAIN", 1)),
+            session.on_frame(&server, &no_scram, handshake("PLAIN", 1)),
             Step::Reply(_)
         ));
-        match session.on_frame(&server, authenticate_request(b"\0alice\0wrong", 1)) {
+        match session.on_frame(
+            &server,
+            &no_scram,
+            authenticate_request(b"\0alice\0wrong", 1),
+        ) {
             Step::Failed {
                 reply: Some(reply),
                 refusal,
@@ -619,10 +709,14 @@ mod tests {
         let server = server();
         let mut session = SaslSession::default();
         assert!(matches!(
-            session.on_frame(&server, handshake("PLAIN", 0)),
+            session.on_frame(&server, &no_scram, handshake("PLAIN", 0)),
             Step::Reply(_)
         ));
-        match session.on_frame(&server, Bytes::from_static(b"\0admin\0admin-secret")) {
+        match session.on_frame(
+            &server,
+            &no_scram,
+            Bytes::from_static(b"\0admin\0admin-secret"),
+        ) {
             Step::Authenticated { reply, .. } => assert_eq!(&reply[..], &[0, 0, 0, 0]),
             other => panic!("{other:?}"),
         }
@@ -632,7 +726,7 @@ mod tests {
     fn unknown_mechanism_is_answered_then_refused() {
         let server = server();
         let mut session = SaslSession::default();
-        match session.on_frame(&server, handshake("SCRAM-SHA-256", 1)) {
+        match session.on_frame(&server, &no_scram, handshake("SCRAM-SHA-256", 1)) {
             Step::Failed {
                 reply: Some(reply), ..
             } => {
@@ -653,7 +747,7 @@ mod tests {
             &kafka_protocol::messages::MetadataRequest::default(),
         );
         assert!(matches!(
-            session.on_frame(&server, metadata.clone()),
+            session.on_frame(&server, &no_scram, metadata.clone()),
             Step::Close(_)
         ));
         let versions = request(
@@ -662,20 +756,20 @@ mod tests {
             &kafka_protocol::messages::ApiVersionsRequest::default(),
         );
         assert!(matches!(
-            session.on_frame(&server, versions),
+            session.on_frame(&server, &no_scram, versions),
             Step::Dispatch(_)
         ));
         assert!(matches!(
-            session.on_frame(&server, authenticate_request(b"\0a\0b", 2)),
+            session.on_frame(&server, &no_scram, authenticate_request(b"\0a\0b", 2)),
             Step::Close(_)
         ));
         let mut session = SaslSession::default();
         assert!(matches!(
-            session.on_frame(&server, handshake("PLAIN", 1)),
+            session.on_frame(&server, &no_scram, handshake("PLAIN", 1)),
             Step::Reply(_)
         ));
         assert!(matches!(
-            session.on_frame(&server, metadata),
+            session.on_frame(&server, &no_scram, metadata),
             Step::Close(_)
         ));
     }

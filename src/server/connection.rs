@@ -394,7 +394,13 @@ impl Connection {
         let (Some(session), Some(server)) = (self.sasl.as_mut(), self.security.sasl.clone()) else {
             return Ok(true);
         };
-        let step = session.on_frame(&server, frame);
+        // SCRAM users live in the metadata image: like requests, the
+        // exchange waits for the first one to be applied.
+        self.broker.wait_ready().await;
+        let image = self.broker.image();
+        let credentials =
+            |user: &str, mechanism: i8| image.scram_credential(user, mechanism).cloned();
+        let step = session.on_frame(&server, &credentials, frame);
         self.release_request();
         match step {
             Step::Dispatch(frame) => self.serve(frame, stop.clone()).await?,
@@ -424,6 +430,7 @@ impl Connection {
                     listener = %self.listener,
                     %principal,
                     mechanism = mechanism.as_deref().unwrap_or("(none)"),
+                    detail = refusal.detail.as_deref().unwrap_or(""),
                     "authentication failed: {}",
                     refusal.message
                 );

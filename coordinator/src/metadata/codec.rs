@@ -7,6 +7,7 @@ use super::records::{
     PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RecordError, RegisterBrokerRecord,
     RemoveTopicRecord, TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord, NO_LEADER_CHANGE,
 };
+use super::records::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
 use super::wire::{Reader, TaggedFields, Writer};
 
 pub(crate) fn write_body(w: &mut Writer, record: &MetadataRecord) {
@@ -130,6 +131,18 @@ pub(crate) fn write_body(w: &mut Writer, record: &MetadataRecord) {
             w.i64(r.broker_epoch);
             w.i64(r.next_producer_id);
         }
+        MetadataRecord::UserScramCredential(r) => {
+            w.string(&r.name);
+            w.i8(r.mechanism);
+            w.bytes(&r.salt);
+            w.bytes(&r.stored_key);
+            w.bytes(&r.server_key);
+            w.i32(r.iterations);
+        }
+        MetadataRecord::RemoveUserScramCredential(r) => {
+            w.string(&r.name);
+            w.i8(r.mechanism);
+        }
         MetadataRecord::NoOp => {}
     }
     tags.write_to(w);
@@ -210,6 +223,26 @@ pub(crate) fn read_body(
             MetadataRecord::NoOp
         }
         17 => MetadataRecord::BrokerRegistrationChange(read_registration_change(r, version)?),
+        11 => {
+            let record = UserScramCredentialRecord {
+                name: r.string("Name")?,
+                mechanism: r.i8()?,
+                salt: r.bytes("Salt")?,
+                stored_key: r.bytes("StoredKey")?,
+                server_key: r.bytes("ServerKey")?,
+                iterations: r.i32()?,
+            };
+            r.tagged_fields(|_, _| Ok(false))?;
+            MetadataRecord::UserScramCredential(record)
+        }
+        22 => {
+            let record = RemoveUserScramCredentialRecord {
+                name: r.string("Name")?,
+                mechanism: r.i8()?,
+            };
+            r.tagged_fields(|_, _| Ok(false))?;
+            MetadataRecord::RemoveUserScramCredential(record)
+        }
         other => return Err(RecordError::UnknownApiKey(other)),
     };
     Ok(record)

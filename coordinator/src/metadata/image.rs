@@ -23,6 +23,7 @@ use super::records::{
     FeatureLevelRecord, FencingChange, MetadataRecord, ProducerIdsRecord, RegisterBrokerRecord,
     TopicRecord, CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC,
 };
+pub use super::scram::ScramCredential;
 
 /// An image shared with readers: handlers hold one while they answer.
 pub type ImageSnapshot = Arc<MetadataImage>;
@@ -48,6 +49,8 @@ pub enum ImageError {
     UnknownPartition { topic: Uuid, partition: i32 },
     #[error("next producer id {record} is not above the current {current}")]
     ProducerIdsWentBack { current: i64, record: i64 },
+    #[error("user {user} has no SCRAM credential of mechanism type {mechanism}")]
+    UnknownScramCredential { user: String, mechanism: i8 },
 }
 
 /// A registered broker (Kafka's `BrokerRegistration`).
@@ -153,6 +156,8 @@ pub struct MetadataImage {
     features: BTreeMap<String, i16>,
     /// The first producer id not yet handed out, -1 before any block.
     next_producer_id: i64,
+    /// SCRAM credentials by user, then mechanism type.
+    scram: BTreeMap<String, BTreeMap<i8, ScramCredential>>,
 }
 
 impl Default for MetadataImage {
@@ -164,6 +169,7 @@ impl Default for MetadataImage {
             configs: BTreeMap::new(),
             features: BTreeMap::new(),
             next_producer_id: -1,
+            scram: BTreeMap::new(),
         }
     }
 }
@@ -238,6 +244,24 @@ impl MetadataImage {
                     });
                 }
                 self.next_producer_id = r.next_producer_id;
+            }
+            MetadataRecord::UserScramCredential(r) => {
+                self.scram
+                    .entry(r.name.clone())
+                    .or_default()
+                    .insert(r.mechanism, ScramCredential::of_record(r));
+            }
+            MetadataRecord::RemoveUserScramCredential(r) => {
+                let user = self.scram.get_mut(&r.name);
+                if user.and_then(|m| m.remove(&r.mechanism)).is_none() {
+                    return Err(ImageError::UnknownScramCredential {
+                        user: r.name.clone(),
+                        mechanism: r.mechanism,
+                    });
+                }
+                if self.scram.get(&r.name).is_some_and(BTreeMap::is_empty) {
+                    self.scram.remove(&r.name);
+                }
             }
             MetadataRecord::NoOp => {}
         }
@@ -361,6 +385,13 @@ impl MetadataImage {
                 }));
             }
         }
+        for (user, mechanisms) in &self.scram {
+            for (mechanism, credential) in mechanisms {
+                out.push(MetadataRecord::UserScramCredential(
+                    credential.to_record(user, *mechanism),
+                ));
+            }
+        }
         if self.next_producer_id >= 0 {
             out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
                 broker_id: -1,
@@ -469,6 +500,17 @@ impl MetadataImage {
             .get(&ConfigResource::Topic(topic.to_owned()))
             .and_then(|c| c.get(key))
             .map(String::as_str)
+    }
+
+    /// User `user`'s SCRAM credential for mechanism type `mechanism`.
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredential> {
+        self.scram.get(user)?.get(&mechanism)
+    }
+
+    /// Every user with a SCRAM credential, and their credentials by
+    /// mechanism type.
+    pub fn scram_users(&self) -> impl Iterator<Item = (&str, &BTreeMap<i8, ScramCredential>)> {
+        self.scram.iter().map(|(user, m)| (user.as_str(), m))
     }
 
     pub fn feature_level(&self, name: &str) -> Option<i16> {

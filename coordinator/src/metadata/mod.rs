@@ -62,6 +62,7 @@ pub mod placement;
 pub mod producer_ids;
 pub mod reassignment;
 pub mod records;
+pub mod scram;
 #[cfg(test)]
 mod testkit;
 pub mod topic_names;

@@ -115,6 +115,14 @@ impl<'a> Reader<'a> {
             .ok_or(RecordError::UnexpectedNull(field))
     }
 
+    /// Compact (non-null) bytes.
+    pub(crate) fn bytes(&mut self, field: &'static str) -> Result<Vec<u8>, RecordError> {
+        let len = self
+            .compact_len()?
+            .ok_or(RecordError::UnexpectedNull(field))?;
+        Ok(self.take(len)?.to_vec())
+    }
+
     /// A compact array whose elements are at least `min_element` bytes each.
     fn nullable_array<T>(
         &mut self,
@@ -234,6 +242,11 @@ impl Writer {
     pub(crate) fn string(&mut self, s: &str) {
         self.compact_len(s.len());
         self.out.extend_from_slice(s.as_bytes());
+    }
+
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
+        self.compact_len(b.len());
+        self.out.extend_from_slice(b);
     }
 
     pub(crate) fn nullable_string(&mut self, s: Option<&str>) {

@@ -65,6 +65,9 @@ mod replicas;
 pub use features::normalize_update_features;
 pub(super) use features::serve_update_features;
 pub(super) use replicas::{serve_alter_partition_reassignments, serve_elect_leaders};
+mod scram;
+pub use scram::refused_all as scram_refused_all;
+pub(super) use scram::serve_alter_user_scram_credentials;
 
 /// How long a metadata write through [`ClusterNode`] keeps looking for the
 /// active controller before it answers with the last error.

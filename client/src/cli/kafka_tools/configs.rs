@@ -1,4 +1,5 @@
-//! `kafka-configs.sh`: --describe and --alter of topic and broker configs.
+//! `kafka-configs.sh`: --describe and --alter of topic and broker configs,
+//! and of users' SCRAM credentials (`users`).
 
 use std::process::ExitCode;
 
@@ -8,6 +9,9 @@ use super::Bootstrap;
 use crate::admin::{config_source_name, ConfigEntry, RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::cli::output::print;
 use crate::{ClientError, ClusterClient};
+
+/// Not a config resource: users' SCRAM credentials (`super::users`).
+const ENTITY_USERS: i8 = -1;
 
 /// DescribeConfigs' sources of the values set on a topic or a broker.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
@@ -24,7 +28,7 @@ const DYNAMIC_BROKER_CONFIG: i8 = 2;
 pub struct ConfigsArgs {
     #[command(flatten)]
     bootstrap: Bootstrap,
-    /// topics or brokers.
+    /// topics, brokers or users (SCRAM credentials).
     #[arg(long = "entity-type")]
     entity_type: Option<String>,
     /// The topic name or broker id (all when absent, with --describe).
@@ -66,8 +70,9 @@ fn entity(args: &ConfigsArgs) -> Result<(i8, &'static str, Option<String>), Clie
     match args.entity_type.as_deref() {
         Some("topics") => Ok((RESOURCE_TOPIC, "topic", args.entity_name.clone())),
         Some("brokers") => Ok((RESOURCE_BROKER, "broker", args.entity_name.clone())),
+        Some("users") => Ok((ENTITY_USERS, "user", args.entity_name.clone())),
         Some(other) => Err(ClientError::Invalid(format!(
-            "--entity-type {other} is not supported by wharf (supported: topics, brokers)"
+            "--entity-type {other} is not supported by wharf (supported: topics, brokers, users)"
         ))),
         None => Err(ClientError::Invalid(
             "--entity-type (or --topic, --broker) is required".to_string(),
@@ -78,6 +83,9 @@ fn entity(args: &ConfigsArgs) -> Result<(i8, &'static str, Option<String>), Clie
 pub async fn run(args: ConfigsArgs) -> Result<ExitCode, ClientError> {
     let (kind, word, name) = entity(&args)?;
     let mut client = args.bootstrap.connect_args().connect().await?;
+    if args.describe && kind == ENTITY_USERS {
+        return super::users::describe(&mut client, name).await;
+    }
     if args.describe {
         let names = match name {
             Some(name) => vec![name],
@@ -110,6 +118,9 @@ pub async fn run(args: ConfigsArgs) -> Result<ExitCode, ClientError> {
         return Err(ClientError::Invalid(
             "--alter needs --add-config or --delete-config".to_string(),
         ));
+    }
+    if kind == ENTITY_USERS {
+        return super::users::alter(&mut client, &name, &set, &delete).await;
     }
     client.alter_configs(kind, &name, &set, &delete).await?;
     print(&format!("Completed updating config for {word} {name}.\n"))?;

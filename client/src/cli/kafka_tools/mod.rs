@@ -12,6 +12,7 @@ mod console_producer;
 mod consumer_groups;
 mod features;
 mod topics;
+mod users;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
