@@ -25,6 +25,7 @@
 //! before answering the client; on start it replays that topic through
 //! [`GroupCoordinator::replay`].
 
+pub mod acl;
 mod coordinator;
 mod group;
 mod messages;

@@ -18,11 +18,13 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::partition::PartitionRegistration;
+use super::records::AccessControlEntryRecord;
 use super::records::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, ConfigRecord,
     FeatureLevelRecord, FencingChange, MetadataRecord, ProducerIdsRecord, RegisterBrokerRecord,
     TopicRecord, CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC,
 };
+use crate::acl::authorizer::AclSet;
 
 /// An image shared with readers: handlers hold one while they answer.
 pub type ImageSnapshot = Arc<MetadataImage>;
@@ -46,6 +48,8 @@ pub enum ImageError {
     UnknownTopic(Uuid),
     #[error("topic {topic} has no partition {partition}")]
     UnknownPartition { topic: Uuid, partition: i32 },
+    #[error("no ACL has id {0}")]
+    UnknownAcl(Uuid),
     #[error("next producer id {record} is not above the current {current}")]
     ProducerIdsWentBack { current: i64, record: i64 },
 }
@@ -153,6 +157,8 @@ pub struct MetadataImage {
     features: BTreeMap<String, i16>,
     /// The first producer id not yet handed out, -1 before any block.
     next_producer_id: i64,
+    /// The ACLs, behind an `Arc` so cloning the image stays cheap.
+    acls: Arc<AclSet>,
 }
 
 impl Default for MetadataImage {
@@ -164,6 +170,7 @@ impl Default for MetadataImage {
             configs: BTreeMap::new(),
             features: BTreeMap::new(),
             next_producer_id: -1,
+            acls: Arc::default(),
         }
     }
 }
@@ -240,6 +247,15 @@ impl MetadataImage {
                     });
                 }
                 self.next_producer_id = r.next_producer_id;
+            }
+            MetadataRecord::AccessControlEntry(r) => {
+                Arc::make_mut(&mut self.acls).insert(r.id, r.acl.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry(r) => {
+                if self.acls.get(&r.id).is_none() {
+                    return Err(ImageError::UnknownAcl(r.id));
+                }
+                Arc::make_mut(&mut self.acls).remove(&r.id);
             }
             MetadataRecord::NoOp => {}
         }
@@ -363,6 +379,14 @@ impl MetadataImage {
                 }));
             }
         }
+        for (id, acl) in self.acls.iter() {
+            out.push(MetadataRecord::AccessControlEntry(
+                AccessControlEntryRecord {
+                    id: *id,
+                    acl: acl.clone(),
+                },
+            ));
+        }
         if self.next_producer_id >= 0 {
             out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
                 broker_id: -1,
@@ -485,6 +509,11 @@ impl MetadataImage {
     /// The first producer id not yet handed out (-1 before any block).
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
+    }
+
+    /// The cluster's ACLs.
+    pub fn acls(&self) -> &AclSet {
+        &self.acls
     }
 }
 
