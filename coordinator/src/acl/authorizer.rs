@@ -195,6 +195,51 @@ impl Authorizer {
     }
 }
 
+impl Authorizer {
+    /// Whether some resource of `resource_type` may see `operation` by
+    /// `principal` (Kafka's `authorizeByResourceType`, simplified): a super
+    /// user; else an ALLOW ACL for the operation (or ALL) on any name of
+    /// that type, unless a DENY on the LITERAL `*` of the type refuses it;
+    /// else, with no ACL of that type at all, `allow.everyone.if.no.acl.found`.
+    pub fn authorize_any(
+        &self,
+        acls: &AclSet,
+        principal: &str,
+        host: &str,
+        operation: Operation,
+        resource_type: ResourceType,
+    ) -> bool {
+        if self.is_super_user(principal) {
+            return true;
+        }
+        let mut any_of_type = false;
+        let mut allowed = false;
+        for acl in acls
+            .by_id
+            .values()
+            .filter(|a| a.resource_type == resource_type)
+        {
+            any_of_type = true;
+            let who = (acl.principal == principal || acl.principal == WILDCARD_PRINCIPAL)
+                && (acl.host == host || acl.host == WILDCARD);
+            if !who || !denies(acl.operation, operation) {
+                continue;
+            }
+            match acl.permission {
+                Permission::Deny
+                    if acl.pattern_type == PatternType::Literal
+                        && acl.resource_name == WILDCARD =>
+                {
+                    return false;
+                }
+                Permission::Allow => allowed = true,
+                _ => {}
+            }
+        }
+        allowed || (!any_of_type && self.allow_if_no_acl)
+    }
+}
+
 /// Whether the ACL's resource pattern covers the resource `name`.
 fn pattern_covers(acl: &AclBinding, name: &str) -> bool {
     match acl.pattern_type {

@@ -60,7 +60,10 @@ use wharf_coordinator::metadata::ControllerError;
 
 use super::{ClusterNode, Controller, Quorum};
 
+mod acls;
 mod replicas;
+pub use acls::{binding_of, filter_of};
+pub(super) use acls::{serve_create_acls, serve_delete_acls};
 pub(super) use replicas::{serve_alter_partition_reassignments, serve_elect_leaders};
 
 /// How long a metadata write through [`ClusterNode`] keeps looking for the

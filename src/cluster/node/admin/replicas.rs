@@ -27,7 +27,7 @@ impl ClusterNode {
     /// `request` at the active controller, retried across a controller
     /// change until `timeout`; `top_error` reads the response's top-level
     /// error, which a NOT_CONTROLLER answer carries.
-    async fn forward_until<R, F, Fut>(
+    pub(super) async fn forward_until<R, F, Fut>(
         &self,
         request: R,
         timeout: Duration,
