@@ -691,17 +691,6 @@ impl Config {
             (self.compression_type != crate::broker::compression::CompressionType::Producer)
                 .then(|| self.compression_type.to_string()),
         );
-        if self.authorizer_class_name == Some(true) {
-            log(
-                "authorizer.class.name",
-                Some("org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string()),
-            );
-            log("super.users", Some(self.super_users.clone()));
-            log(
-                "allow.everyone.if.no.acl.found",
-                Some(self.allow_everyone_if_no_acl_found.to_string()),
-            );
-        }
         let other = [
             ("node.id", self.node_id.to_string()),
             ("broker.id", self.node_id.to_string()),
@@ -739,6 +728,18 @@ impl Config {
             ),
         ];
         out.other = other.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        if self.authorizer_class_name == Some(true) {
+            out.other.insert(
+                "authorizer.class.name".to_string(),
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(),
+            );
+            out.other
+                .insert("super.users".to_string(), self.super_users.clone());
+            out.other.insert(
+                "allow.everyone.if.no.acl.found".to_string(),
+                self.allow_everyone_if_no_acl_found.to_string(),
+            );
+        }
         out
     }
 
