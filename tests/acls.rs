@@ -566,3 +566,58 @@ fn an_unknown_authorizer_class_stops_the_start() {
     .expect("refused");
     assert!(err.contains("StandardAuthorizer"), "{err}");
 }
+
+#[test]
+fn a_three_broker_cluster_replicates_with_the_authorizer_on_and_every_broker_sees_the_acls() {
+    use common::cluster::Cluster;
+    // Brokers reach each other on the PLAINTEXT listener as User:ANONYMOUS,
+    // which must therefore be a super user (follower fetches need
+    // CLUSTER_ACTION).
+    let cluster = Cluster::start_with(3, |_| {
+        [
+            "--authorizer-class-name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "--super-users",
+            "User:ANONYMOUS",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
+    cluster.wait_for(&[0, 1, 2], &[1, 2, 3], std::time::Duration::from_secs(30));
+    let leader = cluster.create_rf3_topic("guarded");
+    assert!(leader > 0);
+    // Created through node 3: forwarded to the active controller.
+    let mut via_three = cluster.nodes[2].client();
+    let r: CreateAclsResponse = via_three.call(
+        ApiKey::CreateAcls,
+        3,
+        &create_acls_request(&[("Topic", "guarded", "Read", "User:alice")]),
+    );
+    assert_eq!(
+        r.results[0].error_code, 0,
+        "{:?}",
+        r.results[0].error_message
+    );
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let r: DescribeAclsResponse = node.client().call(ApiKey::DescribeAcls, 3, &any_acls());
+            if r.resources.len() == 1 {
+                assert_eq!(r.resources[0].resource_name.as_str(), "guarded");
+                assert_eq!(r.resources[0].acls[0].principal.as_str(), "User:alice");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {} does not show the ACL",
+                i + 1
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    // acks=all writes commit: followers fetch under the authorizer.
+    let leader_index = usize::try_from(leader - 1).unwrap();
+    let mut producer = cluster.nodes[leader_index].client();
+    let (code, offset) = common::produce_batch(&mut producer, "guarded", 0, one_record().to_vec());
+    assert_eq!((code, offset), (0, 0), "{}", cluster.logs());
+}
