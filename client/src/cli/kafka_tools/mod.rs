@@ -1,11 +1,12 @@
 //! Kafka's own command-line tools, in Kafka's flags and output format, on
 //! the same client as the modern subcommands: `kafka-topics.sh`,
 //! `kafka-console-producer.sh`, `kafka-console-consumer.sh`,
-//! `kafka-consumer-groups.sh` and `kafka-configs.sh`.
+//! `kafka-consumer-groups.sh`, `kafka-configs.sh` and `kafka-acls.sh`.
 //!
 //! The binary runs one when its first argument, or the name it was invoked
 //! by (a symlink), is one of those names, with or without `.sh`.
 
+mod acls;
 mod configs;
 mod console_consumer;
 mod console_producer;
@@ -21,8 +22,9 @@ use super::{block_on, ConnectArgs, OutputFormat};
 use crate::ClientError;
 
 /// The tools, by their name without `.sh`.
-const TOOLS: [&str; 5] = [
+const TOOLS: [&str; 6] = [
     "kafka-topics",
+    "kafka-acls",
     "kafka-console-producer",
     "kafka-console-consumer",
     "kafka-consumer-groups",
@@ -71,6 +73,7 @@ pub fn run_kafka_tool(tool: &str, args: Vec<OsString>) -> ExitCode {
         "kafka-console-consumer" => block_on(console_consumer::run(parse(args))),
         "kafka-consumer-groups" => block_on(consumer_groups::run(parse(args))),
         "kafka-configs" => block_on(configs::run(parse(args))),
+        "kafka-acls" => block_on(acls::run(parse(args))),
         other => {
             eprintln!("wharf: {other} is not a Kafka tool wharf knows");
             ExitCode::FAILURE
