@@ -621,3 +621,66 @@ fn a_three_broker_cluster_replicates_with_the_authorizer_on_and_every_broker_see
     let (code, offset) = common::produce_batch(&mut producer, "guarded", 0, one_record().to_vec());
     assert_eq!((code, offset), (0, 0), "{}", cluster.logs());
 }
+
+#[test]
+fn wharf_acl_and_kafka_acls_sh_add_list_and_remove() {
+    // A PLAINTEXT broker whose anonymous principal is a super user: the
+    // tools connect over PLAINTEXT.
+    let broker = TestBroker::start_logged(&[
+        "--authorizer-class-name",
+        "standard",
+        "--super-users",
+        "User:ANONYMOUS",
+    ]);
+    let run = |args: &[&str]| -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(args)
+            .env("WHARF_BOOTSTRAP", broker.addr.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&[
+        "acl",
+        "add",
+        "--principal",
+        "User:alice",
+        "--operation",
+        "read",
+        "--topic",
+        "orders",
+    ]);
+    let added = run(&[
+        "kafka-acls.sh",
+        "--add",
+        "--deny-principal",
+        "User:bob",
+        "--operation",
+        "Write",
+        "--topic",
+        "pay-",
+        "--resource-pattern-type",
+        "prefixed",
+    ]);
+    assert!(added.contains(
+        "Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name=pay-, patternType=PREFIXED)`"
+    ));
+    assert!(added.contains("(principal=User:bob, host=*, operation=WRITE, permissionType=DENY)"));
+    let listed = run(&["acl", "list"]);
+    assert!(listed.contains("orders") && listed.contains("User:alice") && listed.contains("DENY"));
+    let bob = run(&["kafka-acls.sh", "--list", "--principal", "User:bob"]);
+    assert!(
+        bob.contains("name=pay-") && !bob.contains("name=orders"),
+        "{bob}"
+    );
+    run(&["kafka-acls.sh", "--remove", "--force", "--topic", "orders"]);
+    let left = run(&["acl", "--output", "json", "list"]);
+    assert!(!left.contains("orders") && left.contains("pay-"), "{left}");
+    run(&["acl", "remove", "--principal", "User:bob"]);
+    assert_eq!(run(&["acl", "--output", "json", "list"]).trim(), "[]");
+}
