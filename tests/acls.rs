@@ -684,3 +684,32 @@ fn wharf_acl_and_kafka_acls_sh_add_list_and_remove() {
     run(&["acl", "remove", "--principal", "User:bob"]);
     assert_eq!(run(&["acl", "--output", "json", "list"]).trim(), "[]");
 }
+
+#[test]
+fn kafka_env_variables_turn_the_authorizer_on_with_allow_everyone_if_no_acl_found() {
+    let broker = TestBroker::start_logged_env(
+        &[],
+        &[
+            (
+                "KAFKA_AUTHORIZER_CLASS_NAME",
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            ),
+            ("KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND", "true"),
+        ],
+    );
+    let mut anonymous = broker.client();
+    assert_eq!(
+        common::create_topic(&mut anonymous, "t", 1).topics[0].error_code,
+        0
+    );
+    // No ACL on the cluster: anyone may add one; then topic t has an ACL,
+    // and only alice may describe it.
+    grant(&mut anonymous, &[("Topic", "t", "Read", "User:alice")]);
+    let mut t = metadata_request::MetadataRequestTopic::default();
+    t.name = Some(common::topic_name("t"));
+    let mut req = MetadataRequest::default();
+    req.topics = Some(vec![t]);
+    req.allow_auto_topic_creation = false;
+    let r: MetadataResponse = anonymous.call(ApiKey::Metadata, 12, &req);
+    assert_eq!(r.topics[0].error_code, 29);
+}

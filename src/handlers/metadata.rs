@@ -40,10 +40,12 @@ pub async fn handle(request: Request) -> HandlerResult {
     // may DESCRIBE it, and created only for one that may also CREATE it (on
     // the cluster or the topic).
     let describable = |name: &str| request.authorized(Op::Describe, Resource::Topic, name);
-    let cluster_create = request.authorized_quietly(Op::Create, Resource::Cluster, CLUSTER_NAME);
+    let cluster_create = std::cell::OnceCell::new();
     let creatable = |name: &str| {
         describable(name)
-            && (cluster_create || request.authorized(Op::Create, Resource::Topic, name))
+            && (*cluster_create.get_or_init(|| {
+                request.authorized_quietly(Op::Create, Resource::Cluster, CLUSTER_NAME)
+            }) || request.authorized(Op::Create, Resource::Topic, name))
     };
     let topics = match body.topics {
         // v0 uses an empty list for "all topics"; later versions use null.
