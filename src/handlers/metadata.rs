@@ -40,7 +40,7 @@ pub async fn handle(request: Request) -> HandlerResult {
     // may DESCRIBE it, and created only for one that may also CREATE it (on
     // the cluster or the topic).
     let describable = |name: &str| request.authorized(Op::Describe, Resource::Topic, name);
-    let cluster_create = std::cell::OnceCell::new();
+    let cluster_create = std::sync::OnceLock::new();
     let creatable = |name: &str| {
         describable(name)
             && (*cluster_create.get_or_init(|| {
