@@ -156,7 +156,8 @@ mod tests {
             Some("kafka-console-consumer")
         );
         assert_eq!(kafka_tool_name("wharf"), None);
-        assert_eq!(kafka_tool_name("kafka-acls.sh"), None);
+        assert_eq!(kafka_tool_name("kafka-acls.sh"), Some("kafka-acls"));
+        assert_eq!(kafka_tool_name("kafka-features.sh"), None);
     }
 
     #[test]
