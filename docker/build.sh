@@ -50,7 +50,7 @@ fi
 # Kafka's tool names, with and without .sh, run the same binary as those
 # tools (docker exec CONTAINER kafka-topics.sh --list).
 for tool in kafka-topics kafka-console-producer kafka-console-consumer \
-    kafka-consumer-groups kafka-configs; do
+    kafka-consumer-groups kafka-configs kafka-acls; do
     ln -s wharf "$ctx/rootfs/bin/$tool"
     ln -s wharf "$ctx/rootfs/bin/$tool.sh"
 done

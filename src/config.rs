@@ -520,6 +520,23 @@ pub struct Config {
     #[arg(long, env = "WHARF_REPLICA_SELECTOR_CLASS", value_parser = parse_replica_selector)]
     pub replica_selector_class: Option<bool>,
 
+    /// Turns ACL authorization on (Kafka's authorizer.class.name):
+    /// `org.apache.kafka.metadata.authorizer.StandardAuthorizer` (or
+    /// `standard`); empty or unset leaves every request allowed.
+    #[arg(long, env = "WHARF_AUTHORIZER_CLASS_NAME", value_parser = parse_authorizer)]
+    pub authorizer_class_name: Option<bool>,
+
+    /// Principals the authorizer allows everything, `User:admin;User:bob`
+    /// (Kafka's super.users).
+    #[arg(long, env = "WHARF_SUPER_USERS", default_value = "")]
+    pub super_users: String,
+
+    /// With the authorizer on, allow a request on a resource no ACL names
+    /// (Kafka's allow.everyone.if.no.acl.found).
+    #[arg(long, env = "WHARF_ALLOW_EVERYONE_IF_NO_ACL_FOUND", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub allow_everyone_if_no_acl_found: bool,
+
     /// How often the broker heartbeats to the active controller (Kafka's
     /// broker.heartbeat.interval.ms; Kafka's default is 2000, Wharf's 500 so
     /// that a dead leader is replaced within 3 s).
@@ -738,6 +755,18 @@ impl Config {
             ),
         ];
         out.other = other.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        if self.authorizer_class_name == Some(true) {
+            out.other.insert(
+                "authorizer.class.name".to_string(),
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(),
+            );
+            out.other
+                .insert("super.users".to_string(), self.super_users.clone());
+            out.other.insert(
+                "allow.everyone.if.no.acl.found".to_string(),
+                self.allow_everyone_if_no_acl_found.to_string(),
+            );
+        }
         out
     }
 
@@ -929,6 +958,18 @@ pub fn parse_topic_specs(s: &str) -> Result<TopicSpecs, String> {
 
 /// `replica.selector.class`: true for the rack-aware selector, false for
 /// the leader.
+/// Kafka's authorizer class name: true for the standard (KRaft)
+/// authorizer, false for none.
+fn parse_authorizer(s: &str) -> Result<bool, String> {
+    match s.trim() {
+        "" => Ok(false),
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer" | "standard" => Ok(true),
+        other => Err(format!(
+            "{other:?}: Wharf's only authorizer is org.apache.kafka.metadata.authorizer.StandardAuthorizer (ACLs stored in the cluster metadata)"
+        )),
+    }
+}
+
 fn parse_replica_selector(s: &str) -> Result<bool, String> {
     match s {
         "org.apache.kafka.common.replica.RackAwareReplicaSelector" | "rack-aware" => Ok(true),

@@ -20,6 +20,7 @@
 //! - [`cli`]: the `wharf topic|produce|consume|group|cluster|config`
 //!   subcommands.
 
+pub mod acls;
 pub mod admin;
 pub mod assignor;
 pub mod cli;

@@ -26,6 +26,7 @@
 //! [`GroupCoordinator::replay`].
 
 mod consumer;
+pub mod acl;
 mod coordinator;
 mod group;
 mod messages;

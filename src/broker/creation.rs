@@ -65,7 +65,7 @@ pub struct Created {
     pub replication_factor: i16,
 }
 
-fn controller_error(e: ControllerError) -> BrokerError {
+pub(super) fn controller_error(e: ControllerError) -> BrokerError {
     BrokerError::Controller(e.code, e.message)
 }
 
@@ -158,7 +158,7 @@ impl Broker {
 
     /// Waits (up to a bound) until this broker has applied an image that
     /// satisfies `done`.
-    async fn wait_applied(&self, done: impl Fn(&ImageSnapshot) -> bool) {
+    pub(super) async fn wait_applied(&self, done: impl Fn(&ImageSnapshot) -> bool) {
         let mut applied = self.subscribe_applied();
         if tokio::time::timeout(APPLY_WAIT, applied.wait_for(|i| done(i)))
             .await

@@ -2,6 +2,7 @@
 //! that makes topics durable, and the wake-up that long-polling fetches wait
 //! on.
 
+mod acls;
 pub mod apply;
 pub mod compression;
 pub mod configs;
@@ -72,6 +73,9 @@ pub struct BrokerSettings {
     /// `transaction.state.log.replication.factor`; `None` as above.
     pub txn_state_replication_factor: Option<i16>,
     pub auto_create_topics: bool,
+    /// The ACL authorizer (`authorizer.class.name`); `None` allows every
+    /// request.
+    pub authorizer: Option<wharf_coordinator::acl::Authorizer>,
     /// Consumer groups and the __consumer_offsets topic.
     pub groups: GroupConfig,
     /// Transactions and the __transaction_state topic.

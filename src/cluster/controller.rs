@@ -555,6 +555,9 @@ impl<L: MetadataLog> Controller<L> {
     }
 }
 
+mod acls;
+pub use acls::Deleted;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -678,6 +678,22 @@ impl ControllerApis for Apis {
                         admin::serve_alter_partition(&self.controller, &request, version).await;
                     encode(&response, version)
                 }
+                ApiKey::CreateAcls => {
+                    let request =
+                        kafka_protocol::messages::CreateAclsRequest::decode(&mut frame, version)
+                            .ok()?;
+                    let response =
+                        admin::serve_create_acls(&self.controller, &request, version).await;
+                    encode(&response, version)
+                }
+                ApiKey::DeleteAcls => {
+                    let request =
+                        kafka_protocol::messages::DeleteAclsRequest::decode(&mut frame, version)
+                            .ok()?;
+                    let response =
+                        admin::serve_delete_acls(&self.controller, &request, version).await;
+                    encode(&response, version)
+                }
                 ApiKey::AllocateProducerIds => {
                     let request = AllocateProducerIdsRequest::decode(&mut frame, version).ok()?;
                     let response =
@@ -799,6 +815,8 @@ fn api_versions() -> ApiVersionsResponse {
             UpdateFeaturesRequest::VERSIONS.max,
         ),
         entry(ApiKey::AlterUserScramCredentials, 0, 0),
+        entry(ApiKey::CreateAcls, 2, 3),
+        entry(ApiKey::DeleteAcls, 2, 3),
     ];
     response
 }

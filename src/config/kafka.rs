@@ -282,14 +282,12 @@ pub static KEYS: &[Key] = &[
         "connection.failed.authentication.delay.ms",
         "connection-failed-authentication-delay-ms",
     ),
-    Key {
-        key: "authorizer.class.name",
-        to: Use::Refused("Wharf has no authorizer (ACLs)"),
-    },
-    Key {
-        key: "super.users",
-        to: Use::Refused("Wharf has no authorizer (ACLs)"),
-    },
+    flag("authorizer.class.name", "authorizer-class-name"),
+    flag("super.users", "super-users"),
+    flag(
+        "allow.everyone.if.no.acl.found",
+        "allow-everyone-if-no-acl-found",
+    ),
 ];
 
 /// `KAFKA_*` variables of the apache/kafka image that are not broker keys

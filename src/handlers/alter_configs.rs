@@ -28,14 +28,24 @@ pub async fn handle(request: Request) -> HandlerResult {
             .iter()
             .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
             .collect();
-        let outcome = alter(
-            broker,
+        let denied = request.config_resource_denied(
+            crate::security::authz::Op::AlterConfigs,
             resource.resource_type,
             resource.resource_name.as_str(),
-            &pairs,
-            body.validate_only,
-        )
-        .await;
+        );
+        let outcome = match denied {
+            Some(err) => Err((err, "Authorization failed.".to_string())),
+            None => {
+                alter(
+                    broker,
+                    resource.resource_type,
+                    resource.resource_name.as_str(),
+                    &pairs,
+                    body.validate_only,
+                )
+                .await
+            }
+        };
         if let Err((err, message)) = outcome {
             tracing::info!(resource = %resource.resource_name.as_str(), "alter configs refused: {message}");
             out.error_code = err.code();

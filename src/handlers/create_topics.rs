@@ -15,6 +15,8 @@ use super::config_resources::topic_entries;
 use super::{HandlerResult, Request};
 use crate::broker::creation::{Created, TopicRequest};
 use crate::broker::{Broker, BrokerError, NewTopic};
+use crate::security::authz::{Op, Resource};
+use wharf_coordinator::acl::CLUSTER_NAME;
 
 pub const MIN_VERSION: i16 = 2;
 pub const MAX_VERSION: i16 = 7;
@@ -41,11 +43,19 @@ pub async fn handle(request: Request) -> HandlerResult {
     // Each topic is checked here; those that pass go to the controller
     // together.
     let validate_only = body.validate_only;
+    // With the authorizer on: CREATE on the cluster, or on each topic.
+    let cluster_create = request.authorized_quietly(Op::Create, Resource::Cluster, CLUSTER_NAME);
     let mut outcomes: Vec<(TopicName, Option<Outcome>)> = Vec::new();
     let mut requests = Vec::new();
     for topic in &body.topics {
         let name = topic.name.0.to_string();
-        let checked = if too_many {
+        let checked = if !cluster_create && !request.authorized(Op::Create, Resource::Topic, &name)
+        {
+            Err((
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
+            ))
+        } else if too_many {
             Err((
                 ResponseError::PolicyViolation,
                 "Excessively large number of partitions per request.".to_string(),

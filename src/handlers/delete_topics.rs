@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::{HandlerResult, Request};
+use crate::security::authz::{Op, Resource};
 
 pub const MIN_VERSION: i16 = 1;
 pub const MAX_VERSION: i16 = 6;
@@ -42,7 +43,18 @@ pub async fn handle(request: Request) -> HandlerResult {
         if request.api_version >= 6 {
             result.topic_id = id;
         }
+        // With the authorizer on: DELETE on the topic, checked before
+        // its existence for a name.
+        let named = name.as_ref().map(|n| n.0.to_string());
+        let denied = match (&named, topic) {
+            (Some(n), _) => !request.authorized(Op::Delete, Resource::Topic, n),
+            (None, Some(t)) => !request.authorized(Op::Delete, Resource::Topic, &t.name),
+            (None, None) => false,
+        };
         match topic {
+            _ if denied => {
+                result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            }
             None => {
                 result.error_code = if name.is_some() {
                     ResponseError::UnknownTopicOrPartition.code()

@@ -32,7 +32,11 @@ pub async fn handle(request: Request) -> HandlerResult {
         })
         .collect();
     response.cluster_authorized_operations = if body.include_cluster_authorized_operations {
-        authorized_ops::CLUSTER
+        request.authorized_ops(
+            crate::security::authz::Resource::Cluster,
+            wharf_coordinator::acl::CLUSTER_NAME,
+            authorized_ops::CLUSTER,
+        )
     } else {
         authorized_ops::OMITTED
     };

@@ -10,6 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::config_resources::{self, broker_entries, topic_entries, Entry, Target};
 use super::{HandlerResult, Request};
+use crate::security::authz::Op;
 
 pub const MIN_VERSION: i16 = 1;
 pub const MAX_VERSION: i16 = 4;
@@ -23,6 +24,16 @@ pub async fn handle(request: Request) -> HandlerResult {
         let mut result = DescribeConfigsResult::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
+        if let Some(err) = request.config_resource_denied(
+            Op::DescribeConfigs,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+        ) {
+            result.error_code = err.code();
+            result.error_message = Some(StrBytes::from_static_str("Authorization failed."));
+            results.push(result);
+            continue;
+        }
         let entries = match config_resources::target(
             broker,
             resource.resource_type,

@@ -30,7 +30,18 @@ pub async fn handle(request: Request) -> HandlerResult {
         .map(|group_id| {
             let mut g = DescribedGroup::default();
             if version >= 3 {
-                g.authorized_operations = ops;
+                g.authorized_operations = request.authorized_ops(
+                    crate::security::authz::Resource::Group,
+                    &group_id.0,
+                    ops,
+                );
+            }
+            // With the authorizer on: DESCRIBE on the group.
+            if let Some(e) = request.group_denied(crate::security::authz::Op::Describe, &group_id.0)
+            {
+                g.error_code = e.code();
+                g.group_id = group_id;
+                return g;
             }
             match request.broker.groups.describe(&group_id.0) {
                 Err(e) => g.error_code = group_error_code(Some(e)),

@@ -12,6 +12,7 @@
 //! budget's overdraft allows, and the charge ends when the connection has
 //! written it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use crate::broker::compression::contains_zstd;
 use crate::broker::fetch_sessions::{Context, SessionError, INVALID_SESSION_ID};
 use crate::broker::{storage_error_code, Broker, Partition};
 use crate::budget::{ResponseBudget, ResponseCharge};
+use crate::security::authz::{Op, Resource};
 
 pub const MIN_VERSION: i16 = 4;
 pub const MAX_VERSION: i16 = 18;
@@ -49,6 +51,10 @@ pub async fn handle(mut request: Request) -> HandlerResult {
         body.replica_id.0
     };
     if replica_id >= 0 {
+        // Followers need CLUSTER_ACTION (the inter-broker principal).
+        if !request.authorized_on_cluster(Op::ClusterAction) {
+            return respond_denied(&request, &body);
+        }
         return replica::handle(request, body, replica_id).await;
     }
     let broker = request.broker.clone();
@@ -60,6 +66,9 @@ pub async fn handle(mut request: Request) -> HandlerResult {
     };
     // What to read: the request's partitions, or its session's.
     let topics = session_topics.as_deref().unwrap_or(&body.topics);
+    // Topics the principal may not READ (by name; empty without the
+    // authorizer).
+    let unreadable = unreadable_topics(&request, topics);
     let wait = Duration::from_millis(u64::try_from(body.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(body.min_bytes).unwrap_or(0);
@@ -77,6 +86,7 @@ pub async fn handle(mut request: Request) -> HandlerResult {
             topics,
             request.api_version,
             &request.response_budget,
+            &unreadable,
         );
         let done = bytes >= min_bytes
             || errors
@@ -183,6 +193,53 @@ fn leader_endpoints(
 
 /// Encodes the response as chunks: each partition's records go out as the
 /// buffer storage returned, without being copied into the response.
+/// The names of the requested topics the principal may not READ.
+fn unreadable_topics(request: &Request, topics: &[FetchTopic]) -> HashSet<String> {
+    if !request.authorizer_on() {
+        return HashSet::new();
+    }
+    let image = request.broker.image();
+    topics
+        .iter()
+        .filter_map(|t| {
+            if request.api_version >= 13 {
+                image.topic(t.topic_id).map(|topic| topic.name.clone())
+            } else {
+                Some(t.topic.0.to_string())
+            }
+        })
+        .filter(|name| !request.authorized(Op::Read, Resource::Topic, name))
+        .collect()
+}
+
+/// TOPIC_AUTHORIZATION_FAILED for every requested partition.
+fn respond_denied(request: &Request, body: &FetchRequest) -> HandlerResult {
+    let mut response = FetchResponse::default();
+    response.responses = body
+        .topics
+        .iter()
+        .map(|t| {
+            let mut out = FetchableTopicResponse::default();
+            out.topic = t.topic.clone();
+            out.topic_id = t.topic_id;
+            out.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut d = PartitionData::default();
+                    d.partition_index = p.partition;
+                    d.high_watermark = -1;
+                    d.records = Some(Bytes::new());
+                    d.error_code = ResponseError::TopicAuthorizationFailed.code();
+                    d
+                })
+                .collect();
+            out
+        })
+        .collect();
+    request.respond(&response)
+}
+
 /// The topic a fetch names: by id from v13, by name before.
 fn requested_topic(
     broker: &Broker,
@@ -220,6 +277,7 @@ fn read_all(
     topics: &[FetchTopic],
     version: i16,
     budget: &Arc<ResponseBudget>,
+    unreadable: &HashSet<String>,
 ) -> (Vec<FetchableTopicResponse>, usize, bool, ResponseCharge) {
     let by_id = version >= 13;
     let mut charge = budget.reserve(
@@ -241,6 +299,11 @@ fn read_all(
     let rack_of = |id: i32| image.as_ref()?.broker(id)?.rack.clone();
     for fetch_topic in topics {
         let topic = requested_topic(broker, fetch_topic, by_id);
+        let denied = !unreadable.is_empty()
+            && match &topic {
+                Some(t) => unreadable.contains(&*t.name),
+                None => !by_id && unreadable.contains(fetch_topic.topic.0.as_str()),
+            };
         let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
         for fp in &fetch_topic.partitions {
             let mut out = PartitionData::default();
@@ -248,6 +311,12 @@ fn read_all(
             out.high_watermark = -1;
             out.aborted_transactions = None;
             out.records = Some(Bytes::new());
+            if denied {
+                out.error_code = ResponseError::TopicAuthorizationFailed.code();
+                any_error = true;
+                partitions.push(out);
+                continue;
+            }
             let partition = topic
                 .as_ref()
                 .and_then(|t| t.partition(fp.partition))

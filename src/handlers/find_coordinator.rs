@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 
 use super::{HandlerResult, Request};
 use crate::broker::Broker;
+use crate::security::authz::{Op, Resource};
 use wharf_coordinator::metadata::MetadataImage;
 use wharf_coordinator::txn::TRANSACTION_STATE_TOPIC;
 use wharf_coordinator::{partition_for, OFFSETS_TOPIC};
@@ -28,7 +29,25 @@ pub async fn handle(request: Request) -> HandlerResult {
     } else {
         vec![body.key]
     };
-    let found: Vec<Result<Location, ResponseError>> = match locate(broker, body.key_type).await {
+    // With the authorizer on: DESCRIBE on the group or transactional id.
+    let denied: Vec<Option<ResponseError>> = keys
+        .iter()
+        .map(|key| match body.key_type {
+            GROUP_KEY => (!request.authorized(Op::Describe, Resource::Group, key.as_str()))
+                .then_some(ResponseError::GroupAuthorizationFailed),
+            TRANSACTION_KEY => {
+                (!request.authorized(Op::Describe, Resource::TransactionalId, key.as_str()))
+                    .then_some(ResponseError::TransactionalIdAuthorizationFailed)
+            }
+            _ => None,
+        })
+        .collect();
+    let located = if denied.iter().all(Option::is_some) && !denied.is_empty() {
+        Err(ResponseError::UnknownServerError)
+    } else {
+        locate(broker, body.key_type).await
+    };
+    let found: Vec<Result<Location, ResponseError>> = match located {
         Ok((topic, loaded)) => {
             let image = broker.image();
             keys.iter()
@@ -46,6 +65,14 @@ pub async fn handle(request: Request) -> HandlerResult {
         }
         Err(e) => keys.iter().map(|_| Err(e)).collect(),
     };
+    let found: Vec<Result<Location, ResponseError>> = found
+        .into_iter()
+        .zip(denied)
+        .map(|(found, denied)| match denied {
+            Some(e) => Err(e),
+            None => found,
+        })
+        .collect();
     let mut response = FindCoordinatorResponse::default();
     if version >= 4 {
         response.coordinators = keys

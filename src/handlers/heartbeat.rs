@@ -16,7 +16,10 @@ pub async fn handle(request: Request) -> HandlerResult {
         member_id: body.member_id.to_string(),
         group_instance_id: body.group_instance_id.map(|s| s.to_string()),
     };
-    let result = match request.broker.group_coordinator_error(&heartbeat.group_id) {
+    let result = match request
+        .group_denied(crate::security::authz::Op::Read, &heartbeat.group_id)
+        .or_else(|| request.broker.group_coordinator_error(&heartbeat.group_id))
+    {
         Some(e) => {
             let mut response = HeartbeatResponse::default();
             response.error_code = e.code();

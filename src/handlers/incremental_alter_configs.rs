@@ -32,14 +32,24 @@ pub async fn handle(request: Request) -> HandlerResult {
         let mut out = AlterConfigsResourceResponse::default();
         out.resource_type = resource.resource_type;
         out.resource_name = resource.resource_name.clone();
-        let outcome = alter(
-            broker,
+        let denied = request.config_resource_denied(
+            crate::security::authz::Op::AlterConfigs,
             resource.resource_type,
             resource.resource_name.as_str(),
-            &resource.configs,
-            body.validate_only,
-        )
-        .await;
+        );
+        let outcome = match denied {
+            Some(err) => Err((err, "Authorization failed.".to_string())),
+            None => {
+                alter(
+                    broker,
+                    resource.resource_type,
+                    resource.resource_name.as_str(),
+                    &resource.configs,
+                    body.validate_only,
+                )
+                .await
+            }
+        };
         if let Err((err, message)) = outcome {
             tracing::info!(resource = %resource.resource_name.as_str(), "incremental alter configs refused: {message}");
             out.error_code = err.code();

@@ -20,6 +20,7 @@ use super::{HandlerResult, Request};
 use crate::broker::groups::now_ms;
 use crate::broker::txns::{txn_error, FencedSince};
 use crate::broker::Broker;
+use crate::security::authz::Op;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;
@@ -44,6 +45,18 @@ pub async fn handle(request: Request) -> HandlerResult {
         // Kafka refuses an empty transactional id outright.
         tracing::warn!("refusing InitProducerId with an empty transactional id");
         response.error_code = ResponseError::InvalidRequest.code();
+        return request.respond(&response);
+    }
+    // With the authorizer on: WRITE on the transactional id; an idempotent
+    // producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+    let denied = match &body.transactional_id {
+        Some(txn) => request.txn_denied(Op::Write, &txn.0),
+        None => {
+            (!request.may_write_idempotently()).then_some(ResponseError::ClusterAuthorizationFailed)
+        }
+    };
+    if let Some(e) = denied {
+        response.error_code = e.code();
         return request.respond(&response);
     }
     if let Some(txn) = &body.transactional_id {

@@ -15,7 +15,10 @@ pub const MAX_VERSION: i16 = 9;
 pub async fn handle(mut request: Request) -> HandlerResult {
     let body: JoinGroupRequest = request.decode()?;
     request.broker.ensure_offsets_topic().await;
-    if let Some(e) = request.broker.group_coordinator_error(&body.group_id.0) {
+    if let Some(e) = request
+        .group_denied(crate::security::authz::Op::Read, &body.group_id.0)
+        .or_else(|| request.broker.group_coordinator_error(&body.group_id.0))
+    {
         let mut response = JoinGroupResponse::default();
         response.error_code = e.code();
         response.generation_id = -1;

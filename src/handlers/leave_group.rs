@@ -13,7 +13,10 @@ pub const MAX_VERSION: i16 = 5;
 
 pub async fn handle(request: Request) -> HandlerResult {
     let body: LeaveGroupRequest = request.decode()?;
-    if let Some(e) = request.broker.group_coordinator_error(&body.group_id.0) {
+    if let Some(e) = request
+        .group_denied(crate::security::authz::Op::Read, &body.group_id.0)
+        .or_else(|| request.broker.group_coordinator_error(&body.group_id.0))
+    {
         let mut response = LeaveGroupResponse::default();
         response.error_code = e.code();
         return request.respond(&response);

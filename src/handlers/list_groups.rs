@@ -7,6 +7,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{HandlerResult, Request};
 use crate::broker::groups::group_error_code;
+use crate::security::authz::{Op, Resource};
+use wharf_coordinator::acl::CLUSTER_NAME;
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 5;
@@ -30,8 +32,14 @@ pub async fn handle(request: Request) -> HandlerResult {
     match request.broker.groups.list_groups(&[]) {
         Err(e) => response.error_code = group_error_code(Some(e)),
         Ok(groups) => {
+            // With the authorizer on: all groups with DESCRIBE on the
+            // cluster, else those the principal may DESCRIBE.
+            let all = request.authorized_quietly(Op::Describe, Resource::Cluster, CLUSTER_NAME);
             response.groups = groups
                 .into_iter()
+                .filter(|(id, _, _)| {
+                    all || request.authorized_quietly(Op::Describe, Resource::Group, id)
+                })
                 .filter_map(|(id, protocol_type, state)| {
                     let (kind, state, protocol_type) = match consumer_groups.get(&id) {
                         Some(state) => (

@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 
 use super::{check_leader_epoch, HandlerResult, Request};
 use crate::broker::{storage_error_code, Partition};
+use crate::security::authz::{Op, Resource};
 
 pub const MIN_VERSION: i16 = 1;
 pub const MAX_VERSION: i16 = 10;
@@ -29,6 +30,7 @@ pub async fn handle(request: Request) -> HandlerResult {
     let mut topics = Vec::with_capacity(body.topics.len());
     for t in body.topics {
         let topic = broker.topic(t.name.0.as_str());
+        let describable = request.authorized(Op::Describe, Resource::Topic, t.name.0.as_str());
         let partitions = t
             .partitions
             .iter()
@@ -38,15 +40,22 @@ pub async fn handle(request: Request) -> HandlerResult {
                 out.timestamp = NONE;
                 out.offset = NONE;
                 out.leader_epoch = -1;
-                let found = topic
-                    .as_ref()
-                    .and_then(|topic| topic.partition(p.partition_index))
-                    .filter(|partition| broker.leads(partition))
-                    .ok_or_else(|| broker.not_led_error(t.name.0.as_str(), p.partition_index))
-                    .and_then(|partition| {
-                        check_leader_epoch(partition, p.current_leader_epoch)?;
-                        lookup(partition, p.timestamp, committed)
-                            .map(|r| (r, partition.leader_epoch()))
+                let found = Some(())
+                    .filter(|()| describable)
+                    .ok_or(ResponseError::TopicAuthorizationFailed)
+                    .and_then(|()| {
+                        topic
+                            .as_ref()
+                            .and_then(|topic| topic.partition(p.partition_index))
+                            .filter(|partition| broker.leads(partition))
+                            .ok_or_else(|| {
+                                broker.not_led_error(t.name.0.as_str(), p.partition_index)
+                            })
+                            .and_then(|partition| {
+                                check_leader_epoch(partition, p.current_leader_epoch)?;
+                                lookup(partition, p.timestamp, committed)
+                                    .map(|r| (r, partition.leader_epoch()))
+                            })
                     });
                 match found {
                     Ok(((offset, timestamp), epoch)) => {

@@ -15,6 +15,8 @@ use uuid::Uuid;
 use super::{authorized_ops, HandlerResult, Request};
 use crate::broker::creation::TopicRequest;
 use crate::broker::{Broker, BrokerError, NewTopic};
+use crate::security::authz::{Op, Resource};
+use wharf_coordinator::acl::CLUSTER_NAME;
 use wharf_coordinator::metadata::{MetadataImage, TopicImage};
 
 pub const MIN_VERSION: i16 = 0;
@@ -34,17 +36,29 @@ pub async fn handle(request: Request) -> HandlerResult {
         authorized_ops::OMITTED
     };
     let mut image = broker.image();
+    // With the authorizer on: a topic is listed only to a principal that
+    // may DESCRIBE it, and created only for one that may also CREATE it (on
+    // the cluster or the topic).
+    let describable = |name: &str| request.authorized(Op::Describe, Resource::Topic, name);
+    let cluster_create = std::sync::OnceLock::new();
+    let creatable = |name: &str| {
+        describable(name)
+            && (*cluster_create.get_or_init(|| {
+                request.authorized_quietly(Op::Create, Resource::Cluster, CLUSTER_NAME)
+            }) || request.authorized(Op::Create, Resource::Topic, name))
+    };
     let topics = match body.topics {
         // v0 uses an empty list for "all topics"; later versions use null.
-        None => all_topics(&image, version, topic_ops, &request.listener),
+        None => all_topics(&request, &image, version, topic_ops),
         Some(list) if list.is_empty() && version == 0 => {
-            all_topics(&image, version, topic_ops, &request.listener)
+            all_topics(&request, &image, version, topic_ops)
         }
         Some(list) => {
             let mut created = if allow_create {
                 let names = list
                     .iter()
-                    .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()));
+                    .filter_map(|t| t.name.as_ref().map(|n| n.0.as_str()))
+                    .filter(|n| image.topic_id(n).is_some() || creatable(n));
                 let created = auto_create(broker, &image, names).await;
                 image = broker.image();
                 created
@@ -55,8 +69,14 @@ pub async fn handle(request: Request) -> HandlerResult {
                 .map(|t| match t.name {
                     Some(name) => {
                         let found = match image.topic_by_name(name.0.as_str()) {
+                            _ if !describable(name.0.as_str()) => {
+                                Err(ResponseError::TopicAuthorizationFailed)
+                            }
                             Some(topic) => Ok(topic),
                             None if !allow_create => Err(ResponseError::UnknownTopicOrPartition),
+                            None if !creatable(name.0.as_str()) => {
+                                Err(ResponseError::TopicAuthorizationFailed)
+                            }
                             None => Err(created.remove(name.0.as_str()).unwrap_or_else(|| {
                                 match crate::broker::topic::validate_name(name.0.as_str()) {
                                     Err(e) => e.kafka_error(),
@@ -68,13 +88,16 @@ pub async fn handle(request: Request) -> HandlerResult {
                         };
                         found.map_or_else(
                             |err| topic_error(Some(&name.0), Uuid::nil(), err),
-                            |t| describe(&image, t, version, topic_ops, &request.listener),
+                            |t| describe(&request, &image, t, version, topic_ops),
                         )
                     }
-                    None => image.topic(t.topic_id).map_or_else(
-                        || topic_error(None, t.topic_id, ResponseError::UnknownTopicId),
-                        |t| describe(&image, t, version, topic_ops, &request.listener),
-                    ),
+                    None => match image.topic(t.topic_id) {
+                        None => topic_error(None, t.topic_id, ResponseError::UnknownTopicId),
+                        Some(t) if !describable(&t.name) => {
+                            topic_error(None, t.id, ResponseError::TopicAuthorizationFailed)
+                        }
+                        Some(t) => describe(&request, &image, t, version, topic_ops),
+                    },
                 })
                 .collect()
         }
@@ -101,24 +124,28 @@ pub async fn handle(request: Request) -> HandlerResult {
     }
     // The request flag exists only in v8-v10, as does the response field.
     if body.include_cluster_authorized_operations {
-        response.cluster_authorized_operations = authorized_ops::CLUSTER;
+        response.cluster_authorized_operations =
+            request.authorized_ops(Resource::Cluster, CLUSTER_NAME, authorized_ops::CLUSTER);
     }
     response.topics = topics;
     request.respond(&response)
 }
 
-/// Every topic of the image, sorted by name.
+/// Every topic of the image the principal may DESCRIBE, sorted by name.
 fn all_topics(
+    request: &Request,
     image: &MetadataImage,
     version: i16,
     ops: i32,
-    listener: &str,
 ) -> Vec<MetadataResponseTopic> {
-    let mut topics: Vec<&TopicImage> = image.topics().collect();
+    let mut topics: Vec<&TopicImage> = image
+        .topics()
+        .filter(|t| request.authorized_quietly(Op::Describe, Resource::Topic, &t.name))
+        .collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     topics
         .into_iter()
-        .map(|t| describe(image, t, version, ops, listener))
+        .map(|t| describe(request, image, t, version, ops))
         .collect()
 }
 
@@ -201,12 +228,14 @@ async fn auto_create<'a>(
 /// `listener`: the one the client connected to (replicas without it are
 /// offline to the client).
 fn describe(
+    request: &Request,
     image: &MetadataImage,
     topic: &TopicImage,
     version: i16,
     ops: i32,
-    listener: &str,
 ) -> MetadataResponseTopic {
+    let listener: &str = &request.listener;
+    let ops = request.authorized_ops(Resource::Topic, &topic.name, ops);
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
     if version >= 10 {

@@ -12,11 +12,14 @@ pub mod api_versions;
 pub mod config_resources;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -83,6 +86,9 @@ pub struct Request {
     /// The broker-wide budget of response bytes not yet written; a Fetch
     /// answers with no more than it grants.
     pub response_budget: Arc<ResponseBudget>,
+    /// Who sent it (`User:alice`, `User:ANONYMOUS`), for the authorizer
+    /// (see `crate::security::authz`).
+    pub principal: Arc<str>,
 }
 
 /// The encoded response body, or `None` when the client expects no answer

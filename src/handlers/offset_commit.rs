@@ -11,6 +11,7 @@ use wharf_coordinator::{CommitRequest, OffsetCommitEntry};
 use super::{HandlerResult, Request};
 use crate::broker::groups::{group_error, now_ms};
 use crate::broker::Broker;
+use crate::security::authz::{Op, Resource};
 
 pub const MIN_VERSION: i16 = 2;
 pub const MAX_VERSION: i16 = 9;
@@ -52,20 +53,31 @@ pub async fn handle(request: Request) -> HandlerResult {
     let body: OffsetCommitRequest = request.decode()?;
     request.broker.ensure_offsets_topic().await;
     let broker = &request.broker;
+    // With the authorizer on: READ on the group (else every partition
+    // fails with GROUP_AUTHORIZATION_FAILED) and on each topic.
+    let group_denied = request.group_denied(Op::Read, &body.group_id.0);
     // Per partition: Ok(entry) to commit, or the error to answer with.
     let mut outcomes: Vec<Vec<(i32, Result<OffsetCommitEntry, ResponseError>)>> = Vec::new();
     let mut entries = Vec::new();
     for topic in &body.topics {
         let mut parts = Vec::new();
+        let topic_denied =
+            group_denied.is_none() && !request.authorized(Op::Read, Resource::Topic, &topic.name.0);
         for p in &topic.partitions {
-            let outcome = commit_entry(
-                broker,
-                &topic.name.0,
-                p.partition_index,
-                p.committed_offset,
-                p.committed_leader_epoch,
-                p.committed_metadata.as_deref(),
-            );
+            let outcome = if let Some(e) = group_denied {
+                Err(e)
+            } else if topic_denied {
+                Err(ResponseError::TopicAuthorizationFailed)
+            } else {
+                commit_entry(
+                    broker,
+                    &topic.name.0,
+                    p.partition_index,
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    p.committed_metadata.as_deref(),
+                )
+            };
             if let Ok(entry) = &outcome {
                 entries.push(entry.clone());
             }

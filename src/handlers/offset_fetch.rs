@@ -15,21 +15,42 @@ use wharf_coordinator::{CommittedOffset, GroupError};
 
 use super::{HandlerResult, Request};
 use crate::broker::groups::group_error_code;
-use crate::broker::Broker;
+use crate::security::authz::{Op, Resource};
 
 pub const MIN_VERSION: i16 = 1;
 pub const MAX_VERSION: i16 = 9;
 
 const UNSTABLE: i16 = kafka_protocol::ResponseError::UnstableOffsetCommit.code();
 
-type Fetched = Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, GroupError>;
+/// The committed offsets, or the error code of the whole group.
+type Fetched = Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, i16>;
 
-fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
-    match broker.group_coordinator_error(group) {
+/// With the authorizer on, the group needs DESCRIBE; of all the group's
+/// topics, those the principal may not DESCRIBE are left out (named ones
+/// are answered TOPIC_AUTHORIZATION_FAILED by [`topic_denied`]).
+fn fetch(request: &Request, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    let broker = &request.broker;
+    if let Some(e) = request.group_denied(Op::Describe, group) {
+        return Err(e.code());
+    }
+    let all = topics.is_none();
+    let found = match broker.group_coordinator_error(group) {
         Some(kafka_protocol::ResponseError::NotCoordinator) => Err(GroupError::NotCoordinator),
         Some(_) => Err(GroupError::CoordinatorNotAvailable),
         None => broker.groups.fetch_offsets(group, topics.as_deref()),
+    };
+    let mut found = found.map_err(|e| group_error_code(Some(e)))?;
+    if all && request.authorizer_on() {
+        found.retain(|(t, _)| request.authorized_quietly(Op::Describe, Resource::Topic, t));
     }
+    Ok(found)
+}
+
+/// TOPIC_AUTHORIZATION_FAILED's code when the principal may not DESCRIBE
+/// a topic it named.
+fn topic_denied(request: &Request, topic: &str) -> Option<i16> {
+    (!request.authorized(Op::Describe, Resource::Topic, topic))
+        .then_some(kafka_protocol::ResponseError::TopicAuthorizationFailed.code())
 }
 
 fn name(s: String) -> TopicName {
@@ -53,18 +74,24 @@ pub async fn handle(request: Request) -> HandlerResult {
                         .collect()
                 });
                 let mut out = OffsetFetchResponseGroup::default();
-                // v9: a consumer-protocol member fetches at its epoch.
+                // v9: a consumer-protocol member fetches at its epoch
+                // (checked once the principal may DESCRIBE the group).
                 let member = g.member_id.as_deref().unwrap_or_default();
-                let checked =
-                    broker
+                let found = match request.group_denied(Op::Describe, &g.group_id.0) {
+                    Some(e) => Err(e.code()),
+                    None => broker
                         .groups
-                        .check_consumer_fetch(&g.group_id.0, member, g.member_epoch);
-                match checked.and_then(|()| fetch(broker, &g.group_id.0, topics)) {
+                        .check_consumer_fetch(&g.group_id.0, member, g.member_epoch)
+                        .map_err(|e| group_error_code(Some(e)))
+                        .and_then(|()| fetch(&request, &g.group_id.0, topics)),
+                };
+                match found {
                     Ok(found) => {
                         out.topics = found
                             .into_iter()
                             .map(|(t, parts)| {
                                 let mut rt = OffsetFetchResponseTopics::default();
+                                let denied = topic_denied(&request, &t);
                                 rt.name = name(t.clone());
                                 rt.partitions = parts
                                     .into_iter()
@@ -86,6 +113,10 @@ pub async fn handle(request: Request) -> HandlerResult {
                                         if unstable {
                                             p.error_code = UNSTABLE;
                                         }
+                                        if let Some(code) = denied {
+                                            p.committed_offset = -1;
+                                            p.error_code = code;
+                                        }
                                         p
                                     })
                                     .collect();
@@ -93,7 +124,7 @@ pub async fn handle(request: Request) -> HandlerResult {
                             })
                             .collect();
                     }
-                    Err(e) => out.error_code = group_error_code(Some(e)),
+                    Err(e) => out.error_code = e,
                 }
                 out.group_id = g.group_id;
                 out
@@ -107,12 +138,13 @@ pub async fn handle(request: Request) -> HandlerResult {
             .collect::<Vec<_>>()
     });
     let asked = topics.clone();
-    match fetch(broker, &body.group_id.0, topics) {
+    match fetch(&request, &body.group_id.0, topics) {
         Ok(found) => {
             response.topics = found
                 .into_iter()
                 .map(|(t, parts)| {
                     let mut rt = OffsetFetchResponseTopic::default();
+                    let denied = topic_denied(&request, &t);
                     rt.name = name(t.clone());
                     rt.partitions = parts
                         .into_iter()
@@ -135,6 +167,10 @@ pub async fn handle(request: Request) -> HandlerResult {
                                 }
                                 p.metadata = Some(meta);
                             });
+                            if let Some(code) = denied {
+                                p.committed_offset = -1;
+                                p.error_code = code;
+                            }
                             p
                         })
                         .collect();
@@ -142,7 +178,7 @@ pub async fn handle(request: Request) -> HandlerResult {
                 })
                 .collect();
         }
-        Err(e) if version >= 2 => response.error_code = group_error_code(Some(e)),
+        Err(e) if version >= 2 => response.error_code = e,
         Err(e) => {
             // v1 has no top-level error: each partition carries it.
             response.topics = asked
@@ -158,7 +194,7 @@ pub async fn handle(request: Request) -> HandlerResult {
                             p.partition_index = index;
                             p.committed_offset = -1;
                             p.metadata = Some(StrBytes::default());
-                            p.error_code = group_error_code(Some(e));
+                            p.error_code = e;
                             p
                         })
                         .collect();

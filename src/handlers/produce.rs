@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::TopicProduceData;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -21,6 +22,7 @@ use crate::broker::groups::is_internal;
 use crate::broker::retention::now_ms;
 use crate::broker::timestamps::{TimestampError, TimestampRules};
 use crate::broker::{storage_error_code, Broker};
+use crate::security::authz::{Op, Resource};
 use wharf_storage::StorageError;
 
 pub const MIN_VERSION: i16 = 0;
@@ -54,9 +56,15 @@ pub async fn handle(request: Request) -> HandlerResult {
     let verify_here = body.transactional_id.as_ref().is_none_or(|id| {
         broker.txn_coordinator_error(&id.0) != Some(ResponseError::NotCoordinator)
     });
+    // With the authorizer on: transactional batches need WRITE on the
+    // transactional id (else every partition fails), each topic WRITE.
+    let (topic_data, denied) = authorize(
+        &request,
+        body.transactional_id.as_ref().map(|t| t.0.as_str()),
+        body.topic_data,
+    );
     // Appends are file work: off the async workers, one hop per request.
     let appending = broker.clone();
-    let topic_data = body.topic_data;
     let (version, acks) = (request.api_version, body.acks);
     let listener = request.listener.clone();
     let Appended {
@@ -123,6 +131,7 @@ pub async fn handle(request: Request) -> HandlerResult {
     if body.acks == 0 {
         return Ok(None);
     }
+    responses.extend(denied);
     let mut response = ProduceResponse::default();
     response.responses = responses;
     if request.api_version >= 10 {
@@ -139,6 +148,60 @@ pub async fn handle(request: Request) -> HandlerResult {
             .collect();
     }
     request.respond(&response)
+}
+
+/// Splits the topics into those the principal may write and the answers
+/// for the others (TOPIC_AUTHORIZATION_FAILED, or
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED for all when the transactional id
+/// may not be written).
+fn authorize(
+    request: &Request,
+    transactional_id: Option<&str>,
+    topic_data: Vec<TopicProduceData>,
+) -> (Vec<TopicProduceData>, Vec<TopicProduceResponse>) {
+    if !request.authorizer_on() {
+        return (topic_data, Vec::new());
+    }
+    let txn_denied = transactional_id
+        .is_some_and(|id| !request.authorized(Op::Write, Resource::TransactionalId, id));
+    let image = request.broker.image();
+    let mut allowed = Vec::with_capacity(topic_data.len());
+    let mut denied = Vec::new();
+    for t in topic_data {
+        let name = if request.api_version >= 13 {
+            image.topic(t.topic_id).map(|topic| topic.name.clone())
+        } else {
+            Some(t.name.0.to_string())
+        };
+        let code = if txn_denied {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else {
+            name.filter(|n| !request.authorized(Op::Write, Resource::Topic, n))
+                .map(|_| ResponseError::TopicAuthorizationFailed)
+        };
+        let Some(code) = code else {
+            allowed.push(t);
+            continue;
+        };
+        let mut out = TopicProduceResponse::default();
+        out.name = t.name.clone();
+        out.topic_id = t.topic_id;
+        out.partition_responses = t
+            .partition_data
+            .iter()
+            .map(|p| {
+                let mut r = PartitionProduceResponse::default();
+                r.index = p.index;
+                r.error_code = code.code();
+                r.base_offset = -1;
+                r.log_append_time_ms = -1;
+                r.log_start_offset = -1;
+                r
+            })
+            .collect();
+        denied.push(out);
+    }
+    (allowed, denied)
 }
 
 /// Applies the topic's `message.timestamp.*` configs to the batches in

@@ -10,6 +10,7 @@
 //! encrypted (`stream`), and the SASL exchange that must come before any
 //! other request on a SASL listener (`sasl`).
 
+pub mod authz;
 pub mod keys;
 pub mod sasl;
 pub mod scram;

@@ -31,6 +31,10 @@ pub enum DispatchError {
     },
     #[error(transparent)]
     Handler(#[from] HandlerError),
+    #[error(
+        "{principal} may not send {api:?} (served to super users only while the authorizer is on)"
+    )]
+    Unauthorized { api: ApiKey, principal: String },
 }
 
 /// Who sent a request, as the handlers see it.
@@ -93,7 +97,15 @@ pub async fn dispatch(
             client_host: client.host.clone(),
             listener: client.listener.clone(),
             response_budget: client.response_budget.clone(),
+            principal: client.principal.clone(),
         };
+        if !crate::security::authz::gate(&request) {
+            timer.finish(crate::metrics::Outcome::None);
+            return Err(DispatchError::Unauthorized {
+                api: parsed.api_key,
+                principal: client.principal.to_string(),
+            });
+        }
         crate::faults::intercept(request, api.handle)
             .instrument(span)
             .await?

@@ -292,6 +292,12 @@ pub fn settings(
         offsets_replication_factor: config.offsets_topic_replication_factor,
         txn_state_replication_factor: config.transaction_state_log_replication_factor,
         auto_create_topics: config.auto_create_topics,
+        authorizer: (config.authorizer_class_name == Some(true)).then(|| {
+            wharf_coordinator::acl::Authorizer::new(
+                &config.super_users,
+                config.allow_everyone_if_no_acl_found,
+            )
+        }),
         groups: config.group_config(),
         txns: config.txn_config(),
         configs: config.broker_configs(),

@@ -3,6 +3,7 @@
 //! broker's fault-injection admin listener). The binary parses these
 //! with clap and hands them to [`run`].
 
+mod acl;
 mod cluster;
 mod config;
 mod consume;
@@ -23,6 +24,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use crate::cluster_client::{parse_bootstrap, ClusterClient, RetryPolicy};
 use crate::{ClientError, ConnectionOptions};
 
+pub use acl::{AclArgs, AclCommand};
 pub use cluster::{ClusterArgs, ClusterCommand};
 pub use config::{ConfigArgs, ConfigCommand};
 pub use consume::ConsumeArgs;
@@ -48,6 +50,8 @@ pub enum ClientCommand {
     Cluster(ClusterArgs),
     /// Describe and alter topic and broker configs.
     Config(ConfigArgs),
+    /// Add, list and remove ACLs.
+    Acl(AclArgs),
     /// Exit 0 when the broker answers (an ApiVersions round trip), else 1:
     /// for container health checks.
     Health(HealthArgs),
@@ -106,6 +110,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Group(args) => group::run(args).await,
             ClientCommand::Cluster(args) => cluster::run(args).await,
             ClientCommand::Config(args) => config::run(args).await,
+            ClientCommand::Acl(args) => acl::run(args).await,
             ClientCommand::Health(args) => health::run(args).await,
             ClientCommand::Faults(args) => faults::run(args).await,
         }

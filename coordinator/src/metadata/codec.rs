@@ -1,6 +1,7 @@
 //! Field-by-field encoding of each metadata record, in the order and with the
 //! tags of Kafka's JSON schemas. [`super::records`] owns the frame around it.
 
+use super::records::{AccessControlEntryRecord, RemoveAccessControlEntryRecord};
 use super::records::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, ConfigRecord,
     FeatureLevelRecord, FenceBrokerRecord, FencingChange, LeaderRecoveryState, MetadataRecord,
@@ -9,6 +10,7 @@ use super::records::{
 };
 use super::records::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
 use super::wire::{Reader, TaggedFields, Writer};
+use crate::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 
 pub(crate) fn write_body(w: &mut Writer, record: &MetadataRecord) {
     let mut tags = TaggedFields::default();
@@ -143,6 +145,8 @@ pub(crate) fn write_body(w: &mut Writer, record: &MetadataRecord) {
             w.string(&r.name);
             w.i8(r.mechanism);
         }
+        MetadataRecord::AccessControlEntry(r) => write_acl(w, r),
+        MetadataRecord::RemoveAccessControlEntry(r) => w.uuid(&r.id),
         MetadataRecord::NoOp => {}
     }
     tags.write_to(w);
@@ -242,6 +246,12 @@ pub(crate) fn read_body(
             };
             r.tagged_fields(|_, _| Ok(false))?;
             MetadataRecord::RemoveUserScramCredential(record)
+        }
+        18 => MetadataRecord::AccessControlEntry(read_acl(r)?),
+        19 => {
+            let record = RemoveAccessControlEntryRecord { id: r.uuid()? };
+            r.tagged_fields(|_, _| Ok(false))?;
+            MetadataRecord::RemoveAccessControlEntry(record)
         }
         other => return Err(RecordError::UnknownApiKey(other)),
     };
@@ -405,4 +415,45 @@ fn read_partition_change(
         Ok(true)
     })?;
     Ok(record)
+}
+
+fn write_acl(w: &mut Writer, r: &AccessControlEntryRecord) {
+    w.uuid(&r.id);
+    w.i8(r.acl.resource_type.code());
+    w.string(&r.acl.resource_name);
+    w.i8(r.acl.pattern_type.code());
+    w.string(&r.acl.principal);
+    w.string(&r.acl.host);
+    w.i8(r.acl.operation.code());
+    w.i8(r.acl.permission.code());
+}
+
+fn read_acl(r: &mut Reader<'_>) -> Result<AccessControlEntryRecord, RecordError> {
+    fn code<T>(field: &'static str, v: i8, f: fn(i8) -> Option<T>) -> Result<T, RecordError> {
+        f(v).ok_or(RecordError::InvalidValue {
+            field,
+            value: i64::from(v),
+        })
+    }
+    let id = r.uuid()?;
+    let resource_type = code("ResourceType", r.i8()?, ResourceType::from_code)?;
+    let resource_name = r.string("ResourceName")?;
+    let pattern_type = code("PatternType", r.i8()?, PatternType::from_code)?;
+    let principal = r.string("Principal")?;
+    let host = r.string("Host")?;
+    let operation = code("Operation", r.i8()?, Operation::from_code)?;
+    let permission = code("PermissionType", r.i8()?, Permission::from_code)?;
+    r.tagged_fields(|_, _| Ok(false))?;
+    Ok(AccessControlEntryRecord {
+        id,
+        acl: AclBinding {
+            resource_type,
+            resource_name,
+            pattern_type,
+            principal,
+            host,
+            operation,
+            permission,
+        },
+    })
 }

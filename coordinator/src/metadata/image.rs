@@ -18,12 +18,14 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::partition::PartitionRegistration;
+use super::records::AccessControlEntryRecord;
 use super::records::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, ConfigRecord,
     FeatureLevelRecord, FencingChange, MetadataRecord, ProducerIdsRecord, RegisterBrokerRecord,
     TopicRecord, CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC,
 };
 pub use super::scram::ScramCredential;
+use crate::acl::authorizer::AclSet;
 
 /// An image shared with readers: handlers hold one while they answer.
 pub type ImageSnapshot = Arc<MetadataImage>;
@@ -47,6 +49,8 @@ pub enum ImageError {
     UnknownTopic(Uuid),
     #[error("topic {topic} has no partition {partition}")]
     UnknownPartition { topic: Uuid, partition: i32 },
+    #[error("no ACL has id {0}")]
+    UnknownAcl(Uuid),
     #[error("next producer id {record} is not above the current {current}")]
     ProducerIdsWentBack { current: i64, record: i64 },
     #[error("user {user} has no SCRAM credential of mechanism type {mechanism}")]
@@ -158,6 +162,8 @@ pub struct MetadataImage {
     next_producer_id: i64,
     /// SCRAM credentials by user, then mechanism type.
     scram: BTreeMap<String, BTreeMap<i8, ScramCredential>>,
+    /// The ACLs, behind an `Arc` so cloning the image stays cheap.
+    acls: Arc<AclSet>,
 }
 
 impl Default for MetadataImage {
@@ -170,6 +176,7 @@ impl Default for MetadataImage {
             features: BTreeMap::new(),
             next_producer_id: -1,
             scram: BTreeMap::new(),
+            acls: Arc::default(),
         }
     }
 }
@@ -262,6 +269,15 @@ impl MetadataImage {
                 if self.scram.get(&r.name).is_some_and(BTreeMap::is_empty) {
                     self.scram.remove(&r.name);
                 }
+            }
+            MetadataRecord::AccessControlEntry(r) => {
+                Arc::make_mut(&mut self.acls).insert(r.id, r.acl.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry(r) => {
+                if self.acls.get(&r.id).is_none() {
+                    return Err(ImageError::UnknownAcl(r.id));
+                }
+                Arc::make_mut(&mut self.acls).remove(&r.id);
             }
             MetadataRecord::NoOp => {}
         }
@@ -391,6 +407,14 @@ impl MetadataImage {
                     credential.to_record(user, *mechanism),
                 ));
             }
+        }
+        for (id, acl) in self.acls.iter() {
+            out.push(MetadataRecord::AccessControlEntry(
+                AccessControlEntryRecord {
+                    id: *id,
+                    acl: acl.clone(),
+                },
+            ));
         }
         if self.next_producer_id >= 0 {
             out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
@@ -526,6 +550,11 @@ impl MetadataImage {
     /// The first producer id not yet handed out (-1 before any block).
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
+    }
+
+    /// The cluster's ACLs.
+    pub fn acls(&self) -> &AclSet {
+        &self.acls
     }
 }
 

@@ -347,6 +347,20 @@ pub struct RemoveUserScramCredentialRecord {
     pub mechanism: i8,
 }
 
+/// AccessControlEntryRecord (api key 18): one ACL, stored under its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessControlEntryRecord {
+    pub id: Uuid,
+    pub acl: crate::acl::AclBinding,
+}
+
+/// RemoveAccessControlEntryRecord (api key 19): the ACL with this id is
+/// gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveAccessControlEntryRecord {
+    pub id: Uuid,
+}
+
 /// Every metadata record Wharf reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
@@ -364,6 +378,8 @@ pub enum MetadataRecord {
     ProducerIds(ProducerIdsRecord),
     UserScramCredential(UserScramCredentialRecord),
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
+    AccessControlEntry(AccessControlEntryRecord),
+    RemoveAccessControlEntry(RemoveAccessControlEntryRecord),
     /// NoOpRecord (api key 20): no fields; Kafka's controller appends one
     /// now and then to advance the log.
     NoOp,
@@ -391,6 +407,8 @@ impl MetadataRecord {
             MetadataRecord::ProducerIds(_) => 15,
             MetadataRecord::NoOp => 20,
             MetadataRecord::BrokerRegistrationChange(_) => 17,
+            MetadataRecord::AccessControlEntry(_) => 18,
+            MetadataRecord::RemoveAccessControlEntry(_) => 19,
         }
     }
 
@@ -427,6 +445,7 @@ impl MetadataRecord {
             0 => 3,
             3 | 5 | 17 => 2,
             1 | 2 | 4 | 7 | 8 | 9 | 11 | 12 | 15 | 20 | 22 => 0,
+            18 | 19 => 0,
             other => return Err(RecordError::UnknownApiKey(other)),
         };
         if version > max_version {

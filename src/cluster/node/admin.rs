@@ -60,9 +60,12 @@ use wharf_coordinator::metadata::ControllerError;
 
 use super::{ClusterNode, Controller, Quorum};
 
+mod acls;
 mod features;
 mod replicas;
+pub use acls::{binding_of, filter_of};
 pub use features::normalize_update_features;
+pub(super) use acls::{serve_create_acls, serve_delete_acls};
 pub(super) use features::serve_update_features;
 pub(super) use replicas::{serve_alter_partition_reassignments, serve_elect_leaders};
 mod scram;

@@ -1,11 +1,13 @@
 //! Kafka's own command-line tools, in Kafka's flags and output format, on
 //! the same client as the modern subcommands: `kafka-topics.sh`,
 //! `kafka-console-producer.sh`, `kafka-console-consumer.sh`,
-//! `kafka-consumer-groups.sh`, `kafka-configs.sh` and `kafka-features.sh`.
+//! `kafka-consumer-groups.sh`, `kafka-configs.sh`, `kafka-features.sh` and
+//! `kafka-acls.sh`.
 //!
 //! The binary runs one when its first argument, or the name it was invoked
 //! by (a symlink), is one of those names, with or without `.sh`.
 
+mod acls;
 mod configs;
 mod console_consumer;
 mod console_producer;
@@ -23,8 +25,9 @@ use super::{block_on, ConnectArgs, OutputFormat};
 use crate::ClientError;
 
 /// The tools, by their name without `.sh`.
-const TOOLS: [&str; 6] = [
+const TOOLS: [&str; 7] = [
     "kafka-topics",
+    "kafka-acls",
     "kafka-console-producer",
     "kafka-console-consumer",
     "kafka-consumer-groups",
@@ -75,6 +78,7 @@ pub fn run_kafka_tool(tool: &str, args: Vec<OsString>) -> ExitCode {
         "kafka-consumer-groups" => block_on(consumer_groups::run(parse(args))),
         "kafka-configs" => block_on(configs::run(parse(args))),
         "kafka-features" => block_on(features::run(parse(args))),
+        "kafka-acls" => block_on(acls::run(parse(args))),
         other => {
             eprintln!("wharf: {other} is not a Kafka tool wharf knows");
             ExitCode::FAILURE
@@ -157,7 +161,8 @@ mod tests {
             Some("kafka-console-consumer")
         );
         assert_eq!(kafka_tool_name("wharf"), None);
-        assert_eq!(kafka_tool_name("kafka-acls.sh"), None);
+        assert_eq!(kafka_tool_name("kafka-acls.sh"), Some("kafka-acls"));
+        assert_eq!(kafka_tool_name("kafka-features.sh"), None);
     }
 
     #[test]

@@ -1,0 +1,48 @@
+//! CreateAcls: ACLs stored through the controller in the cluster metadata.
+//! Needs ALTER on the cluster (else CLUSTER_AUTHORIZATION_FAILED for every
+//! entry); an invalid entry is INVALID_REQUEST; an ACL that exists already
+//! succeeds without change.
+
+use kafka_protocol::messages::create_acls_response::AclCreationResult;
+use kafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::{HandlerResult, Request};
+use crate::security::authz::Op;
+
+/// Kafka 4 serves v2-v3 (v0-v1 were removed by KIP-896).
+pub const MIN_VERSION: i16 = 2;
+pub const MAX_VERSION: i16 = 3;
+
+pub async fn handle(request: Request) -> HandlerResult {
+    let body: CreateAclsRequest = request.decode()?;
+    let count = body.creations.len();
+    let failed = |code: ResponseError, message: String| {
+        let mut response = CreateAclsResponse::default();
+        response.results = (0..count)
+            .map(|_| {
+                let mut r = AclCreationResult::default();
+                r.error_code = code.code();
+                r.error_message = Some(StrBytes::from_string(message.clone()));
+                r
+            })
+            .collect();
+        response
+    };
+    if !request.authorized_on_cluster(Op::Alter) {
+        let response = failed(
+            ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.".to_string(),
+        );
+        return request.respond(&response);
+    }
+    let response = match request.broker.create_acls(body).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::info!("CreateAcls failed: {e}");
+            failed(e.kafka_error(), e.to_string())
+        }
+    };
+    request.respond(&response)
+}
