@@ -637,9 +637,15 @@ fn kafka_configs_describes_and_alters_topic_and_broker_configs() {
     let unsupported = fails(
         &broker,
         "kafka-configs.sh",
-        &["--entity-type", "users", "--entity-name", "u", "--describe"],
+        &[
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            "u",
+            "--describe",
+        ],
     );
-    assert!(unsupported.contains("users"), "{unsupported}");
+    assert!(unsupported.contains("clients"), "{unsupported}");
 }
 
 #[test]

@@ -25,8 +25,8 @@
 //! before answering the client; on start it replays that topic through
 //! [`GroupCoordinator::replay`].
 
-mod consumer;
 pub mod acl;
+mod consumer;
 mod coordinator;
 mod group;
 mod messages;

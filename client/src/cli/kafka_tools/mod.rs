@@ -162,7 +162,8 @@ mod tests {
         );
         assert_eq!(kafka_tool_name("wharf"), None);
         assert_eq!(kafka_tool_name("kafka-acls.sh"), Some("kafka-acls"));
-        assert_eq!(kafka_tool_name("kafka-features.sh"), None);
+        assert_eq!(kafka_tool_name("kafka-features.sh"), Some("kafka-features"));
+        assert_eq!(kafka_tool_name("kafka-storage.sh"), None);
     }
 
     #[test]
