@@ -92,6 +92,10 @@ fn fetch_values(client: &mut Client, topic: &str, offset: i64) -> Vec<String> {
 fn check_serving(broker: &TestBroker, topics: &[String], round: usize) {
     for (k, topic) in topics.iter().enumerate().step_by(97) {
         let mut client = broker.client();
+        // This test is about descriptors, not latency: the first writes
+        // after thousands of creations have been seen to take over the
+        // default 20 s while other tests load the machine.
+        client.set_read_timeout(std::time::Duration::from_secs(120));
         let offset = produce(&mut client, topic, round);
         assert_eq!(offset, round as i64, "{topic}");
         let values = fetch_values(&mut client, topic, 0);
@@ -169,6 +173,9 @@ fn thousands_of_auto_created_topics_stay_within_a_low_descriptor_limit_and_resta
     drop(last);
     broker.restart(true);
     let mut client = broker.client();
+    // Requests wait until the broker has reopened every partition; under
+    // a loaded machine that has taken longer than the default 20 s.
+    client.set_read_timeout(std::time::Duration::from_secs(120));
     let resp = metadata(&mut client, &topics);
     assert!(resp.topics.iter().all(|t| t.error_code == 0));
     let fds = broker.open_fds();

@@ -282,6 +282,12 @@ impl Client {
         }
     }
 
+    /// Waits up to `limit` for each response (20 s by default).
+    #[allow(dead_code)]
+    pub fn set_read_timeout(&mut self, limit: Duration) {
+        self.stream.set_read_timeout(Some(limit)).unwrap();
+    }
+
     /// Sends a request and decodes its response.
     pub fn call<Req: Encodable, Resp: Decodable>(
         &mut self,
