@@ -3,14 +3,13 @@
 //! or none. The levels Wharf supports are in
 //! `wharf_coordinator::metadata::features`; ApiVersions reports the result.
 
-use kafka_protocol::messages::update_features_response::UpdatableFeatureResult;
-use kafka_protocol::messages::{UpdateFeaturesRequest, UpdateFeaturesResponse};
+use kafka_protocol::messages::UpdateFeaturesRequest;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use wharf_coordinator::metadata::ControllerError;
 
 use super::{HandlerResult, Request};
-use crate::cluster::node::admin::normalize_update_features;
+use crate::cluster::node::admin::{normalize_update_features, update_features_outcome};
 
 pub const MIN_VERSION: i16 = 0;
 pub const MAX_VERSION: i16 = 2;
@@ -34,21 +33,8 @@ pub async fn handle(request: Request) -> HandlerResult {
                 "UpdateFeatures refused: {}",
                 e.message
             );
-            let mut response = UpdateFeaturesResponse::default();
-            response.error_code = e.code.code();
-            response.error_message = Some(StrBytes::from_string(e.message.clone()));
-            response.results = body
-                .feature_updates
-                .iter()
-                .map(|u| {
-                    let mut r = UpdatableFeatureResult::default();
-                    r.feature = u.feature.clone();
-                    r.error_code = e.code.code();
-                    r.error_message = Some(StrBytes::from_string(e.message.clone()));
-                    r
-                })
-                .collect();
-            response
+            let message = Some(StrBytes::from_string(e.message.clone()));
+            update_features_outcome(&body, e.code.code(), message)
         }
     };
     if request.api_version >= 2 {

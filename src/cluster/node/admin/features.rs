@@ -80,14 +80,26 @@ pub(in crate::cluster::node) async fn serve_update_features(
         Ok(()) => (0, None),
         Err(e) => wire_error(e),
     };
+    update_features_outcome(request, code, message)
+}
+
+/// An UpdateFeatures answer: `code` and `message` at the top level and
+/// (v0-1) for every feature the request names, as Wharf decides all
+/// updates or none.
+pub fn update_features_outcome(
+    request: &UpdateFeaturesRequest,
+    code: i16,
+    message: Option<StrBytes>,
+) -> UpdateFeaturesResponse {
     let mut response = UpdateFeaturesResponse::default();
     response.error_code = code;
     response.error_message = message.clone();
-    response.results = updates
+    response.results = request
+        .feature_updates
         .iter()
         .map(|u| {
             let mut r = UpdatableFeatureResult::default();
-            r.feature = StrBytes::from_string(u.name.clone());
+            r.feature = u.feature.clone();
             r.error_code = code;
             r.error_message = message.clone();
             r
